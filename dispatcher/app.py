@@ -1,0 +1,146 @@
+"""Wiring and lifecycle: store, webhook server and MQTT as one unit with a bounded shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from dispatcher.clock import Clock, SystemClock
+from dispatcher.ingest import Ingestor
+from dispatcher.metrics import Metrics
+from dispatcher.mqtt import make_client
+from dispatcher.publisher import AuditPublisher
+from dispatcher.settings import LoadedConfig
+from dispatcher.store import SqliteStore, open_store
+from dispatcher.webhooks import Health, build_app, start_server
+
+log = logging.getLogger(__name__)
+
+
+def backoff_delays(first: float, cap: float, rng: random.Random) -> list[float]:
+    """Exponential delays with full jitter in the upper half, up to `cap` (enough for one run)."""
+    delays, delay = [], first
+    while delay < cap:
+        delays.append(delay)
+        delay *= 2
+    delays.append(cap)
+    return [d * (0.5 + rng.random() / 2) for d in delays]
+
+
+class Dispatcher:
+    """The daemon: `async with Dispatcher(config) as d: await d.run()`."""
+
+    def __init__(self, config: LoadedConfig, *, clock: Clock | None = None,
+                 environ: Mapping[str, str] = os.environ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.environ = environ
+        self.metrics = Metrics()
+        self.health = Health()
+        self.webhook_port: int | None = None
+        self._stop = asyncio.Event()
+        self._stack = AsyncExitStack()
+        self._store: SqliteStore | None = None
+
+    @property
+    def store(self) -> SqliteStore:
+        """The open store."""
+        if self._store is None:
+            raise RuntimeError("the dispatcher is not open")
+        return self._store
+
+    async def __aenter__(self) -> Self:
+        """Open the store, audit the config in force, start the webhook server."""
+        await self._stack.__aenter__()
+        try:
+            self._store = await self._stack.enter_async_context(
+                open_store(self.config.store_path))
+            await self.store.append_audit([{
+                "kind": "config", "status": "loaded", "config_version": self.config.version,
+                "files": [str(p) for p in self.config.files]}], now=self.clock.now())
+            app = build_app(self.store, self.metrics, self.health)
+            webhook = self.config.settings.webhook
+            runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
+            self._stack.push_async_callback(runner.cleanup)
+        except BaseException:
+            await self._stack.__aexit__(None, None, None)
+            raise
+        log.info("dispatcher started", extra={
+            "config_version": self.config.version, "store": str(self.config.store_path),
+            "webhook": f"{webhook.host}:{self.webhook_port}", "mqtt": self.config.settings.mqtt.url})
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        """Close everything opened in `__aenter__`, in reverse order."""
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    def request_stop(self) -> None:
+        """Begin a graceful shutdown (SIGTERM, SIGINT)."""
+        if not self._stop.is_set():
+            log.info("shutdown requested", extra={
+                "grace_seconds": self.config.settings.service.shutdown_grace_seconds})
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Run every loop in one task group until a stop is requested and the work has drained."""
+        async with asyncio.TaskGroup() as group:
+            mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
+            group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
+        log.info("dispatcher stopped")
+
+    async def _bounded_shutdown(self, work: asyncio.Task[None]) -> None:
+        await self._stop.wait()
+        grace = self.config.settings.service.shutdown_grace_seconds
+        done, _ = await asyncio.wait({work}, timeout=grace)
+        if not done:
+            log.warning("work did not drain within the grace period; cancelling",
+                        extra={"grace_seconds": grace})
+            work.cancel()
+
+    async def _mqtt_loop(self) -> None:
+        settings = self.config.settings
+        ingestor = Ingestor(self.store, self.clock, self.metrics,
+                            batch_max=settings.ingest.batch_max_events,
+                            max_payload_bytes=settings.ingest.max_payload_bytes,
+                            config_version=lambda: self.config.version)
+        publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix)
+        rng = random.Random()
+        failures = 0
+        while not self._stop.is_set():
+            client = make_client(settings.mqtt, self.environ)
+            try:
+                async with client:
+                    failures = 0
+                    self._set_connected(True)
+                    log.info("connected to broker", extra={"url": settings.mqtt.url})
+                    await client.subscribe([(topic, 1) for topic in settings.mqtt.topics])
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(ingestor.run(client, self._stop), name="ingest")
+                        group.create_task(publisher.run(client, self._stop), name="outbox")
+            except* aiomqtt.MqttError as group_error:
+                error = group_error.exceptions[0]
+                delays = backoff_delays(settings.mqtt.reconnect_min_seconds,
+                                        settings.mqtt.reconnect_max_seconds, rng)
+                delay = delays[min(failures, len(delays) - 1)]
+                failures += 1
+                log.warning(f"broker unreachable at {settings.mqtt.url}: {error}; "
+                            f"retrying in {delay:.1f}s")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._stop.wait()
+            finally:
+                self._set_connected(False)
+
+    def _set_connected(self, connected: bool) -> None:
+        self.health.mqtt_connected = connected
+        self.metrics.mqtt_connected.set(1 if connected else 0)

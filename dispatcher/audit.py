@@ -1,0 +1,124 @@
+"""The tamper-evident audit log: canonical JSON, SHA-256 hash chain, and its verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+class AuditKind(StrEnum):
+    """Kinds of audit record (contract section 4)."""
+
+    EVENT = "event"
+    ATTEMPT = "attempt"
+    SUPPRESSED = "suppressed"
+    OUTCOME = "outcome"
+    HOLD = "hold"
+    OPT_OUT = "opt_out"
+    CONFIG = "config"
+    DEAD_LETTER = "dead_letter"
+
+
+# Records of these kinds are also published to `<out prefix>/<account_id>` (contract section 2).
+PUBLISHED_KINDS = frozenset({AuditKind.ATTEMPT, AuditKind.SUPPRESSED, AuditKind.OUTCOME})
+
+EXPORT_FIELDS = (
+    "seq", "at", "kind", "event_id", "event_type", "account_id", "attempt_id", "channel", "party",
+    "to", "stage", "rule", "reason", "status", "provider_sid", "local_times", "template",
+    "config_version", "prev_hash", "hash",
+)
+
+
+def canonical_json(record: Mapping[str, Any]) -> str:
+    """Sorted keys, no whitespace, UTF-8 as is: the form that is hashed and exported."""
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of `record` without its `hash` field."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last record of the chain: where the next one attaches."""
+
+    seq: int
+    hash: str
+
+
+EMPTY_CHAIN = ChainHead(seq=0, hash=GENESIS_HASH)
+
+
+def seal(fields: Mapping[str, Any], head: ChainHead) -> dict[str, Any]:
+    """Return `fields` as the next record after `head`: with seq, prev_hash and hash set."""
+    record = {k: v for k, v in fields.items() if v is not None}
+    record["seq"] = head.seq + 1
+    record["prev_hash"] = head.hash
+    record["hash"] = record_hash(record)
+    return record
+
+
+def seal_all(items: Iterable[Mapping[str, Any]], head: ChainHead) -> list[dict[str, Any]]:
+    """Seal several records in order onto `head`."""
+    sealed = []
+    for fields in items:
+        record = seal(fields, head)
+        head = ChainHead(record["seq"], record["hash"])
+        sealed.append(record)
+    return sealed
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a chain check: ok, or the first bad record and what is wrong with it."""
+
+    ok: bool
+    checked: int
+    bad_seq: int | None = None
+    problem: str | None = None
+
+
+class ChainVerifier:
+    """Checks (stored seq, record JSON) rows fed in seq order: hashes, links, consecutive seqs."""
+
+    def __init__(self, start: ChainHead = EMPTY_CHAIN) -> None:
+        self.head = start
+        self.checked = 0
+
+    def feed(self, stored_seq: int, text: str) -> str | None:
+        """Check the next row; return what is wrong with it, or None when it is sound."""
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            return "record is not valid JSON"
+        seq = record.get("seq")
+        if seq != stored_seq:
+            return f"record says seq {seq!r} but is stored as seq {stored_seq}"
+        if seq != self.head.seq + 1:
+            return (f"expected seq {self.head.seq + 1} after {self.head.seq}: "
+                    "records were deleted or inserted")
+        if record.get("prev_hash") != self.head.hash:
+            return "prev_hash does not match the previous record's hash"
+        if record.get("hash") != record_hash(record):
+            return "hash does not match the record's content: it was edited"
+        self.head = ChainHead(seq, record["hash"])
+        self.checked += 1
+        return None
+
+
+def verify_chain(rows: Iterable[tuple[int, str]], start: ChainHead = EMPTY_CHAIN) -> VerifyResult:
+    """Check every row in seq order; stop at the first bad one."""
+    verifier = ChainVerifier(start)
+    for stored_seq, text in rows:
+        problem = verifier.feed(stored_seq, text)
+        if problem:
+            return VerifyResult(False, verifier.checked, stored_seq, problem)
+    return VerifyResult(True, verifier.checked)

@@ -1,0 +1,61 @@
+"""Time as an injected dependency: the daemon uses the system clock, `simulate` a virtual one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Source of the current time, always timezone-aware UTC."""
+
+    def now(self) -> datetime:
+        """Return the current time in UTC."""
+        ...
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> datetime:
+        """Return the current time in UTC."""
+        return datetime.now(UTC)
+
+
+class VirtualClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("VirtualClock needs a timezone-aware start")
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        """Return the virtual time."""
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock forward by `delta`."""
+        if delta < timedelta(0):
+            raise ValueError("a clock never goes backwards")
+        self._now += delta
+
+    def set(self, when: datetime) -> None:
+        """Move the clock forward to `when`."""
+        self.advance(when.astimezone(UTC) - self._now)
+
+
+def utc_rfc3339(moment: datetime) -> str:
+    """Format an aware datetime as UTC RFC 3339 with milliseconds, e.g. 2026-12-01T14:00:00.000Z."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_rfc3339(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp (with offset or Z) into an aware UTC datetime."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"timestamp without offset: {text!r}")
+    return moment.astimezone(UTC)

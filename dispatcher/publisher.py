@@ -1,0 +1,67 @@
+"""Outbox: audit records of kind attempt/suppressed/outcome are published to MQTT, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiomqtt
+
+from dispatcher.audit import canonical_json
+from dispatcher.metrics import Metrics
+from dispatcher.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def topic_for(prefix: str, record: dict[str, object]) -> str:
+    """`<out prefix>/<account_id>` (contract section 2)."""
+    return f"{prefix}/{record.get('account_id') or '_'}"
+
+
+class AuditPublisher:
+    """Publishes unpublished audit records in seq order and marks them once the broker has them."""
+
+    def __init__(self, store: Store, metrics: Metrics, prefix: str, *,
+                 poll_seconds: float = 0.5, batch: int = 200) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._prefix = prefix
+        self._poll = poll_seconds
+        self._batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for new records now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set or the connection drops."""
+        while not stop.is_set():
+            published = await self.publish_pending(client)
+            if published < self._batch:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._poll):
+                        await _first_of(self._wake, stop)
+
+    async def publish_pending(self, client: aiomqtt.Client) -> int:
+        """Publish one batch of pending records; return how many."""
+        records = await self._store.unpublished(self._batch)
+        for record in records:
+            # QoS 1: publish() returns once the broker has acknowledged the message.
+            await client.publish(topic_for(self._prefix, record), canonical_json(record), qos=1)
+        if records:
+            await self._store.mark_published([int(r["seq"]) for r in records])
+            self._metrics.published.inc(len(records))
+        return len(records)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

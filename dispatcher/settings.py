@@ -1,0 +1,321 @@
+"""Service configuration: TOML files validated once into immutable objects."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.events import MAX_PAYLOAD_BYTES
+from dispatcher.phones import validate_e164
+
+DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
+CONFIG_ENV = "DISPATCHER_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ServiceSettings(_Section):
+    """[service]: logging and lifecycle."""
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "text"] = "text"
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600)
+
+
+class MqttSettings(_Section):
+    """[mqtt]: broker connection, session and topics."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = Field(default="dispatcher-1", min_length=1, max_length=128)
+    topics: tuple[str, ...] = Field(default=("collections/events/#",), min_length=1)
+    out_prefix: str = "collections/attempts"
+    session_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=0xFFFFFFFE)
+    receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    keepalive_seconds: int = Field(default=30, ge=5, le=3600)
+    reconnect_min_seconds: float = Field(default=0.5, gt=0, le=60)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError("scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError("no host in the URL")
+        if parts.username or parts.password:
+            raise ValueError("credentials do not belong in the URL: set MQTT_USERNAME and "
+                             "MQTT_PASSWORD in the environment")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise ValueError("the port is not a number between 0 and 65535") from None
+        return value
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for topic in value:
+            levels = topic.split("/")
+            if not topic or any(("#" in lv and lv != "#") or ("+" in lv and lv != "+")
+                                for lv in levels) or ("#" in levels[:-1]):
+                raise ValueError(f"not a valid MQTT topic filter: {topic!r}")
+        return value
+
+    @field_validator("out_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not value or "#" in value or "+" in value or value.endswith("/"):
+            raise ValueError("must be a topic without wildcards or a trailing '/'")
+        return value
+
+    @property
+    def host(self) -> str:
+        """The broker's host name."""
+        return urlsplit(self.url).hostname or ""
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection uses TLS."""
+        return urlsplit(self.url).scheme == "mqtts"
+
+    @property
+    def port(self) -> int:
+        """The broker's port, defaulting by scheme."""
+        return urlsplit(self.url).port or (8883 if self.tls else 1883)
+
+
+class IngestSettings(_Section):
+    """[ingest]: how inbound events are batched into commits."""
+
+    batch_max_events: int = Field(default=1000, ge=1, le=10_000)
+    max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=MAX_PAYLOAD_BYTES)
+
+
+class StoreSettings(_Section):
+    """[store]: where state and the audit log live."""
+
+    url: str = "sqlite://../var/dispatcher.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith("sqlite:") or not sqlite_path_part(value):
+            raise ValueError("only sqlite:///absolute/path or sqlite://relative/path is "
+                             "supported for now")
+        return value
+
+
+def sqlite_path_part(url: str) -> str:
+    """The path written in a sqlite: URL ('sqlite:///var/x.db' gives '/var/x.db')."""
+    rest = url.removeprefix("sqlite:")
+    if rest.startswith("//"):
+        rest = rest[2:]
+    while rest.startswith("//"):
+        rest = rest[1:]
+    return rest
+
+
+class ChannelSettings(_Section):
+    """[channels]: which delivery provider is used."""
+
+    provider: Literal["sandbox", "twilio"] = "sandbox"
+
+
+class TwilioSettings(_Section):
+    """[twilio]: provider endpoint and sender; credentials come from the environment."""
+
+    api_base: str = "https://api.twilio.com"
+    from_number: str | None = None
+    messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-f]{32}$")
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("from_number")
+    @classmethod
+    def _from_number(cls, value: str | None) -> str | None:
+        return None if value is None else validate_e164(value)
+
+
+class WebhookSettings(_Section):
+    """[webhook]: the HTTP server for provider callbacks, health and metrics."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    public_url: str = "http://127.0.0.1:8080"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class ComplianceSettings(_Section):
+    """[compliance]: the jurisdiction profile in force."""
+
+    profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "us"
+
+
+class ProfileInfo(_Section):
+    """[profile] of a jurisdiction profile file."""
+
+    name: str
+    description: str
+    notice: str
+
+
+class RecordsPolicy(_Section):
+    """[records] of a jurisdiction profile: how long audit records are kept."""
+
+    retention_years: int = Field(ge=1, le=50)
+
+
+class Profile(BaseModel):
+    """A jurisdiction profile file (config/profiles/NAME.toml); the rules arrive with the planner."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    profile: ProfileInfo
+    records: RecordsPolicy
+
+
+class Settings(_Section):
+    """The whole service configuration."""
+
+    service: ServiceSettings = ServiceSettings()
+    mqtt: MqttSettings = MqttSettings()
+    ingest: IngestSettings = IngestSettings()
+    store: StoreSettings = StoreSettings()
+    channels: ChannelSettings = ChannelSettings()
+    twilio: TwilioSettings = TwilioSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    compliance: ComplianceSettings = ComplianceSettings()
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Validated settings plus where they came from and their version hash."""
+
+    settings: Settings
+    path: Path
+    profile: Profile
+    version: str
+    files: tuple[Path, ...]
+
+    @property
+    def store_path(self) -> Path:
+        """The SQLite file, with a relative path resolved against the config file's folder."""
+        return resolve_store_path(self.settings.store.url, self.path.parent)
+
+
+def resolve_store_path(url: str, base: Path) -> Path:
+    """Resolve a sqlite: URL to a file path; relative paths are relative to `base`."""
+    path = Path(sqlite_path_part(url))
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def config_path_from(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
+    """--config, else DISPATCHER_CONFIG, else config/dispatcher.toml."""
+    if cli_value:
+        return Path(cli_value)
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(str(path), "(file)", "file not found")]) from None
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), "(file)", exc.strerror or str(exc))]) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8")), raw
+    except UnicodeDecodeError:
+        raise ConfigError([ConfigProblem(str(path), "(file)", "not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem(str(path), "(syntax)", str(exc))]) from None
+
+
+def _problems(path: Path, exc: ValidationError) -> list[ConfigProblem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        reason = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            reason = "unknown key"
+        problems.append(ConfigProblem(str(path), key, reason))
+    return problems
+
+
+def _environment_problems(path: Path, settings: Settings,
+                          environ: Mapping[str, str]) -> list[ConfigProblem]:
+    problems = []
+    if settings.channels.provider == "twilio":
+        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+            if not environ.get(name):
+                problems.append(ConfigProblem(
+                    str(path), "channels.provider",
+                    f"provider 'twilio' needs {name} in the environment"))
+        if not (settings.twilio.from_number or settings.twilio.messaging_service_sid):
+            problems.append(ConfigProblem(str(path), "twilio.from_number",
+                                          "provider 'twilio' needs from_number or "
+                                          "messaging_service_sid"))
+    if environ.get("MQTT_PASSWORD") and not environ.get("MQTT_USERNAME"):
+        problems.append(ConfigProblem(str(path), "mqtt.url",
+                                      "MQTT_PASSWORD is set but MQTT_USERNAME is not"))
+    return problems
+
+
+def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
+    """Read and validate the config file and the profile it names; raise ConfigError on problems."""
+    data, raw = _read_toml(path)
+    problems: list[ConfigProblem] = []
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_problems(path, exc))
+        settings = None
+    profile = None
+    profile_path = None
+    profile_raw = b""
+    if settings is not None:
+        problems.extend(_environment_problems(path, settings, environ))
+        profile_path = path.parent / "profiles" / f"{settings.compliance.profile}.toml"
+        if not profile_path.is_file():
+            problems.append(ConfigProblem(str(path), "compliance.profile",
+                                          f"no profile file {profile_path}"))
+        else:
+            try:
+                profile_data, profile_raw = _read_toml(profile_path)
+                profile = Profile.model_validate(profile_data)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+            except ValidationError as exc:
+                problems.extend(_problems(profile_path, exc))
+    if problems or settings is None or profile is None or profile_path is None:
+        raise ConfigError(problems)
+    digest = hashlib.sha256(raw + b"\0" + profile_raw).hexdigest()[:16]
+    return LoadedConfig(settings=settings, path=path, profile=profile, version=digest,
+                        files=(path, profile_path))

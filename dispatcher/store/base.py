@@ -1,0 +1,130 @@
+"""The repository Protocol: intention-named methods, no SQL, so another engine can stand in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from dispatcher.accounts import AccountState
+from dispatcher.audit import ChainHead
+from dispatcher.events import Event
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A valid inbound event with its raw payload."""
+
+    event: Event
+    payload: bytes
+    topic: str
+    replay_of: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An inbound payload that becomes a dead letter."""
+
+    payload: bytes
+    topic: str
+    reason: str
+    detail: str
+    identity: Mapping[str, str] = field(default_factory=dict)
+
+
+Inbound = Accepted | Rejected
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What one committed batch did."""
+
+    stored: int
+    duplicates: int
+    dead_letters: int
+    dead_letter_reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A stored rejected payload."""
+
+    id: int
+    received_at: str
+    topic: str
+    payload: bytes
+    reason: str
+    detail: str
+    event_id: str | None
+    event_type: str | None
+    account_id: str | None
+    replayed_at: str | None
+    replay_event_id: str | None
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """The opt-out state of one number on one channel."""
+
+    number: str
+    channel: str
+    opted_out: bool
+    changed_at: str
+    event_id: str
+
+
+class Store(Protocol):
+    """Everything the engine and the CLI need from persistence."""
+
+    async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
+                           config_version: str) -> BatchResult:
+        """Commit events (ignoring seen event ids), dead letters and their audit records."""
+        ...
+
+    async def append_audit(self, records: Sequence[Mapping[str, Any]], *,
+                           now: datetime) -> list[dict[str, Any]]:
+        """Seal and append audit records; return them as stored."""
+        ...
+
+    async def audit_head(self) -> ChainHead:
+        """The last record of the audit chain."""
+        ...
+
+    def audit_records(self, *, account_id: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Audit records oldest first, filtered by account and [since, until)."""
+        ...
+
+    def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
+        """(seq, stored JSON) of every audit record in seq order, for verification."""
+        ...
+
+    async def unpublished(self, limit: int) -> list[dict[str, Any]]:
+        """Audit records still to be published to MQTT, oldest first."""
+        ...
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        """Note that these audit records reached the broker."""
+        ...
+
+    async def account(self, account_id: str) -> AccountState | None:
+        """The account's current state, if any event named it."""
+        ...
+
+    async def opt_outs(self, number: str) -> list[OptOut]:
+        """The opt-out state of a number on each channel it has one for."""
+        ...
+
+    async def dead_letters(self, ids: Sequence[int] | None = None, *,
+                           include_replayed: bool = False) -> list[DeadLetter]:
+        """Stored dead letters, oldest first; by id when `ids` is given."""
+        ...
+
+    async def count_events(self) -> int:
+        """How many distinct events are stored."""
+        ...
+
+    async def ping(self) -> None:
+        """Fail when the store cannot be written."""
+        ...

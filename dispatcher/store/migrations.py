@@ -1,0 +1,73 @@
+"""Numbered schema migrations for SQLite; index + 1 is the `PRAGMA user_version` it produces."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: events, account projections, opt-outs, dead letters, audit chain.
+    (
+        """CREATE TABLE events (
+            event_id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            occurred_at TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            event_json TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_account ON events(account_id, occurred_at, event_id)",
+        """CREATE TABLE accounts (
+            account_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            last_occurred_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            state_json TEXT NOT NULL,
+            next_attempt_at TEXT
+        )""",
+        """CREATE INDEX accounts_due ON accounts(next_attempt_at)
+            WHERE next_attempt_at IS NOT NULL""",
+        """CREATE TABLE party_numbers (
+            number TEXT NOT NULL,
+            account_id TEXT NOT NULL,
+            party TEXT NOT NULL,
+            contact_id TEXT,
+            PRIMARY KEY (number, account_id, party)
+        )""",
+        "CREATE INDEX party_numbers_by_account ON party_numbers(account_id)",
+        """CREATE TABLE opt_outs (
+            number TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            opted_out INTEGER NOT NULL,
+            changed_at TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            account_id TEXT,
+            PRIMARY KEY (number, channel)
+        )""",
+        """CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            reason TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            event_id TEXT,
+            event_type TEXT,
+            account_id TEXT,
+            replayed_at TEXT,
+            replay_event_id TEXT
+        )""",
+        """CREATE TABLE audit (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            account_id TEXT,
+            record TEXT NOT NULL,
+            published INTEGER
+        )""",
+        "CREATE INDEX audit_by_account ON audit(account_id, seq)",
+        "CREATE INDEX audit_by_time ON audit(at)",
+        "CREATE INDEX audit_unpublished ON audit(seq) WHERE published = 0",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

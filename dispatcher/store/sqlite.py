@@ -1,0 +1,419 @@
+"""SQLite repository through aiosqlite: WAL, numbered migrations, one writer transaction a batch."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from dispatcher.accounts import AccountState, fold, is_in_order
+from dispatcher.audit import PUBLISHED_KINDS, ChainHead, seal_all
+from dispatcher.clock import utc_rfc3339
+from dispatcher.errors import StoreError
+from dispatcher.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
+from dispatcher.store.base import (
+    Accepted,
+    BatchResult,
+    DeadLetter,
+    Inbound,
+    OptOut,
+    Rejected,
+)
+from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+# SQLite's default limit on bound parameters is 32766; stay far below it.
+_CHUNK = 500
+
+
+def db_time(moment: datetime) -> str:
+    """A UTC timestamp with microseconds whose text order is its time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
+    rows: list[tuple[str, str, str, str | None]] = []
+    if state.debtor is not None:
+        rows.extend((p.number, state.account_id, "debtor", None) for p in state.debtor.phones)
+    rows.extend((c.number, state.account_id, "third_party", c.contact_id) for c in state.contacts)
+    return list({(r[0], r[2]): r for r in rows}.values())
+
+
+def _derived_audit(event: Event) -> list[dict[str, Any]]:
+    """Hold and opt-out records that an event implies, besides its `event` record."""
+    data = event.data
+    base = {"at": None, "account_id": event.account_id, "event_id": event.event_id}
+    if isinstance(data, HoldData):
+        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "placed",
+                        "until": data.until.isoformat() if data.until else None}]
+    if isinstance(data, ReleaseData):
+        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "released"}]
+    if isinstance(data, OptData):
+        status = "opted_out" if event.type is EventType.OPT_OUT else "opted_in"
+        return [base | {"kind": "opt_out", "to": data.number, "channel": str(data.channel),
+                        "status": status}]
+    return []
+
+
+class SqliteStore:
+    """The repository on one SQLite file; every method is serialised on one connection."""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, path: Path, *, create: bool = True) -> SqliteStore:
+        """Open (and migrate) the store at `path`; refuse a schema newer than this code."""
+        if not create and not path.exists():
+            raise StoreError(f"no store at {path}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await db.execute("PRAGMA busy_timeout = 10000")
+            await db.execute("PRAGMA journal_mode = WAL")
+            # FULL: an event acknowledged to the broker must survive a power cut, not only a crash.
+            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute("PRAGMA foreign_keys = ON")
+            await cls._migrate(db, path)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, path)
+
+    @staticmethod
+    async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+        async with db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{path}: schema version {version} is newer than this dispatcher "
+                             f"supports ({SCHEMA_VERSION}); upgrade the dispatcher")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1]:
+                    await db.execute(statement)
+                await db.execute(f"PRAGMA user_version = {number}")
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+
+    async def close(self) -> None:
+        """Close the connection."""
+        async with self._lock:
+            await self._db.close()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                await self._db.execute("ROLLBACK")
+                raise
+            await self._db.execute("COMMIT")
+
+    async def _head(self) -> ChainHead:
+        # Read inside the write transaction: another process (the CLI) may have appended.
+        async with self._db.execute(
+                "SELECT record FROM audit ORDER BY seq DESC LIMIT 1") as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return ChainHead(0, "0" * 64)
+        record = json.loads(row[0])
+        return ChainHead(int(record["seq"]), str(record["hash"]))
+
+    async def _insert_audit(self, fields: Sequence[Mapping[str, Any]],
+                            now: datetime) -> list[dict[str, Any]]:
+        at = utc_rfc3339(now)
+        sealed = seal_all(({**f, "at": f.get("at") or at} for f in fields), await self._head())
+        await self._db.executemany(
+            "INSERT INTO audit(seq, at, kind, account_id, record, published) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(r["seq"], r["at"], r["kind"], r.get("account_id"),
+              json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+              0 if r["kind"] in PUBLISHED_KINDS else None) for r in sealed])
+        return sealed
+
+    # -- ingest ------------------------------------------------------------------------------
+
+    async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
+                           config_version: str) -> BatchResult:
+        """Commit events (ignoring seen event ids), dead letters and their audit records."""
+        async with self._write() as db:
+            accepted = [i for i in items if isinstance(i, Accepted)]
+            fresh, duplicates = await self._fresh(db, accepted)
+            received = db_time(now)
+            await db.executemany(
+                "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
+                "payload, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(a.event.event_id, a.event.account_id, a.event.type.value,
+                  db_time(a.event.occurred_at), received, a.topic, a.payload,
+                  a.event.model_dump_json()) for a in fresh])
+            await self._project_accounts(db, [a.event for a in fresh], received)
+            await self._apply_opt_outs(db, [a.event for a in fresh])
+            replays = [(received, a.event.event_id, a.replay_of)
+                       for a in accepted if a.replay_of is not None]
+            await db.executemany(
+                "UPDATE dead_letters SET replayed_at = ?, replay_event_id = ? WHERE id = ?",
+                replays)
+            rejected = [i for i in items if isinstance(i, Rejected)]
+            audit = [self._event_record(a, config_version) for a in fresh]
+            for a in fresh:
+                audit.extend(r | {"config_version": config_version}
+                             for r in _derived_audit(a.event))
+            audit.extend(await self._insert_dead_letters(db, rejected, received, config_version))
+            await self._insert_audit(audit, now)
+        return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
+                           dead_letter_reasons=tuple(r.reason for r in rejected))
+
+    @staticmethod
+    def _event_record(accepted: Accepted, config_version: str) -> dict[str, Any]:
+        event = accepted.event
+        return {"kind": "event", "event_id": event.event_id, "event_type": event.type.value,
+                "account_id": event.account_id, "occurred_at": utc_rfc3339(event.occurred_at),
+                "payload_sha256": hashlib.sha256(accepted.payload).hexdigest(),
+                "replay_of": accepted.replay_of, "config_version": config_version}
+
+    @staticmethod
+    async def _fresh(db: aiosqlite.Connection,
+                     accepted: Sequence[Accepted]) -> tuple[list[Accepted], int]:
+        ids = list(dict.fromkeys(a.event.event_id for a in accepted))
+        seen: set[str] = set()
+        for chunk in _chunks(ids):
+            async with db.execute(f"SELECT event_id FROM events WHERE event_id IN "
+                                  f"({_marks(len(chunk))})", chunk) as cur:
+                seen.update(row[0] for row in await cur.fetchall())
+        fresh = []
+        for item in accepted:
+            if item.event.event_id not in seen:
+                seen.add(item.event.event_id)
+                fresh.append(item)
+        return fresh, len(accepted) - len(fresh)
+
+    async def _project_accounts(self, db: aiosqlite.Connection, events: Sequence[Event],
+                                updated_at: str) -> None:
+        by_account: dict[str, list[Event]] = defaultdict(list)
+        for event in events:
+            if event.type not in (EventType.OPT_OUT, EventType.OPT_IN):
+                by_account[event.account_id].append(event)
+        if not by_account:
+            return
+        current: dict[str, AccountState] = {}
+        for chunk in _chunks(list(by_account)):
+            async with db.execute(f"SELECT account_id, state_json FROM accounts WHERE account_id "
+                                  f"IN ({_marks(len(chunk))})", chunk) as cur:
+                for account_id, state_json in await cur.fetchall():
+                    current[account_id] = AccountState.model_validate_json(state_json)
+        states = []
+        for account_id, new in by_account.items():
+            before = current.get(account_id)
+            if before is None or is_in_order(before, new):
+                states.append(fold(account_id, new, before))
+            else:
+                # An older event arrived late: replay the account's whole history in order.
+                states.append(fold(account_id, await self._account_events(db, account_id)))
+        await db.executemany(
+            "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET status = "
+            "excluded.status, last_occurred_at = excluded.last_occurred_at, updated_at = "
+            "excluded.updated_at, state_json = excluded.state_json",
+            [(s.account_id, s.status.value, db_time(s.last_occurred_at or datetime.now(UTC)),
+              updated_at, s.model_dump_json()) for s in states])
+        await db.executemany("DELETE FROM party_numbers WHERE account_id = ?",
+                             [(s.account_id,) for s in states])
+        await db.executemany(
+            "INSERT INTO party_numbers(number, account_id, party, contact_id) VALUES (?, ?, ?, ?)",
+            [row for s in states for row in _party_rows(s)])
+
+    @staticmethod
+    async def _account_events(db: aiosqlite.Connection, account_id: str) -> list[Event]:
+        async with db.execute("SELECT event_json FROM events WHERE account_id = ? AND type NOT IN "
+                              "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
+            return [Event.model_validate_json(row[0]) for row in await cur.fetchall()]
+
+    @staticmethod
+    async def _apply_opt_outs(db: aiosqlite.Connection, events: Sequence[Event]) -> None:
+        rows = []
+        for event in events:
+            if not isinstance(event.data, OptData):
+                continue
+            opted_out = 1 if event.type is EventType.OPT_OUT else 0
+            channels = (("sms", "call") if event.data.channel is OptChannel.ALL
+                        else (event.data.channel.value,))
+            rows.extend((event.data.number, channel, opted_out, db_time(event.occurred_at),
+                         event.event_id, event.account_id) for channel in channels)
+        # The newest statement about a number wins; at the same instant, the opt-out wins.
+        await db.executemany(
+            "INSERT INTO opt_outs(number, channel, opted_out, changed_at, event_id, account_id) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(number, channel) DO UPDATE SET "
+            "opted_out = excluded.opted_out, changed_at = excluded.changed_at, "
+            "event_id = excluded.event_id, account_id = excluded.account_id "
+            "WHERE excluded.changed_at > opt_outs.changed_at OR "
+            "(excluded.changed_at = opt_outs.changed_at AND excluded.opted_out = 1)", rows)
+
+    @staticmethod
+    async def _insert_dead_letters(db: aiosqlite.Connection, rejected: Sequence[Rejected],
+                                   received: str, config_version: str) -> list[dict[str, Any]]:
+        if not rejected:
+            return []
+        async with db.execute("SELECT COALESCE(MAX(id), 0) FROM dead_letters") as cur:
+            row = await cur.fetchone()
+        first = int(row[0]) + 1 if row else 1
+        rows = []
+        audit: list[dict[str, Any]] = []
+        for offset, item in enumerate(rejected):
+            ident = item.identity
+            rows.append((first + offset, received, item.topic, item.payload, item.reason,
+                         item.detail, ident.get("event_id"), ident.get("event_type"),
+                         ident.get("account_id")))
+            audit.append({"kind": "dead_letter", "dead_letter_id": first + offset,
+                          "reason": item.reason, "detail": item.detail,
+                          "event_id": ident.get("event_id"),
+                          "event_type": ident.get("event_type"),
+                          "account_id": ident.get("account_id"),
+                          "payload_sha256": hashlib.sha256(item.payload).hexdigest(),
+                          "config_version": config_version})
+        await db.executemany(
+            "INSERT INTO dead_letters(id, received_at, topic, payload, reason, detail, event_id, "
+            "event_type, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return audit
+
+    # -- audit -------------------------------------------------------------------------------
+
+    async def append_audit(self, records: Sequence[Mapping[str, Any]], *,
+                           now: datetime) -> list[dict[str, Any]]:
+        """Seal and append audit records; return them as stored."""
+        async with self._write():
+            return await self._insert_audit(records, now)
+
+    async def audit_head(self) -> ChainHead:
+        """The last record of the audit chain."""
+        async with self._lock:
+            return await self._head()
+
+    async def audit_records(self, *, account_id: str | None = None,
+                            since: datetime | None = None,
+                            until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Audit records oldest first, filtered by account and [since, until)."""
+        clauses, params = [], []
+        if account_id is not None:
+            clauses.append("account_id = ?")
+            params.append(account_id)
+        if since is not None:
+            clauses.append("at >= ?")
+            params.append(utc_rfc3339(since))
+        if until is not None:
+            clauses.append("at < ?")
+            params.append(utc_rfc3339(until))
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        async for _, text in self._paged(f"SELECT seq, record FROM audit {where}", params):
+            yield json.loads(text)
+
+    async def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
+        """(seq, stored JSON) of every audit record in seq order, for verification."""
+        async for row in self._paged("SELECT seq, record FROM audit", []):
+            yield row
+
+    async def _paged(self, query: str, params: list[Any],
+                     page: int = 5000) -> AsyncIterator[tuple[int, str]]:
+        last = 0
+        joiner = " AND " if " WHERE " in query else " WHERE "
+        while True:
+            async with self._lock, self._db.execute(
+                    f"{query}{joiner}seq > ? ORDER BY seq LIMIT {page}", [*params, last]) as cur:
+                rows = await cur.fetchall()
+            for seq, text in rows:
+                yield int(seq), str(text)
+            if len(rows) < page:
+                return
+            last = int(rows[-1][0])
+
+    async def unpublished(self, limit: int) -> list[dict[str, Any]]:
+        """Audit records still to be published to MQTT, oldest first."""
+        async with self._lock, self._db.execute(
+                "SELECT record FROM audit WHERE published = 0 ORDER BY seq LIMIT ?",
+                (limit,)) as cur:
+            return [json.loads(row[0]) for row in await cur.fetchall()]
+
+    async def mark_published(self, seqs: Sequence[int]) -> None:
+        """Note that these audit records reached the broker."""
+        async with self._write() as db:
+            await db.executemany("UPDATE audit SET published = 1 WHERE seq = ?",
+                                 [(s,) for s in seqs])
+
+    # -- queries -----------------------------------------------------------------------------
+
+    async def account(self, account_id: str) -> AccountState | None:
+        """The account's current state, if any event named it."""
+        async with self._lock, self._db.execute(
+                "SELECT state_json FROM accounts WHERE account_id = ?", (account_id,)) as cur:
+            row = await cur.fetchone()
+        return AccountState.model_validate_json(row[0]) if row else None
+
+    async def opt_outs(self, number: str) -> list[OptOut]:
+        """The opt-out state of a number on each channel it has one for."""
+        async with self._lock, self._db.execute(
+                "SELECT number, channel, opted_out, changed_at, event_id FROM opt_outs "
+                "WHERE number = ? ORDER BY channel", (number,)) as cur:
+            rows = await cur.fetchall()
+        return [OptOut(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+
+    async def dead_letters(self, ids: Sequence[int] | None = None, *,
+                           include_replayed: bool = False) -> list[DeadLetter]:
+        """Stored dead letters, oldest first; by id when `ids` is given."""
+        query = ("SELECT id, received_at, topic, payload, reason, detail, event_id, event_type, "
+                 "account_id, replayed_at, replay_event_id FROM dead_letters")
+        params: list[Any] = []
+        if ids:
+            query += f" WHERE id IN ({_marks(len(ids))})"
+            params = list(ids)
+        elif not include_replayed:
+            query += " WHERE replayed_at IS NULL"
+        async with self._lock, self._db.execute(query + " ORDER BY id", params) as cur:
+            rows = await cur.fetchall()
+        return [DeadLetter(int(r[0]), r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], r[8],
+                           r[9], r[10]) for r in rows]
+
+    async def count_events(self) -> int:
+        """How many distinct events are stored."""
+        async with self._lock, self._db.execute("SELECT COUNT(*) FROM events") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def ping(self) -> None:
+        """Fail when the store cannot be written."""
+        async with self._write() as db:
+            await db.execute("PRAGMA user_version")
+
+
+@asynccontextmanager
+async def open_store(path: Path, *, create: bool = True) -> AsyncIterator[SqliteStore]:
+    """Open the store for the length of a `async with` block."""
+    store = await SqliteStore.open(path, create=create)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,57 @@
+"""The HTTP server: health and metrics now; provider callbacks arrive with the Twilio channel."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from dispatcher.metrics import Metrics
+from dispatcher.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Health:
+    """What `/healthz` reports; updated by the daemon's loops."""
+
+    mqtt_connected: bool = False
+
+
+def build_app(store: Store, metrics: Metrics, health: Health) -> web.Application:
+    """The aiohttp application with its routes."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        try:
+            await store.ping()
+            store_ok = True
+        except Exception:  # the answer is the report: any failure means "not writable"
+            log.exception("store health check failed")
+            store_ok = False
+        ok = store_ok and health.mqtt_connected
+        body = {"status": "ok" if ok else "degraded", "mqtt_connected": health.mqtt_connected,
+                "store_writable": store_ok}
+        return web.json_response(body, status=200 if ok else 503)
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        return web.Response(body=metrics.render(),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Start serving; return the runner (to clean up) and the bound port."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    server = site._server  # noqa: SLF001 - the only way to learn the port when 0 was asked for
+    sockets = getattr(server, "sockets", None) or []
+    bound = sockets[0].getsockname()[1] if sockets else port
+    return runner, int(bound)
