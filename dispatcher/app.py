@@ -76,7 +76,8 @@ class Dispatcher:
             raise
         log.info("dispatcher started", extra={
             "config_version": self.config.version, "store": str(self.config.store_path),
-            "webhook": f"{webhook.host}:{self.webhook_port}", "mqtt": self.config.settings.mqtt.url})
+            "webhook": f"{webhook.host}:{self.webhook_port}",
+            "mqtt": self.config.settings.mqtt.url})
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import json
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from dispatcher import __version__

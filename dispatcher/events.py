@@ -313,7 +313,7 @@ def validate_event(raw: dict[str, Any]) -> Event:
         type=envelope.type,
         occurred_at=envelope.occurred_at.astimezone(UTC),
         account_id=envelope.account_id,
-        data=data,  # type: ignore[arg-type]
+        data=data,
     )
 
 

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def make_client(settings: MqttSettings, environ: Mapping[str, str] = os.environ,
                 *, client_id: str | None = None) -> aiomqtt.Client:
     """A v5 client with a persistent session and manual acknowledgement switched on."""
-    properties = Properties(PacketTypes.CONNECT)
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     properties.SessionExpiryInterval = settings.session_expiry_seconds
     # Bounds how many unacknowledged QoS 1 messages the broker may push at us.
     properties.ReceiveMaximum = settings.receive_maximum
@@ -54,7 +54,7 @@ def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
 def take_queued(client: aiomqtt.Client, limit: int) -> list[aiomqtt.Message]:
     """Take up to `limit` messages that have already arrived, without waiting."""
     queue = client._queue  # noqa: SLF001
-    taken = []
+    taken: list[aiomqtt.Message] = []
     while len(taken) < limit and not queue.empty():
         taken.append(queue.get_nowait())
     return taken

@@ -191,7 +191,7 @@ class RecordsPolicy(_Section):
 
 
 class Profile(BaseModel):
-    """A jurisdiction profile file (config/profiles/NAME.toml); the rules arrive with the planner."""
+    """A jurisdiction profile (config/profiles/NAME.toml); its rules arrive with the planner."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 

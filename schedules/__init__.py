@@ -1,0 +1,1 @@
+"""Contact strategy: stages, time windows, slot rotation and the planner (planner issue)."""

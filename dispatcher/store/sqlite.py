@@ -84,9 +84,9 @@ class SqliteStore:
     @classmethod
     async def open(cls, path: Path, *, create: bool = True) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code."""
-        if not create and not path.exists():
+        if not create and not await asyncio.to_thread(path.exists):
             raise StoreError(f"no store at {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
@@ -256,7 +256,7 @@ class SqliteStore:
 
     @staticmethod
     async def _apply_opt_outs(db: aiosqlite.Connection, events: Sequence[Event]) -> None:
-        rows = []
+        rows: list[tuple[str, str, int, str, str, str]] = []
         for event in events:
             if not isinstance(event.data, OptData):
                 continue
@@ -344,7 +344,7 @@ class SqliteStore:
         while True:
             async with self._lock, self._db.execute(
                     f"{query}{joiner}seq > ? ORDER BY seq LIMIT {page}", [*params, last]) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
             for seq, text in rows:
                 yield int(seq), str(text)
             if len(rows) < page:
