@@ -1,0 +1,34 @@
+"""Running the real Dispatcher inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from dispatcher.app import Dispatcher
+from dispatcher.settings import load_config
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll a condition that other processes change, without blocking the loop."""
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - the condition lives in a file or another task
+            await asyncio.sleep(0.02)
+    assert predicate(), what
+
+
+@asynccontextmanager
+async def running(config_path: Path) -> AsyncIterator[Dispatcher]:
+    """A started, connected Dispatcher; stopped gracefully at the end of the block."""
+    config = load_config(config_path)
+    async with Dispatcher(config) as dispatcher:
+        task = asyncio.create_task(dispatcher.run())
+        await wait_for(lambda: dispatcher.health.mqtt_connected or task.done(), 10, "connected")
+        try:
+            yield dispatcher
+            assert not task.done(), "the daemon stopped on its own"
+        finally:
+            dispatcher.request_stop()
+            await task

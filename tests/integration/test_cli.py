@@ -1,0 +1,201 @@
+"""The CLI against a real store: check-config, audit export and verify, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dispatcher.audit import record_hash
+from dispatcher.cli import main
+from dispatcher.ingest import classify
+from dispatcher.store import open_store
+from tests.support import db_path, encode, make_config, overdue_event
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(list(argv), out=out)
+    return code, out.getvalue()
+
+
+def seed(config: Path, payloads: list[bytes], *, at: datetime = T0,
+         limit: int = 65536) -> None:
+    async def go() -> None:
+        async with open_store(db_path(config)) as store:
+            items = [classify(p, "collections/events/x", limit) for p in payloads]
+            await store.record_batch(items, now=at, config_version="test")
+    asyncio.run(go())
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+    seed(path, [encode(overdue_event(n, f"A-{n % 2}")) for n in range(4)])
+    seed(path, [b"not json", encode(overdue_event(9, "A-1"))],
+         at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
+    return path
+
+
+def test_check_config_ok_and_every_problem_named(tmp_path: Path) -> None:
+    good = make_config(tmp_path / "good", "mqtt://127.0.0.1:1883")
+    code, out = run_cli("check-config", "--config", str(good))
+    assert code == 0
+    assert out.startswith("OK:")
+    bad = make_config(tmp_path / "bad", "mqtt://user:pw@host", extra="[twilio]\nfrom_nmber = 1")
+    code, out = run_cli("check-config", "--config", str(bad))
+    assert code == 1
+    assert f"{bad}: mqtt.url: credentials do not belong in the URL" in out
+    assert f"{bad}: twilio.from_nmber: unknown key" in out
+    assert "2 problem(s) found" in out
+
+
+def test_dispatcher_config_env_names_the_file(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_CONFIG", str(tmp_path / "nowhere.toml"))
+    code, out = run_cli("check-config")
+    assert code == 1
+    assert f"{tmp_path / 'nowhere.toml'}: (file): file not found" in out
+
+
+def test_export_jsonl_all_and_filtered(config: Path) -> None:
+    code, out = run_cli("audit", "export", "--config", str(config))
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    assert [r["kind"] for r in records].count("event") == 5
+    assert [r["kind"] for r in records].count("dead_letter") == 1
+
+    _, out = run_cli("audit", "export", "--config", str(config), "--account", "A-1")
+    assert {json.loads(line)["account_id"] for line in out.splitlines()} == {"A-1"}
+    assert len(out.splitlines()) == 3
+
+    _, out = run_cli("audit", "export", "--config", str(config), "--since", "2026-12-02")
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["event", "dead_letter"]
+    _, out = run_cli("audit", "export", "--config", str(config),
+                     "--until", "2026-12-02T00:00:00Z")
+    assert len(out.splitlines()) == 4
+
+
+def test_export_csv_has_the_contract_columns(config: Path) -> None:
+    code, out = run_cli("audit", "export", "--config", str(config), "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 6
+    assert {"seq", "at", "kind", "event_id", "account_id", "reason", "prev_hash",
+            "hash"} <= set(rows[0])
+    assert rows[-1]["kind"] == "dead_letter"
+    assert rows[-1]["reason"] == "not_json"
+
+
+def test_export_refuses_a_time_without_offset(config: Path, capsys: pytest.CaptureFixture[str],
+                                              ) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", "export", "--config", str(config), "--since", "2026-12-01T10:00:00"])
+    assert exit_info.value.code == 2
+    assert "no UTC offset" in capsys.readouterr().err
+
+
+def test_verify_ok(config: Path) -> None:
+    code, out = run_cli("audit", "verify", "--config", str(config))
+    assert code == 0
+    assert out.startswith("OK: 6 records")
+
+
+def tamper(config: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    with sqlite3.connect(db_path(config)) as db:
+        db.execute(sql, params)
+
+
+def test_verify_finds_an_edited_record(config: Path) -> None:
+    # A changed account id, with the index column changed to match.
+    tamper(config, "UPDATE audit SET account_id = 'A-X', "
+                   "record = json_set(record, '$.account_id', 'A-X') WHERE seq = 3")
+    code, out = run_cli("audit", "verify", "--config", str(config))
+    assert code == 1
+    assert out.startswith("BROKEN at seq 3: hash does not match")
+
+
+def test_verify_finds_a_deleted_record(config: Path) -> None:
+    tamper(config, "DELETE FROM audit WHERE seq = 2")
+    code, out = run_cli("audit", "verify", "--config", str(config))
+    assert code == 1
+    assert out.startswith("BROKEN at seq 3: expected seq 2 after 1")
+
+
+def test_verify_finds_an_inserted_record(config: Path) -> None:
+    # A forger renumbers the tail and inserts a well-formed record of their own at seq 3.
+    with sqlite3.connect(db_path(config)) as db:
+        prev = json.loads(db.execute("SELECT record FROM audit WHERE seq = 2").fetchone()[0])
+        for seq in range(6, 2, -1):
+            record = json.loads(db.execute("SELECT record FROM audit WHERE seq = ?",
+                                           (seq,)).fetchone()[0])
+            record["seq"] = seq + 1
+            db.execute("UPDATE audit SET seq = ?, record = ? WHERE seq = ?",
+                       (seq + 1, json.dumps(record), seq))
+        forged = {"seq": 3, "at": "2026-12-01T12:00:00.000Z", "kind": "event",
+                  "event_id": "forged", "account_id": "A-0", "prev_hash": prev["hash"]}
+        forged["hash"] = record_hash(forged)
+        db.execute("INSERT INTO audit(seq, at, kind, account_id, record) VALUES (3, ?, ?, ?, ?)",
+                   (forged["at"], "event", "A-0", json.dumps(forged)))
+    code, out = run_cli("audit", "verify", "--config", str(config))
+    assert code == 1
+    assert out.startswith("BROKEN at seq 4: prev_hash does not match")
+
+
+def test_dead_letters_list_and_replay_after_the_limit_is_raised(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1",
+                         extra="[ingest]\nmax_payload_bytes = 1024")
+    big = overdue_event(5, "A-5")
+    big["data"]["debtor"]["name"] = "N" * 150
+    big["data"]["contacts"] = [{"contact_id": f"c{i}", "name": "Al", "relation": "friend",
+                                "number": "+15125550101", "role": "emergency"}
+                               for i in range(8)]
+    payload = encode(big)
+    assert len(payload) > 1024
+    seed(config, [payload, b"[]"], limit=1024)
+
+    code, out = run_cli("dead-letters", "list", "--config", str(config))
+    assert code == 0
+    assert "too_large" in out
+    assert "not_object" in out
+    assert "2 dead letter(s)" in out
+
+    text = config.read_text().replace("max_payload_bytes = 1024", "max_payload_bytes = 65536")
+    config.write_text(text)
+    code, out = run_cli("dead-letters", "replay", "--config", str(config))
+    assert code == 1  # one of the two is still bad
+    assert "1: accepted as event e-000005" in out
+    assert "2: still rejected: not_object" in out
+
+    code, out = run_cli("dead-letters", "list", "--config", str(config), "--format", "jsonl")
+    assert [json.loads(line)["id"] for line in out.splitlines()] == [2]
+    code, out = run_cli("audit", "export", "--config", str(config))
+    events = [json.loads(line) for line in out.splitlines() if '"kind":"event"' in line]
+    assert [(e["event_id"], e["replay_of"]) for e in events] == [("e-000005", 1)]
+    code, out = run_cli("dead-letters", "replay", "--config", str(config), "77")
+    assert code == 2
+
+
+def test_store_with_a_newer_schema_is_refused(config: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    tamper(config, "PRAGMA user_version = 99")
+    code, _ = run_cli("audit", "verify", "--config", str(config))
+    assert code == 2
+    assert "schema version 99 is newer than this dispatcher supports" in capsys.readouterr().err
+
+
+def test_missing_store_is_a_clear_error(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+    code, _ = run_cli("audit", "export", "--config", str(config))
+    assert code == 2
+    assert "no store at" in capsys.readouterr().err

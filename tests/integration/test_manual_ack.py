@@ -1,0 +1,84 @@
+"""The broker forgets a message only when `ack` is called: the function ingest relies on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiomqtt
+
+from dispatcher.mqtt import ack, make_client, take_queued
+from dispatcher.settings import MqttSettings
+from tests.support import Broker
+
+
+def settings_for(broker: Broker) -> MqttSettings:
+    return MqttSettings(url=broker.url, client_id="ack-test", topics=("t/#",))
+
+
+async def receive_one(client: aiomqtt.Client) -> aiomqtt.Message:
+    async with asyncio.timeout(5):
+        return await anext(aiter(client.messages))
+
+
+async def nothing_arrives(client: aiomqtt.Client, wait: float = 1.0) -> bool:
+    try:
+        async with asyncio.timeout(wait):
+            await anext(aiter(client.messages))
+    except TimeoutError:
+        return True
+    return False
+
+
+async def publish(broker: Broker, payload: bytes) -> None:
+    async with aiomqtt.Client("127.0.0.1", broker.port) as publisher:
+        await publisher.publish("t/x", payload, qos=1)
+
+
+async def test_unacknowledged_message_is_redelivered_to_the_next_session(broker: Broker) -> None:
+    settings = settings_for(broker)
+    first = make_client(settings)
+    async with first:
+        await first.subscribe("t/#", qos=1)
+        await publish(broker, b"one")
+        message = await receive_one(first)
+        assert message.payload == b"one"
+        # No ack: a second connection with the same client id takes the session over,
+        # as a restarted daemon would, and must get the message again.
+        second = make_client(settings)
+        async with second:
+            again = await receive_one(second)
+            assert again.payload == b"one"
+            ack(second, again)
+            await asyncio.sleep(0.2)
+    third = make_client(settings)
+    async with third:
+        assert await nothing_arrives(third)
+
+
+async def test_acknowledged_message_is_not_redelivered(broker: Broker) -> None:
+    settings = settings_for(broker)
+    first = make_client(settings)
+    async with first:
+        await first.subscribe("t/#", qos=1)
+        await publish(broker, b"two")
+        ack(first, await receive_one(first))
+        await asyncio.sleep(0.2)
+    second = make_client(settings)
+    async with second:
+        assert await nothing_arrives(second)
+
+
+async def test_session_keeps_messages_published_while_away(broker: Broker) -> None:
+    settings = settings_for(broker)
+    async with make_client(settings) as client:
+        await client.subscribe("t/#", qos=1)
+    for n in range(5):
+        await publish(broker, f"m{n}".encode())
+    client = make_client(settings)
+    async with client:
+        got = [await receive_one(client)]
+        await asyncio.sleep(0.3)
+        got += take_queued(client, 100)
+        assert [m.payload for m in got] == [f"m{n}".encode() for n in range(5)]
+        for message in got:
+            ack(client, message)

@@ -1,0 +1,214 @@
+"""Test helpers: a real Mosquitto on a free port, config folders, a daemon subprocess, events."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
+               interval: float = 0.05) -> None:
+    """Poll `predicate` until it holds; fail the test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@dataclass
+class Broker:
+    """A Mosquitto process of the test's own, with persistence in a folder of its own."""
+
+    folder: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    def conf(self) -> Path:
+        """Write the broker's config file; the shipped config's limits, this test's port."""
+        shipped = (ROOT / "config" / "mosquitto.conf").read_text()
+        lines = [line for line in shipped.splitlines()
+                 if not line.startswith(("listener", "persistence_location"))]
+        lines += [f"listener {self.port} 127.0.0.1",
+                  f"persistence_location {self.folder}/",
+                  f"log_dest file {self.folder}/mosquitto.log"]
+        if os.geteuid() == 0:
+            lines.append("user root")
+        path = self.folder / "mosquitto.conf"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self) -> None:
+        """Start the broker and wait until it accepts connections."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(["mosquitto", "-c", str(self.conf())],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._accepts, 10, f"mosquitto on port {self.port}")
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        """Stop gracefully (SIGTERM), so that persistence is written."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=15)
+        self.process = None
+
+    @property
+    def url(self) -> str:
+        """The broker's mqtt:// URL."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+
+def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: str = "disp-test",
+                log_format: str = "json") -> Path:
+    """A config folder with dispatcher.toml and the shipped profiles; returns the config path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "config" / "profiles", folder / "profiles", dirs_exist_ok=True)
+    path = folder / "dispatcher.toml"
+    path.write_text(f"""
+[service]
+log_level = "info"
+log_format = "{log_format}"
+shutdown_grace_seconds = 10
+
+[mqtt]
+url = "{broker_url}"
+client_id = "{client_id}"
+topics = ["collections/events/#"]
+reconnect_min_seconds = 0.2
+reconnect_max_seconds = 1.0
+
+[store]
+url = "sqlite://data/dispatcher.db"
+
+[webhook]
+port = 0
+{extra}
+""")
+    return path
+
+
+def db_path(config: Path) -> Path:
+    """Where make_config puts the SQLite file."""
+    return config.parent / "data" / "dispatcher.db"
+
+
+def query(config: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run a read-only query against the daemon's store from outside."""
+    path = db_path(config)
+    if not path.exists():
+        return []
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+        try:
+            return list(db.execute(sql, params))
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+
+
+def stored_events(config: Path) -> int:
+    """How many events the store holds."""
+    rows = query(config, "SELECT COUNT(*) FROM events")
+    return int(rows[0][0]) if rows else 0
+
+
+class Daemon:
+    """`python -m dispatcher run` as a child process, with its log in a file."""
+
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.log = config.parent / "daemon.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait_connected: bool = True) -> None:
+        """Start the daemon; optionally wait until it has connected to the broker."""
+        self._offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "dispatcher", "run", "--config", str(self.config)],
+                stdout=log, stderr=log, cwd=ROOT)
+        if wait_connected:
+            wait_until(lambda: "connected to broker" in self.new_log(), 20, "daemon connected")
+
+    def new_log(self) -> str:
+        """What the daemon logged since its latest start."""
+        if not self.log.exists():
+            return ""
+        with self.log.open("rb") as f:
+            f.seek(self._offset)
+            return f.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to drain or flush anything."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def terminate(self, timeout: float = 20) -> int:
+        """SIGTERM and wait for the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def ensure_stopped(self) -> None:
+        """Clean up after a test."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def overdue_event(n: int, account: str | None = None, *, occurred_at: str | None = None,
+                  days: int = 3) -> dict[str, Any]:
+    """A valid account.overdue event with a deterministic id."""
+    return {
+        "schema": 1,
+        "event_id": f"e-{n:06d}",
+        "type": "account.overdue",
+        "occurred_at": occurred_at or f"2026-12-01T09:{(n // 60) % 60:02d}:{n % 60:02d}-05:00",
+        "account_id": account or f"A-{n % 997:04d}",
+        "data": {
+            "days_past_due": days,
+            "amount_due": "120.50",
+            "currency": "USD",
+            "debtor": {
+                "name": "Jo Doe",
+                "timezone": "America/Chicago",
+                "region": "US-TX",
+                "phones": [{"number": "+15125550100", "type": "mobile",
+                            "sms_consent": True, "call_consent": True}],
+            },
+        },
+    }
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """JSON bytes of an event."""
+    return json.dumps(event).encode()
