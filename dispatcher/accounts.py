@@ -71,6 +71,7 @@ class AccountState(BaseModel):
     holds: tuple[Hold, ...] = ()
     promise: Promise | None = None
     last_occurred_at: datetime | None = None
+    last_event_id: str | None = None
     event_count: int = Field(default=0, ge=0)
 
 
@@ -81,9 +82,10 @@ def event_order(event: Event) -> tuple[datetime, str]:
 
 def is_in_order(state: AccountState, events: Iterable[Event]) -> bool:
     """True when none of `events` is older than what `state` already reflects."""
-    if state.last_occurred_at is None:
+    if state.last_occurred_at is None or state.last_event_id is None:
         return True
-    return all(e.occurred_at >= state.last_occurred_at for e in events)
+    last = (state.last_occurred_at, state.last_event_id)
+    return all(event_order(e) > last for e in events)
 
 
 def _with_data(state: AccountState, data: OverdueData | UpdatedData, when: datetime,
@@ -108,7 +110,8 @@ def apply_event(state: AccountState, event: Event) -> AccountState:
     data = event.data
     when = event.occurred_at
     changes: dict[str, object] = {
-        "last_occurred_at": max(when, state.last_occurred_at or when),
+        "last_occurred_at": when,
+        "last_event_id": event.event_id,
         "event_count": state.event_count + 1,
     }
     if isinstance(data, OverdueData):

@@ -99,6 +99,8 @@ class ChainVerifier:
             record = json.loads(text)
         except json.JSONDecodeError:
             return "record is not valid JSON"
+        if not isinstance(record, dict):
+            return "record is not a JSON object"
         seq = record.get("seq")
         if seq != stored_seq:
             return f"record says seq {seq!r} but is stored as seq {stored_seq}"

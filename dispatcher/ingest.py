@@ -10,7 +10,7 @@ import aiomqtt
 
 from dispatcher.clock import Clock
 from dispatcher.errors import InvalidEvent
-from dispatcher.events import DeadLetterReason, decode_payload, peek_identity, validate_event
+from dispatcher.events import DeadLetterReason, decode_payload, parse_event, peek_identity
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import ack, take_queued
 from dispatcher.store import Accepted, BatchResult, Inbound, Rejected, Store
@@ -24,12 +24,14 @@ def classify(payload: bytes, topic: str, max_bytes: int,
     if len(payload) > max_bytes:
         return Rejected(payload, topic, DeadLetterReason.TOO_LARGE,
                         f"{len(payload)} bytes; the limit is {max_bytes}")
-    raw = None
     try:
-        raw = decode_payload(payload)
-        return Accepted(validate_event(raw), payload, topic, replay_of)
+        return Accepted(parse_event(payload), payload, topic, replay_of)
     except InvalidEvent as exc:
-        return Rejected(payload, topic, exc.reason, exc.detail, peek_identity(raw))
+        try:
+            identity = peek_identity(decode_payload(payload))
+        except InvalidEvent:
+            identity = {}
+        return Rejected(payload, topic, exc.reason, exc.detail, identity)
 
 
 def as_bytes(payload: object) -> bytes:

@@ -17,6 +17,18 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_numbers_in(value)
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_masked(v) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return mask_numbers_in(str(value))
+
+
 class MaskingJsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message and any `extra` fields."""
 
@@ -31,7 +43,8 @@ class MaskingJsonFormatter(logging.Formatter):
         entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return mask_numbers_in(json.dumps(entry, default=str, ensure_ascii=False))
+        # Mask before encoding: JSON escapes ("\\n+1512...") would hide a number from the pattern.
+        return json.dumps(_masked(entry), ensure_ascii=False)
 
 
 class MaskingTextFormatter(logging.Formatter):

@@ -258,10 +258,10 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ConfigError([ConfigProblem(str(path), "(syntax)", str(exc))]) from None
 
 
-def _problems(path: Path, exc: ValidationError) -> list[ConfigProblem]:
+def _problems(path: Path, exc: ValidationError, prefix: str = "") -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False):
-        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        key = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "") or "(root)"
         reason = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             reason = "unknown key"
@@ -269,16 +269,35 @@ def _problems(path: Path, exc: ValidationError) -> list[ConfigProblem]:
     return problems
 
 
-def _environment_problems(path: Path, settings: Settings,
+def _validate_sections(path: Path, data: dict[str, Any]) -> tuple[dict[str, Any],
+                                                                   list[ConfigProblem]]:
+    """Validate each section on its own, so that one bad section hides no other problem."""
+    sections: dict[str, Any] = {}
+    problems = [ConfigProblem(str(path), key, "unknown section")
+                for key in data if key not in Settings.model_fields]
+    for name, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        try:
+            sections[name] = model.model_validate(data.get(name, {}))
+        except ValidationError as exc:
+            problems.extend(_problems(path, exc, prefix=name))
+    return sections, problems
+
+
+def _environment_problems(path: Path, sections: Mapping[str, Any],
                           environ: Mapping[str, str]) -> list[ConfigProblem]:
     problems = []
-    if settings.channels.provider == "twilio":
+    channels, twilio = sections.get("channels"), sections.get("twilio")
+    if isinstance(channels, ChannelSettings) and channels.provider == "twilio":
         for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
             if not environ.get(name):
                 problems.append(ConfigProblem(
                     str(path), "channels.provider",
                     f"provider 'twilio' needs {name} in the environment"))
-        if not (settings.twilio.from_number or settings.twilio.messaging_service_sid):
+        if isinstance(twilio, TwilioSettings) and not (
+                twilio.from_number or twilio.messaging_service_sid):
             problems.append(ConfigProblem(str(path), "twilio.from_number",
                                           "provider 'twilio' needs from_number or "
                                           "messaging_service_sid"))
@@ -288,34 +307,37 @@ def _environment_problems(path: Path, settings: Settings,
     return problems
 
 
-def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
-    """Read and validate the config file and the profile it names; raise ConfigError on problems."""
-    data, raw = _read_toml(path)
-    problems: list[ConfigProblem] = []
+def _load_profile(path: Path, name: str) -> tuple[Profile | None, bytes, list[ConfigProblem]]:
+    profile_path = path.parent / "profiles" / f"{name}.toml"
+    if not profile_path.is_file():
+        return None, b"", [ConfigProblem(str(path), "compliance.profile",
+                                         f"no profile file {profile_path}")]
     try:
-        settings = Settings.model_validate(data)
+        data, raw = _read_toml(profile_path)
+        return Profile.model_validate(data), raw, []
+    except ConfigError as exc:
+        return None, b"", exc.problems
     except ValidationError as exc:
-        problems.extend(_problems(path, exc))
-        settings = None
-    profile = None
-    profile_path = None
-    profile_raw = b""
-    if settings is not None:
-        problems.extend(_environment_problems(path, settings, environ))
-        profile_path = path.parent / "profiles" / f"{settings.compliance.profile}.toml"
-        if not profile_path.is_file():
-            problems.append(ConfigProblem(str(path), "compliance.profile",
-                                          f"no profile file {profile_path}"))
-        else:
-            try:
-                profile_data, profile_raw = _read_toml(profile_path)
-                profile = Profile.model_validate(profile_data)
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-            except ValidationError as exc:
-                problems.extend(_problems(profile_path, exc))
-    if problems or settings is None or profile is None or profile_path is None:
+        return None, b"", _problems(profile_path, exc)
+
+
+def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
+    """Read and validate the config file and the profile it names; raise ConfigError on problems.
+
+    Every problem found is reported at once, each with its file, key and reason.
+    """
+    data, raw = _read_toml(path)
+    sections, problems = _validate_sections(path, data)
+    problems.extend(_environment_problems(path, sections, environ))
+    compliance = sections.get("compliance")
+    profile, profile_raw = None, b""
+    if isinstance(compliance, ComplianceSettings):
+        profile, profile_raw, profile_problems = _load_profile(path, compliance.profile)
+        problems.extend(profile_problems)
+    if problems or profile is None:
         raise ConfigError(problems)
+    settings = Settings(**sections)
+    profile_path = path.parent / "profiles" / f"{settings.compliance.profile}.toml"
     digest = hashlib.sha256(raw + b"\0" + profile_raw).hexdigest()[:16]
     return LoadedConfig(settings=settings, path=path, profile=profile, version=digest,
                         files=(path, profile_path))

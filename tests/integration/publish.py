@@ -14,6 +14,7 @@ async def publish_all(port: int, payloads: Iterable[bytes], *,
     count = 0
     async with aiomqtt.Client("127.0.0.1", port, identifier=None,
                               max_inflight_messages=window) as client:
+        client.pending_calls_threshold = window + 1  # a window of publishes in flight is intended
         pending: list[asyncio.Task[None]] = []
         for payload in payloads:
             pending.append(asyncio.create_task(client.publish(topic, payload, qos=1)))

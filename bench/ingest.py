@@ -1,0 +1,116 @@
+"""Ingest benchmark: end-to-end events/s of the dispatcher vs a bare aiomqtt subscriber.
+
+Both drain the same backlog from the same Mosquitto (started here with config/mosquitto.conf):
+N events are queued for a persistent session, then the consumer connects and the clock runs
+from connection to the last message acknowledged. The bare subscriber only receives and
+acknowledges (manual ack per message); the dispatcher receives, validates, commits to SQLite
+and then acknowledges. Run: `.venv/bin/python -m bench.ingest [--events 50000]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from dispatcher.app import Dispatcher
+from dispatcher.mqtt import ack, make_client, take_queued
+from dispatcher.settings import MqttSettings, load_config
+from tests.integration.publish import publish_all
+from tests.support import Broker, make_config, overdue_event
+
+
+def make_events(count: int, accounts: int, seed: int = 7) -> list[bytes]:
+    """A realistic mix: mostly overdue refreshes, some updates, holds, opt-outs; 1% arrive late."""
+    rng = random.Random(seed)
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    payloads = []
+    for n in range(count):
+        account = f"A-{rng.randrange(accounts):06d}"
+        late = timedelta(hours=6) if rng.random() < 0.01 else timedelta(0)
+        occurred = (start + timedelta(seconds=n) - late).isoformat()
+        event: dict[str, Any] = overdue_event(n, account, days=1 + n % 60, occurred_at=occurred)
+        roll = rng.random()
+        if roll < 0.15:
+            amount = f"{rng.randrange(9999)}.00"
+            event |= {"type": "account.updated", "data": {"amount_due": amount}}
+        elif roll < 0.20:
+            event |= {"type": "account.hold", "data": {"reason": "dispute"}}
+        elif roll < 0.25:
+            event |= {"type": "contact.opt_out",
+                      "data": {"number": "+15125550100", "channel": "sms"}}
+        payloads.append(json.dumps(event).encode())
+    return payloads
+
+
+async def bare_subscriber(broker: Broker, payloads: list[bytes]) -> float:
+    """Messages/s of an aiomqtt subscriber that only receives and acknowledges each message."""
+    settings = MqttSettings(url=broker.url, client_id="bench-bare", topics=("bench/bare/#",))
+    async with make_client(settings) as client:
+        await client.subscribe("bench/bare/#", qos=1)
+    await publish_all(broker.port, payloads, topic="bench/bare/x")
+    client = make_client(settings)
+    started = time.perf_counter()
+    received = 0
+    async with client:
+        messages = aiter(client.messages)
+        while received < len(payloads):
+            batch = [await anext(messages), *take_queued(client, 1000)]
+            for message in batch:
+                ack(client, message)
+            received += len(batch)
+        elapsed = time.perf_counter() - started
+    return received / elapsed
+
+
+async def dispatcher_ingest(broker: Broker, payloads: list[bytes], folder: Path) -> float:
+    """Events/s through the real Dispatcher: received, validated, committed, acknowledged."""
+    config_path = make_config(folder, broker.url, client_id="bench-dispatcher",
+                              extra="", log_format="text")
+    config = load_config(config_path)
+    async with make_client(config.settings.mqtt) as client:
+        await client.subscribe("collections/events/#", qos=1)
+    await publish_all(broker.port, payloads, topic="collections/events/bench")
+    async with Dispatcher(config) as dispatcher:
+        stored = dispatcher.metrics.events_in.labels("stored")
+        started = time.perf_counter()
+        task = asyncio.create_task(dispatcher.run())
+        while stored._value.get() < len(payloads):  # noqa: SLF001, ASYNC110 - poll a counter
+            await asyncio.sleep(0.005)
+        elapsed = time.perf_counter() - started
+        dispatcher.request_stop()
+        await task
+        assert await dispatcher.store.count_events() == len(payloads)
+    return len(payloads) / elapsed
+
+
+async def main() -> None:
+    """Run both measurements on one broker and print them side by side."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--events", type=int, default=50_000)
+    parser.add_argument("--accounts", type=int, default=10_000)
+    args = parser.parse_args()
+    payloads = make_events(args.events, args.accounts)
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Broker(Path(tmp) / "broker")
+        broker.start()
+        try:
+            bare = await bare_subscriber(broker, payloads)
+            full = await dispatcher_ingest(broker, payloads, Path(tmp) / "dispatcher")
+        finally:
+            broker.stop()
+    print(f"events:                         {args.events} ({args.accounts} accounts)")
+    print(f"bare aiomqtt, manual ack:       {bare:9,.0f} msg/s")
+    print(f"dispatcher end-to-end:          {full:9,.0f} events/s "
+          "(received, validated, committed, acknowledged)")
+    print(f"ratio dispatcher / bare:        {full / bare:9.2f}  (target >= 0.75)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,60 @@
+"""E.164 validation and masking of numbers in log text."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatcher.phones import mask_number, mask_numbers_in, validate_e164
+
+
+@pytest.mark.parametrize("number", ["+15125550100", "+442079460958", "+8613812345678",
+                                    "+919876543210"])
+def test_valid_numbers_are_returned_unchanged(number: str) -> None:
+    assert validate_e164(number) == number
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "15125550100",        # no '+'
+        "+1 512 555 0100",    # formatted
+        "+1-512-555-0100",
+        "+015125550100",      # leading zero country code
+        "+1512555",           # too short for its country
+        "+1234567890123456",  # 16 digits
+        "+10005550100",       # invalid area code
+        "",
+        "+",
+        " +15125550100",
+        "+15125550100 ",
+        "+15125550100\n",     # a trailing newline is not part of a number
+    ],
+)
+def test_invalid_numbers_are_refused(number: str) -> None:
+    with pytest.raises(ValueError, match="number"):
+        validate_e164(number)
+
+
+def test_mask_number_keeps_the_prefix_and_last_two_digits() -> None:
+    assert mask_number("+15125550100") == "+15*******00"
+    assert mask_number("+442079460958") == "+44********58"
+    assert mask_number("+12345") == "*****"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("calling +15125550100 now", "calling +15*******00 now"),
+        ("+15125550100", "+15*******00"),
+        ("to=+15125550100,from=+442079460958",
+         "to=+15*******00,from=+44********58"),
+        ('{"to": "+15125550100"}', '{"to": "+15*******00"}'),
+        ("due 2026-12-01, event e-2026-12-01-000001", "due 2026-12-01, event e-2026-12-01-000001"),
+        ("at 2026-12-01T09:00:00-05:00 amount 125.50",
+         "at 2026-12-01T09:00:00-05:00 amount 125.50"),
+        ("account A-1001 attempt 12345678901", "account A-1001 attempt 12345678901"),
+        ("", ""),
+    ],
+)
+def test_mask_numbers_in_text(text: str, expected: str) -> None:
+    assert mask_numbers_in(text) == expected

@@ -1,0 +1,221 @@
+"""load_config: the shipped config, every problem named by file, key and reason."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.settings import (
+    DEFAULT_CONFIG_PATH,
+    config_path_from,
+    load_config,
+    resolve_store_path,
+)
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config"
+TWILIO_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token"}
+
+
+def write_config(folder: Path, text: str) -> Path:
+    """A config file plus profiles/us.toml copied from the shipped one."""
+    (folder / "profiles").mkdir(exist_ok=True)
+    shutil.copy(SHIPPED / "profiles" / "us.toml", folder / "profiles" / "us.toml")
+    path = folder / "dispatcher.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[ConfigProblem]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ or {})
+    assert caught.value.problems
+    return caught.value.problems
+
+
+def keys(problems: list[ConfigProblem]) -> set[str]:
+    return {p.key for p in problems}
+
+
+def test_the_shipped_config_loads() -> None:
+    path = SHIPPED / "dispatcher.toml"
+    config = load_config(path, {})
+    assert config.settings.mqtt.url == "mqtt://127.0.0.1:1883"
+    assert config.settings.mqtt.topics == ("collections/events/#",)
+    assert config.settings.channels.provider == "sandbox"
+    assert config.settings.compliance.profile == "us"
+    assert config.profile.profile.name == "us"
+    assert config.files == (path, SHIPPED / "profiles" / "us.toml")
+    assert len(config.version) == 16
+    int(config.version, 16)
+    assert config.store_path == (SHIPPED.parent / "var" / "dispatcher.db").resolve()
+
+
+def test_an_empty_config_takes_the_defaults(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, ""), {})
+    assert config.settings.mqtt.port == 1883
+    assert not config.settings.mqtt.tls
+    assert config.profile.records.retention_years >= 1
+
+
+def test_a_syntax_error_names_the_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[mqtt]\nurl = "mqtt://127.0.0.1:1883\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "(syntax)")
+    assert problem.reason
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere.toml"
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "(file)")
+
+
+def test_an_unknown_key_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[mqtt]\nurll = "mqtt://127.0.0.1:1883"\n')
+    assert problems_of(path) == [ConfigProblem(str(path), "mqtt.urll", "unknown key")]
+
+
+def test_an_unknown_section_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[mqq]\nurl = 1\n")
+    assert problems_of(path) == [ConfigProblem(str(path), "mqq", "unknown section")]
+
+
+@pytest.mark.parametrize(
+    ("url", "word"),
+    [
+        ("http://127.0.0.1:1883", "scheme"),
+        ("127.0.0.1:1883", "scheme"),
+        ("mqtt://", "host"),
+        ("mqtt://127.0.0.1:99999", "port"),
+    ],
+)
+def test_a_bad_mqtt_url_is_named(tmp_path: Path, url: str, word: str) -> None:
+    path = write_config(tmp_path, f'[mqtt]\nurl = "{url}"\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "mqtt.url")
+    assert word in problem.reason
+
+
+@pytest.mark.parametrize("url", ["mqtt://svc:s3cr3t@broker:1883", "mqtts://svc@broker",
+                                 "mqtt://:s3cr3t@broker"])
+def test_credentials_in_the_mqtt_url_are_refused(tmp_path: Path, url: str) -> None:
+    path = write_config(tmp_path, f'[mqtt]\nurl = "{url}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {})
+    [problem] = caught.value.problems
+    assert problem.key == "mqtt.url"
+    assert "MQTT_USERNAME" in problem.reason
+    assert "s3cr3t" not in str(caught.value)
+
+
+def test_mqtts_url_means_tls_on_8883(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, '[mqtt]\nurl = "mqtts://broker.example"\n'), {})
+    assert (config.settings.mqtt.host, config.settings.mqtt.port) == ("broker.example", 8883)
+    assert config.settings.mqtt.tls
+
+
+TWILIO = '[channels]\nprovider = "twilio"\n[twilio]\nfrom_number = "+15005550006"\n'
+
+
+def test_twilio_without_credentials_names_both_variables(tmp_path: Path) -> None:
+    problems = problems_of(write_config(tmp_path, TWILIO))
+    assert keys(problems) == {"channels.provider"}
+    reasons = " ".join(p.reason for p in problems)
+    assert "TWILIO_ACCOUNT_SID" in reasons
+    assert "TWILIO_AUTH_TOKEN" in reasons
+
+
+def test_twilio_with_one_credential_names_the_other(tmp_path: Path) -> None:
+    [problem] = problems_of(write_config(tmp_path, TWILIO),
+                            {"TWILIO_ACCOUNT_SID": TWILIO_ENV["TWILIO_ACCOUNT_SID"]})
+    assert "TWILIO_AUTH_TOKEN" in problem.reason
+
+
+def test_twilio_with_credentials_loads(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, TWILIO), TWILIO_ENV)
+    assert config.settings.channels.provider == "twilio"
+
+
+def test_a_missing_profile_file_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[compliance]\nprofile = "xx"\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "compliance.profile")
+    assert "xx.toml" in problem.reason
+
+
+def test_a_bad_profile_file_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    profile = tmp_path / "profiles" / "us.toml"
+    profile.write_text('[profile]\nname = "us"\ndescription = "d"\nnotice = "n"\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(profile), "records")
+
+
+def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
+    path = write_config(tmp_path, (
+        '[service]\nlog_level = "loud"\n'
+        '[mqtt]\nurl = "http://broker"\nurll = "x"\n'
+        "[webhook]\nport = 70000\n"
+        '[twilio]\nfrom_number = "12345"\n'
+    ))
+    problems = problems_of(path)
+    assert keys(problems) == {"service.log_level", "mqtt.url", "mqtt.urll", "webhook.port",
+                              "twilio.from_number"}
+    assert {p.file for p in problems} == {str(path)}
+
+
+def test_problems_of_every_kind_are_reported_at_once(tmp_path: Path) -> None:
+    # A typo, a provider without its credentials and a missing profile: one run names all three.
+    path = write_config(tmp_path, (
+        '[mqtt]\nurll = "mqtt://127.0.0.1:1883"\n'
+        '[channels]\nprovider = "twilio"\n'
+        '[twilio]\nfrom_number = "+15005550006"\n'
+        '[compliance]\nprofile = "xx"\n'
+    ))
+    assert keys(problems_of(path)) == {"mqtt.urll", "channels.provider", "compliance.profile"}
+
+
+def test_config_path_prefers_the_command_line_then_the_environment() -> None:
+    env = {"DISPATCHER_CONFIG": "/etc/dispatcher/from-env.toml"}
+    assert config_path_from("/tmp/cli.toml", env) == Path("/tmp/cli.toml")
+    assert config_path_from(None, env) == Path("/etc/dispatcher/from-env.toml")
+    assert config_path_from(None, {}) == DEFAULT_CONFIG_PATH == Path("config/dispatcher.toml")
+    assert config_path_from(None, {"DISPATCHER_CONFIG": ""}) == DEFAULT_CONFIG_PATH
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///var/lib/x.db", "/var/lib/x.db"),
+        ("sqlite:////var/lib/x.db", "/var/lib/x.db"),
+    ],
+)
+def test_an_absolute_store_path(tmp_path: Path, url: str, expected: str) -> None:
+    assert resolve_store_path(url, tmp_path) == Path(expected)
+
+
+def test_a_relative_store_path_is_relative_to_the_config_folder(tmp_path: Path) -> None:
+    assert resolve_store_path("sqlite://data/x.db", tmp_path) == \
+        (tmp_path / "data" / "x.db").resolve()
+    config = load_config(write_config(tmp_path, '[store]\nurl = "sqlite://data/x.db"\n'), {})
+    assert config.store_path == (tmp_path / "data" / "x.db").resolve()
+
+
+def test_a_store_url_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[store]\nurl = "postgres://db/x"\n')
+    assert keys(problems_of(path)) == {"store.url"}
+
+
+def test_the_config_version_follows_the_profile_file(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    first = load_config(path, {}).version
+    assert load_config(path, {}).version == first
+    profile = tmp_path / "profiles" / "us.toml"
+    profile.write_text(profile.read_text() + "\n# reviewed by counsel\n")
+    second = load_config(path, {}).version
+    assert second != first
+    path.write_text("# a comment\n")
+    assert load_config(path, {}).version not in (first, second)
