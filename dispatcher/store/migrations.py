@@ -12,8 +12,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             occurred_at TEXT NOT NULL,
             received_at TEXT NOT NULL,
             topic TEXT NOT NULL,
-            payload BLOB NOT NULL,
-            event_json TEXT NOT NULL
+            payload BLOB NOT NULL
         )""",
         "CREATE INDEX events_by_account ON events(account_id, occurred_at, event_id)",
         """CREATE TABLE accounts (

@@ -18,7 +18,15 @@ from dispatcher.accounts import AccountState, fold, is_in_order
 from dispatcher.audit import PUBLISHED_KINDS, ChainHead, seal_all
 from dispatcher.clock import utc_rfc3339
 from dispatcher.errors import StoreError
-from dispatcher.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
+from dispatcher.events import (
+    Event,
+    EventType,
+    HoldData,
+    OptChannel,
+    OptData,
+    ReleaseData,
+    parse_event,
+)
 from dispatcher.store.base import (
     Accepted,
     BatchResult,
@@ -34,8 +42,8 @@ _CHUNK = 500
 
 
 def db_time(moment: datetime) -> str:
-    """A UTC timestamp with microseconds whose text order is its time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """A fixed-width UTC timestamp with microseconds, so that its text order is its time order."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -168,10 +176,9 @@ class SqliteStore:
             received = db_time(now)
             await db.executemany(
                 "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
-                "payload, event_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(a.event.event_id, a.event.account_id, a.event.type.value,
-                  db_time(a.event.occurred_at), received, a.topic, a.payload,
-                  a.event.model_dump_json()) for a in fresh])
+                  db_time(a.event.occurred_at), received, a.topic, a.payload) for a in fresh])
             await self._project_accounts(db, [a.event for a in fresh], received)
             await self._apply_opt_outs(db, [a.event for a in fresh])
             replays = [(received, a.event.event_id, a.replay_of)
@@ -227,14 +234,17 @@ class SqliteStore:
                                   f"IN ({_marks(len(chunk))})", chunk) as cur:
                 for account_id, state_json in await cur.fetchall():
                     current[account_id] = AccountState.model_validate_json(state_json)
-        states = []
+        states, renumbered = [], []
         for account_id, new in by_account.items():
             before = current.get(account_id)
             if before is None or is_in_order(before, new):
-                states.append(fold(account_id, new, before))
+                after = fold(account_id, new, before)
             else:
                 # An older event arrived late: replay the account's whole history in order.
-                states.append(fold(account_id, await self._account_events(db, account_id)))
+                after = fold(account_id, await self._account_events(db, account_id))
+            states.append(after)
+            if before is None or _party_rows(before) != _party_rows(after):
+                renumbered.append(after)
         await db.executemany(
             "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET status = "
@@ -243,16 +253,17 @@ class SqliteStore:
             [(s.account_id, s.status.value, db_time(s.last_occurred_at or datetime.now(UTC)),
               updated_at, s.model_dump_json()) for s in states])
         await db.executemany("DELETE FROM party_numbers WHERE account_id = ?",
-                             [(s.account_id,) for s in states])
+                             [(s.account_id,) for s in renumbered])
         await db.executemany(
             "INSERT INTO party_numbers(number, account_id, party, contact_id) VALUES (?, ?, ?, ?)",
-            [row for s in states for row in _party_rows(s)])
+            [row for s in renumbered for row in _party_rows(s)])
 
     @staticmethod
     async def _account_events(db: aiosqlite.Connection, account_id: str) -> list[Event]:
-        async with db.execute("SELECT event_json FROM events WHERE account_id = ? AND type NOT IN "
+        # Stored payloads passed validation on arrival; schema 1 stays accepted (contract).
+        async with db.execute("SELECT payload FROM events WHERE account_id = ? AND type NOT IN "
                               "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
-            return [Event.model_validate_json(row[0]) for row in await cur.fetchall()]
+            return [parse_event(bytes(row[0])) for row in await cur.fetchall()]
 
     @staticmethod
     async def _apply_opt_outs(db: aiosqlite.Connection, events: Sequence[Event]) -> None:
