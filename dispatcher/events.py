@@ -269,8 +269,13 @@ def peek_identity(raw: object) -> dict[str, str]:
                            ("account_id", "account_id")):
         value = raw.get(source)
         if isinstance(value, str) and 0 < len(value) <= 128:
-            out[target] = value
+            out[target] = clean_text(value)
     return out
+
+
+def clean_text(text: str) -> str:
+    """Text safe to store and hash: JSON escapes can smuggle lone surrogates into a str."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

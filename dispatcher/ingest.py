@@ -10,7 +10,13 @@ import aiomqtt
 
 from dispatcher.clock import Clock
 from dispatcher.errors import InvalidEvent
-from dispatcher.events import DeadLetterReason, decode_payload, parse_event, peek_identity
+from dispatcher.events import (
+    DeadLetterReason,
+    clean_text,
+    decode_payload,
+    parse_event,
+    peek_identity,
+)
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import ack, take_queued
 from dispatcher.store import Accepted, BatchResult, Inbound, Rejected, Store
@@ -31,7 +37,7 @@ def classify(payload: bytes, topic: str, max_bytes: int,
             identity = peek_identity(decode_payload(payload))
         except InvalidEvent:
             identity = {}
-        return Rejected(payload, topic, exc.reason, exc.detail, identity)
+        return Rejected(payload, topic, exc.reason, clean_text(exc.detail), identity)
 
 
 def as_bytes(payload: object) -> bytes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 
 from dispatcher.accounts import AccountState, fold, is_in_order
-from dispatcher.audit import PUBLISHED_KINDS, ChainHead, seal_all
+from dispatcher.audit import PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
 from dispatcher.clock import utc_rfc3339
 from dispatcher.errors import StoreError
 from dispatcher.events import (
@@ -79,6 +79,32 @@ def _derived_audit(event: Event) -> list[dict[str, Any]]:
     return []
 
 
+class _StateCache:
+    """Parsed account states keyed by their stored JSON: a hit needs the text to be unchanged,
+    so a write by another process (the CLI) can never be answered from a stale copy."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, AccountState]] = OrderedDict()
+
+    def get(self, account_id: str, state_json: str) -> AccountState:
+        """The parsed state for this stored text, from the cache when it matches."""
+        entry = self._entries.get(account_id)
+        if entry is not None and entry[0] == state_json:
+            self._entries.move_to_end(account_id)
+            return entry[1]
+        state = AccountState.model_validate_json(state_json)
+        self.put(state_json, state)
+        return state
+
+    def put(self, state_json: str, state: AccountState) -> None:
+        """Remember a state by the text it is stored as."""
+        self._entries[state.account_id] = (state_json, state)
+        self._entries.move_to_end(state.account_id)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
 class SqliteStore:
     """The repository on one SQLite file; every method is serialised on one connection."""
 
@@ -86,6 +112,7 @@ class SqliteStore:
         self._db = db
         self.path = path
         self._lock = asyncio.Lock()
+        self._states = _StateCache(50_000)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -161,7 +188,7 @@ class SqliteStore:
             "INSERT INTO audit(seq, at, kind, account_id, record, published) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             [(r["seq"], r["at"], r["kind"], r.get("account_id"),
-              json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+              canonical_json(r),
               0 if r["kind"] in PUBLISHED_KINDS else None) for r in sealed])
         return sealed
 
@@ -233,7 +260,7 @@ class SqliteStore:
             async with db.execute(f"SELECT account_id, state_json FROM accounts WHERE account_id "
                                   f"IN ({_marks(len(chunk))})", chunk) as cur:
                 for account_id, state_json in await cur.fetchall():
-                    current[account_id] = AccountState.model_validate_json(state_json)
+                    current[account_id] = self._states.get(account_id, state_json)
         states, renumbered = [], []
         for account_id, new in by_account.items():
             before = current.get(account_id)
@@ -245,13 +272,18 @@ class SqliteStore:
             states.append(after)
             if before is None or _party_rows(before) != _party_rows(after):
                 renumbered.append(after)
+        rows = []
+        for state in states:
+            state_json = state.model_dump_json()
+            self._states.put(state_json, state)
+            rows.append((state.account_id, state.status.value,
+                         db_time(state.last_occurred_at or datetime.now(UTC)), updated_at,
+                         state_json))
         await db.executemany(
             "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET status = "
             "excluded.status, last_occurred_at = excluded.last_occurred_at, updated_at = "
-            "excluded.updated_at, state_json = excluded.state_json",
-            [(s.account_id, s.status.value, db_time(s.last_occurred_at or datetime.now(UTC)),
-              updated_at, s.model_dump_json()) for s in states])
+            "excluded.updated_at, state_json = excluded.state_json", rows)
         await db.executemany("DELETE FROM party_numbers WHERE account_id = ?",
                              [(s.account_id,) for s in renumbered])
         await db.executemany(

@@ -45,6 +45,7 @@ CASES = [
     ("negative days", _event(data__days_past_due=-4), "invalid", "data.days_past_due"),
     ("missing account_id", _event(account_id=_DROP), "invalid", "account_id"),
     ("missing debtor", _event(data__debtor=_DROP), "invalid", "data.debtor"),
+    ("lone surrogate in event_id", _event(event_id="e-\ud800"), "invalid", "event_id"),
     ("offset-less time", _event(occurred_at="2026-12-01T09:00:00"), "invalid", "occurred_at"),
 ]
 
