@@ -22,6 +22,7 @@ from dispatcher.publisher import AuditPublisher
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.webhooks import Health, build_app, start_server
+from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
+        self._writer: BatchWriter | None = None
 
     @property
     def store(self) -> SqliteStore:
@@ -67,6 +69,7 @@ class Dispatcher:
             await self.store.append_audit([{
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
+            self._writer = await self._start_writer()
             app = build_app(self.store, self.metrics, self.health)
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
@@ -79,6 +82,18 @@ class Dispatcher:
             "webhook": f"{webhook.host}:{self.webhook_port}",
             "mqtt": self.config.settings.mqtt.url})
         return self
+
+    async def _start_writer(self) -> BatchWriter:
+        settings = self.config.settings
+        if settings.ingest.writer == "inline":
+            writer: InlineWriter | ProcessWriter = InlineWriter(
+                self.store, settings.ingest.max_payload_bytes)
+        else:
+            writer = ProcessWriter(self.config.store_path, settings.ingest.max_payload_bytes,
+                                   settings.service.log_level, settings.service.log_format)
+            await writer.start()
+        self._stack.push_async_callback(writer.close)
+        return writer
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -110,9 +125,9 @@ class Dispatcher:
 
     async def _mqtt_loop(self) -> None:
         settings = self.config.settings
-        ingestor = Ingestor(self.store, self.clock, self.metrics,
+        assert self._writer is not None, "opened in __aenter__"
+        ingestor = Ingestor(self._writer, self.clock, self.metrics,
                             batch_max=settings.ingest.batch_max_events,
-                            max_payload_bytes=settings.ingest.max_payload_bytes,
                             config_version=lambda: self.config.version)
         publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix)
         rng = random.Random()
@@ -128,6 +143,12 @@ class Dispatcher:
                     async with asyncio.TaskGroup() as group:
                         group.create_task(ingestor.run(client, self._stop), name="ingest")
                         group.create_task(publisher.run(client, self._stop), name="outbox")
+            except* WriterError as group_error:
+                # Its uncommitted batches were never acknowledged: the broker sends them again.
+                log.error(  # noqa: TRY400 - one line; the writer logged its own traceback
+                    f"ingest writer failed: {group_error.exceptions[0]}; restarting it")
+                if isinstance(self._writer, ProcessWriter):
+                    await self._writer.restart()
             except* aiomqtt.MqttError as group_error:
                 error = group_error.exceptions[0]
                 delays = backoff_delays(settings.mqtt.reconnect_min_seconds,

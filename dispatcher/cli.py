@@ -14,9 +14,9 @@ from typing import Any, TextIO
 from dispatcher import __version__
 from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, ChainVerifier, canonical_json
+from dispatcher.classify import classify
 from dispatcher.clock import SystemClock
 from dispatcher.errors import ConfigError, StoreError
-from dispatcher.ingest import classify
 from dispatcher.logs import configure_logging
 from dispatcher.phones import mask_numbers_in
 from dispatcher.settings import LoadedConfig, config_path_from, load_config

@@ -5,62 +5,50 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import aiomqtt
 
+from dispatcher.classify import as_bytes
 from dispatcher.clock import Clock
-from dispatcher.errors import InvalidEvent
-from dispatcher.events import (
-    DeadLetterReason,
-    clean_text,
-    decode_payload,
-    parse_event,
-    peek_identity,
-)
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import ack, take_queued
-from dispatcher.store import Accepted, BatchResult, Inbound, Rejected, Store
+from dispatcher.store import BatchResult
+from dispatcher.writers import BatchWriter
 
 log = logging.getLogger(__name__)
 
 
-def classify(payload: bytes, topic: str, max_bytes: int,
-             replay_of: int | None = None) -> Inbound:
-    """Turn one raw payload into an accepted event or a dead letter with its reason."""
-    if len(payload) > max_bytes:
-        return Rejected(payload, topic, DeadLetterReason.TOO_LARGE,
-                        f"{len(payload)} bytes; the limit is {max_bytes}")
-    try:
-        return Accepted(parse_event(payload), payload, topic, replay_of)
-    except InvalidEvent as exc:
-        try:
-            identity = peek_identity(decode_payload(payload))
-        except InvalidEvent:
-            identity = {}
-        return Rejected(payload, topic, exc.reason, clean_text(exc.detail), identity)
-
-
-def as_bytes(payload: object) -> bytes:
-    """MQTT payloads arrive as bytes; anything else is encoded as received."""
-    if isinstance(payload, bytes | bytearray):
-        return bytes(payload)
-    return b"" if payload is None else str(payload).encode()
-
-
 class Ingestor:
-    """Moves messages from a connected client into the store, one committed batch at a time."""
+    """Moves messages from a connected client through a writer; acknowledges each committed batch.
 
-    def __init__(self, store: Store, clock: Clock, metrics: Metrics, *, batch_max: int,
-                 max_payload_bytes: int, config_version: Callable[[], str]) -> None:
-        self._store = store
+    Up to `in_flight` batches are with the writer at once, so that receiving the next batch
+    overlaps committing the last; acknowledgements follow commits in submission order.
+    """
+
+    def __init__(self, writer: BatchWriter, clock: Clock, metrics: Metrics, *, batch_max: int,
+                 config_version: Callable[[], str], in_flight: int = 3) -> None:
+        self._writer = writer
         self._clock = clock
         self._metrics = metrics
         self._batch_max = batch_max
-        self._max_bytes = max_payload_bytes
         self._config_version = config_version
+        self._in_flight = in_flight
 
     async def run(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Consume until `stop` is set (then finish what has arrived) or the connection drops."""
+        submitted: asyncio.Queue[_Submitted | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(self._in_flight)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._acknowledge(submitted, slots), name="ingest-ack")
+            try:
+                await self._receive(client, stop, submitted, slots)
+            finally:
+                submitted.put_nowait(None)
+
+    async def _receive(self, client: aiomqtt.Client, stop: asyncio.Event,
+                       submitted: asyncio.Queue[_Submitted | None],
+                       slots: asyncio.Semaphore) -> None:
         messages = aiter(client.messages)
         stopping = asyncio.ensure_future(stop.wait())
         try:
@@ -70,25 +58,33 @@ class Ingestor:
                 if not receiving.done():
                     receiving.cancel()
                     break
+                await slots.acquire()
                 batch = [receiving.result(), *take_queued(client, self._batch_max - 1)]
-                await self.commit(client, batch)
+                submitted.put_nowait(self._submit(client, batch))
             # Drain: what the broker already delivered is committed and acknowledged now.
-            while batch := take_queued(client, self._batch_max):
-                await self.commit(client, batch)
+            while True:
+                await slots.acquire()
+                if not (batch := take_queued(client, self._batch_max)):
+                    break
+                submitted.put_nowait(self._submit(client, batch))
         finally:
             stopping.cancel()
 
-    async def commit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> BatchResult:
-        """Validate and commit one batch, then acknowledge every message in it."""
-        items = [classify(as_bytes(m.payload), str(m.topic), self._max_bytes) for m in batch]
-        # Shielded: a batch that reached the store finishes even if this task is cancelled.
-        result = await asyncio.shield(self._store.record_batch(
-            items, now=self._clock.now(), config_version=self._config_version()))
-        # Only now, with the batch committed, may the broker forget these messages.
-        for message in batch:
-            ack(client, message)
-        self._count(result)
-        return result
+    def _submit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> _Submitted:
+        raw = [(str(m.topic), as_bytes(m.payload)) for m in batch]
+        future = self._writer.submit(raw, now=self._clock.now(),
+                                     config_version=self._config_version())
+        return _Submitted(client, batch, future)
+
+    async def _acknowledge(self, submitted: asyncio.Queue[_Submitted | None],
+                           slots: asyncio.Semaphore) -> None:
+        while (item := await submitted.get()) is not None:
+            result = await item.future
+            # Only now, with the batch committed, may the broker forget these messages.
+            for message in item.messages:
+                ack(item.client, message)
+            slots.release()
+            self._count(result)
 
     def _count(self, result: BatchResult) -> None:
         metrics = self._metrics
@@ -103,3 +99,10 @@ class Ingestor:
             reasons = ",".join(sorted({str(r) for r in result.dead_letter_reasons}))
             log.warning("dead letters stored", extra={"count": result.dead_letters,
                                                       "reasons": reasons})
+
+
+@dataclass(frozen=True)
+class _Submitted:
+    client: aiomqtt.Client
+    messages: list[aiomqtt.Message]
+    future: asyncio.Future[BatchResult]

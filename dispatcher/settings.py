@@ -100,6 +100,8 @@ class IngestSettings(_Section):
     """[ingest]: how inbound events are batched into commits."""
 
     batch_max_events: int = Field(default=1000, ge=1, le=10_000)
+    # "process": validation and commits run in a writer process on another core.
+    writer: Literal["process", "inline"] = "process"
     max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=MAX_PAYLOAD_BYTES)
 
 

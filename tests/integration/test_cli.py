@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from dispatcher.audit import record_hash
+from dispatcher.classify import classify
 from dispatcher.cli import main
-from dispatcher.ingest import classify
 from dispatcher.store import open_store
 from tests.support import db_path, encode, make_config, overdue_event
 

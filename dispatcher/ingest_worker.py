@@ -1,0 +1,71 @@
+"""The writer process: raw batches in on stdin, validated and committed, results out on stdout.
+
+Started by `ProcessWriter`; it exits when its stdin closes (the daemon stopped or died), after
+finishing the batch in hand. It ignores SIGINT and SIGTERM: a terminal's Ctrl-C or systemd's
+stop reaches the daemon, which drains and then closes the pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from dispatcher.classify import classify
+from dispatcher.logs import configure_logging
+from dispatcher.store import Inbound, open_store
+from dispatcher.writers import read_frame, write_frame
+
+log = logging.getLogger("dispatcher.writer")
+
+_Job = tuple[datetime, str, list[Inbound]]
+
+
+async def serve(store_path: Path, max_bytes: int) -> None:
+    """Answer batches until stdin closes."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=2**26)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                        sys.stdout)
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+    jobs: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=2)
+
+    async def receive() -> None:
+        # Validating the next batch here overlaps the commit of the last one in SQLite's thread.
+        while (frame := await read_frame(reader)) is not None:
+            _, now, config_version, raw = frame
+            await jobs.put((now, config_version,
+                            [classify(payload, topic, max_bytes) for topic, payload in raw]))
+        await jobs.put(None)
+
+    async with open_store(store_path) as store:
+        await write_frame(writer, "ready")
+        async with asyncio.TaskGroup() as group:
+            group.create_task(receive())
+            while (job := await jobs.get()) is not None:
+                now, config_version, items = job
+                try:
+                    result = await store.record_batch(items, now=now,
+                                                      config_version=config_version)
+                except Exception as exc:  # reported to the daemon, which restarts us
+                    log.exception("batch failed")
+                    await write_frame(writer, ("error", f"{type(exc).__name__}: {exc}"))
+                    raise
+                await write_frame(writer, ("ok", result))
+
+
+def main() -> None:
+    """Entry point: `python -m dispatcher.ingest_worker STORE MAX_BYTES LEVEL FORMAT`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    store_path, max_bytes, level, fmt = sys.argv[1:5]
+    configure_logging(level, fmt)
+    asyncio.run(serve(Path(store_path), int(max_bytes)))
+
+
+if __name__ == "__main__":
+    main()
