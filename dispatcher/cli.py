@@ -19,6 +19,7 @@ from dispatcher.clock import SystemClock
 from dispatcher.errors import ConfigError, StoreError
 from dispatcher.logs import configure_logging
 from dispatcher.phones import mask_numbers_in
+from dispatcher.runtime import tune_gc
 from dispatcher.settings import LoadedConfig, config_path_from, load_config
 from dispatcher.store import Accepted, Rejected, open_store
 
@@ -111,6 +112,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_USAGE
     service = config.settings.service
     configure_logging(service.log_level, service.log_format)
+    tune_gc()
     asyncio.run(_serve(config))
     return EXIT_OK
 

@@ -74,15 +74,17 @@ class Ingestor:
         raw = [(str(m.topic), as_bytes(m.payload)) for m in batch]
         future = self._writer.submit(raw, now=self._clock.now(),
                                      config_version=self._config_version())
-        return _Submitted(client, batch, future)
+        # Keep only what the acknowledgement needs: a waiting batch of full messages (each with
+        # paho's property objects) makes the garbage collector's work grow several times over.
+        return _Submitted(client, [(m.mid, m.qos) for m in batch], future)
 
     async def _acknowledge(self, submitted: asyncio.Queue[_Submitted | None],
                            slots: asyncio.Semaphore) -> None:
         while (item := await submitted.get()) is not None:
             result = await item.future
             # Only now, with the batch committed, may the broker forget these messages.
-            for message in item.messages:
-                ack(item.client, message)
+            for mid, qos in item.acks:
+                ack(item.client, mid, qos)
             slots.release()
             self._count(result)
 
@@ -104,5 +106,5 @@ class Ingestor:
 @dataclass(frozen=True)
 class _Submitted:
     client: aiomqtt.Client
-    messages: list[aiomqtt.Message]
+    acks: list[tuple[int, int]]
     future: asyncio.Future[BatchResult]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from dispatcher.classify import classify
 from dispatcher.logs import configure_logging
+from dispatcher.runtime import tune_gc
 from dispatcher.store import Inbound, open_store
 from dispatcher.writers import read_frame, write_frame
 
@@ -64,6 +65,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store_path, max_bytes, level, fmt = sys.argv[1:5]
     configure_logging(level, fmt)
+    tune_gc()
     asyncio.run(serve(Path(store_path), int(max_bytes)))
 
 

@@ -45,10 +45,10 @@ def enable_manual_ack(client: aiomqtt.Client) -> None:
     client._client.manual_ack_set(True)  # noqa: SLF001
 
 
-def ack(client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+def ack(client: aiomqtt.Client, mid: int, qos: int) -> None:
     """Acknowledge one received message to the broker (PUBACK); call only after it is committed."""
-    if message.qos > 0:
-        client._client.ack(message.mid, message.qos)  # noqa: SLF001
+    if qos > 0:
+        client._client.ack(mid, qos)  # noqa: SLF001
 
 
 def take_queued(client: aiomqtt.Client, limit: int) -> list[aiomqtt.Message]:
