@@ -37,6 +37,14 @@ def backoff_delays(first: float, cap: float, rng: random.Random) -> list[float]:
     return [d * (0.5 + rng.random() / 2) for d in delays]
 
 
+def first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error inside nested task-group exception groups."""
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
 class Dispatcher:
     """The daemon: `async with Dispatcher(config) as d: await d.run()`."""
 
@@ -146,11 +154,11 @@ class Dispatcher:
             except* WriterError as group_error:
                 # Its uncommitted batches were never acknowledged: the broker sends them again.
                 log.error(  # noqa: TRY400 - one line; the writer logged its own traceback
-                    f"ingest writer failed: {group_error.exceptions[0]}; restarting it")
+                    f"ingest writer failed: {first_leaf(group_error)}; restarting it")
                 if isinstance(self._writer, ProcessWriter):
                     await self._writer.restart()
             except* aiomqtt.MqttError as group_error:
-                error = group_error.exceptions[0]
+                error = first_leaf(group_error)
                 delays = backoff_delays(settings.mqtt.reconnect_min_seconds,
                                         settings.mqtt.reconnect_max_seconds, rng)
                 delay = delays[min(failures, len(delays) - 1)]

@@ -51,12 +51,12 @@ class Ingestor:
                        slots: asyncio.Semaphore) -> None:
         messages = aiter(client.messages)
         stopping = asyncio.ensure_future(stop.wait())
+        receiving: asyncio.Future[aiomqtt.Message] | None = None
         try:
             while not stop.is_set():
                 receiving = asyncio.ensure_future(anext(messages))
                 await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 if not receiving.done():
-                    receiving.cancel()
                     break
                 await slots.acquire()
                 batch = [receiving.result(), *take_queued(client, self._batch_max - 1)]
@@ -69,6 +69,7 @@ class Ingestor:
                 submitted.put_nowait(self._submit(client, batch))
         finally:
             stopping.cancel()
+            _discard(receiving)
 
     def _submit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> _Submitted:
         raw = [(str(m.topic), as_bytes(m.payload)) for m in batch]
@@ -108,3 +109,13 @@ class _Submitted:
     client: aiomqtt.Client
     acks: list[tuple[int, int]]
     future: asyncio.Future[BatchResult]
+
+
+def _discard(future: asyncio.Future[aiomqtt.Message] | None) -> None:
+    """Cancel a pending receive; a finished one's error is known already (the loop ended)."""
+    if future is None:
+        return
+    if not future.done():
+        future.cancel()
+    elif not future.cancelled():
+        future.exception()

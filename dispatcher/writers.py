@@ -132,6 +132,7 @@ class ProcessWriter:
             future = self._pending.popleft()
             if not future.done():
                 future.set_exception(error)
+                future.exception()  # the first waiter reports it; the rest need not
 
     def submit(self, raw: list[RawMessage], *, now: datetime,
                config_version: str) -> asyncio.Future[BatchResult]:

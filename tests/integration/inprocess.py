@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import aiohttp
+
 from dispatcher.app import Dispatcher
 from dispatcher.settings import load_config
 
@@ -32,3 +34,15 @@ async def running(config_path: Path) -> AsyncIterator[Dispatcher]:
         finally:
             dispatcher.request_stop()
             await task
+
+
+async def metrics_once(port: int | None, line: str) -> str:
+    """The /metrics text, fetched over HTTP until it contains `line` (at most 10 s)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    async with aiohttp.ClientSession() as http, asyncio.timeout(10):
+        while True:
+            async with http.get(url) as response:
+                text = await response.text()
+            if line in text:
+                return text
+            await asyncio.sleep(0.05)

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from tests.integration.inprocess import running, wait_for
+from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events
 
@@ -72,8 +71,8 @@ async def test_bad_input_becomes_dead_letter(tmp_path: Path, broker: Broker, pay
             config, "SELECT record FROM audit WHERE kind = 'dead_letter'")]
         assert [a["reason"] for a in audit] == [reason]
 
-        url = f"http://127.0.0.1:{dispatcher.webhook_port}/metrics"
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            text = await response.text()
+        # The daemon counts a batch when the writer reports its commit, just after the store
+        # shows it.
+        text = await metrics_once(dispatcher.webhook_port,
+                                  'dispatcher_events_in_total{result="stored"} 1.0')
         assert f'dispatcher_dead_letters_total{{reason="{reason}"}} 1.0' in text
-        assert 'dispatcher_events_in_total{result="stored"} 1.0' in text

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from functools import partial
 from pathlib import Path
@@ -89,4 +91,37 @@ def test_broker_restart_mid_stream_loses_nothing(
 
     assert "broker unreachable" in daemon.new_log()
     assert stored_while_down <= half
+    assert_each_event_once(config, TOTAL)
+
+
+def writer_pid(daemon: Daemon) -> int:
+    """The daemon's writer process (its only child)."""
+    assert daemon.process is not None
+    pid = daemon.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1
+    return int(children[0])
+
+
+def test_sigkill_of_the_writer_process_loses_and_doubles_nothing(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
+    config = make_config(tmp_path / "cfg", broker.url)
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.start()
+    first_writer = writer_pid(daemon)
+
+    publisher = threading.Thread(target=lambda: asyncio.run(publish_all(
+        broker.port, (encode(overdue_event(n)) for n in range(TOTAL)))))
+    publisher.start()
+    wait_until(partial(reached, config, 1000), 60, "1000 stored")
+    os.kill(first_writer, signal.SIGKILL)
+    count_at_kill = stored_events(config)
+    publisher.join(timeout=120)
+    wait_until(partial(reached, config, TOTAL), 60, "all events stored")
+
+    assert count_at_kill < TOTAL
+    assert "ingest writer failed" in daemon.new_log()
+    assert writer_pid(daemon) != first_writer
+    assert daemon.terminate() == 0
     assert_each_event_once(config, TOTAL)

@@ -12,7 +12,7 @@ import aiomqtt
 
 from dispatcher.accounts import AccountStatus
 from dispatcher.audit import canonical_json
-from tests.integration.inprocess import running, wait_for
+from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events
 
@@ -26,14 +26,13 @@ async def test_duplicate_event_ids_are_acknowledged_and_ignored(tmp_path: Path,
         await publish_all(broker.port, [encode(first), encode(again), encode(first)])
         await publish_all(broker.port, [encode(overdue_event(2, "A-2"))])
         await wait_for(lambda: stored_events(config) == 2, 10, "two distinct events")
-        await asyncio.sleep(0.3)
         state = await dispatcher.store.account("A-1")
         assert state is not None
         assert state.days_past_due == 3
         assert len(query(config, "SELECT 1 FROM audit WHERE kind = 'event'")) == 2
-        url = f"http://127.0.0.1:{dispatcher.webhook_port}/metrics"
-        async with aiohttp.ClientSession() as http, http.get(url) as response:
-            assert 'dispatcher_events_in_total{result="duplicate"} 2.0' in await response.text()
+        text = await metrics_once(dispatcher.webhook_port,
+                                  'dispatcher_events_in_total{result="stored"} 2.0')
+        assert 'dispatcher_events_in_total{result="duplicate"} 2.0' in text
 
 
 def has_events(config: Path, count: int) -> bool:

@@ -1,0 +1,18 @@
+"""The ingest benchmark runs end to end (its numbers are read by people, never asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support import ROOT
+
+
+def test_ingest_benchmark_runs_and_prints_both_rates() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.ingest", "--events", "600", "--accounts", "60"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "bare aiomqtt, manual ack:" in result.stdout
+    assert "dispatcher end-to-end:" in result.stdout
+    assert "ratio dispatcher / bare:" in result.stdout
