@@ -70,10 +70,11 @@ async def bare_subscriber(broker: Broker, payloads: list[bytes]) -> float:
     return received / elapsed
 
 
-async def dispatcher_ingest(broker: Broker, payloads: list[bytes], folder: Path) -> float:
+async def dispatcher_ingest(broker: Broker, payloads: list[bytes], folder: Path,
+                            writer: str) -> float:
     """Events/s through the real Dispatcher: received, validated, committed, acknowledged."""
     config_path = make_config(folder, broker.url, client_id="bench-dispatcher",
-                              extra="", log_format="text")
+                              extra=f'[ingest]\nwriter = "{writer}"\n', log_format="text")
     config = load_config(config_path)
     async with make_client(config.settings.mqtt) as client:
         await client.subscribe("collections/events/#", qos=1)
@@ -96,6 +97,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--writer", choices=("process", "inline"), default="process",
+                        help="[ingest] writer of the dispatcher under test")
     args = parser.parse_args()
     payloads = make_events(args.events, args.accounts)
     # The daemon runs with these collector settings (`dispatcher run`); the bare subscriber gets
@@ -106,13 +109,13 @@ async def main() -> None:
         broker.start()
         try:
             bare = await bare_subscriber(broker, payloads)
-            full = await dispatcher_ingest(broker, payloads, Path(tmp) / "dispatcher")
+            full = await dispatcher_ingest(broker, payloads, Path(tmp) / "dispatcher", args.writer)
         finally:
             broker.stop()
     print(f"events:                         {args.events} ({args.accounts} accounts)")
     print(f"bare aiomqtt, manual ack:       {bare:9,.0f} msg/s")
     print(f"dispatcher end-to-end:          {full:9,.0f} events/s "
-          "(received, validated, committed, acknowledged)")
+          f"(received, validated, committed, acknowledged; {args.writer} writer)")
     print(f"ratio dispatcher / bare:        {full / bare:9.2f}  (target >= 0.75)")
 
 

@@ -95,6 +95,7 @@ class ProcessWriter:
         self._pending: deque[asyncio.Future[BatchResult]] = deque()
         self._reader: asyncio.Task[None] | None = None
         self._send_lock = asyncio.Lock()
+        self._sending: set[asyncio.Task[None]] = set()
         self._failed: WriterError | None = None
 
     async def start(self) -> None:
@@ -142,7 +143,9 @@ class ProcessWriter:
             future.set_exception(self._failed or WriterError("writer process is not running"))
             return future
         self._pending.append(future)
+        # Sends queue on the lock in submission order, so results come back in that order.
         task = asyncio.create_task(self._send(("batch", now, config_version, raw)))
+        self._sending.add(task)
         task.add_done_callback(self._sent)
         return future
 
@@ -153,6 +156,7 @@ class ProcessWriter:
             await write_frame(self._process.stdin, frame)
 
     def _sent(self, task: asyncio.Task[None]) -> None:
+        self._sending.discard(task)
         if not task.cancelled() and task.exception() is not None:
             self._fail(WriterError(f"cannot reach the writer process: {task.exception()}"))
 

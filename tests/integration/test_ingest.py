@@ -122,3 +122,16 @@ async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker) 
             assert (await response.json())["mqtt_connected"] is False
         broker.start()
         await wait_for(lambda: dispatcher.health.mqtt_connected, 10, "reconnected")
+
+
+async def test_inline_writer_stores_events_and_dead_letters(tmp_path: Path,
+                                                            broker: Broker) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, extra='[ingest]\nwriter = "inline"')
+    async with running(config) as dispatcher:
+        await publish_all(broker.port, [encode(overdue_event(n)) for n in range(50)]
+                          + [b"nope", encode(overdue_event(3))])
+        await metrics_once(dispatcher.webhook_port,
+                           'dispatcher_events_in_total{result="dead_letter"} 1.0')
+    assert stored_events(config) == 50
+    assert query(config, "SELECT reason FROM dead_letters") == [("not_json",)]
+    assert len(query(config, "SELECT 1 FROM audit WHERE kind = 'event'")) == 50
