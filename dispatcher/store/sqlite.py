@@ -129,6 +129,7 @@ class SqliteStore:
             # FULL: an event acknowledged to the broker must survive a power cut, not only a crash.
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
+            await db.execute("PRAGMA cache_size = -65536")
             await cls._migrate(db, path)
         except BaseException:
             await db.close()
