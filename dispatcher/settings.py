@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import MAX_PAYLOAD_BYTES
@@ -19,6 +26,16 @@ from dispatcher.phones import validate_e164
 
 DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
 CONFIG_ENV = "DISPATCHER_CONFIG"
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 class _Section(BaseModel):
@@ -138,17 +155,9 @@ class ChannelSettings(_Section):
 class TwilioSettings(_Section):
     """[twilio]: provider endpoint and sender; credentials come from the environment."""
 
-    api_base: str = "https://api.twilio.com"
+    api_base: HttpUrl = "https://api.twilio.com"
     from_number: str | None = None
     messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-f]{32}$")
-
-    @field_validator("api_base")
-    @classmethod
-    def _api_base(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
     @field_validator("from_number")
     @classmethod
@@ -161,15 +170,8 @@ class WebhookSettings(_Section):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: HttpUrl = "http://127.0.0.1:8080"
 
-    @field_validator("public_url")
-    @classmethod
-    def _public_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL")
-        return value.rstrip("/")
 
 
 class ComplianceSettings(_Section):

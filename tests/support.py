@@ -212,3 +212,12 @@ def overdue_event(n: int, account: str | None = None, *, occurred_at: str | None
 def encode(event: dict[str, Any]) -> bytes:
     """JSON bytes of an event."""
     return json.dumps(event).encode()
+
+
+def start_daemon(folder: Path, broker: Broker, started: list[Daemon]) -> tuple[Path, Daemon]:
+    """Write a config for `broker` under `folder`, start a daemon on it, and note it for cleanup."""
+    config = make_config(folder, broker.url)
+    daemon = Daemon(config)
+    started.append(daemon)
+    daemon.start()
+    return config, daemon

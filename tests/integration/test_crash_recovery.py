@@ -14,9 +14,9 @@ from tests.support import (
     Broker,
     Daemon,
     encode,
-    make_config,
     overdue_event,
     query,
+    start_daemon,
     stored_events,
     wait_until,
 )
@@ -42,10 +42,7 @@ def assert_each_event_once(config: Path, total: int) -> None:
 
 def test_sigkill_while_events_in_flight_loses_and_doubles_nothing(
         tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
-    daemon = Daemon(config)
-    daemons.append(daemon)
-    daemon.start()
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
 
     published = threading.Event()
 
@@ -74,10 +71,7 @@ def test_sigkill_while_events_in_flight_loses_and_doubles_nothing(
 
 def test_broker_restart_mid_stream_loses_nothing(
         tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
-    daemon = Daemon(config)
-    daemons.append(daemon)
-    daemon.start()
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
     half = TOTAL // 2
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(half))))
     broker.stop()
@@ -105,10 +99,7 @@ def writer_pid(daemon: Daemon) -> int:
 
 def test_sigkill_of_the_writer_process_loses_and_doubles_nothing(
         tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
-    daemon = Daemon(config)
-    daemons.append(daemon)
-    daemon.start()
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
     first_writer = writer_pid(daemon)
 
     publisher = threading.Thread(target=lambda: asyncio.run(publish_all(

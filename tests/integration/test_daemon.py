@@ -20,6 +20,7 @@ from tests.support import (
     free_port,
     make_config,
     overdue_event,
+    start_daemon,
     stored_events,
     wait_until,
 )
@@ -28,10 +29,7 @@ from tests.support import (
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_and_exits_zero(tmp_path: Path, broker: Broker, daemons: list[Daemon],
                                       sig: signal.Signals) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
-    daemon = Daemon(config)
-    daemons.append(daemon)
-    daemon.start()
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(300))))
     assert daemon.process is not None
     daemon.process.send_signal(sig)
