@@ -79,6 +79,14 @@ def _derived_audit(event: Event) -> list[dict[str, Any]]:
     return []
 
 
+def _dead_letter_record(item: Rejected, dead_letter_id: int) -> dict[str, Any]:
+    ident = item.identity
+    return {"kind": "dead_letter", "dead_letter_id": dead_letter_id, "reason": item.reason,
+            "detail": item.detail, "event_id": ident.get("event_id"),
+            "event_type": ident.get("event_type"), "account_id": ident.get("account_id"),
+            "payload_sha256": hashlib.sha256(item.payload).hexdigest()}
+
+
 class _StateCache:
     """Parsed account states keyed by their stored JSON: a hit needs the text to be unchanged,
     so a write by another process (the CLI) can never be answered from a stale copy."""
@@ -215,22 +223,27 @@ class SqliteStore:
                 "UPDATE dead_letters SET replayed_at = ?, replay_event_id = ? WHERE id = ?",
                 replays)
             rejected = [i for i in items if isinstance(i, Rejected)]
-            audit = [self._event_record(a, config_version) for a in fresh]
-            for a in fresh:
-                audit.extend(r | {"config_version": config_version}
-                             for r in _derived_audit(a.event))
-            audit.extend(await self._insert_dead_letters(db, rejected, received, config_version))
-            await self._insert_audit(audit, now)
+            letter_ids = await self._insert_dead_letters(db, rejected, received)
+            # Audit records follow the order of arrival.
+            fresh_ids = {id(a) for a in fresh}
+            audit: list[dict[str, Any]] = []
+            for item in items:
+                if isinstance(item, Rejected):
+                    audit.append(_dead_letter_record(item, letter_ids[id(item)]))
+                elif id(item) in fresh_ids:
+                    audit.append(self._event_record(item))
+                    audit.extend(_derived_audit(item.event))
+            await self._insert_audit([r | {"config_version": config_version} for r in audit], now)
         return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
                            dead_letter_reasons=tuple(r.reason for r in rejected))
 
     @staticmethod
-    def _event_record(accepted: Accepted, config_version: str) -> dict[str, Any]:
+    def _event_record(accepted: Accepted) -> dict[str, Any]:
         event = accepted.event
         return {"kind": "event", "event_id": event.event_id, "event_type": event.type.value,
                 "account_id": event.account_id, "occurred_at": utc_rfc3339(event.occurred_at),
                 "payload_sha256": hashlib.sha256(accepted.payload).hexdigest(),
-                "replay_of": accepted.replay_of, "config_version": config_version}
+                "replay_of": accepted.replay_of}
 
     @staticmethod
     async def _fresh(db: aiosqlite.Connection,
@@ -320,30 +333,21 @@ class SqliteStore:
 
     @staticmethod
     async def _insert_dead_letters(db: aiosqlite.Connection, rejected: Sequence[Rejected],
-                                   received: str, config_version: str) -> list[dict[str, Any]]:
+                                   received: str) -> dict[int, int]:
+        """Store dead letters; return each one's new id, keyed by `id()` of the item."""
         if not rejected:
-            return []
+            return {}
         async with db.execute("SELECT COALESCE(MAX(id), 0) FROM dead_letters") as cur:
             row = await cur.fetchone()
         first = int(row[0]) + 1 if row else 1
-        rows = []
-        audit: list[dict[str, Any]] = []
-        for offset, item in enumerate(rejected):
-            ident = item.identity
-            rows.append((first + offset, received, item.topic, item.payload, item.reason,
-                         item.detail, ident.get("event_id"), ident.get("event_type"),
-                         ident.get("account_id")))
-            audit.append({"kind": "dead_letter", "dead_letter_id": first + offset,
-                          "reason": item.reason, "detail": item.detail,
-                          "event_id": ident.get("event_id"),
-                          "event_type": ident.get("event_type"),
-                          "account_id": ident.get("account_id"),
-                          "payload_sha256": hashlib.sha256(item.payload).hexdigest(),
-                          "config_version": config_version})
+        ids = {id(item): first + offset for offset, item in enumerate(rejected)}
         await db.executemany(
             "INSERT INTO dead_letters(id, received_at, topic, payload, reason, detail, event_id, "
-            "event_type, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        return audit
+            "event_type, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(ids[id(item)], received, item.topic, item.payload, item.reason, item.detail,
+              item.identity.get("event_id"), item.identity.get("event_type"),
+              item.identity.get("account_id")) for item in rejected])
+        return ids
 
     # -- audit -------------------------------------------------------------------------------
 

@@ -79,7 +79,8 @@ def test_export_jsonl_all_and_filtered(config: Path) -> None:
     assert len(out.splitlines()) == 3
 
     _, out = run_cli("audit", "export", "--config", str(config), "--since", "2026-12-02")
-    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["event", "dead_letter"]
+    # Records follow the order of arrival: the bad payload came first in that batch.
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["dead_letter", "event"]
     _, out = run_cli("audit", "export", "--config", str(config),
                      "--until", "2026-12-02T00:00:00Z")
     assert len(out.splitlines()) == 4
@@ -92,8 +93,9 @@ def test_export_csv_has_the_contract_columns(config: Path) -> None:
     assert len(rows) == 6
     assert {"seq", "at", "kind", "event_id", "account_id", "reason", "prev_hash",
             "hash"} <= set(rows[0])
-    assert rows[-1]["kind"] == "dead_letter"
-    assert rows[-1]["reason"] == "not_json"
+    assert rows[-2]["kind"] == "dead_letter"
+    assert rows[-2]["reason"] == "not_json"
+    assert json.loads(rows[-2]["other"])["detail"].startswith("line 1 column 1")
 
 
 def test_export_refuses_a_time_without_offset(config: Path, capsys: pytest.CaptureFixture[str],
