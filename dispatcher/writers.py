@@ -139,26 +139,29 @@ class ProcessWriter:
                config_version: str) -> asyncio.Future[BatchResult]:
         """Send one batch; the future resolves when the writer process has committed it."""
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        if self._failed is not None or self._process is None or self._process.stdin is None:
+        process = self._process
+        if self._failed is not None or process is None or process.stdin is None:
             future.set_exception(self._failed or WriterError("writer process is not running"))
             return future
         self._pending.append(future)
-        # Sends queue on the lock in submission order, so results come back in that order.
-        task = asyncio.create_task(self._send(("batch", now, config_version, raw)))
+        # Sends queue on the lock in submission order, so results come back in that order. Each
+        # is bound to this process: after a restart, nothing meant for the old one reaches the new.
+        task = asyncio.create_task(self._send(process.stdin, ("batch", now, config_version, raw)))
         self._sending.add(task)
-        task.add_done_callback(self._sent)
+        task.add_done_callback(lambda done: self._sent(done, process))
         return future
 
-    async def _send(self, frame: object) -> None:
-        assert self._process is not None
-        assert self._process.stdin is not None
+    async def _send(self, stdin: asyncio.StreamWriter, frame: object) -> None:
         async with self._send_lock:
-            await write_frame(self._process.stdin, frame)
+            if stdin.is_closing():
+                raise ConnectionResetError("the pipe to the writer process is closed")
+            await write_frame(stdin, frame)
 
-    def _sent(self, task: asyncio.Task[None]) -> None:
+    def _sent(self, task: asyncio.Task[None], process: asyncio.subprocess.Process) -> None:
         self._sending.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._fail(WriterError(f"cannot reach the writer process: {task.exception()}"))
+        if task.cancelled() or task.exception() is None or process is not self._process:
+            return
+        self._fail(WriterError(f"cannot reach the writer process: {task.exception()}"))
 
     async def restart(self) -> None:
         """Replace a failed writer process."""
