@@ -44,6 +44,7 @@ class Broker:
     folder: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    password_file: Path | None = None
 
     def conf(self) -> Path:
         """Write the broker's config file; the shipped config's limits, this test's port."""
@@ -53,6 +54,9 @@ class Broker:
         lines += [f"listener {self.port} 127.0.0.1",
                   f"persistence_location {self.folder}/",
                   f"log_dest file {self.folder}/mosquitto.log"]
+        if self.password_file is not None:
+            lines = [line for line in lines if not line.startswith("allow_anonymous")]
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
         if os.geteuid() == 0:
             lines.append("user root")
         path = self.folder / "mosquitto.conf"
@@ -143,8 +147,9 @@ def stored_events(config: Path) -> int:
 class Daemon:
     """`python -m dispatcher run` as a child process, with its log in a file."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env
         self.log = config.parent / "daemon.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -154,7 +159,7 @@ class Daemon:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "dispatcher", "run", "--config", str(self.config)],
-                stdout=log, stderr=log, cwd=ROOT)
+                stdout=log, stderr=log, cwd=ROOT, env=self.env)
         if wait_connected:
             wait_until(lambda: "connected to broker" in self.new_log(), 20, "daemon connected")
 
