@@ -13,7 +13,8 @@ def test_ingest_benchmark_runs_and_prints_both_rates() -> None:
         [sys.executable, "-m", "bench.ingest", "--events", "600", "--accounts", "60"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
-    for line in ("bare aiomqtt, manual ack:", "bare, drained, manual ack:",
-                 "dispatcher end-to-end:", "ratio dispatcher / bare aiomqtt:",
-                 "ratio dispatcher / bare, drained:", "validate+commit alone, no MQTT:"):
+    for line in ("bare aiomqtt, manual ack:", "bare aiomqtt v5, manual ack:",
+                 "bare v5, drained, manual ack:", "dispatcher end-to-end:",
+                 "ratio dispatcher / bare aiomqtt:", "ratio dispatcher / bare aiomqtt v5:",
+                 "ratio dispatcher / bare v5 drained:", "validate+commit alone, no MQTT:"):
         assert line in result.stdout
