@@ -120,7 +120,17 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
+            if isinstance(self._writer, ProcessWriter):
+                group.create_task(self._checkpoints(), name="wal-checkpoint")
         log.info("dispatcher stopped")
+
+    async def _checkpoints(self, every_seconds: float = 1.0) -> None:
+        # The writer process leaves WAL checkpoints to us, so that its commits stay short.
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_seconds):
+                    await self._stop.wait()
+            await self.store.checkpoint()
 
     async def _bounded_shutdown(self, work: asyncio.Task[None]) -> None:
         await self._stop.wait()

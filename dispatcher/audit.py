@@ -64,20 +64,26 @@ class ChainHead:
 EMPTY_CHAIN = ChainHead(seq=0, hash=GENESIS_HASH)
 
 
-def seal(fields: Mapping[str, Any], head: ChainHead) -> dict[str, Any]:
-    """Return `fields` as the next record after `head`: with seq, prev_hash and hash set."""
+def seal(fields: Mapping[str, Any], head: ChainHead,
+         common: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Return `fields` (and `common`) as the next record after `head`, with seq, prev_hash and
+    hash set; fields whose value is None are left out."""
     record = {k: v for k, v in fields.items() if v is not None}
+    if common:
+        record.update((k, v) for k, v in common.items() if k not in record)
+    record.pop("hash", None)
     record["seq"] = head.seq + 1
     record["prev_hash"] = head.hash
-    record["hash"] = record_hash(record)
+    record["hash"] = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return record
 
 
-def seal_all(items: Iterable[Mapping[str, Any]], head: ChainHead) -> list[dict[str, Any]]:
-    """Seal several records in order onto `head`."""
+def seal_all(items: Iterable[Mapping[str, Any]], head: ChainHead,
+             common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Seal several records in order onto `head`, each with the `common` fields it lacks."""
     sealed = []
     for fields in items:
-        record = seal(fields, head)
+        record = seal(fields, head, common)
         head = ChainHead(record["seq"], record["hash"])
         sealed.append(record)
     return sealed

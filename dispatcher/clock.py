@@ -59,3 +59,8 @@ def parse_rfc3339(text: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"timestamp without offset: {text!r}")
     return moment.astimezone(UTC)
+
+
+def sortable_utc(moment: datetime) -> str:
+    """Fixed-width UTC text with microseconds, whose text order is its time order."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"

@@ -17,7 +17,7 @@ from pathlib import Path
 from dispatcher.classify import classify
 from dispatcher.logs import configure_logging
 from dispatcher.runtime import tune_gc
-from dispatcher.store import Inbound, open_store
+from dispatcher.store import Accepted, Inbound, open_store
 from dispatcher.writers import read_frame, write_frame
 
 log = logging.getLogger("dispatcher.writer")
@@ -39,11 +39,15 @@ async def serve(store_path: Path, max_bytes: int) -> None:
         # Validating the next batch here overlaps the commit of the last one in SQLite's thread.
         while (frame := await read_frame(reader)) is not None:
             _, now, config_version, raw = frame
-            await jobs.put((now, config_version,
-                            [classify(payload, topic, max_bytes) for topic, payload in raw]))
+            items = [classify(payload, topic, max_bytes) for topic, payload in raw]
+            for item in items:
+                if isinstance(item, Accepted):
+                    item.precompute()
+            await jobs.put((now, config_version, items))
         await jobs.put(None)
 
-    async with open_store(store_path) as store:
+    # The daemon's own connection checkpoints the WAL on the other core (Dispatcher.run).
+    async with open_store(store_path, checkpoints=False) as store:
         await write_frame(writer, "ready")
         async with asyncio.TaskGroup() as group:
             group.create_task(receive())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,6 +11,7 @@ from typing import Any, Protocol
 
 from dispatcher.accounts import AccountState
 from dispatcher.audit import ChainHead
+from dispatcher.clock import sortable_utc, utc_rfc3339
 from dispatcher.events import Event
 
 
@@ -20,6 +23,27 @@ class Accepted:
     payload: bytes
     topic: str
     replay_of: int | None = None
+
+    # Derived once, and early: the writer process works them out while the previous batch is
+    # still being committed.
+    @functools.cached_property
+    def payload_sha256(self) -> str:
+        """SHA-256 of the raw payload, as the audit record carries it."""
+        return hashlib.sha256(self.payload).hexdigest()
+
+    @functools.cached_property
+    def occurred_at_text(self) -> str:
+        """`occurred_at` as the audit log writes times (UTC, milliseconds)."""
+        return utc_rfc3339(self.event.occurred_at)
+
+    @functools.cached_property
+    def occurred_at_key(self) -> str:
+        """`occurred_at` as the store sorts times (`sortable_utc`)."""
+        return sortable_utc(self.event.occurred_at)
+
+    def precompute(self) -> None:
+        """Work out the derived values now."""
+        _ = self.payload_sha256, self.occurred_at_text, self.occurred_at_key
 
 
 @dataclass(frozen=True)

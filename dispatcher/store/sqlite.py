@@ -16,7 +16,7 @@ import aiosqlite
 
 from dispatcher.accounts import AccountState, fold, is_in_order
 from dispatcher.audit import PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
-from dispatcher.clock import utc_rfc3339
+from dispatcher.clock import sortable_utc, utc_rfc3339
 from dispatcher.errors import StoreError
 from dispatcher.events import (
     Event,
@@ -41,9 +41,7 @@ from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
 _CHUNK = 500
 
 
-def db_time(moment: datetime) -> str:
-    """A fixed-width UTC timestamp with microseconds, so that its text order is its time order."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+db_time = sortable_utc
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -66,7 +64,7 @@ def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
 def _derived_audit(event: Event) -> list[dict[str, Any]]:
     """Hold and opt-out records that an event implies, besides its `event` record."""
     data = event.data
-    base = {"at": None, "account_id": event.account_id, "event_id": event.event_id}
+    base = {"account_id": event.account_id, "event_id": event.event_id}
     if isinstance(data, HoldData):
         return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "placed",
                         "until": data.until.isoformat() if data.until else None}]
@@ -125,8 +123,13 @@ class SqliteStore:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, create: bool = True) -> SqliteStore:
-        """Open (and migrate) the store at `path`; refuse a schema newer than this code."""
+    async def open(cls, path: Path, *, create: bool = True,
+                   checkpoints: bool = True) -> SqliteStore:
+        """Open (and migrate) the store at `path`; refuse a schema newer than this code.
+
+        `checkpoints=False` leaves copying the WAL into the database to another connection
+        (`checkpoint`), so that this one's commits stay short.
+        """
         if not create and not await asyncio.to_thread(path.exists):
             raise StoreError(f"no store at {path}")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
@@ -138,6 +141,8 @@ class SqliteStore:
             await db.execute("PRAGMA synchronous = FULL")
             await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("PRAGMA cache_size = -65536")
+            if not checkpoints:
+                await db.execute("PRAGMA wal_autocheckpoint = 0")
             await cls._migrate(db, path)
         except BaseException:
             await db.close()
@@ -189,10 +194,9 @@ class SqliteStore:
         record = json.loads(row[0])
         return ChainHead(int(record["seq"]), str(record["hash"]))
 
-    async def _insert_audit(self, fields: Sequence[Mapping[str, Any]],
-                            now: datetime) -> list[dict[str, Any]]:
-        at = utc_rfc3339(now)
-        sealed = seal_all(({**f, "at": f.get("at") or at} for f in fields), await self._head())
+    async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
+                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        sealed = seal_all(fields, await self._head(), {**(common or {}), "at": utc_rfc3339(now)})
         await self._db.executemany(
             "INSERT INTO audit(seq, at, kind, account_id, record, published) "
             "VALUES (?, ?, ?, ?, ?, ?)",
@@ -214,7 +218,7 @@ class SqliteStore:
                 "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
                 "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(a.event.event_id, a.event.account_id, a.event.type.value,
-                  db_time(a.event.occurred_at), received, a.topic, a.payload) for a in fresh])
+                  a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
             await self._project_accounts(db, [a.event for a in fresh], received)
             await self._apply_opt_outs(db, [a.event for a in fresh])
             replays = [(received, a.event.event_id, a.replay_of)
@@ -233,7 +237,7 @@ class SqliteStore:
                 elif id(item) in fresh_ids:
                     audit.append(self._event_record(item))
                     audit.extend(_derived_audit(item.event))
-            await self._insert_audit([r | {"config_version": config_version} for r in audit], now)
+            await self._insert_audit(audit, now, {"config_version": config_version})
         return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
                            dead_letter_reasons=tuple(r.reason for r in rejected))
 
@@ -241,9 +245,8 @@ class SqliteStore:
     def _event_record(accepted: Accepted) -> dict[str, Any]:
         event = accepted.event
         return {"kind": "event", "event_id": event.event_id, "event_type": event.type.value,
-                "account_id": event.account_id, "occurred_at": utc_rfc3339(event.occurred_at),
-                "payload_sha256": hashlib.sha256(accepted.payload).hexdigest(),
-                "replay_of": accepted.replay_of}
+                "account_id": event.account_id, "occurred_at": accepted.occurred_at_text,
+                "payload_sha256": accepted.payload_sha256, "replay_of": accepted.replay_of}
 
     @staticmethod
     async def _fresh(db: aiosqlite.Connection,
@@ -284,7 +287,9 @@ class SqliteStore:
                 # An older event arrived late: replay the account's whole history in order.
                 after = fold(account_id, await self._account_events(db, account_id))
             states.append(after)
-            if before is None or _party_rows(before) != _party_rows(after):
+            if before is None or (
+                    (before.debtor is not after.debtor or before.contacts is not after.contacts)
+                    and _party_rows(before) != _party_rows(after)):
                 renumbered.append(after)
         rows = []
         for state in states:
@@ -451,6 +456,11 @@ class SqliteStore:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def checkpoint(self) -> None:
+        """Copy committed WAL pages into the database without blocking writers (PASSIVE)."""
+        async with self._lock, self._db.execute("PRAGMA wal_checkpoint(PASSIVE)"):
+            pass
+
     async def ping(self) -> None:
         """Fail when the store cannot be written."""
         async with self._write() as db:
@@ -458,9 +468,10 @@ class SqliteStore:
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, create: bool = True) -> AsyncIterator[SqliteStore]:
+async def open_store(path: Path, *, create: bool = True,
+                     checkpoints: bool = True) -> AsyncIterator[SqliteStore]:
     """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create)
+    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints)
     try:
         yield store
     finally:
