@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import random
@@ -14,6 +13,7 @@ from typing import Self
 
 import aiomqtt
 
+from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
@@ -127,9 +127,7 @@ class Dispatcher:
     async def _checkpoints(self, every_seconds: float = 1.0) -> None:
         # The writer process leaves WAL checkpoints to us, so that its commits stay short.
         while not self._stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every_seconds):
-                    await self._stop.wait()
+            await pause(every_seconds, self._stop)
             await self.store.checkpoint()
 
     async def _bounded_shutdown(self, work: asyncio.Task[None]) -> None:
@@ -175,9 +173,7 @@ class Dispatcher:
                 failures += 1
                 log.warning(f"broker unreachable at {settings.mqtt.url}: {error}; "
                             f"retrying in {delay:.1f}s")
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(delay):
-                        await self._stop.wait()
+                await pause(delay, self._stop)
             finally:
                 self._set_connected(False)
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import aiomqtt
 
+from dispatcher.aio import pause
 from dispatcher.audit import canonical_json
 from dispatcher.metrics import Metrics
 from dispatcher.store import Store
@@ -30,21 +30,13 @@ class AuditPublisher:
         self._prefix = prefix
         self._poll = poll_seconds
         self._batch = batch
-        self._wake = asyncio.Event()
-
-    def wake(self) -> None:
-        """Look for new records now rather than at the next poll."""
-        self._wake.set()
 
     async def run(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         """Publish until `stop` is set or the connection drops."""
         while not stop.is_set():
             published = await self.publish_pending(client)
             if published < self._batch:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
-                        await _first_of(self._wake, stop)
+                await pause(self._poll, stop)
 
     async def publish_pending(self, client: aiomqtt.Client) -> int:
         """Publish one batch of pending records; return how many."""
@@ -56,12 +48,3 @@ class AuditPublisher:
             await self._store.mark_published([int(r["seq"]) for r in records])
             self._metrics.published.inc(len(records))
         return len(records)
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waiters = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
