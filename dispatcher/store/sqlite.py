@@ -8,14 +8,14 @@ import json
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from dispatcher.accounts import AccountState, fold, is_in_order
-from dispatcher.audit import PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
+from dispatcher.audit import EMPTY_CHAIN, PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
 from dispatcher.clock import sortable_utc, utc_rfc3339
 from dispatcher.errors import StoreError
 from dispatcher.events import (
@@ -39,9 +39,6 @@ from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
-
-
-db_time = sortable_utc
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -190,7 +187,7 @@ class SqliteStore:
                 "SELECT record FROM audit ORDER BY seq DESC LIMIT 1") as cur:
             row = await cur.fetchone()
         if row is None:
-            return ChainHead(0, "0" * 64)
+            return EMPTY_CHAIN
         record = json.loads(row[0])
         return ChainHead(int(record["seq"]), str(record["hash"]))
 
@@ -213,14 +210,14 @@ class SqliteStore:
         async with self._write() as db:
             accepted = [i for i in items if isinstance(i, Accepted)]
             fresh, duplicates = await self._fresh(db, accepted)
-            received = db_time(now)
+            received = sortable_utc(now)
             await db.executemany(
                 "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
                 "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(a.event.event_id, a.event.account_id, a.event.type.value,
                   a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
             await self._project_accounts(db, [a.event for a in fresh], received)
-            await self._apply_opt_outs(db, [a.event for a in fresh])
+            await self._apply_opt_outs(db, fresh)
             replays = [(received, a.event.event_id, a.replay_of)
                        for a in accepted if a.replay_of is not None]
             await db.executemany(
@@ -295,9 +292,9 @@ class SqliteStore:
         for state in states:
             state_json = state.model_dump_json()
             self._states.put(state_json, state)
-            rows.append((state.account_id, state.status.value,
-                         db_time(state.last_occurred_at or datetime.now(UTC)), updated_at,
-                         state_json))
+            last = (sortable_utc(state.last_occurred_at) if state.last_occurred_at
+                    else updated_at)
+            rows.append((state.account_id, state.status.value, last, updated_at, state_json))
         await db.executemany(
             "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET status = "
@@ -317,15 +314,16 @@ class SqliteStore:
             return [parse_event(bytes(row[0])) for row in await cur.fetchall()]
 
     @staticmethod
-    async def _apply_opt_outs(db: aiosqlite.Connection, events: Sequence[Event]) -> None:
+    async def _apply_opt_outs(db: aiosqlite.Connection, fresh: Sequence[Accepted]) -> None:
         rows: list[tuple[str, str, int, str, str, str]] = []
-        for event in events:
+        for item in fresh:
+            event = item.event
             if not isinstance(event.data, OptData):
                 continue
             opted_out = 1 if event.type is EventType.OPT_OUT else 0
             channels = (("sms", "call") if event.data.channel is OptChannel.ALL
                         else (event.data.channel.value,))
-            rows.extend((event.data.number, channel, opted_out, db_time(event.occurred_at),
+            rows.extend((event.data.number, channel, opted_out, item.occurred_at_key,
                          event.event_id, event.account_id) for channel in channels)
         # The newest statement about a number wins; at the same instant, the opt-out wins.
         await db.executemany(
