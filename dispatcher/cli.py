@@ -15,7 +15,7 @@ from dispatcher import __version__
 from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, ChainVerifier, canonical_json
 from dispatcher.classify import classify
-from dispatcher.clock import SystemClock
+from dispatcher.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, StoreError
 from dispatcher.logs import configure_logging
 from dispatcher.phones import mask_numbers_in
@@ -34,13 +34,10 @@ def _parse_time(text: str) -> datetime:
     try:
         if len(text) == 10:
             return datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date or time: {text!r}") from None
-    if moment.tzinfo is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} has no UTC offset; write e.g. {text}Z or {text}+01:00")
-    return moment
+        return parse_rfc3339(text)
+    except ValueError as exc:
+        hint = f"; write e.g. {text}Z or {text}+01:00" if "UTC offset" in str(exc) else ""
+        raise argparse.ArgumentTypeError(f"{exc}{hint}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -55,9 +55,12 @@ def utc_rfc3339(moment: datetime) -> str:
 
 def parse_rfc3339(text: str) -> datetime:
     """Parse an RFC 3339 timestamp (with offset or Z) into an aware UTC datetime."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO date or time: {text!r}") from None
     if moment.tzinfo is None:
-        raise ValueError(f"timestamp without offset: {text!r}")
+        raise ValueError(f"{text!r} has no UTC offset")
     return moment.astimezone(UTC)
 
 
