@@ -49,8 +49,8 @@ def utc_rfc3339(moment: datetime) -> str:
     """Format an aware datetime as UTC RFC 3339 with milliseconds, e.g. 2026-12-01T14:00:00.000Z."""
     if moment.tzinfo is None:
         raise ValueError("naive datetimes are not allowed")
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # isoformat is several times faster than strftime; its "+00:00" tail is swapped for "Z".
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_rfc3339(text: str) -> datetime:
@@ -66,4 +66,6 @@ def parse_rfc3339(text: str) -> datetime:
 
 def sortable_utc(moment: datetime) -> str:
     """Fixed-width UTC text with microseconds, whose text order is its time order."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -5,8 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from dispatcher.clock import SystemClock, VirtualClock, parse_rfc3339, utc_rfc3339
+from dispatcher.clock import (
+    SystemClock,
+    VirtualClock,
+    parse_rfc3339,
+    sortable_utc,
+    utc_rfc3339,
+)
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
 
@@ -87,3 +95,24 @@ def test_parse_rfc3339_round_trips(text: str) -> None:
 def test_parse_rfc3339_refuses_a_missing_offset() -> None:
     with pytest.raises(ValueError, match="offset"):
         parse_rfc3339("2026-12-01T14:00:00")
+
+
+_ZONES = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                          timezone(timedelta(hours=-8)), timezone(timedelta(hours=14))])
+
+
+@given(st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=_ZONES),
+       st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=_ZONES))
+def test_sortable_utc_text_order_is_time_order(first: datetime, second: datetime) -> None:
+    a, b = sortable_utc(first), sortable_utc(second)
+    assert len(a) == len(b) == len("2026-12-01T14:00:00.000000Z")
+    assert (a < b) == (first < second)
+    assert (a == b) == (first == second)
+    assert parse_rfc3339(a) == first
+
+
+def test_sortable_utc_refuses_naive_times() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        sortable_utc(datetime(2026, 12, 1, 9, 0))
