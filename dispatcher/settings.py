@@ -20,9 +20,13 @@ from pydantic import (
     field_validator,
 )
 
+from dispatcher.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
-from dispatcher.events import MAX_PAYLOAD_BYTES
+from dispatcher.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.phones import validate_e164
+from dispatcher.policy import Limits, apply_overrides, looser_than_legal
+from dispatcher.templates import TemplateSet, load_templates
+from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
 DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
 CONFIG_ENV = "DISPATCHER_CONFIG"
@@ -175,9 +179,23 @@ class WebhookSettings(_Section):
 
 
 class ComplianceSettings(_Section):
-    """[compliance]: the jurisdiction profile in force."""
+    """[compliance]: the jurisdiction profile in force, and limits tightened from it."""
 
     profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "us"
+    # Checked against the profile's [legal] bounds in load_config.
+    limits: dict[str, Any] = Field(default_factory=dict)
+
+
+class ContactSettings(_Section):
+    """[contact]: the schedule, the templates and what messages say about the sender."""
+
+    schedule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "standard"
+    templates: str = "templates.toml"  # relative to the config file's folder
+    business: str = Field(default="Example Lending", min_length=1, max_length=60)
+    callback: E164 = "+15125550199"
+    agent: str = Field(default="Alex", min_length=1, max_length=40)
+    default_locale: str = "en"
+    sweep_seconds: float = Field(default=1.0, gt=0, le=60)
 
 
 class ProfileInfo(_Section):
@@ -195,12 +213,14 @@ class RecordsPolicy(_Section):
 
 
 class Profile(BaseModel):
-    """A jurisdiction profile (config/profiles/NAME.toml); its rules arrive with the planner."""
+    """A jurisdiction profile (config/profiles/NAME.toml): limits, their legal bounds, records."""
 
-    model_config = ConfigDict(frozen=True, extra="allow")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     profile: ProfileInfo
     records: RecordsPolicy
+    limits: Limits
+    legal: Limits
 
 
 class Settings(_Section):
@@ -214,6 +234,7 @@ class Settings(_Section):
     twilio: TwilioSettings = TwilioSettings()
     webhook: WebhookSettings = WebhookSettings()
     compliance: ComplianceSettings = ComplianceSettings()
+    contact: ContactSettings = ContactSettings()
 
 
 @dataclass(frozen=True)
@@ -225,6 +246,9 @@ class LoadedConfig:
     profile: Profile
     version: str
     files: tuple[Path, ...]
+    limits: Limits
+    schedule: Schedule
+    templates: TemplateSet
 
     @property
     def store_path(self) -> Path:
@@ -325,23 +349,95 @@ def _load_profile(path: Path, name: str) -> tuple[Profile | None, bytes, list[Co
         return None, b"", _problems(profile_path, exc)
 
 
+def _effective_limits(path: Path, profile_path: Path, profile: Profile,
+                      overrides: Mapping[str, Any]) -> tuple[Limits | None, list[ConfigProblem]]:
+    problems = [ConfigProblem(str(profile_path), f"limits.{key}", reason)
+                for key, reason in looser_than_legal(profile.limits, profile.legal)]
+    try:
+        limits = apply_overrides(profile.limits, overrides)
+    except ValidationError as exc:
+        return None, problems + _problems(path, exc, prefix="compliance.limits")
+    # A profile default beyond its own bounds is the profile file's problem, named above.
+    problems += [ConfigProblem(str(path), f"compliance.limits.{key}", reason)
+                 for key, reason in looser_than_legal(limits, profile.legal) if key in overrides]
+    return limits, problems
+
+
+def _load_schedule(path: Path, name: str) -> tuple[Schedule | None, bytes, list[ConfigProblem]]:
+    schedule_path = path.parent / "schedules" / f"{name}.toml"
+    if not schedule_path.is_file():
+        return None, b"", [ConfigProblem(str(path), "contact.schedule",
+                                         f"no schedule file {schedule_path}")]
+    try:
+        data, raw = _read_toml(schedule_path)
+        return Schedule.model_validate(data), raw, []
+    except ConfigError as exc:
+        return None, b"", exc.problems
+    except ValidationError as exc:
+        return None, b"", _problems(schedule_path, exc)
+
+
+def _template_problems(schedule_path: Path, schedule: Schedule,
+                       templates: TemplateSet) -> list[ConfigProblem]:
+    """Every template the schedule names exists and fits its medium and party."""
+    wanted: list[tuple[str, str, Medium, Party]] = [
+        ("(planner)", THIRD_PARTY_TEMPLATE, Medium.CALL, Party.THIRD_PARTY)]
+    for index, stage in enumerate(schedule.stages):
+        key = f"stages[{index}]"
+        wanted += [(f"{key}.sms_template", stage.sms_template, Medium.SMS, Party.DEBTOR),
+                   (f"{key}.call_template", stage.call_template, Medium.CALL, Party.DEBTOR)]
+        if stage.voicemail_template:
+            wanted.append((f"{key}.voicemail_template", stage.voicemail_template, Medium.CALL,
+                           Party.DEBTOR))
+    problems = []
+    for key, template_id, medium, party in wanted:
+        template = templates.templates.get(template_id)
+        if template is None:
+            problems.append(ConfigProblem(str(schedule_path), key,
+                                          f"no template {template_id!r} in {templates.path}"))
+        elif template.medium is not medium or template.party is not party:
+            problems.append(ConfigProblem(
+                str(schedule_path), key, f"template {template_id!r} is for {template.medium} to "
+                                         f"{template.party}; needs {medium} to {party}"))
+    return problems
+
+
 def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedConfig:
-    """Read and validate the config file and the profile it names; raise ConfigError on problems.
+    """Read and validate the config file and the files it names; raise ConfigError on problems.
 
     Every problem found is reported at once, each with its file, key and reason.
     """
     data, raw = _read_toml(path)
     sections, problems = _validate_sections(path, data)
     problems.extend(_environment_problems(path, sections, environ))
-    compliance = sections.get("compliance")
-    profile, profile_raw = None, b""
+    compliance, contact = sections.get("compliance"), sections.get("contact")
+    profile, profile_raw, limits = None, b"", None
     if isinstance(compliance, ComplianceSettings):
         profile, profile_raw, profile_problems = _load_profile(path, compliance.profile)
         problems.extend(profile_problems)
-    if problems or profile is None:
+        if profile is not None:
+            profile_path = path.parent / "profiles" / f"{compliance.profile}.toml"
+            limits, limit_problems = _effective_limits(path, profile_path, profile,
+                                                       compliance.limits)
+            problems.extend(limit_problems)
+    schedule, schedule_raw, templates = None, b"", None
+    if isinstance(contact, ContactSettings):
+        schedule, schedule_raw, schedule_problems = _load_schedule(path, contact.schedule)
+        problems.extend(schedule_problems)
+        try:
+            templates = load_templates(path.parent / contact.templates)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        if schedule is not None and templates is not None:
+            problems.extend(_template_problems(
+                path.parent / "schedules" / f"{contact.schedule}.toml", schedule, templates))
+    if problems or profile is None or limits is None or schedule is None or templates is None:
         raise ConfigError(problems)
     settings = Settings(**sections)
     profile_path = path.parent / "profiles" / f"{settings.compliance.profile}.toml"
-    digest = hashlib.sha256(raw + b"\0" + profile_raw).hexdigest()[:16]
+    schedule_path = path.parent / "schedules" / f"{settings.contact.schedule}.toml"
+    digest = hashlib.sha256(b"\0".join((raw, profile_raw, schedule_raw,
+                                         templates.version.encode()))).hexdigest()[:16]
     return LoadedConfig(settings=settings, path=path, profile=profile, version=digest,
-                        files=(path, profile_path))
+                        files=(path, profile_path, schedule_path, templates.path),
+                        limits=limits, schedule=schedule, templates=templates)

@@ -92,9 +92,11 @@ class Broker:
 
 def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: str = "disp-test",
                 log_format: str = "json") -> Path:
-    """A config folder with dispatcher.toml and the shipped profiles; returns the config path."""
+    """A config folder: dispatcher.toml, the shipped profiles, schedules and templates."""
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "config" / "profiles", folder / "profiles", dirs_exist_ok=True)
+    shutil.copytree(ROOT / "config" / "schedules", folder / "schedules", dirs_exist_ok=True)
+    shutil.copy(ROOT / "config" / "templates.toml", folder / "templates.toml")
     path = folder / "dispatcher.toml"
     path.write_text(f"""
 [service]

@@ -67,6 +67,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_by_time ON audit(at)",
         "CREATE INDEX audit_unpublished ON audit(seq) WHERE published = 0",
     ),
+    # 2: contact attempts, numbers found invalid, the stored plan and due-claim lease per account.
+    (
+        """CREATE TABLE attempts (
+            attempt_id TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            person TEXT NOT NULL,
+            role TEXT NOT NULL,
+            number TEXT NOT NULL,
+            medium TEXT NOT NULL,
+            stage TEXT,
+            window_name TEXT,
+            rule TEXT,
+            template TEXT,
+            at TEXT NOT NULL,
+            provider_sid TEXT,
+            outcome TEXT,
+            outcome_at TEXT
+        )""",
+        "CREATE INDEX attempts_by_account ON attempts(account_id, at)",
+        "CREATE INDEX attempts_open ON attempts(at) WHERE outcome IS NULL",
+        """CREATE TABLE invalid_numbers (
+            number TEXT PRIMARY KEY,
+            account_id TEXT NOT NULL,
+            marked_at TEXT NOT NULL,
+            attempt_id TEXT NOT NULL,
+            detail TEXT NOT NULL
+        )""",
+        "ALTER TABLE accounts ADD COLUMN plan_json TEXT",
+        "ALTER TABLE accounts ADD COLUMN lease_until TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

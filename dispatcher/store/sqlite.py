@@ -35,6 +35,7 @@ from dispatcher.store.base import (
     OptOut,
     Rejected,
 )
+from dispatcher.store.contact_rows import ContactRows
 from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
@@ -108,7 +109,7 @@ class _StateCache:
             self._entries.popitem(last=False)
 
 
-class SqliteStore:
+class SqliteStore(ContactRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
@@ -296,10 +297,12 @@ class SqliteStore:
                     else updated_at)
             rows.append((state.account_id, state.status.value, last, updated_at, state_json))
         await db.executemany(
-            "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(account_id) DO UPDATE SET status = "
-            "excluded.status, last_occurred_at = excluded.last_occurred_at, updated_at = "
-            "excluded.updated_at, state_json = excluded.state_json", rows)
+            # A changed account is due for planning at once (the engine's next sweep).
+            "INSERT INTO accounts(account_id, status, last_occurred_at, updated_at, state_json, "
+            "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?4) ON CONFLICT(account_id) DO UPDATE SET "
+            "status = excluded.status, last_occurred_at = excluded.last_occurred_at, "
+            "updated_at = excluded.updated_at, state_json = excluded.state_json, "
+            "next_attempt_at = excluded.next_attempt_at", rows)
         await db.executemany("DELETE FROM party_numbers WHERE account_id = ?",
                              [(s.account_id,) for s in renumbered])
         await db.executemany(

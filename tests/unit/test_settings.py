@@ -20,9 +20,11 @@ TWILIO_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token
 
 
 def write_config(folder: Path, text: str) -> Path:
-    """A config file plus profiles/us.toml copied from the shipped one."""
+    """A config file plus the shipped profile, schedules and templates beside it."""
     (folder / "profiles").mkdir(exist_ok=True)
     shutil.copy(SHIPPED / "profiles" / "us.toml", folder / "profiles" / "us.toml")
+    shutil.copytree(SHIPPED / "schedules", folder / "schedules", dirs_exist_ok=True)
+    shutil.copy(SHIPPED / "templates.toml", folder / "templates.toml")
     path = folder / "dispatcher.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -47,7 +49,10 @@ def test_the_shipped_config_loads() -> None:
     assert config.settings.channels.provider == "sandbox"
     assert config.settings.compliance.profile == "us"
     assert config.profile.profile.name == "us"
-    assert config.files == (path, SHIPPED / "profiles" / "us.toml")
+    assert config.files == (path, SHIPPED / "profiles" / "us.toml",
+                            SHIPPED / "schedules" / "standard.toml", SHIPPED / "templates.toml")
+    assert config.limits == config.profile.limits
+    assert config.schedule.name == "standard"
     assert len(config.version) == 16
     int(config.version, 16)
     assert config.store_path == (SHIPPED.parent / "var" / "dispatcher.db").resolve()
@@ -150,8 +155,77 @@ def test_a_bad_profile_file_is_named(tmp_path: Path) -> None:
     path = write_config(tmp_path, "")
     profile = tmp_path / "profiles" / "us.toml"
     profile.write_text('[profile]\nname = "us"\ndescription = "d"\nnotice = "n"\n')
+    problems = problems_of(path)
+    assert {(p.file, p.key) for p in problems} == {
+        (str(profile), "records"), (str(profile), "limits"), (str(profile), "legal")}
+
+
+@pytest.mark.parametrize(("key", "value", "allowed"), [
+    ("hours_start", "07:30:00", False),   # earlier than 08:00 is looser
+    ("hours_start", "09:00:00", True),
+    ("hours_end", "21:30:00", False),
+    ("hours_end", "20:00:00", True),
+    ("calls_per_7_days", "8", False),     # Reg F's presumption is 7
+    ("calls_per_7_days", "3", True),
+    ("conversation_cooldown_days", "6", False),
+    ("conversation_cooldown_days", "10", True),
+    ("attempts_per_day", "3", True),      # the profile's [legal] allows up to 3
+    ("attempts_per_day", "4", False),
+    ("min_gap_minutes", "60", False),
+    ("third_party_calls_per_contact", "2", False),
+    ("third_party_calls_per_contact", "0", True),
+    ("contact_on_holidays", "true", True),
+    ("call_work_numbers", "true", False),
+    ("guarantors", '"never"', True),
+    ("unreachable_after_attempts", "5", False),
+    ("unreachable_after_attempts", "12", True),
+])
+def test_an_operator_may_tighten_but_not_loosen_the_profile(
+        tmp_path: Path, key: str, value: str, allowed: bool) -> None:
+    path = write_config(tmp_path, f"[compliance.limits]\n{key} = {value}\n")
+    if allowed:
+        config = load_config(path, {})
+        assert str(getattr(config.limits, key)).lower() in (value.strip('"'), value + ":00")
+        assert config.limits != config.profile.limits
+        return
     [problem] = problems_of(path)
-    assert (problem.file, problem.key) == (str(profile), "records")
+    assert (problem.file, problem.key) == (str(path), f"compliance.limits.{key}")
+    assert "looser than the profile allows" in problem.reason
+
+
+def test_an_unknown_limit_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[compliance.limits]\ncalls_per_week = 3\n")
+    [problem] = problems_of(path)
+    assert problem.key == "compliance.limits.calls_per_week"
+    assert problem.reason == "unknown key"
+
+
+def test_a_profile_whose_defaults_exceed_its_legal_bounds_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    profile = tmp_path / "profiles" / "us.toml"
+    profile.write_text(profile.read_text().replace("calls_per_7_days = 7                #",
+                                                   "calls_per_7_days = 9                #"))
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(profile), "limits.calls_per_7_days")
+
+
+@pytest.mark.parametrize("name", ["us", "cn", "uk", "in"])
+def test_every_shipped_profile_loads_within_its_own_bounds(tmp_path: Path, name: str) -> None:
+    path = write_config(tmp_path, f'[compliance]\nprofile = "{name}"\n')
+    shutil.copy(SHIPPED / "profiles" / f"{name}.toml", tmp_path / "profiles" / f"{name}.toml")
+    config = load_config(path, {})
+    assert config.limits == config.profile.limits
+
+
+def test_a_schedule_naming_a_missing_or_wrong_template_is_refused(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    schedule = tmp_path / "schedules" / "standard.toml"
+    text = schedule.read_text().replace('name = "early"', 'name = "early"\n'
+                                        'sms_template = "call_script"', 1)
+    schedule.write_text(text.replace('name = "late"', 'name = "late"\ncall_template = "nope"', 1))
+    problems = problems_of(path)
+    assert {(p.file, p.key) for p in problems} == {
+        (str(schedule), "stages[0].sms_template"), (str(schedule), "stages[2].call_template")}
 
 
 def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:

@@ -1,0 +1,128 @@
+"""Domain types of a contact attempt, shared by the engine, the planner, the gate and channels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Medium(StrEnum):
+    """How a person is reached; the audit record's `channel`."""
+
+    SMS = "sms"
+    CALL = "call"
+
+
+class Party(StrEnum):
+    """Whom an attempt reaches (contract section 4)."""
+
+    DEBTOR = "debtor"
+    THIRD_PARTY = "third_party"
+
+
+class Outcome(StrEnum):
+    """Final status of an attempt: contract section 3's call and SMS outcomes, and extensions."""
+
+    COMPLETED = "completed"  # a person answered: a conversation
+    MACHINE = "machine"  # voicemail / answering machine
+    NO_ANSWER = "no-answer"
+    BUSY = "busy"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    # Extensions: the provider said the number does not exist or cannot take this channel.
+    INVALID_NUMBER = "invalid-number"
+    # Extension: a third party answered and asked not to be called again.
+    REFUSED = "refused"
+    # Extension: the provider's answer was lost and reconciliation could not decide.
+    UNKNOWN = "unknown"
+
+
+CALL_OUTCOMES = frozenset({Outcome.COMPLETED, Outcome.MACHINE, Outcome.NO_ANSWER, Outcome.BUSY,
+                           Outcome.FAILED, Outcome.CANCELED, Outcome.INVALID_NUMBER,
+                           Outcome.REFUSED, Outcome.UNKNOWN})
+SMS_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.UNDELIVERED, Outcome.FAILED,
+                          Outcome.INVALID_NUMBER, Outcome.UNKNOWN})
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the engine asks a channel to send; recorded in the store before it is sent."""
+
+    attempt_id: str
+    medium: Medium
+    to: str
+    body: str
+    template: str
+    local_zone: str  # the debtor's primary IANA zone (the sandbox's availability model uses it)
+    at: datetime  # when the engine sends it (UTC, aware)
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The provider's answer: its id and, when already known, the final outcome."""
+
+    provider_sid: str
+    outcome: Outcome | None = None  # None: a status callback will tell
+
+
+# Calls that never connected do not count toward the 7-in-7 cap (Reg F 1006.14(b)(3)).
+NOT_CONNECTED = frozenset({Outcome.BUSY, Outcome.FAILED, Outcome.CANCELED,
+                           Outcome.INVALID_NUMBER})
+UNANSWERED = frozenset({Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.BUSY})
+
+
+class Role(StrEnum):
+    """The person's role on the account."""
+
+    DEBTOR = "debtor"
+    EMERGENCY = "emergency"
+    GUARANTOR = "guarantor"
+
+
+@dataclass(frozen=True)
+class Target:
+    """Whom to reach, on which number, by which medium."""
+
+    role: Role
+    person: str  # "debtor" or the contact's contact_id
+    number: str
+    number_type: str | None  # mobile / home / work for the debtor's numbers
+    medium: Medium
+
+    @property
+    def party(self) -> Party:
+        """The contract's party: only the debtor is `debtor`."""
+        return Party.DEBTOR if self.role is Role.DEBTOR else Party.THIRD_PARTY
+
+
+@dataclass(frozen=True)
+class PastAttempt:
+    """An attempt already made (or in flight) on the account, as the gate counts it."""
+
+    attempt_id: str
+    at: datetime
+    person: str
+    role: Role
+    number: str
+    medium: Medium
+    window: str | None
+    stage: str | None
+    outcome: Outcome | None  # None while in flight
+
+    @property
+    def counts_as_call(self) -> bool:
+        """A call toward the 7-in-7 cap: in flight or connected (answered, voicemail, rang out)."""
+        return self.medium is Medium.CALL and self.outcome not in NOT_CONNECTED
+
+    @property
+    def is_conversation(self) -> bool:
+        """A call a person answered."""
+        return self.medium is Medium.CALL and self.outcome is Outcome.COMPLETED
+
+    @property
+    def unanswered(self) -> bool:
+        """A call that rang out, reached voicemail or was busy: nobody talked."""
+        return self.medium is Medium.CALL and self.outcome in UNANSWERED

@@ -1,0 +1,48 @@
+"""Public holidays of a debtor's region (the `holidays` package): no-contact days by default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import cache, lru_cache
+
+import holidays
+
+
+def holiday_on(day: date, region: str | None) -> str | None:
+    """The name of the public holiday on `day` in an ISO 3166-2 region ("US-TX", "IN"), or None."""
+    if not region:
+        return None
+    country, _, subdivision = region.strip().upper().partition("-")
+    subdivisions = _supported().get(country)
+    if subdivisions is None:
+        return None
+    # An unknown subdivision ("CN-31": the package has no Chinese provinces) still has the
+    # country's national holidays.
+    return _calendar(country, subdivisions.get(subdivision), day.year).get(day)
+
+
+@lru_cache(maxsize=1)
+def _supported() -> Mapping[str, Mapping[str, str]]:
+    """Each supported country code (and alias: "GB", "UK") to its subdivisions by upper case."""
+    return {country: {code.upper(): code for code in codes}
+            for country, codes in holidays.list_supported_countries().items()}
+
+
+@cache
+def _language(country: str) -> str | None:
+    # Without an explicit language, names follow the process's LANG/LANGUAGE: pin them so that
+    # the audit log reads the same on every host. English where the package has it.
+    calendar = holidays.country_holidays(country)
+    languages = calendar.supported_languages
+    if "en_US" in languages:
+        return "en_US"
+    english = sorted(lang for lang in languages if lang.startswith("en"))
+    return english[0] if english else calendar.default_language
+
+
+@lru_cache(maxsize=1024)
+def _calendar(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase:
+    # expand=False: a cached calendar is shared and must never grow on lookup.
+    return holidays.country_holidays(country, subdiv=subdivision, years=year, expand=False,
+                                     language=_language(country))

@@ -1,0 +1,240 @@
+"""The engine's side of the SQLite store: due accounts, attempts, outcomes and stored plans."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import aiosqlite
+
+from dispatcher.accounts import AccountState
+from dispatcher.clock import parse_rfc3339, sortable_utc
+from dispatcher.contact import Medium, Outcome, PastAttempt, Role
+
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """An attempt as the store keeps it."""
+
+    attempt_id: str
+    account_id: str
+    person: str
+    role: Role
+    number: str
+    medium: Medium
+    stage: str | None
+    window: str | None
+    rule: str | None
+    template: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """A provider's answer about one attempt."""
+
+    attempt_id: str
+    outcome: Outcome
+    at: datetime
+    provider_sid: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """What the engine reads about one account before deciding."""
+
+    state: AccountState
+    plan_json: str | None
+    history: tuple[PastAttempt, ...]
+    opted_out: frozenset[tuple[str, Medium]]
+    invalid_numbers: frozenset[str]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The engine's stored plan for an account and when to look at it again."""
+
+    account_id: str
+    plan_json: str
+    next_at: datetime | None
+
+
+class _Host(Protocol):
+    _db: aiosqlite.Connection
+
+    def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]: ...
+
+    async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
+                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    async def account(self, account_id: str) -> AccountState | None: ...
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+class ContactRows:
+    """Mixin of SqliteStore: the repository methods the contact engine uses."""
+
+    async def claim_due(self: _Host, now: datetime, limit: int) -> list[str]:
+        """Accounts due at `now`, leased to this process for a few minutes, oldest first."""
+        key = sortable_utc(now)
+        async with self._write() as db:
+            async with db.execute(
+                    "SELECT account_id FROM accounts WHERE next_attempt_at <= ? AND "
+                    "(lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, "
+                    "account_id LIMIT ?", (key, key, limit)) as cur:
+                ids = [row[0] for row in await cur.fetchall()]
+            await db.executemany("UPDATE accounts SET lease_until = ? WHERE account_id = ?",
+                                 [(sortable_utc(now + LEASE), i) for i in ids])
+        return ids
+
+    async def next_due_at(self: _Host) -> datetime | None:
+        """The earliest instant any account is due, if one is."""
+        async with self._db.execute("SELECT MIN(next_attempt_at) FROM accounts") as cur:
+            row = await cur.fetchone()
+        return parse_rfc3339(row[0]) if row and row[0] else None
+
+    async def contexts(self: _Host, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, AccountContext]:
+        """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
+        if not account_ids:
+            return {}
+        marks = _marks(len(account_ids))
+        states: dict[str, tuple[str, str | None]] = {}
+        async with self._db.execute(f"SELECT account_id, state_json, plan_json FROM accounts "
+                                    f"WHERE account_id IN ({marks})", account_ids) as cur:
+            for account_id, state_json, plan_json in await cur.fetchall():
+                states[account_id] = (state_json, plan_json)
+        history: dict[str, list[PastAttempt]] = defaultdict(list)
+        async with self._db.execute(
+                f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
+                f"stage, outcome FROM attempts WHERE account_id IN ({marks}) AND "
+                f"(at >= ? OR role != 'debtor') ORDER BY account_id, at, attempt_id",
+                [*account_ids, sortable_utc(since)]) as cur:
+            for row in await cur.fetchall():
+                history[row[1]].append(PastAttempt(
+                    attempt_id=row[0], at=parse_rfc3339(row[2]), person=row[3], role=Role(row[4]),
+                    number=row[5], medium=Medium(row[6]), window=row[7], stage=row[8],
+                    outcome=Outcome(row[9]) if row[9] else None))
+        numbers: dict[str, set[str]] = defaultdict(set)
+        async with self._db.execute(f"SELECT account_id, number FROM party_numbers WHERE "
+                                    f"account_id IN ({marks})", account_ids) as cur:
+            for account_id, number in await cur.fetchall():
+                numbers[account_id].add(number)
+        every = sorted({n for ns in numbers.values() for n in ns})
+        opted: set[tuple[str, Medium]] = set()
+        invalid: set[str] = set()
+        if every:
+            number_marks = _marks(len(every))
+            async with self._db.execute(f"SELECT number, channel FROM opt_outs WHERE opted_out = 1 "
+                                        f"AND number IN ({number_marks})", every) as cur:
+                opted.update((n, Medium(c)) for n, c in await cur.fetchall())
+            async with self._db.execute(f"SELECT number FROM invalid_numbers WHERE number IN "
+                                        f"({number_marks})", every) as cur:
+                invalid.update(row[0] for row in await cur.fetchall())
+        found = {}
+        for account_id in account_ids:
+            if account_id not in states:
+                continue
+            state_json, plan_json = states[account_id]
+            mine = numbers[account_id]
+            found[account_id] = AccountContext(
+                state=AccountState.model_validate_json(state_json), plan_json=plan_json,
+                history=tuple(history[account_id]),
+                opted_out=frozenset(o for o in opted if o[0] in mine),
+                invalid_numbers=frozenset(n for n in invalid if n in mine))
+        return found
+
+    async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
+                               plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
+                               now: datetime, config_version: str) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records."""
+        async with self._write() as db:
+            await db.executemany(
+                "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, stage, "
+                "window_name, rule, template, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(a.attempt_id, a.account_id, a.person, a.role.value, a.number, a.medium.value,
+                  a.stage, a.window, a.rule, a.template, sortable_utc(a.at)) for a in attempts])
+            await db.executemany(
+                "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
+                "WHERE account_id = ?",
+                [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
+                 for p in plans])
+            return await self._insert_audit(audit, now, {"config_version": config_version})
+
+    async def record_outcomes(self: _Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
+                              config_version: str,
+                              audit_for: Any) -> list[dict[str, Any]]:
+        """Apply final outcomes once each (a repeat changes nothing); the account is replanned.
+
+        `audit_for(attempt_row_dict, outcome)` builds each outcome's audit record.
+        """
+        async with self._write() as db:
+            records = []
+            replan: set[str] = set()
+            for outcome in outcomes:
+                async with db.execute(
+                        "SELECT attempt_id, account_id, person, role, number, medium, stage, "
+                        "outcome FROM attempts WHERE attempt_id = ?",
+                        (outcome.attempt_id,)) as cur:
+                    row = await cur.fetchone()
+                if row is None or row[7] is not None:
+                    continue
+                await db.execute("UPDATE attempts SET outcome = ?, outcome_at = ?, "
+                                 "provider_sid = COALESCE(?, provider_sid) WHERE attempt_id = ?",
+                                 (outcome.outcome.value, sortable_utc(outcome.at),
+                                  outcome.provider_sid, outcome.attempt_id))
+                if outcome.outcome is Outcome.INVALID_NUMBER:
+                    await db.execute(
+                        "INSERT INTO invalid_numbers(number, account_id, marked_at, attempt_id, "
+                        "detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO NOTHING",
+                        (row[4], row[1], sortable_utc(outcome.at), row[0], outcome.detail))
+                replan.add(row[1])
+                fields = dict(zip(("attempt_id", "account_id", "person", "role", "number",
+                                   "medium", "stage"), row[:7], strict=True))
+                records.append(audit_for(fields, outcome))
+            await db.executemany("UPDATE accounts SET next_attempt_at = ? WHERE account_id = ?",
+                                 [(sortable_utc(now), a) for a in sorted(replan)])
+            return await self._insert_audit(records, now, {"config_version": config_version})
+
+    async def open_attempts(self: _Host) -> list[AttemptRow]:
+        """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""
+        async with self._db.execute(
+                "SELECT attempt_id, account_id, person, role, number, medium, stage, window_name, "
+                "rule, template, at FROM attempts WHERE outcome IS NULL ORDER BY at") as cur:
+            rows = await cur.fetchall()
+        return [AttemptRow(r[0], r[1], r[2], Role(r[3]), r[4], Medium(r[5]), r[6], r[7], r[8],
+                           r[9], parse_rfc3339(r[10])) for r in rows]
+
+    async def invalid_numbers(self: _Host) -> list[dict[str, str]]:
+        """Numbers found invalid, for the data team to fix."""
+        async with self._db.execute("SELECT number, account_id, marked_at, attempt_id, detail "
+                                    "FROM invalid_numbers ORDER BY marked_at") as cur:
+            rows = await cur.fetchall()
+        return [dict(zip(("number", "account_id", "marked_at", "attempt_id", "detail"), r,
+                         strict=True)) for r in rows]
+
+    async def account_attempts(self: _Host, account_id: str) -> AsyncIterator[PastAttempt]:
+        """Every attempt on the account, oldest first (explain)."""
+        async with self._db.execute(
+                "SELECT attempt_id, at, person, role, number, medium, window_name, stage, outcome "
+                "FROM attempts WHERE account_id = ? ORDER BY at", (account_id,)) as cur:
+            for r in await cur.fetchall():
+                yield PastAttempt(r[0], parse_rfc3339(r[1]), r[2], Role(r[3]), r[4],
+                                  Medium(r[5]), r[6], r[7], Outcome(r[8]) if r[8] else None)
+
+    async def stored_plan(self: _Host, account_id: str) -> tuple[str | None, str | None]:
+        """(plan_json, next_attempt_at) of the account."""
+        async with self._db.execute("SELECT plan_json, next_attempt_at FROM accounts WHERE "
+                                    "account_id = ?", (account_id,)) as cur:
+            row = await cur.fetchone()
+        return (row[0], row[1]) if row else (None, None)

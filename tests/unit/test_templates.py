@@ -1,0 +1,442 @@
+"""Templates: the content rules as tables, the loader's problems, locale choice, render and hash."""
+# ruff: noqa: RUF001  (Chinese texts are written with full-width punctuation, as they are sent)
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatcher.contact import Medium, Party
+from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.templates import (
+    DEBT_PLACEHOLDERS,
+    DEBT_WORDS_EN,
+    DEBT_WORDS_EN_EXTRA,
+    DEBT_WORDS_ZH,
+    MissingValues,
+    Purpose,
+    Template,
+    UnknownTemplate,
+    content_hash,
+    debt_terms,
+    load_templates,
+    render,
+    template_problems,
+)
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "templates.toml"
+
+THIRD_PARTY = {"medium": "call", "party": "third_party", "purpose": "location"}
+VOICEMAIL = {"medium": "call", "party": "debtor", "purpose": "voicemail"}
+DEBTOR_CALL = {"medium": "call", "party": "debtor", "purpose": "collection"}
+DEBTOR_SMS = {"medium": "sms", "party": "debtor", "purpose": "collection"}
+
+INFLECTED = ["payments", "Paying", "debts", "loans", "collected", "collector", "defaulted",
+             "OVERDUE", "Past Due", "past-due", "balances"]
+HARMLESS = ["Owen", "display", "allowed", "towing", "power", "bowed", "Lowe", "overtime"]
+
+
+def raw(kind: dict[str, str], **texts: str) -> dict[str, Any]:
+    """A template table of `kind`; keyword `zh_CN` stands for the locale zh-CN."""
+    return {**kind, "text": {k.replace("_", "-"): v for k, v in texts.items()}}
+
+
+def reasons(raw_table: dict[str, Any], template_id: str = "t") -> list[str]:
+    return [reason for _, reason in template_problems(template_id, raw_table)]
+
+
+def write(folder: Path, text: str) -> Path:
+    path = folder / "templates.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path) -> list[ConfigProblem]:
+    with pytest.raises(ConfigError) as caught:
+        load_templates(path)
+    assert caught.value.problems
+    return caught.value.problems
+
+
+def en_text(word: str) -> str:
+    return f"Hello, this is {{agent}}. Please call me at {{callback}} about the {word}."
+
+
+def zh_text(word: str) -> str:
+    return f"您好，我是{{agent}}，关于{word}，请回电{{callback}}。"
+
+
+# --- Words and placeholders that reveal the debt -------------------------------------------------
+
+WORD_CASES = ([(w, en_text(w)) for w in (*DEBT_WORDS_EN, *DEBT_WORDS_EN_EXTRA, *INFLECTED)]
+              + [(w, zh_text(w)) for w in DEBT_WORDS_ZH]
+              # An English word inside Chinese text: no \b edge between 复 and p.
+              + [("pay", "回复pay，请回电{callback}。")])
+
+
+@pytest.mark.parametrize(("word", "text"), WORD_CASES)
+@pytest.mark.parametrize("kind", [THIRD_PARTY, VOICEMAIL], ids=["third_party", "voicemail"])
+def test_a_debt_word_is_refused_for_third_parties_and_voicemail(
+        kind: dict[str, str], word: str, text: str) -> None:
+    found = [r for r in reasons(raw(kind, en=text)) if "must not reveal the debt" in r]
+    assert len(found) == 1, found
+    assert repr(" ".join(word.lower().replace("-", " ").split())) in found[0]
+
+
+@pytest.mark.parametrize(("word", "text"), WORD_CASES)
+def test_a_debt_word_is_allowed_for_the_debtor(word: str, text: str) -> None:
+    assert reasons(raw(DEBTOR_CALL, en=text)) == []
+
+
+@pytest.mark.parametrize("word", HARMLESS)
+@pytest.mark.parametrize("kind", [THIRD_PARTY, VOICEMAIL], ids=["third_party", "voicemail"])
+def test_a_word_that_merely_contains_a_debt_word_is_allowed(kind: dict[str, str],
+                                                            word: str) -> None:
+    assert reasons(raw(kind, en=en_text(word))) == []
+
+
+@pytest.mark.parametrize("name", sorted(DEBT_PLACEHOLDERS))
+@pytest.mark.parametrize(("kind", "who"), [(THIRD_PARTY, "a third_party template"),
+                                           (VOICEMAIL, "a voicemail")],
+                         ids=["third_party", "voicemail"])
+def test_a_debt_placeholder_is_refused_for_third_parties_and_voicemail(
+        kind: dict[str, str], who: str, name: str) -> None:
+    text = f"This is {{agent}}: call {{callback}} ({{{name}}})."
+    assert template_problems("t", raw(kind, zh_CN=text)) == [
+        ("templates.t.text.zh-CN", f"{who} must not reveal the debt: placeholder {{{name}}}")]
+
+
+@pytest.mark.parametrize("name", sorted(DEBT_PLACEHOLDERS))
+def test_a_debt_placeholder_is_allowed_for_the_debtor(name: str) -> None:
+    assert reasons(raw(DEBTOR_CALL, en=f"Hi {{first_name}}, {{{name}}}.")) == []
+    assert reasons(raw(DEBTOR_SMS, en=f"Hi {{first_name}}, {{{name}}}. Reply STOP to end.")) == []
+
+
+def test_debt_terms_reports_each_term_once_in_order() -> None:
+    assert debt_terms("Payments PAST  due, payments, 逾期 and owe") == [
+        "payments", "past due", "owe", "逾期"]
+
+
+# --- Who, how and what for ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("kind", "key", "reason_part"),
+    [
+        ({"medium": "sms", "party": "third_party", "purpose": "location"}, "medium",
+         "no SMS to third parties"),
+        ({"medium": "call", "party": "third_party", "purpose": "voicemail"}, "purpose",
+         "no voicemail or collection to third parties"),
+        ({"medium": "call", "party": "third_party", "purpose": "collection"}, "purpose",
+         "may only have purpose location"),
+        ({"medium": "call", "party": "debtor", "purpose": "location"}, "party",
+         "purpose location is for third_party templates"),
+        ({"medium": "sms", "party": "debtor", "purpose": "voicemail"}, "medium",
+         "a voicemail is left by a call"),
+        ({"medium": "call", "party": "debtor", "purpose": "help"}, "medium", "a reply by SMS"),
+        ({"medium": "call", "party": "debtor", "purpose": "opt_out_confirmation"}, "medium",
+         "a reply by SMS"),
+    ],
+)
+def test_medium_party_and_purpose_must_fit_together(kind: dict[str, str], key: str,
+                                                    reason_part: str) -> None:
+    problems = template_problems("t", raw(kind, en="Call {callback}. Reply STOP to opt out."))
+    assert [k for k, r in problems if reason_part in r] == [f"templates.t.{key}"], problems
+
+
+def test_a_third_party_template_must_not_name_the_business() -> None:
+    text = "This is {agent} from {business}. Please ask {name} to call {callback}."
+    assert template_problems("t", raw(THIRD_PARTY, en=text)) == [
+        ("templates.t.text.en",
+         "a third_party template must not name the business: {business}")]
+
+
+def test_a_voicemail_must_give_a_callback_number() -> None:
+    assert template_problems("vm", raw(VOICEMAIL, en="This is {agent} from {business}.")) == [
+        ("templates.vm.text.en", "a voicemail must give a callback number: {callback}")]
+
+
+# --- The opt-out instruction in every SMS -------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("purpose", "locale", "text", "ok"),
+    [
+        ("collection", "en", "Hi {first_name}, call {callback}. Reply STOP to opt out.", True),
+        ("collection", "en", "Hi {first_name}, call {callback}. Reply stop to opt out.", True),
+        ("collection", "en-US", "Hi, call {callback}. Text STOP to end.", True),
+        ("collection", "en", "Hi {first_name}, please call {callback}.", False),
+        ("collection", "en", "Hi, call {callback}. Non-STOPPING service.", False),
+        ("collection", "zh-CN", "{name}您好，请致电{callback}。回复TD退订。", True),
+        ("collection", "zh-CN", "{name}您好，请致电{callback}。回复TD。", True),
+        ("collection", "zh-CN", "{name}您好，请致电{callback}。回复退订。", True),
+        ("collection", "zh-CN", "{name}您好，请致电{callback}。回复STOP。", False),
+        ("collection", "zh-CN", "{name}您好，请致电{callback}。", False),
+        ("collection", "zh-TW", "{name}您好，請致電{callback}。回覆TD退訂。", True),
+        ("collection", "es", "Hola {first_name}, llame al {callback}. Responda STOP.", True),
+        ("collection", "es", "Hola {first_name}, llame al {callback}.", False),
+        ("help", "en", "{business}: for help call {callback}. Reply STOP to opt out.", True),
+        ("help", "en", "{business}: for help call {callback}.", False),
+        ("help", "zh-CN", "{business}：如需帮助请致电{callback}。", False),
+        ("opt_out_confirmation", "en", "{business}: you will get no more texts.", True),
+        ("opt_out_confirmation", "zh-CN", "{business}：您已成功退订。", True),
+    ],
+)
+def test_every_sms_but_the_opt_out_confirmation_says_how_to_opt_out(
+        purpose: str, locale: str, text: str, ok: bool) -> None:
+    kind = {"medium": "sms", "party": "debtor", "purpose": purpose}
+    problems = template_problems("s", {**kind, "text": {locale: text}})
+    if ok:
+        assert problems == []
+    else:
+        [(key, reason)] = problems
+        assert key == f"templates.s.text.{locale}"
+        assert reason.startswith("an SMS must say how to opt out: include ")
+
+
+def test_the_chinese_opt_out_reason_names_its_words() -> None:
+    assert reasons(raw(DEBTOR_SMS, zh_CN="请致电{callback}。")) == [
+        "an SMS must say how to opt out: include 'TD' or '退订' or '退訂'"]
+
+
+def test_a_call_needs_no_opt_out_word() -> None:
+    assert reasons(raw(DEBTOR_CALL, en="Hello {name}, this is {agent}.")) == []
+
+
+# --- Structure ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [
+        ({**DEBTOR_CALL, "text": {"en": "Hi"}, "channel": "x"},
+         [("templates.t.channel", "unknown key")]),
+        (DEBTOR_CALL, [("templates.t.text", "missing: add a [templates.t.text] table of "
+                                            "locale = text")]),
+        ({**DEBTOR_CALL, "text": "Hi"}, [("templates.t.text", "must be a table of locale = text")]),
+        ({**DEBTOR_CALL, "text": {}}, [("templates.t.text", "no texts: give at least one locale")]),
+        ({**DEBTOR_CALL, "text": {"en": "  "}}, [("templates.t.text.en", "empty text")]),
+        ({**DEBTOR_CALL, "text": {"en": 3}}, [("templates.t.text.en", "must be a string")]),
+        ({**DEBTOR_CALL, "text": {"english": "Hi"}},
+         [("templates.t.text.english", "not a locale tag such as en, en-US or zh-CN")]),
+        ({**DEBTOR_CALL, "text": {"en": "Hi", "EN": "Hi"}},
+         [("templates.t.text.EN", "the same locale as en")]),
+        ({"party": "debtor", "purpose": "collection", "text": {"en": "Hi"}},
+         [("templates.t.medium", "missing")]),
+        ({**DEBTOR_CALL, "medium": "fax", "text": {"en": "Hi"}},
+         [("templates.t.medium", "unknown medium 'fax'; expected one of: sms, call")]),
+        ({**DEBTOR_CALL, "party": "neighbour", "text": {"en": "Hi"}},
+         [("templates.t.party", "unknown party 'neighbour'; expected one of: debtor, "
+                                "third_party")]),
+        ({**DEBTOR_CALL, "purpose": 7, "text": {"en": "Hi"}},
+         [("templates.t.purpose", "unknown purpose 7; expected one of: collection, voicemail, "
+                                  "location, opt_out_confirmation, help")]),
+    ],
+)
+def test_structure_problems(table: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    assert template_problems("t", table) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason_start"),
+    [
+        ("Hi {nickname}", "unknown placeholder {nickname}; known: {agent}, {amount}"),
+        ("Hi {}", "unknown placeholder {}"),
+        ("Hi {0}", "unknown placeholder {0}"),
+        ("Hi {name.upper}", "unknown placeholder {name.upper}"),
+        ("Hi {name", "malformed placeholder: "),
+        ("Hi name}", "malformed placeholder: "),
+        ("Pay {amount:.2f}", "placeholder {amount} takes no format spec or conversion"),
+        ("Hi {name!r}", "placeholder {name} takes no format spec or conversion"),
+    ],
+)
+def test_placeholder_problems(text: str, reason_start: str) -> None:
+    [reason] = reasons(raw(DEBTOR_CALL, en=text))
+    assert reason.startswith(reason_start), reason
+
+
+def test_escaped_braces_are_text() -> None:
+    assert reasons(raw(DEBTOR_CALL, en="Hi {{name}} {name}")) == []
+
+
+def test_a_bad_template_id_is_named() -> None:
+    assert template_problems("Reminder-SMS", raw(DEBTOR_CALL, en="Hi")) == [
+        ("templates.Reminder-SMS", "a template id is lowercase letters, digits and _, "
+                                   "starting with a letter")]
+
+
+# --- Loading a file -----------------------------------------------------------------------------
+
+def test_the_shipped_templates_load_cleanly() -> None:
+    templates = load_templates(SHIPPED)
+    assert set(templates.templates) >= {"reminder_sms", "call_script", "voicemail",
+                                        "location_call", "opt_out_confirmation", "help"}
+    for template in templates.templates.values():
+        assert set(template.texts) >= {"en", "zh-CN"}, template.template_id
+    location = templates.get("location_call")
+    assert (location.medium, location.party, location.purpose) == (
+        Medium.CALL, Party.THIRD_PARTY, Purpose.LOCATION)
+    assert templates.get("voicemail").purpose is Purpose.VOICEMAIL
+    assert len(templates.version) == 16
+    assert templates.path == SHIPPED
+
+
+def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+title = "x"
+
+[templates.bad_sms]
+medium = "sms"
+party = "third_party"
+purpose = "location"
+[templates.bad_sms.text]
+en = "Hi {name}, your balance is {amount}."
+
+[templates.vm]
+medium = "call"
+party = "debtor"
+purpose = "voicemail"
+colour = "red"
+[templates.vm.text]
+zh-CN = "您好，关于您的逾期账单。"
+
+[templates.no_text]
+medium = "call"
+party = "debtor"
+purpose = "collection"
+""")
+    file = str(path)
+    assert problems_of(path) == [
+        ConfigProblem(file, "title", "unknown key"),
+        ConfigProblem(file, "templates.bad_sms.medium",
+                      "a third_party template must be a call: no SMS to third parties"),
+        ConfigProblem(file, "templates.bad_sms.text.en",
+                      "a third_party template must not reveal the debt: placeholder {amount}"),
+        ConfigProblem(file, "templates.bad_sms.text.en",
+                      "a third_party template must not reveal the debt: word 'balance'"),
+        ConfigProblem(file, "templates.bad_sms.text.en",
+                      "an SMS must say how to opt out: include 'STOP'"),
+        ConfigProblem(file, "templates.vm.colour", "unknown key"),
+        ConfigProblem(file, "templates.vm.text.zh-CN",
+                      "a voicemail must not reveal the debt: word '逾期'"),
+        ConfigProblem(file, "templates.vm.text.zh-CN",
+                      "a voicemail must not reveal the debt: word '账单'"),
+        ConfigProblem(file, "templates.vm.text.zh-CN",
+                      "a voicemail must give a callback number: {callback}"),
+        ConfigProblem(file, "templates.no_text.text",
+                      "missing: add a [templates.no_text.text] table of locale = text"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("", "templates", "no templates: add [templates.<id>] tables"),
+        ("[templates]\n", "templates", "no templates: add [templates.<id>] tables"),
+        ("templates = 3\n", "templates", "no templates: add [templates.<id>] tables"),
+        ("[templates]\nreminder = 3\n", "templates.reminder", "must be a table"),
+    ],
+)
+def test_a_file_without_templates_is_refused(tmp_path: Path, text: str, key: str,
+                                             reason: str) -> None:
+    path = write(tmp_path, text)
+    assert problems_of(path) == [ConfigProblem(str(path), key, reason)]
+
+
+def test_a_syntax_error_and_a_missing_file_are_named(tmp_path: Path) -> None:
+    path = write(tmp_path, "[templates.x\n")
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "(syntax)")
+    missing = tmp_path / "nowhere.toml"
+    assert problems_of(missing) == [ConfigProblem(str(missing), "(file)", "file not found")]
+
+
+def test_an_unknown_template_id_is_a_key_error() -> None:
+    templates = load_templates(SHIPPED)
+    with pytest.raises(UnknownTemplate) as caught:
+        templates.get("nope")
+    assert isinstance(caught.value, KeyError)
+    assert str(caught.value) == f"no template 'nope' in {SHIPPED}"
+
+
+# --- Locale choice ------------------------------------------------------------------------------
+
+TEXTS = Template(template_id="t", medium=Medium.SMS, party=Party.DEBTOR,
+                 purpose=Purpose.HELP, texts={"en": "EN", "zh-CN": "ZH", "es-MX": "ES"})
+
+
+@pytest.mark.parametrize(
+    ("locale", "used"),
+    [
+        ("en", "en"),
+        ("en-US", "en"),
+        ("en_GB", "en"),
+        ("EN", "en"),
+        ("zh", "zh-CN"),
+        ("zh-cn", "zh-CN"),
+        ("zh_CN", "zh-CN"),
+        ("zh-Hans-CN", "zh-CN"),
+        # Only a simplified text exists: a Taiwanese reader gets it rather than English.
+        ("zh-TW", "zh-CN"),
+        ("es", "es-MX"),
+        ("es-ES", "es-MX"),
+        ("fr", "en"),
+        (None, "en"),
+        ("", "en"),
+    ],
+)
+def test_text_for_picks_the_closest_locale(locale: str | None, used: str) -> None:
+    assert TEXTS.text_for(locale) == (used, TEXTS.texts[used])
+
+
+def test_text_for_takes_another_fallback() -> None:
+    assert TEXTS.text_for("fr", fallback="zh") == ("zh-CN", "ZH")
+
+
+def test_text_for_without_any_match_is_a_lookup_error() -> None:
+    only_zh = Template(template_id="t", medium=Medium.SMS, party=Party.DEBTOR,
+                       purpose=Purpose.HELP, texts={"zh-CN": "ZH"})
+    with pytest.raises(LookupError, match="no text for 'fr' nor for the fallback 'en'"):
+        only_zh.text_for("fr")
+
+
+# --- render and content_hash --------------------------------------------------------------------
+
+def test_render_fills_every_placeholder() -> None:
+    values = {"first_name": "Dana", "business": "Acme", "callback": "+15125550100"}
+    text = "Hi {first_name}, {business} here: {callback}. {first_name}, {{braces}} stay."
+    assert render(text, values) == ("Hi Dana, Acme here: +15125550100. Dana, {braces} stay.")
+
+
+def test_render_does_not_reinterpret_values() -> None:
+    assert render("Hi {name}", {"name": "{amount}"}) == "Hi {amount}"
+
+
+def test_render_names_every_missing_value() -> None:
+    with pytest.raises(MissingValues) as caught:
+        render("Hi {first_name}, call {callback} or {callback}.", {"agent": "Sam"})
+    assert isinstance(caught.value, KeyError)
+    assert caught.value.names == ("first_name", "callback")
+    assert str(caught.value) == "no value for placeholder(s) {first_name}, {callback}"
+
+
+def test_render_refuses_a_format_spec() -> None:
+    with pytest.raises(ValueError, match="no format spec"):
+        render("{amount:>10}", {"amount": "5"})
+
+
+def test_shipped_texts_render_with_every_placeholder_given() -> None:
+    values = {"first_name": "Dana", "name": "Dana Debtor", "business": "Acme Services",
+              "callback": "+15125550100", "agent": "Sam", "amount": "125.50",
+              "currency": "USD", "days_past_due": "12", "due_date": "2026-11-19"}
+    for template in load_templates(SHIPPED).templates.values():
+        for text in template.texts.values():
+            assert "{" not in render(text, values)
+
+
+def test_content_hash_is_the_sha256_of_the_utf8_text() -> None:
+    assert content_hash("abc") == (
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    text = "您好，请回电+15125550100。回复TD退订。"
+    assert content_hash(text) == hashlib.sha256(text.encode("utf-8")).hexdigest()
+    assert content_hash("Hi Dana") != content_hash("Hi Dana ")
