@@ -140,6 +140,10 @@ class SandboxChannel:
     async def close(self) -> None:
         """Nothing to release: the sandbox holds no connection."""
 
+    def next_reply_at(self) -> datetime | None:
+        """When the next scripted reply arrives, if any is left."""
+        return self._replies[0].at if self._replies else None
+
     def replies_until(self, moment: datetime) -> list[Reply]:
         """Remove and return the scripted replies due at or before `moment`, oldest first."""
         due = []

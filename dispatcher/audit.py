@@ -25,6 +25,9 @@ class AuditKind(StrEnum):
     OPT_OUT = "opt_out"
     CONFIG = "config"
     DEAD_LETTER = "dead_letter"
+    # Extensions: a promise to pay that was not kept; an inbound text that needs a person.
+    PROMISE = "promise"
+    REPLY = "reply"
 
 
 # Records of these kinds are also published to `<out prefix>/<account_id>` (contract section 2).

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from dispatcher import __version__
+from dispatcher import __version__, cli_contact
 from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, ChainVerifier, canonical_json
 from dispatcher.classify import classify
@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay = dead_sub.add_parser("replay", parents=[common],
                                  help="re-submit dead letters (all pending when no ID is given)")
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    cli_contact.add_parsers(sub, common, _parse_time)
     return parser
 
 
@@ -212,6 +213,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "check-config":
             return cmd_check_config(args, out)
         config = _load(args)
+        if args.command == "simulate":
+            return asyncio.run(cli_contact.cmd_simulate(config, args, out))
+        if args.command == "explain":
+            return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
         if args.command == "audit":
             if args.audit_command == "export":
                 return asyncio.run(_export(config, args, out))
@@ -223,7 +228,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"dispatcher: invalid config: {exc.problems[0]}"
               + (f" (+{len(exc.problems) - 1} more; run check-config)"
                  if len(exc.problems) > 1 else ""), file=sys.stderr)
-    except (StoreError, UsageError) as exc:
+    except (StoreError, UsageError, FileNotFoundError, ValueError) as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
     except BrokenPipeError:
         return EXIT_OK

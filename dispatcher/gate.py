@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from dispatcher.accounts import AccountState, AccountStatus
 from dispatcher.contact import Medium, PastAttempt, Role, Target
+from dispatcher.events import Phone
 from dispatcher.holiday_calendar import holiday_on
 from dispatcher.policy import Limits
 from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
@@ -108,7 +109,7 @@ def account_refusals(facts: Facts, limits: Limits, now: datetime) -> list[Refusa
 
 
 def target_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusal]:
-    """Rules about whom and how, whatever the time: opt-outs, consent, work numbers, third parties."""
+    """Rules about whom and how, whatever the time: opt-outs, consent, work numbers, 3rd parties."""
     found = []
     if target.number in facts.invalid_numbers:
         found.append(Refusal(NO_VALID_NUMBER, "number marked invalid"))
@@ -141,7 +142,7 @@ def _third_party_refusals(target: Target, facts: Facts, limits: Limits) -> list[
     return []
 
 
-def _debtor_phone(state: AccountState, number: str) -> object | None:
+def _debtor_phone(state: AccountState, number: str) -> Phone | None:
     if state.debtor is None:
         return None
     return next((p for p in state.debtor.phones if p.number == number), None)
@@ -161,7 +162,8 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     if not limits.contact_on_sundays and today.weekday() == 6:
         found.append(Refusal(NO_CONTACT_DAY, "no contact on Sundays", tomorrow))
     mine = [a for a in facts.history if a.person == target.person]
-    found.extend(_frequency_refusals(target, mine, facts.home_zone, limits, budget, now))
+    found.extend(_frequency_refusals(target, mine, facts.home_zone, limits=limits,
+                                     budget=budget, now=now))
     return found
 
 
@@ -193,7 +195,7 @@ def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetim
     return max(by_calendar, oldest_to_drop.at + WEEK)
 
 
-def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None,
+def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
                         limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
     found = []
     week_start = _week_window(now, zone)

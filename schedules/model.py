@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import time
 from enum import IntEnum
 from typing import Annotated
@@ -120,7 +121,7 @@ class Schedule(BaseModel):
             if unknown:
                 raise ValueError(f"stage {stage.name!r} names unknown windows {unknown}")
         ordered = sorted(self.stages, key=lambda s: s.days_past_due[0])
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             high = before.days_past_due[1]
             if high is None or high >= after.days_past_due[0]:
                 raise ValueError(f"stages {before.name!r} and {after.name!r} overlap")

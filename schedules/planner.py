@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 from dispatcher.accounts import AccountState
 from dispatcher.contact import Medium, PastAttempt, Role, Target
 from dispatcher.gate import (
-    AMBIGUOUS,
     NO_VALID_NUMBER,
     Budget,
     Facts,
@@ -26,6 +25,7 @@ from dispatcher.gate import (
     time_refusals,
 )
 from dispatcher.policy import GuarantorRule, Limits
+from dispatcher.quiet_hours import AMBIGUOUS
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage, TimeWindow
 
 HORIZON_DAYS = 21
@@ -157,8 +157,8 @@ def _ranked_windows(stage: Stage, target: Target,
     return [name for _, name in sorted(enumerate(stage.windows), key=key)]
 
 
-def _find_slot(target: Target, stage: Stage, schedule: Schedule, facts: Facts, limits: Limits,
-               now: datetime) -> tuple[datetime, str] | Refusal:
+def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts,
+               limits: Limits, now: datetime) -> tuple[datetime, str] | Refusal:
     zone = facts.home_zone
     assert zone is not None
     budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
@@ -196,14 +196,32 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime) -
         retries = [r.retry_at for r in blocked]
         retry = None if any(r is None for r in retries) else max(r for r in retries if r)
         return NoAttempt(tuple(blocked), retry)
-    if not facts.zones or facts.home_zone is None:
+    zone = facts.home_zone
+    if not facts.zones or zone is None:
         return NoAttempt((Refusal(AMBIGUOUS, "no time zone, region or geographic number tells "
                                              "the debtor's local time"),))
-    days = days_past_due(facts.state, now, facts.home_zone)
+    days = days_past_due(facts.state, now, zone)
     stage = schedule.stage_for(days) if days is not None else None
-    if stage is None:
+    if stage is None or days is None:
         return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} covers "
                                             f"{days} days past due"),))
+    plan = _plan_in_stage(facts, schedule, stage, limits, now)
+    high = stage.days_past_due[1]
+    if isinstance(plan, PlannedAttempt) and high is not None:
+        # The slot may fall in a later stage: plan from that stage's first day with its rules.
+        boundary = local_day(now, zone) + timedelta(days=high + 1 - days)
+        if local_day(plan.at, zone) >= boundary:
+            later = schedule.stage_for(high + 1)
+            start = datetime.combine(boundary, time(0), ZoneInfo(zone)).astimezone(now.tzinfo)
+            if later is None:
+                return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} "
+                                                    f"covers {high + 1} days past due"),))
+            return _plan_in_stage(facts, schedule, later, limits, max(now, start))
+    return plan
+
+
+def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limits,
+                   now: datetime) -> Plan:
     candidates: list[tuple[Target, str, str]] = []
     if is_unreachable(facts, limits):
         candidates += [(t, THIRD_PARTY_TEMPLATE, f"unreachable:{t.role.value}")
@@ -217,7 +235,7 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime) -
         if refused:
             reasons.extend(refused)
             continue
-        slot = _find_slot(target, stage, schedule, facts, limits, now)
+        slot = _find_slot(target, stage, schedule, facts=facts, limits=limits, now=now)
         if isinstance(slot, Refusal):
             reasons.append(slot)
             continue

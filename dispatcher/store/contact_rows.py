@@ -232,6 +232,12 @@ class ContactRows:
                 yield PastAttempt(r[0], parse_rfc3339(r[1]), r[2], Role(r[3]), r[4],
                                   Medium(r[5]), r[6], r[7], Outcome(r[8]) if r[8] else None)
 
+    async def accounts_with_number(self: _Host, number: str) -> list[str]:
+        """Accounts on which the number is listed (debtor or contact)."""
+        async with self._db.execute("SELECT DISTINCT account_id FROM party_numbers WHERE "
+                                    "number = ? ORDER BY account_id", (number,)) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
     async def stored_plan(self: _Host, account_id: str) -> tuple[str | None, str | None]:
         """(plan_json, next_attempt_at) of the account."""
         async with self._db.execute("SELECT plan_json, next_attempt_at FROM accounts WHERE "

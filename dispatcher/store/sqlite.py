@@ -121,12 +121,13 @@ class SqliteStore(ContactRows):
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, create: bool = True,
-                   checkpoints: bool = True) -> SqliteStore:
+    async def open(cls, path: Path, *, create: bool = True, checkpoints: bool = True,
+                   durable: bool = True) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code.
 
         `checkpoints=False` leaves copying the WAL into the database to another connection
-        (`checkpoint`), so that this one's commits stay short.
+        (`checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
+        store, as `simulate` uses) skips fsync.
         """
         if not create and not await asyncio.to_thread(path.exists):
             raise StoreError(f"no store at {path}")
@@ -136,7 +137,7 @@ class SqliteStore(ContactRows):
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA journal_mode = WAL")
             # FULL: an event acknowledged to the broker must survive a power cut, not only a crash.
-            await db.execute("PRAGMA synchronous = FULL")
+            await db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
             await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("PRAGMA cache_size = -65536")
             if not checkpoints:
@@ -469,10 +470,10 @@ class SqliteStore(ContactRows):
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, create: bool = True,
-                     checkpoints: bool = True) -> AsyncIterator[SqliteStore]:
+async def open_store(path: Path, *, create: bool = True, checkpoints: bool = True,
+                     durable: bool = True) -> AsyncIterator[SqliteStore]:
     """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints)
+    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints, durable=durable)
     try:
         yield store
     finally:

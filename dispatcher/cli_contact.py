@@ -1,0 +1,59 @@
+"""The contact subcommands: `simulate` and `explain`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from channels.sandbox import OutcomeScript, load_outcome_script
+from dispatcher.explain import explain
+from dispatcher.settings import LoadedConfig
+from dispatcher.simulate import jsonl, run_simulation, table
+from dispatcher.store import open_store
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser,
+                parse_time: Callable[[str], datetime]) -> None:
+    """Register `simulate` and `explain`."""
+    simulate = sub.add_parser("simulate", parents=[common],
+                              help="run the engine on a virtual clock with the sandbox channel")
+    simulate.add_argument("--events", required=True, type=Path, metavar="FILE",
+                          help="JSONL file of events, delivered at their occurred_at")
+    simulate.add_argument("--start", required=True, type=parse_time, metavar="ISO",
+                          help="virtual start time (RFC 3339 with offset, or a date = 00:00Z)")
+    simulate.add_argument("--days", required=True, type=int, metavar="N")
+    simulate.add_argument("--outcomes", type=Path, metavar="FILE",
+                          help="scripted outcomes (JSON, contract section 3)")
+    simulate.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    explaining = sub.add_parser("explain", parents=[common],
+                                help="an account's state, counters and next planned attempt")
+    explaining.add_argument("--account", required=True, metavar="ID")
+    explaining.add_argument("--at", type=parse_time, metavar="ISO",
+                            help="decide as of this instant (default: now)")
+
+
+async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    """Run a simulation and print the audit records it produced."""
+    if args.days < 1:
+        raise ValueError("--days must be at least 1")
+    if not args.events.is_file():
+        raise FileNotFoundError(f"--events: no file {args.events}")
+    script = load_outcome_script(args.outcomes) if args.outcomes else OutcomeScript.empty()
+    records = await run_simulation(config, args.events, args.start, args.days, script)
+    lines = table(records) if args.format == "table" else jsonl(records)
+    for line in lines:
+        out.write(line + "\n")
+    return 0
+
+
+async def cmd_explain(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
+                      now: datetime) -> int:
+    """Print why the account will or will not be contacted next."""
+    async with open_store(config.store_path, create=False) as store:
+        text, found = await explain(store, config, args.account, args.at or now)
+    out.write(text)
+    return 0 if found else 1

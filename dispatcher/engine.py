@@ -1,0 +1,247 @@
+"""The contact engine: due accounts in, decisions recorded, attempts sent, outcomes fed back.
+
+The same engine runs in the daemon (wall clock, its channel) and in `simulate` (virtual clock,
+sandbox). An attempt is recorded, with its audit record, before the channel is called; its
+outcome is recorded once, and the account is planned again at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from channels.base import Channel
+from dispatcher.clock import sortable_utc, utc_rfc3339
+from dispatcher.contact import Delivery, Outcome, Role
+from dispatcher.decide import Decision, Suppression, decide, plan_from_json, plan_to_json
+from dispatcher.gate import Facts, counters
+from dispatcher.phones import mask_number
+from dispatcher.policy import Limits
+from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
+from dispatcher.templates import TemplateSet, content_hash, render
+from dispatcher.zones import candidate_zones
+from schedules.model import Schedule
+from schedules.planner import PlannedAttempt, days_past_due
+
+log = logging.getLogger("dispatcher.engine")
+
+HISTORY_DAYS = 35
+BATCH = 500
+
+
+class ContactStore(Protocol):
+    """The repository methods the engine uses."""
+
+    async def claim_due(self, now: datetime, limit: int) -> list[str]:
+        """Accounts due at `now`, leased to this process."""
+        ...
+
+    async def contexts(self, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, AccountContext]:
+        """What the engine reads about each account before deciding."""
+        ...
+
+    async def record_decisions(self, *, attempts: Sequence[AttemptRow],
+                               plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
+                               now: datetime, config_version: str) -> list[dict[str, Any]]:
+        """Attempts, plans and audit records in one transaction."""
+        ...
+
+    async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,
+                              config_version: str, audit_for: Any) -> list[dict[str, Any]]:
+        """Final outcomes, once each."""
+        ...
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """Everything from the config that shapes contact."""
+
+    schedule: Schedule
+    limits: Limits
+    templates: TemplateSet
+    business: str
+    callback: str
+    agent: str
+    default_locale: str
+    config_version: str
+
+
+@dataclass
+class SweepStats:
+    """What one sweep did."""
+
+    decided: int = 0
+    sent: int = 0
+    suppressed: int = 0
+    outcomes: int = 0
+
+
+def facts_for(context: AccountContext) -> Facts:
+    """The gate's view of an account: candidate zones, home zone, holiday region, history."""
+    state = context.state
+    debtor = state.debtor
+    numbers = [p.number for p in debtor.phones] if debtor else []
+    zones = candidate_zones(debtor.timezone if debtor else None,
+                            debtor.region if debtor else None, numbers)
+    names = tuple(z.zone for z in zones)
+    home = (debtor.timezone if debtor and debtor.timezone else names[0] if names else None)
+    region = debtor.region if debtor and debtor.region else None
+    if region is None and numbers:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(numbers[0], None))
+    refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
+    return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
+                 opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
+                 history=context.history, refused_contacts=refused)
+
+
+def attempt_id_for(account_id: str, now: datetime) -> str:
+    """A deterministic attempt id: one account makes at most one attempt per instant."""
+    digest = hashlib.sha256(f"{account_id}|{sortable_utc(now)}".encode()).hexdigest()
+    return f"at-{digest[:24]}"
+
+
+def local_times(zones: Sequence[str], at: datetime) -> dict[str, str]:
+    """The local time of `at` in each zone considered, for the audit record."""
+    return {z: at.astimezone(ZoneInfo(z)).isoformat(timespec="minutes") for z in zones}
+
+
+class Engine:
+    """Decides for due accounts and carries out the decisions."""
+
+    def __init__(self, store: ContactStore, channel: Channel, policy: ContactPolicy) -> None:
+        self.store = store
+        self.channel = channel
+        self.policy = policy
+
+    async def sweep(self, now: datetime) -> SweepStats:
+        """Decide for every account due at `now`, until none is left."""
+        stats = SweepStats()
+        while ids := await self.store.claim_due(now, BATCH):
+            contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
+            await self._decide_batch(contexts, now, stats)
+        return stats
+
+    async def _decide_batch(self, contexts: Mapping[str, AccountContext], now: datetime,
+                            stats: SweepStats) -> None:
+        attempts: list[AttemptRow] = []
+        plans: list[PlanRow] = []
+        audit: list[dict[str, Any]] = []
+        deliveries: list[Delivery] = []
+        policy = self.policy
+        for account_id, context in contexts.items():
+            facts = facts_for(context)
+            stored = plan_from_json(context.plan_json)
+            attempt_id = attempt_id_for(account_id, now)
+            decision = decide(facts, stored, policy.schedule, policy.limits, now=now,
+                              attempt_id=attempt_id)
+            stats.decided += 1
+            audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
+            stats.suppressed += len(decision.suppressed)
+            if decision.broken_promise is not None:
+                audit.append({"kind": "promise", "account_id": account_id, "status": "broken",
+                              "event_id": decision.broken_promise.event_id,
+                              "due_on": decision.broken_promise.due_on.isoformat()})
+            if decision.send is not None:
+                row, record, delivery = self._attempt(facts, decision.send, attempt_id, now)
+                attempts.append(row)
+                audit.append(record)
+                deliveries.append(delivery)
+            plans.append(self._plan_row(account_id, decision, stored, now))
+        await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
+                                          config_version=policy.config_version)
+        outcomes = []
+        for delivery in deliveries:
+            result = await self.channel.send(delivery)
+            stats.sent += 1
+            log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
+                     mask_number(delivery.to))
+            if result.outcome is not None:
+                outcomes.append(OutcomeRow(delivery.attempt_id, result.outcome, now,
+                                           result.provider_sid))
+        if outcomes:
+            await self.record_outcomes(outcomes, now)
+
+    async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
+        """Record final outcomes (a repeat changes nothing); their accounts are planned again."""
+        records = await self.store.record_outcomes(
+            outcomes, now=now, config_version=self.policy.config_version,
+            audit_for=_outcome_record)
+        return len(records)
+
+    @staticmethod
+    def _plan_row(account_id: str, decision: Decision, stored: Any, now: datetime) -> PlanRow:
+        return PlanRow(account_id, plan_to_json(decision.stored(stored)), decision.next_look(now))
+
+    def _attempt(self, facts: Facts, planned: PlannedAttempt, attempt_id: str,
+                 now: datetime) -> tuple[AttemptRow, dict[str, Any], Delivery]:
+        target = planned.target
+        state = facts.state
+        template = self.policy.templates.get(planned.template)
+        locale = state.debtor.locale if state.debtor else None
+        used_locale, text = template.text_for(locale, self.policy.default_locale)
+        body = render(text, self._values(facts, now))
+        row = AttemptRow(attempt_id, state.account_id, target.person, target.role, target.number,
+                         target.medium, planned.stage, planned.window, planned.rule,
+                         planned.template, now)
+        record = {
+            "kind": "attempt", "attempt_id": attempt_id, "account_id": state.account_id,
+            "channel": target.medium.value, "party": target.party.value,
+            "role": target.role.value, "to": target.number, "number_type": target.number_type,
+            "stage": planned.stage, "window": planned.window, "rule": planned.rule,
+            "template": planned.template, "template_locale": used_locale,
+            "template_hash": content_hash(body), "local_times": local_times(facts.zones, now),
+            "counters": counters(target, facts.history, facts.home_zone, now),
+        }
+        delivery = Delivery(attempt_id, target.medium, target.number, body, planned.template,
+                            facts.home_zone or "UTC", now)
+        return row, record, delivery
+
+    def _values(self, facts: Facts, now: datetime) -> dict[str, str]:
+        state = facts.state
+        name = state.debtor.name if state.debtor else ""
+        days = days_past_due(state, now, facts.home_zone)
+        due = (now - timedelta(days=days)).date().isoformat() if days else ""
+        return {"first_name": name.split()[0] if name.split() else name, "name": name,
+                "business": self.policy.business, "callback": self.policy.callback,
+                "agent": self.policy.agent, "amount": state.amount_due or "",
+                "currency": state.currency or "", "days_past_due": str(days or ""),
+                "due_date": due}
+
+    @staticmethod
+    def _suppressed_record(facts: Facts, suppression: Suppression,
+                           now: datetime) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "kind": "suppressed", "account_id": facts.state.account_id,
+            "reason": suppression.reasons[0].reason,
+            "reasons": [r.reason for r in suppression.reasons],
+            "detail": "; ".join(r.detail for r in suppression.reasons),
+            "local_times": local_times(facts.zones, now),
+        }
+        planned = suppression.planned
+        if planned is not None:
+            target = planned.target
+            record |= {"channel": target.medium.value, "party": target.party.value,
+                       "role": target.role.value, "to": target.number, "stage": planned.stage,
+                       "window": planned.window, "rule": planned.rule,
+                       "planned_at": utc_rfc3339(planned.at)}
+        return record
+
+
+def _outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:
+    role = Role(row["role"])
+    record = {"kind": "outcome", "attempt_id": row["attempt_id"],
+              "account_id": row["account_id"], "channel": row["medium"],
+              "party": "debtor" if role is Role.DEBTOR else "third_party", "role": role.value,
+              "to": row["number"], "stage": row["stage"], "status": outcome.outcome.value,
+              "provider_sid": outcome.provider_sid}
+    if outcome.detail:
+        record["detail"] = outcome.detail
+    return record

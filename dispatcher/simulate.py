@@ -1,0 +1,181 @@
+"""`dispatcher simulate`: the real engine on a virtual clock, the sandbox answering.
+
+Events from a JSONL file are delivered at their `occurred_at` (those before `--start` at the
+start), the engine sweeps whenever something is due, scripted replies arrive at their time, and
+the audit records produced are printed. Same inputs, byte-identical output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from channels.sandbox import OutcomeScript, SandboxChannel
+from dispatcher.audit import canonical_json
+from dispatcher.classify import classify
+from dispatcher.clock import VirtualClock, parse_rfc3339, utc_rfc3339
+from dispatcher.engine import ContactPolicy, Engine
+from dispatcher.keywords import Keyword, classify_reply
+from dispatcher.phones import mask_number
+from dispatcher.settings import LoadedConfig
+from dispatcher.store import SqliteStore, open_store
+
+TOPIC = "simulate"
+
+
+@dataclass(frozen=True)
+class _Timed:
+    at: datetime
+    order: int
+    payload: bytes
+
+
+def policy_of(config: LoadedConfig) -> ContactPolicy:
+    """The contact policy the config describes."""
+    contact = config.settings.contact
+    return ContactPolicy(schedule=config.schedule, limits=config.limits,
+                         templates=config.templates, business=contact.business,
+                         callback=contact.callback, agent=contact.agent,
+                         default_locale=contact.default_locale, config_version=config.version)
+
+
+def _delivery_time(payload: bytes, start: datetime) -> datetime:
+    try:
+        when = parse_rfc3339(orjson.loads(payload)["occurred_at"])
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return start  # it becomes a dead letter at the start, like a bad event on the broker
+    return max(when, start)
+
+
+def read_events(path: Path, start: datetime) -> list[_Timed]:
+    """The events file's lines, each with the instant it is delivered, in delivery order."""
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
+    timed = [_Timed(_delivery_time(line, start), n, line) for n, line in enumerate(lines)]
+    return sorted(timed, key=lambda t: (t.at, t.order))
+
+
+def _reply_event(number: str, body: str, account_id: str, at: datetime) -> bytes | None:
+    keyword = classify_reply(body)
+    if keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN):
+        return None
+    digest = hashlib.sha256(f"{number}|{utc_rfc3339(at)}|{body}".encode()).hexdigest()[:20]
+    kind = "contact.opt_out" if keyword is Keyword.OPT_OUT else "contact.opt_in"
+    return orjson.dumps({"schema": 1, "event_id": f"sms-{digest}", "type": kind,
+                         "occurred_at": utc_rfc3339(at), "account_id": account_id,
+                         "data": {"number": number, "channel": "sms"}})
+
+
+class Simulation:
+    """One run: a fresh store, the sandbox channel, a virtual clock."""
+
+    def __init__(self, config: LoadedConfig, store: SqliteStore, script: OutcomeScript,
+                 start: datetime) -> None:
+        self.config = config
+        self.store = store
+        self.clock = VirtualClock(start)
+        self.channel = SandboxChannel(script)
+        self.engine = Engine(store, self.channel, policy_of(config))
+
+    async def _deliver(self, payloads: list[bytes], now: datetime) -> None:
+        max_bytes = self.config.settings.ingest.max_payload_bytes
+        items = [classify(p, TOPIC, max_bytes) for p in payloads]
+        await self.store.record_batch(items, now=now, config_version=self.config.version)
+
+    async def _replies(self, now: datetime) -> None:
+        for reply in self.channel.replies_until(now):
+            accounts = await self.store.accounts_with_number(reply.from_number)
+            event = _reply_event(reply.from_number, reply.body,
+                                 accounts[0] if accounts else "inbound-sms", now)
+            if event is not None:
+                await self._deliver([event], now)
+            else:
+                await self.store.append_audit([{
+                    "kind": "reply", "account_id": accounts[0] if accounts else None,
+                    "to": reply.from_number, "status": classify_reply(reply.body).value,
+                    "detail": reply.body[:500], "config_version": self.config.version}], now=now)
+
+    async def run(self, events: list[_Timed], days: int) -> None:
+        """Deliver events and replies and sweep, until `days` have passed on the virtual clock."""
+        end = self.clock.now() + timedelta(days=days)
+        index = 0
+        while True:
+            due = await self.store.next_due_at()
+            upcoming = [t for t in (events[index].at if index < len(events) else None, due,
+                                    self.channel.next_reply_at()) if t is not None]
+            if not upcoming:
+                break
+            moment = max(min(upcoming), self.clock.now())
+            if moment >= end:
+                break
+            self.clock.set(moment)
+            batch = []
+            while index < len(events) and events[index].at <= moment:
+                batch.append(events[index].payload)
+                index += 1
+            if batch:
+                await self._deliver(batch, moment)
+            await self._replies(moment)
+            await self.engine.sweep(moment)
+
+
+async def run_simulation(config: LoadedConfig, events_path: Path, start: datetime, days: int,
+                         script: OutcomeScript) -> list[dict[str, Any]]:
+    """Run a simulation in a temporary store and return every audit record it produced."""
+    events = read_events(events_path, start)
+    with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-") as folder:
+        async with open_store(Path(folder) / "simulate.db", durable=False) as store:
+            await Simulation(config, store, script, start).run(events, days)
+            return [record async for record in store.audit_records()]
+
+
+def jsonl(records: list[dict[str, Any]]) -> Iterator[str]:
+    """One canonical JSON line per record, as `audit export` writes them."""
+    for record in records:
+        yield canonical_json(record)
+
+
+_TABLE_KINDS = ("attempt", "suppressed", "promise", "reply")
+
+
+def _local(record: dict[str, Any]) -> str:
+    times: dict[str, str] = record.get("local_times") or {}
+    if not times:
+        return "-"
+    zone, text = next(iter(times.items()))
+    more = f" (+{len(times) - 1})" if len(times) > 1 else ""
+    return f"{text[:16].replace('T', ' ')} {zone}{more}"
+
+
+def table(records: list[dict[str, Any]]) -> Iterator[str]:
+    """Attempts (with their outcome), suppressions and broken promises, one line each."""
+    outcomes = {r["attempt_id"]: r["status"] for r in records if r["kind"] == "outcome"}
+    header = (f"{'UTC':20} {'LOCAL':40} {'ACCOUNT':12} {'PARTY':11} {'CH':4} {'NUMBER':14} "
+              f"{'STAGE':7} RESULT")
+    yield header
+    shown = 0
+    for r in records:
+        if r["kind"] not in _TABLE_KINDS:
+            continue
+        shown += 1
+        if r["kind"] == "attempt":
+            result = outcomes.get(r["attempt_id"], "(no outcome yet)")
+            result += f"  [{r['rule']}]"
+        elif r["kind"] == "suppressed":
+            result = f"suppressed: {r['reason']}: {r['detail']}"
+        elif r["kind"] == "promise":
+            result = f"promise due {r['due_on']} broken; contact resumes"
+        else:
+            result = f"reply: {r['status']}"
+        party = r.get("role") or r.get("party") or "-"
+        number = mask_number(r["to"]) if r.get("to") else "-"
+        yield (f"{r['at'][:19].replace('T', ' '):20} {_local(r):40} {r['account_id'] or '-':12} "
+               f"{party:11} {r.get('channel', '-'):4} {number:14} {r.get('stage', '-'):7} "
+               f"{result}")
+    yield f"{shown} row(s)"
