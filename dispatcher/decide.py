@@ -15,7 +15,7 @@ import orjson
 
 from dispatcher.accounts import AccountStatus, Promise
 from dispatcher.clock import parse_rfc3339, utc_rfc3339
-from dispatcher.contact import Medium, PastAttempt, Role, Target
+from dispatcher.contact import Medium, Role, Target
 from dispatcher.gate import NOT_OVERDUE, Budget, Facts, Refusal, local_day, refusals
 from dispatcher.policy import Limits
 from schedules.model import Schedule
@@ -23,6 +23,9 @@ from schedules.planner import NoAttempt, Plan, PlannedAttempt, plan_next
 
 # A planned slot missed by more than this (the daemon was down) is planned afresh.
 LATE = timedelta(minutes=30)
+# After sending, the outcome triggers the next plan; if none comes, the engine looks again then.
+OUTCOME_WAIT = timedelta(minutes=10)
+AWAITING_OUTCOME = "awaiting_outcome"
 
 
 @dataclass(frozen=True)
@@ -69,13 +72,6 @@ def budget_for(schedule: Schedule, stage_name: str, limits: Limits) -> Budget:
     return Budget(stage.attempts_per_day, stage.min_gap_minutes)
 
 
-def _in_flight(facts: Facts, attempt: PlannedAttempt, attempt_id: str) -> Facts:
-    target = attempt.target
-    past = PastAttempt(attempt_id, attempt.at, target.person, target.role, target.number,
-                       target.medium, attempt.window, attempt.stage, None)
-    return replace(facts, history=(*facts.history, past))
-
-
 def _broken_promise(facts: Facts, stored: StoredPlan, limits: Limits,
                     now: datetime) -> Promise | None:
     promise = facts.state.promise
@@ -104,12 +100,19 @@ def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits,
             suppressed.append(Suppression(tuple(refused), previous))
         elif now - previous.at <= LATE:
             send = replace(previous, at=now)
-    after = _in_flight(facts, send, attempt_id) if send else facts
-    plan = plan_next(after, schedule, limits, now)
-    if send is None and isinstance(plan, PlannedAttempt) and plan.at <= now:
-        send = plan
-        plan = plan_next(_in_flight(facts, send, attempt_id), schedule, limits, now)
-    if send is None and isinstance(plan, NoAttempt) and not suppressed:
+    plan: Plan | None = None
+    if send is None:
+        plan = plan_next(facts, schedule, limits, now)
+        if isinstance(plan, PlannedAttempt) and plan.at <= now:
+            send = plan
+    if send is not None:
+        # The outcome plans the next attempt; without one, look again later, counting this one.
+        wait = Refusal(AWAITING_OUTCOME, f"attempt {attempt_id} sent; the next is planned when "
+                                         f"its outcome arrives")
+        return Decision(send, NoAttempt((wait,), now + OUTCOME_WAIT), tuple(suppressed),
+                        _broken_promise(facts, stored, limits, now))
+    assert plan is not None
+    if isinstance(plan, NoAttempt) and not suppressed:
         codes = _codes(plan)
         cancelled = previous if isinstance(previous, PlannedAttempt) else None
         if (cancelled or codes != _codes(previous)) and codes != (NOT_OVERDUE,):

@@ -10,17 +10,24 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 
 from channels.base import Channel
 from dispatcher.clock import sortable_utc, utc_rfc3339
-from dispatcher.contact import Delivery, Outcome, Role
-from dispatcher.decide import Decision, Suppression, decide, plan_from_json, plan_to_json
+from dispatcher.contact import Delivery, Outcome, PastAttempt, Role
+from dispatcher.decide import (
+    Decision,
+    StoredPlan,
+    Suppression,
+    decide,
+    plan_from_json,
+    plan_to_json,
+)
 from dispatcher.gate import Facts, counters
 from dispatcher.phones import mask_number
 from dispatcher.policy import Limits
@@ -55,8 +62,11 @@ class ContactStore(Protocol):
         ...
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,
-                              config_version: str, audit_for: Any) -> list[dict[str, Any]]:
-        """Final outcomes, once each."""
+                              config_version: str, audit_for: Any,
+                              plans: Sequence[PlanRow] = (),
+                              audit_after: Sequence[Mapping[str, Any]] = (),
+                              ) -> list[dict[str, Any]]:
+        """Final outcomes, once each; with `plans`, the accounts' next plans too."""
         ...
 
 
@@ -72,6 +82,13 @@ class ContactPolicy:
     agent: str
     default_locale: str
     config_version: str
+
+
+class _Sent(NamedTuple):
+    delivery: Delivery
+    planned: PlannedAttempt
+    facts: Facts
+    stored: StoredPlan
 
 
 @dataclass
@@ -102,6 +119,22 @@ def facts_for(context: AccountContext) -> Facts:
                  history=context.history, refused_contacts=refused)
 
 
+def with_outcome(facts: Facts, planned: PlannedAttempt, outcome: OutcomeRow) -> Facts:
+    """`facts` with the attempt just sent and its outcome, as the store now holds them."""
+    target = planned.target
+    past = PastAttempt(outcome.attempt_id, outcome.at, target.person, target.role,
+                       target.number, target.medium, planned.window, planned.stage,
+                       outcome.outcome)
+    invalid = facts.invalid_numbers
+    if outcome.outcome is Outcome.INVALID_NUMBER:
+        invalid = invalid | {target.number}
+    refused = facts.refused_contacts
+    if outcome.outcome is Outcome.REFUSED:
+        refused = refused | {target.person}
+    return replace(facts, history=(*facts.history, past), invalid_numbers=invalid,
+                   refused_contacts=refused)
+
+
 def attempt_id_for(account_id: str, now: datetime) -> str:
     """A deterministic attempt id: one account makes at most one attempt per instant."""
     digest = hashlib.sha256(f"{account_id}|{sortable_utc(now)}".encode()).hexdigest()
@@ -126,51 +159,84 @@ class Engine:
         stats = SweepStats()
         while ids := await self.store.claim_due(now, BATCH):
             contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
-            await self._decide_batch(contexts, now, stats)
+            answered = await self._decide_batch(contexts, now, stats)
+            # Outcomes make their accounts due again at once; otherwise a short batch was all.
+            if len(ids) < BATCH and not answered:
+                break
         return stats
 
     async def _decide_batch(self, contexts: Mapping[str, AccountContext], now: datetime,
-                            stats: SweepStats) -> None:
+                            stats: SweepStats) -> bool:
         attempts: list[AttemptRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
-        deliveries: list[Delivery] = []
-        policy = self.policy
+        sent: list[_Sent] = []
         for account_id, context in contexts.items():
             facts = facts_for(context)
             stored = plan_from_json(context.plan_json)
             attempt_id = attempt_id_for(account_id, now)
-            decision = decide(facts, stored, policy.schedule, policy.limits, now=now,
-                              attempt_id=attempt_id)
-            stats.decided += 1
-            audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
-            stats.suppressed += len(decision.suppressed)
-            if decision.broken_promise is not None:
-                audit.append({"kind": "promise", "account_id": account_id, "status": "broken",
-                              "event_id": decision.broken_promise.event_id,
-                              "due_on": decision.broken_promise.due_on.isoformat()})
+            decision = self._decide(facts, stored, attempt_id, now=now, audit=audit,
+                                    stats=stats)
             if decision.send is not None:
                 row, record, delivery = self._attempt(facts, decision.send, attempt_id, now)
                 attempts.append(row)
                 audit.append(record)
-                deliveries.append(delivery)
+                sent.append(_Sent(delivery, decision.send, facts, decision.stored(stored)))
             plans.append(self._plan_row(account_id, decision, stored, now))
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
-                                          config_version=policy.config_version)
-        outcomes = []
-        for delivery in deliveries:
+                                          config_version=self.policy.config_version)
+        return await self._send(sent, now, stats)
+
+    def _decide(self, facts: Facts, stored: StoredPlan, attempt_id: str, *, now: datetime,
+                audit: list[dict[str, Any]], stats: SweepStats) -> Decision:
+        """Decide for one account; its suppressions and broken promise go into `audit`."""
+        decision = decide(facts, stored, self.policy.schedule, self.policy.limits, now=now,
+                          attempt_id=attempt_id)
+        stats.decided += 1
+        audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
+        stats.suppressed += len(decision.suppressed)
+        if decision.broken_promise is not None:
+            audit.append({"kind": "promise", "account_id": facts.state.account_id,
+                          "status": "broken", "event_id": decision.broken_promise.event_id,
+                          "due_on": decision.broken_promise.due_on.isoformat()})
+        return decision
+
+    async def _send(self, sent: list[_Sent], now: datetime,
+                    stats: SweepStats) -> bool:
+        """Call the channel for each recorded attempt; answers given at once are applied and
+        their accounts planned again here. True when an account is due again right now."""
+        outcomes: list[OutcomeRow] = []
+        plans: list[PlanRow] = []
+        audit: list[dict[str, Any]] = []
+        due_again = False
+        for delivery, planned, facts, stored in sent:
             result = await self.channel.send(delivery)
             stats.sent += 1
             log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
                      mask_number(delivery.to))
-            if result.outcome is not None:
-                outcomes.append(OutcomeRow(delivery.attempt_id, result.outcome, now,
-                                           result.provider_sid))
+            if result.outcome is None:
+                continue
+            outcome = OutcomeRow(delivery.attempt_id, result.outcome, now, result.provider_sid)
+            outcomes.append(outcome)
+            after = with_outcome(facts, planned, outcome)
+            decision = self._decide(after, stored, attempt_id_for(facts.state.account_id, now),
+                                    now=now, audit=audit, stats=stats)
+            if decision.send is not None:
+                # One attempt per account per instant: the next sweep sends this one.
+                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored), now))
+                due_again = True
+            else:
+                plans.append(self._plan_row(facts.state.account_id, decision, stored, now))
         if outcomes:
-            await self.record_outcomes(outcomes, now)
+            stats.outcomes += len(outcomes)
+            await self.store.record_outcomes(
+                outcomes, now=now, config_version=self.policy.config_version,
+                audit_for=_outcome_record, plans=plans, audit_after=audit)
+        return due_again
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
-        """Record final outcomes (a repeat changes nothing); their accounts are planned again."""
+        """Record outcomes that arrive later (a repeat changes nothing); their accounts are
+        planned again at the next sweep."""
         records = await self.store.record_outcomes(
             outcomes, now=now, config_version=self.policy.config_version,
             audit_for=_outcome_record)

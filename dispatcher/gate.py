@@ -7,6 +7,7 @@ planner searches for a slot no rule refuses; the engine asks again at the moment
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -74,11 +75,13 @@ class Budget:
     min_gap_minutes: int
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def local_day(moment: datetime, zone: str | None) -> date:
     """The calendar day at `moment` in `zone` (UTC when the zone is unknown)."""
     return moment.astimezone(ZoneInfo(zone) if zone else UTC).date()
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def local_midnight(day: date, zone: str | None) -> datetime:
     """00:00 of `day` in `zone`, as UTC."""
     return datetime.combine(day, time(0), ZoneInfo(zone) if zone else UTC).astimezone(UTC)
@@ -149,8 +152,11 @@ def _debtor_phone(state: AccountState, number: str) -> Phone | None:
 
 
 def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
-                  now: datetime) -> list[Refusal]:
-    """Rules about when: hours in every zone, holidays, cool-down, caps, daily count, gap."""
+                  now: datetime, *, mine: list[PastAttempt] | None = None) -> list[Refusal]:
+    """Rules about when: hours in every zone, holidays, cool-down, caps, daily count, gap.
+
+    `mine` is the target person's own history, when the caller already has it.
+    """
     found = []
     hours = _hours_refusal(facts.zones, limits, now)
     if hours is not None:
@@ -161,7 +167,8 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
         found.append(Refusal(HOLIDAY, f"{today} is {name} in {facts.holiday_region}", tomorrow))
     if not limits.contact_on_sundays and today.weekday() == 6:
         found.append(Refusal(NO_CONTACT_DAY, "no contact on Sundays", tomorrow))
-    mine = [a for a in facts.history if a.person == target.person]
+    if mine is None:
+        mine = [a for a in facts.history if a.person == target.person]
     found.extend(_frequency_refusals(target, mine, facts.home_zone, limits=limits,
                                      budget=budget, now=now))
     return found

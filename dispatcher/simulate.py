@@ -28,6 +28,9 @@ from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore, open_store
 
 TOPIC = "simulate"
+# The virtual clock moves in whole ticks: what falls due within one is decided together, as the
+# daemon decides everything due at each sweep. Slots are whole minutes, so a minute loses nothing.
+TICK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class Simulation:
                                     self.channel.next_reply_at()) if t is not None]
             if not upcoming:
                 break
-            moment = max(min(upcoming), self.clock.now())
+            moment = max(_ceil(min(upcoming), TICK), self.clock.now())
             if moment >= end:
                 break
             self.clock.set(moment)
@@ -125,12 +128,20 @@ class Simulation:
             await self.engine.sweep(moment)
 
 
+def _ceil(moment: datetime, tick: timedelta) -> datetime:
+    """`moment` rounded up to a whole tick since the Unix epoch."""
+    epoch = datetime(1970, 1, 1, tzinfo=moment.tzinfo)
+    ticks = -((moment - epoch) // -tick)
+    return epoch + ticks * tick
+
+
 async def run_simulation(config: LoadedConfig, events_path: Path, start: datetime, days: int,
                          script: OutcomeScript) -> list[dict[str, Any]]:
     """Run a simulation in a temporary store and return every audit record it produced."""
     events = read_events(events_path, start)
     with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-") as folder:
-        async with open_store(Path(folder) / "simulate.db", durable=False) as store:
+        async with open_store(Path(folder) / "simulate.db", durable=False,
+                              inline=True) as store:
             await Simulation(config, store, script, start).run(events, days)
             return [record async for record in store.audit_records()]
 

@@ -7,6 +7,7 @@ the compliance gate at each candidate slot, so whatever it plans the gate allows
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -74,6 +75,7 @@ def van_der_corput(n: int) -> float:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def slot_time(window: TimeWindow, tries: int) -> time:
     """The local time of the `tries`-th attempt in `window` (0 = its middle)."""
     start = window.start.hour * 60 + window.start.minute
@@ -163,8 +165,8 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     assert zone is not None
     budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
     ranked = _ranked_windows(stage, target, facts.history, now)
-    tries = {name: sum(1 for a in facts.history
-                       if a.person == target.person and a.window == name) for name in ranked}
+    mine = [a for a in facts.history if a.person == target.person]
+    tries = {name: sum(1 for a in mine if a.window == name) for name in ranked}
     today = local_day(now, zone)
     not_before = now
     last: Refusal | None = None
@@ -178,7 +180,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             at = at.astimezone(now.tzinfo)
             if at < not_before:
                 continue
-            found = time_refusals(target, facts, limits, budget, at)
+            found = time_refusals(target, facts, limits, budget, at, mine=mine)
             if not found:
                 return at, name
             last = found[0]

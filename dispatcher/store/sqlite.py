@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import orjson
 
 from dispatcher.accounts import AccountState, fold, is_in_order
 from dispatcher.audit import EMPTY_CHAIN, PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
@@ -35,7 +35,8 @@ from dispatcher.store.base import (
     OptOut,
     Rejected,
 )
-from dispatcher.store.contact_rows import ContactRows
+from dispatcher.store.contact_rows import ContactRows, Db
+from dispatcher.store.inline import connect_inline
 from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
@@ -112,7 +113,7 @@ class _StateCache:
 class SqliteStore(ContactRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: Db, path: Path) -> None:
         self._db = db
         self.path = path
         self._lock = asyncio.Lock()
@@ -122,17 +123,19 @@ class SqliteStore(ContactRows):
 
     @classmethod
     async def open(cls, path: Path, *, create: bool = True, checkpoints: bool = True,
-                   durable: bool = True) -> SqliteStore:
+                   durable: bool = True, inline: bool = False) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code.
 
         `checkpoints=False` leaves copying the WAL into the database to another connection
         (`checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
-        store, as `simulate` uses) skips fsync.
+        store, as `simulate` uses) skips fsync;
+        `inline=True` runs SQLite on the caller's thread (`dispatcher.store.inline`).
         """
         if not create and not await asyncio.to_thread(path.exists):
             raise StoreError(f"no store at {path}")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        db: Db = (await connect_inline(path) if inline
+                  else await aiosqlite.connect(path, isolation_level=None))
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
             await db.execute("PRAGMA journal_mode = WAL")
@@ -149,7 +152,7 @@ class SqliteStore(ContactRows):
         return cls(db, path)
 
     @staticmethod
-    async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    async def _migrate(db: Db, path: Path) -> None:
         async with db.execute("PRAGMA user_version") as cur:
             row = await cur.fetchone()
         version = int(row[0]) if row else 0
@@ -173,7 +176,7 @@ class SqliteStore(ContactRows):
             await self._db.close()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _write(self) -> AsyncIterator[Db]:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -185,16 +188,16 @@ class SqliteStore(ContactRows):
 
     async def _head(self) -> ChainHead:
         # Read inside the write transaction: another process (the CLI) may have appended.
-        async with self._db.execute(
-                "SELECT record FROM audit ORDER BY seq DESC LIMIT 1") as cur:
-            row = await cur.fetchone()
-        if row is None:
+        rows = list(await self._db.execute_fetchall(
+            "SELECT seq, json_extract(record, '$.hash') FROM audit ORDER BY seq DESC LIMIT 1"))
+        if not rows:
             return EMPTY_CHAIN
-        record = json.loads(row[0])
-        return ChainHead(int(record["seq"]), str(record["hash"]))
+        return ChainHead(int(rows[0][0]), str(rows[0][1]))
 
     async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
                             common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        if not fields:
+            return []
         sealed = seal_all(fields, await self._head(), {**(common or {}), "at": utc_rfc3339(now)})
         await self._db.executemany(
             "INSERT INTO audit(seq, at, kind, account_id, record, published) "
@@ -248,14 +251,13 @@ class SqliteStore(ContactRows):
                 "payload_sha256": accepted.payload_sha256, "replay_of": accepted.replay_of}
 
     @staticmethod
-    async def _fresh(db: aiosqlite.Connection,
+    async def _fresh(db: Db,
                      accepted: Sequence[Accepted]) -> tuple[list[Accepted], int]:
         ids = list(dict.fromkeys(a.event.event_id for a in accepted))
         seen: set[str] = set()
         for chunk in _chunks(ids):
-            async with db.execute(f"SELECT event_id FROM events WHERE event_id IN "
-                                  f"({_marks(len(chunk))})", chunk) as cur:
-                seen.update(row[0] for row in await cur.fetchall())
+            seen.update(row[0] for row in await db.execute_fetchall(
+                f"SELECT event_id FROM events WHERE event_id IN ({_marks(len(chunk))})", chunk))
         fresh = []
         for item in accepted:
             if item.event.event_id not in seen:
@@ -263,7 +265,7 @@ class SqliteStore(ContactRows):
                 fresh.append(item)
         return fresh, len(accepted) - len(fresh)
 
-    async def _project_accounts(self, db: aiosqlite.Connection, events: Sequence[Event],
+    async def _project_accounts(self, db: Db, events: Sequence[Event],
                                 updated_at: str) -> None:
         by_account: dict[str, list[Event]] = defaultdict(list)
         for event in events:
@@ -273,10 +275,10 @@ class SqliteStore(ContactRows):
             return
         current: dict[str, AccountState] = {}
         for chunk in _chunks(list(by_account)):
-            async with db.execute(f"SELECT account_id, state_json FROM accounts WHERE account_id "
-                                  f"IN ({_marks(len(chunk))})", chunk) as cur:
-                for account_id, state_json in await cur.fetchall():
-                    current[account_id] = self._states.get(account_id, state_json)
+            for account_id, state_json in await db.execute_fetchall(
+                    f"SELECT account_id, state_json FROM accounts WHERE account_id "
+                    f"IN ({_marks(len(chunk))})", chunk):
+                current[account_id] = self._states.get(account_id, state_json)
         states, renumbered = [], []
         for account_id, new in by_account.items():
             before = current.get(account_id)
@@ -311,14 +313,14 @@ class SqliteStore(ContactRows):
             [row for s in renumbered for row in _party_rows(s)])
 
     @staticmethod
-    async def _account_events(db: aiosqlite.Connection, account_id: str) -> list[Event]:
+    async def _account_events(db: Db, account_id: str) -> list[Event]:
         # Stored payloads passed validation on arrival; schema 1 stays accepted (contract).
         async with db.execute("SELECT payload FROM events WHERE account_id = ? AND type NOT IN "
                               "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
             return [parse_event(bytes(row[0])) for row in await cur.fetchall()]
 
     @staticmethod
-    async def _apply_opt_outs(db: aiosqlite.Connection, fresh: Sequence[Accepted]) -> None:
+    async def _apply_opt_outs(db: Db, fresh: Sequence[Accepted]) -> None:
         rows: list[tuple[str, str, int, str, str, str]] = []
         for item in fresh:
             event = item.event
@@ -339,7 +341,7 @@ class SqliteStore(ContactRows):
             "(excluded.changed_at = opt_outs.changed_at AND excluded.opted_out = 1)", rows)
 
     @staticmethod
-    async def _insert_dead_letters(db: aiosqlite.Connection, rejected: Sequence[Rejected],
+    async def _insert_dead_letters(db: Db, rejected: Sequence[Rejected],
                                    received: str) -> dict[int, int]:
         """Store dead letters; return each one's new id, keyed by `id()` of the item."""
         if not rejected:
@@ -385,7 +387,7 @@ class SqliteStore(ContactRows):
             params.append(utc_rfc3339(until))
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         async for _, text in self._paged(f"SELECT seq, record FROM audit {where}", params):
-            yield json.loads(text)
+            yield orjson.loads(text)
 
     async def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
         """(seq, stored JSON) of every audit record in seq order, for verification."""
@@ -411,7 +413,7 @@ class SqliteStore(ContactRows):
         async with self._lock, self._db.execute(
                 "SELECT record FROM audit WHERE published = 0 ORDER BY seq LIMIT ?",
                 (limit,)) as cur:
-            return [json.loads(row[0]) for row in await cur.fetchall()]
+            return [orjson.loads(row[0]) for row in await cur.fetchall()]
 
     async def mark_published(self, seqs: Sequence[int]) -> None:
         """Note that these audit records reached the broker."""
@@ -471,9 +473,10 @@ class SqliteStore(ContactRows):
 
 @asynccontextmanager
 async def open_store(path: Path, *, create: bool = True, checkpoints: bool = True,
-                     durable: bool = True) -> AsyncIterator[SqliteStore]:
+                     durable: bool = True, inline: bool = False) -> AsyncIterator[SqliteStore]:
     """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints, durable=durable)
+    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints, durable=durable,
+                                   inline=inline)
     try:
         yield store
     finally:
