@@ -13,13 +13,16 @@ from typing import Self
 
 import aiomqtt
 
+from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
+from dispatcher.engine import Engine, settle_open_attempts
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
 from dispatcher.settings import LoadedConfig
+from dispatcher.simulate import policy_of
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
@@ -120,9 +123,34 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
+            engine = self._engine()
+            if engine is not None:
+                sweeps = group.create_task(self._sweep_loop(engine), name="due-sweep")
+                group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
         log.info("dispatcher stopped")
+
+    def _engine(self) -> Engine | None:
+        settings = self.config.settings
+        if settings.channels.provider != "sandbox":
+            log.error("channels.provider %r: no such channel in this version; the engine makes "
+                      "no contact attempts (events are still stored)", settings.channels.provider)
+            return None
+        outcomes = settings.channels.sandbox_outcomes
+        script = (load_outcome_script(self.config.path.parent / outcomes) if outcomes
+                  else OutcomeScript.empty())
+        return Engine(self.store, SandboxChannel(script), policy_of(self.config))
+
+    async def _sweep_loop(self, engine: Engine) -> None:
+        # An attempt recorded but never answered (a crash between the two) is not sent again.
+        await settle_open_attempts(engine, self.clock.now())
+        every = self.config.settings.contact.sweep_seconds
+        while not self._stop.is_set():
+            stats = await engine.sweep(self.clock.now())
+            self.metrics.sweeps.inc()
+            self.metrics.suppressed.inc(stats.suppressed)
+            await pause(every, self._stop)
 
     async def _checkpoints(self, every_seconds: float = 1.0) -> None:
         # The writer process leaves WAL checkpoints to us, so that its commits stay short.

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -67,6 +67,15 @@ class ContactStore(Protocol):
                               audit_after: Sequence[Mapping[str, Any]] = (),
                               ) -> list[dict[str, Any]]:
         """Final outcomes, once each; with `plans`, the accounts' next plans too."""
+        ...
+
+
+@runtime_checkable
+class OpenAttempts(Protocol):
+    """A store that can list attempts without a final outcome."""
+
+    async def open_attempts(self) -> list[AttemptRow]:
+        """Attempts recorded but not answered."""
         ...
 
 
@@ -311,3 +320,22 @@ def _outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, An
     if outcome.detail:
         record["detail"] = outcome.detail
     return record
+
+
+async def settle_open_attempts(engine: Engine, now: datetime) -> int:
+    """Attempts recorded before a crash with no answer: marked unknown for a person, never
+    resent. (A channel that can ask its provider reconciles them first.)"""
+    store = engine.store
+    if not isinstance(store, OpenAttempts):
+        return 0
+    open_rows = await store.open_attempts()
+    if not open_rows:
+        return 0
+    for row in open_rows:
+        log.warning("attempt %s to %s has no recorded outcome (the dispatcher stopped while "
+                    "sending); marked unknown, not resent", row.attempt_id,
+                    mask_number(row.number))
+    return await engine.record_outcomes(
+        [OutcomeRow(r.attempt_id, Outcome.UNKNOWN, now, None,
+                    "no answer recorded before a restart; not resent: check by hand")
+         for r in open_rows], now)

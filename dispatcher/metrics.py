@@ -28,6 +28,15 @@ class Metrics:
             "dispatcher_ingest_last_commit_timestamp_seconds",
             "Unix time of the last committed ingest batch", registry=self.registry)
 
+        self.attempts = Counter(
+            "dispatcher_attempts", "Contact attempts sent, by channel", ["channel"],
+            registry=self.registry)
+        self.suppressed = Counter(
+            "dispatcher_suppressed", "Planned or possible attempts refused by the compliance gate",
+            registry=self.registry)
+        self.sweeps = Counter(
+            "dispatcher_sweeps", "Due sweeps of the contact engine", registry=self.registry)
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
