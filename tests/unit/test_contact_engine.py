@@ -1,0 +1,302 @@
+"""The contact engine through `simulate`: schedules, varied times, fallbacks, third parties."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bench.reach import WINDOWS, reach
+from channels.sandbox import load_outcome_script
+from dispatcher.audit import verify_chain
+from dispatcher.cli import main
+from dispatcher.errors import ConfigError
+from dispatcher.explain import explain
+from dispatcher.settings import LoadedConfig, load_config
+from dispatcher.simulate import Simulation, read_events, run_simulation
+from dispatcher.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "config"
+START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Monday, before 08:00 in every US zone
+CHICAGO = ZoneInfo("America/Chicago")
+MOBILE, HOME, SISTER = "+15125550100", "+15125550111", "+15125550177"
+
+
+@pytest.fixture(scope="module")
+def config() -> LoadedConfig:
+    return load_config(SHIPPED / "dispatcher.toml", {})
+
+
+def overdue(account: str = "A-1", days: int = 8, *, at: datetime = START,
+            phones: list[dict[str, Any]] | None = None,
+            contacts: list[dict[str, Any]] | None = None, n: int = 0) -> dict[str, Any]:
+    return {"schema": 1, "event_id": f"e-{account}-{n}", "type": "account.overdue",
+            "occurred_at": at.isoformat(), "account_id": account,
+            "data": {"days_past_due": days, "amount_due": "100.00", "currency": "USD",
+                     "debtor": {"name": "Pat Doe", "timezone": "America/Chicago",
+                                "region": "US-TX",
+                                "phones": phones or [{"number": MOBILE, "type": "mobile",
+                                                      "sms_consent": True,
+                                                      "call_consent": True}]},
+                     "contacts": contacts or []}}
+
+
+def event(kind: str, data: dict[str, Any], at: datetime, n: int,
+          account: str = "A-1") -> dict[str, Any]:
+    return {"schema": 1, "event_id": f"x-{n}", "type": kind, "occurred_at": at.isoformat(),
+            "account_id": account, "data": data}
+
+
+async def simulate(tmp_path: Path, config: LoadedConfig, events: list[dict[str, Any]],
+                   outcomes: dict[str, Any] | None = None,
+                   days: int = 14) -> list[dict[str, Any]]:
+    events_path, outcomes_path = tmp_path / "events.jsonl", tmp_path / "outcomes.json"
+    events_path.write_text("\n".join(json.dumps(e) for e in events))
+    outcomes_path.write_text(json.dumps(outcomes or {}))
+    return await run_simulation(config, events_path, START, days,
+                                load_outcome_script(outcomes_path))
+
+
+def attempts(records: list[dict[str, Any]], channel: str | None = None) -> list[dict[str, Any]]:
+    return [r for r in records if r["kind"] == "attempt"
+            and (channel is None or r["channel"] == channel)]
+
+
+def local(record: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(record["at"]).astimezone(CHICAGO)
+
+
+@pytest.mark.parametrize("stage", ["early", "middle", "late"])
+@pytest.mark.parametrize("window", WINDOWS)
+async def test_each_stage_reaches_a_one_window_debtor_within_four_calls(
+        config: LoadedConfig, stage: str, window: tuple[str, str]) -> None:
+    days = next(s.days_past_due[0] for s in config.schedule.stages if s.name == stage)
+    calls, placed = await reach(config, days, window)
+    assert calls is not None
+    assert calls <= 4
+    assert placed is not None
+    assert window[0] <= placed[-5:] < window[1]
+
+
+async def test_an_unanswering_debtor_is_tried_in_every_window_within_a_week(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    records = await simulate(tmp_path, config, [overdue(days=25)], days=8)
+    week = [r for r in attempts(records) if local(r) < local(attempts(records)[0])
+            + timedelta(days=7)]
+    late = next(s for s in config.schedule.stages if s.name == "late")
+    assert {r["window"] for r in week} == set(late.windows)
+    hours = [local(r).strftime("%H:%M") for r in week]
+    assert len(set(hours)) == len(hours), f"the same local time twice: {hours}"
+    for previous, current in itertools.pairwise(week):
+        assert previous["window"] != current["window"]
+
+
+async def test_once_answered_the_next_call_goes_to_the_answering_window(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    outcomes = {"numbers": {MOBILE: {"call": {"answers_between": ["18:00", "20:00"]}}}}
+    records = await simulate(tmp_path, config, [overdue(days=25)], outcomes, days=21)
+    statuses = {r["attempt_id"]: r["status"] for r in records if r["kind"] == "outcome"}
+    calls = attempts(records, "call")
+    answered = [n for n, r in enumerate(calls) if statuses[r["attempt_id"]] == "completed"]
+    assert answered, "never reached"
+    after = calls[answered[0] + 1:]
+    assert after, "no call after the conversation within the run"
+    assert after[0]["window"] == calls[answered[0]]["window"] == "evening"
+    # The cool-down: day of the conversation is day 1, the next call on day 8 at the earliest.
+    assert local(after[0]).date() >= local(calls[answered[0]]).date() + timedelta(days=7)
+
+
+async def test_an_invalid_main_number_moves_attempts_to_the_next_one(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    phones = [{"number": MOBILE, "type": "mobile", "sms_consent": True, "call_consent": True},
+              {"number": HOME, "type": "home", "sms_consent": False, "call_consent": True}]
+    outcomes = {"numbers": {MOBILE: {"call": "invalid-number", "sms": "invalid-number"}}}
+    records = await simulate(tmp_path, config, [overdue(days=25, phones=phones)], outcomes,
+                             days=5)
+    numbers = [r["to"] for r in attempts(records)]
+    assert numbers[0] == MOBILE
+    assert set(numbers[1:]) == {HOME}, numbers
+
+
+async def test_a_repeatedly_unanswered_main_number_gives_the_other_a_turn(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    phones = [{"number": MOBILE, "type": "mobile", "sms_consent": True, "call_consent": True},
+              {"number": HOME, "type": "home", "sms_consent": False, "call_consent": True}]
+    records = await simulate(tmp_path, config, [overdue(days=25, phones=phones)], days=8)
+    numbers = [r["to"] for r in attempts(records, "call")]
+    assert numbers[:2] == [MOBILE, MOBILE]
+    assert HOME in numbers[2:4]
+
+
+async def test_emergency_contacts_only_when_unreachable_and_once(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    contacts = [{"contact_id": "c-1", "name": "Sam Roe", "relation": "sister",
+                 "number": SISTER, "role": "emergency"}]
+    records = await simulate(tmp_path, config, [overdue(days=25, contacts=contacts)], days=21)
+    third = [r for r in attempts(records) if r["party"] == "third_party"]
+    assert len(third) == 1
+    assert third[0]["channel"] == "call"
+    assert third[0]["template"] == "location_call"
+    before = [r for r in attempts(records, "call")
+              if r["party"] == "debtor" and r["seq"] < third[0]["seq"]]
+    limits = config.limits
+    assert len(before) >= limits.unreachable_after_attempts
+    assert len({r["window"] for r in before}) >= limits.unreachable_distinct_windows
+    assert local(before[-1]) - local(before[0]) >= timedelta(
+        days=limits.unreachable_after_days - 1)
+
+
+async def test_no_third_party_call_when_the_debtor_answers(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    contacts = [{"contact_id": "c-1", "name": "Sam Roe", "relation": "sister",
+                 "number": SISTER, "role": "emergency"}]
+    outcomes = {"numbers": {MOBILE: {"call": ["no-answer"] * 5 + ["completed", "no-answer"]}}}
+    records = await simulate(tmp_path, config, [overdue(days=25, contacts=contacts)], outcomes,
+                             days=21)
+    assert [r for r in attempts(records) if r["party"] == "third_party"] == []
+
+
+async def test_a_contact_who_refuses_is_never_called_again(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    path = tmp_path / "cfg" / "dispatcher.toml"
+    shutil.copytree(SHIPPED, path.parent, ignore=shutil.ignore_patterns("*.db"))
+    profile = path.parent / "profiles" / "cn.toml"
+    path.write_text(path.read_text().replace('profile = "us"', 'profile = "cn"') + (
+        "\n[compliance.limits]\nthird_party_calls_per_contact = 2\n"))
+    assert profile.exists()
+    config_cn = load_config(path, {})
+    contacts = [{"contact_id": "c-1", "name": "Sam Roe", "relation": "sister",
+                 "number": SISTER, "role": "emergency"}]
+    outcomes = {"numbers": {SISTER: {"call": "refused"}}}
+    records = await simulate(tmp_path, config_cn, [overdue(days=25, contacts=contacts)],
+                             outcomes, days=28)
+    assert len([r for r in attempts(records) if r["party"] == "third_party"]) == 1
+
+
+async def test_a_hold_cancels_the_planned_attempt_and_is_audited(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    hold_at = START + timedelta(days=2)
+    records = await simulate(tmp_path, config, [
+        overdue(days=25), event("account.hold", {"reason": "dispute"}, hold_at, 1)], days=6)
+    assert all(datetime.fromisoformat(r["at"]) < hold_at for r in attempts(records))
+    [suppressed] = [r for r in records if r["kind"] == "suppressed"]
+    assert suppressed["reason"] == "hold:dispute"
+    assert suppressed["planned_at"] > suppressed["at"]
+    assert suppressed["local_times"]
+
+
+async def test_a_broken_promise_is_recorded_and_contact_resumes(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    promise_at = START + timedelta(days=1)
+    records = await simulate(tmp_path, config, [
+        overdue(days=25),
+        event("account.promise", {"due_on": "2026-12-10"}, promise_at, 1)], days=10)
+    resumes = datetime(2026, 12, 12, tzinfo=CHICAGO)  # due_on + 2 days' grace
+    during = [r for r in attempts(records) if promise_at <= local(r) < resumes]
+    assert during == []
+    [broken] = [r for r in records if r["kind"] == "promise"]
+    assert broken["status"] == "broken"
+    assert datetime.fromisoformat(broken["at"]) >= resumes
+    assert [r for r in attempts(records) if local(r) >= resumes]
+
+
+async def test_a_stop_reply_ends_texts_to_that_number(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    stop_at = START + timedelta(days=1, hours=16)
+    outcomes = {"replies": [{"at": stop_at.isoformat(), "from": MOBILE, "body": " stop "}]}
+    records = await simulate(tmp_path, config, [overdue(days=2)], outcomes, days=6)
+    texts = attempts(records, "sms")
+    assert texts
+    assert all(datetime.fromisoformat(r["at"]) < stop_at for r in texts)
+    assert [r for r in records if r["kind"] == "opt_out"]
+    assert [r for r in attempts(records, "call") if datetime.fromisoformat(r["at"]) > stop_at]
+
+
+async def test_the_audit_chain_of_a_simulation_verifies(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    records = await simulate(tmp_path, config, [overdue(days=25)], days=7)
+    assert verify_chain([(r["seq"], json.dumps(r)) for r in records]).ok
+    kinds = Counter(r["kind"] for r in records)
+    assert kinds["attempt"] == kinds["outcome"] > 0
+
+
+def test_simulate_prints_byte_identical_output_for_the_same_inputs(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(overdue(f"A-{n}", days=1 + 9 * n, n=n))
+                                for n in range(3)) + "\nnot json\n")
+    outcomes = tmp_path / "outcomes.json"
+    outcomes.write_text(json.dumps({"default": {"call": ["no-answer", "busy", "completed"]}}))
+    runs = []
+    for fmt in ("jsonl", "jsonl", "table", "table"):
+        out = StringIO()
+        code = main(["simulate", "--config", str(SHIPPED / "dispatcher.toml"), "--events",
+                     str(events), "--outcomes", str(outcomes), "--start", START.isoformat(),
+                     "--days", "10", "--format", fmt], out=out)
+        assert code == 0
+        runs.append(out.getvalue())
+    assert runs[0] == runs[1]
+    assert runs[2] == runs[3]
+    lines = [json.loads(line) for line in runs[0].splitlines()]
+    assert {r["kind"] for r in lines} >= {"event", "dead_letter", "attempt", "outcome"}
+    table = runs[2].splitlines()
+    assert table[0].split()[:3] == ["UTC", "LOCAL", "ACCOUNT"]
+    assert MOBILE not in runs[2]  # numbers are masked in the table
+    assert "America/Chicago" in runs[2]
+
+
+async def test_explain_names_the_next_attempt_or_every_reason(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    events_path = tmp_path / "events.jsonl"
+    events_path.write_text("\n".join(json.dumps(e) for e in [
+        overdue("A-1", days=25),
+        overdue("A-2", days=25, n=1, phones=[{"number": HOME, "type": "mobile",
+                                               "sms_consent": True, "call_consent": True}]),
+        event("account.hold", {"reason": "attorney"}, START, 2, account="A-2"),
+        event("contact.opt_out", {"number": HOME, "channel": "all"}, START, 3,
+              account="A-2")]))
+    async with open_store(tmp_path / "s.db") as store:
+        simulation = Simulation(config, store, load_outcome_script_empty(tmp_path), START)
+        await simulation.run(read_events(events_path, START), 1)
+        text, found = await explain(store, config, "A-1", START + timedelta(hours=1))
+        assert found
+        assert "next attempt:" in text
+        assert "rule: standard:late:" in text
+        assert MOBILE not in text
+        held, found = await explain(store, config, "A-2", START + timedelta(hours=1))
+        assert "hold:attorney" in held
+        assert "opted out of sms" in held
+        assert "none. Every reason:" in held
+        _, found = await explain(store, config, "A-404", START)
+        assert not found
+
+
+def load_outcome_script_empty(folder: Path) -> Any:
+    path = folder / "empty-outcomes.json"
+    path.write_text("{}")
+    return load_outcome_script(path)
+
+
+def test_a_third_party_template_that_reveals_the_debt_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(SHIPPED, tmp_path / "cfg", ignore=shutil.ignore_patterns("*.db"))
+    templates = tmp_path / "cfg" / "templates.toml"
+    text = templates.read_text()
+    start = text.index("[templates.location_call.text]")
+    templates.write_text(text[:start] + text[start:].replace(
+        "Could you ask {name} to call me back", "{name} owes us {amount}. Could you ask them", 1))
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "cfg" / "dispatcher.toml", {})
+    problems = caught.value.problems
+    assert {(p.file, p.key) for p in problems} == {
+        (str(templates), "templates.location_call.text.en")}
+    reasons = " ".join(p.reason for p in problems)
+    assert "amount" in reasons
+    assert "owes" in reasons
