@@ -76,10 +76,12 @@ async def test_the_daemon_makes_the_same_attempts_as_simulate(
         await wait_for(lambda: stored._value.get() == len(events), 10, "stored")  # noqa: SLF001
         end = START + timedelta(days=DAYS)
         # Move the virtual clock as simulate does: to each due instant, then let a sweep pass.
+        def sweeps() -> float:
+            return float(daemon.metrics.sweeps._value.get())  # noqa: SLF001
+
         while True:
-            sweeps = daemon.metrics.sweeps._value.get()  # noqa: SLF001
-            await wait_for(lambda s=sweeps: daemon.metrics.sweeps._value.get() >= s + 2,  # noqa: SLF001
-                           10, "a sweep after the clock moved")
+            target = sweeps() + 2
+            await wait_for(lambda: sweeps() >= target, 10, "a sweep after the clock moved")
             due = await daemon.store.next_due_at()
             if due is None or _ceil(due) >= end:
                 break
