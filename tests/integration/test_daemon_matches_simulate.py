@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,10 @@ def _ceil(moment: datetime) -> datetime:
     return epoch + -((moment - epoch) // -TICK) * TICK
 
 
+def _reached(count: Callable[[], float], target: float) -> bool:
+    return count() >= target
+
+
 def _key(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [tuple(r.get(k) for k in COMPARED) for r in records
             if r["kind"] in ("attempt", "outcome", "suppressed", "promise")]
@@ -80,8 +86,8 @@ async def test_the_daemon_makes_the_same_attempts_as_simulate(
             return float(daemon.metrics.sweeps._value.get())  # noqa: SLF001
 
         while True:
-            target = sweeps() + 2
-            await wait_for(lambda: sweeps() >= target, 10, "a sweep after the clock moved")
+            await wait_for(functools.partial(_reached, sweeps, sweeps() + 2), 10,
+                           "a sweep after the clock moved")
             due = await daemon.store.next_due_at()
             if due is None or _ceil(due) >= end:
                 break
