@@ -241,7 +241,7 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
                              _released(recent, limits.contacts_per_7_days, zone)
                              if limits.contacts_per_7_days else None))
     per_day = min(limits.attempts_per_day, budget.attempts_per_day)
-    today_count = sum(1 for a in mine if local_day(a.at, zone) == today)
+    today_count = sum(1 for a in recent if local_day(a.at, zone) == today)
     if today_count >= per_day:
         found.append(Refusal(DAILY_CAP, f"{today_count} attempts today (cap {per_day})",
                              tomorrow))

@@ -83,6 +83,12 @@ def number_zones_for(number: str) -> tuple[str, ...]:
 def candidate_zones(timezone: str | None, region: str | None,
                     numbers: Iterable[str]) -> tuple[CandidateZone, ...]:
     """Every zone suggested by the explicit zone, the region and each number, without repeats."""
+    return _candidate_zones(timezone, region, tuple(numbers))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _candidate_zones(timezone: str | None, region: str | None,
+                     numbers: tuple[str, ...]) -> tuple[CandidateZone, ...]:
     found: list[CandidateZone] = []
     if timezone:
         found.append(CandidateZone(timezone, "timezone"))

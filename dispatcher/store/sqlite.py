@@ -138,7 +138,8 @@ class SqliteStore(ContactRows):
                   else await aiosqlite.connect(path, isolation_level=None))
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
-            await db.execute("PRAGMA journal_mode = WAL")
+            # A throw-away store (simulate) keeps its journal in memory: nothing reads it later.
+            await db.execute(f"PRAGMA journal_mode = {'WAL' if durable else 'MEMORY'}")
             # FULL: an event acknowledged to the broker must survive a power cut, not only a crash.
             await db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
             await db.execute("PRAGMA foreign_keys = ON")
