@@ -126,6 +126,22 @@ class Phone(_Strict):
     call_consent: StrictBool
 
 
+LocalTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+
+
+class AvoidHours(_Strict):
+    """Local hours the consumer said are inconvenient, [start, end); may cross midnight."""
+
+    start: LocalTime
+    end: LocalTime
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AvoidHours:
+        if self.start == self.end:
+            raise ValueError("avoid_hours: start and end are the same time")
+        return self
+
+
 class Debtor(_Strict):
     """The person who owes the debt."""
 
@@ -134,6 +150,9 @@ class Debtor(_Strict):
     region: RegionCode | None = None
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
     phones: list[Phone] = Field(default_factory=list, max_length=20)
+    # Extension of schema 1 (compliance.md, "Time of day"): times the consumer named as
+    # inconvenient, honoured like quiet hours.
+    avoid_hours: list[AvoidHours] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
     def _unique_numbers(self) -> Debtor:

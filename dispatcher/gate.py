@@ -161,6 +161,9 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     hours = _hours_refusal(facts.zones, limits, now)
     if hours is not None:
         found.append(hours)
+    avoid = _avoid_refusal(facts, now)
+    if avoid is not None:
+        found.append(avoid)
     today = local_day(now, facts.home_zone)
     tomorrow = local_midnight(today + timedelta(days=1), facts.home_zone)
     if not limits.contact_on_holidays and (name := holiday_on(today, facts.holiday_region)):
@@ -187,6 +190,26 @@ def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Ref
     local = ", ".join(f"{z} {t[11:16]}" for z, t in decision.local_times.items())
     return Refusal(QUIET_HOURS, f"outside {limits.hours_start:%H:%M}-{limits.hours_end:%H:%M} "
                                 f"({local})", decision.next_allowed)
+
+
+def _avoid_refusal(facts: Facts, now: datetime) -> Refusal | None:
+    """Hours the consumer said are inconvenient, in their home zone, honoured like quiet hours."""
+    debtor = facts.state.debtor
+    if debtor is None or not debtor.avoid_hours or facts.home_zone is None:
+        return None
+    zone = ZoneInfo(facts.home_zone)
+    local = now.astimezone(zone)
+    clock = local.strftime("%H:%M")
+    for span in debtor.avoid_hours:
+        crosses = span.start > span.end
+        inside = (span.start <= clock < span.end if not crosses
+                  else clock >= span.start or clock < span.end)
+        if inside:
+            end_day = local.date() + timedelta(days=1 if crosses and clock >= span.start else 0)
+            end = datetime.combine(end_day, time.fromisoformat(span.end), zone)
+            return Refusal(QUIET_HOURS, f"{span.start}-{span.end} local: hours the consumer "
+                                        f"asked to avoid", end.astimezone(UTC))
+    return None
 
 
 def _week_window(now: datetime, zone: str | None) -> datetime:
