@@ -30,7 +30,7 @@ from dispatcher.decide import (
 )
 from dispatcher.gate import Facts, counters
 from dispatcher.phones import mask_number
-from dispatcher.policy import Limits
+from dispatcher.policy import Limits, for_region
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.templates import TemplateSet, content_hash, render
 from dispatcher.zones import candidate_zones
@@ -86,6 +86,7 @@ class ContactPolicy:
     schedule: Schedule
     limits: Limits
     templates: TemplateSet
+    regional: Mapping[str, Limits]
     business: str
     callback: str
     agent: str
@@ -199,7 +200,8 @@ class Engine:
     def _decide(self, facts: Facts, stored: StoredPlan, attempt_id: str, *, now: datetime,
                 audit: list[dict[str, Any]], stats: SweepStats) -> Decision:
         """Decide for one account; its suppressions and broken promise go into `audit`."""
-        decision = decide(facts, stored, self.policy.schedule, self.policy.limits, now=now,
+        limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
+        decision = decide(facts, stored, self.policy.schedule, limits, now=now,
                           attempt_id=attempt_id)
         stats.decided += 1
         audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)

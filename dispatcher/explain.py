@@ -10,6 +10,7 @@ from dispatcher.decide import plan_from_json
 from dispatcher.engine import HISTORY_DAYS, facts_for, local_times
 from dispatcher.gate import Facts, counters
 from dispatcher.phones import mask_number
+from dispatcher.policy import for_region
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore
 from schedules.planner import Plan, PlannedAttempt, days_past_due, is_unreachable, plan_next
@@ -65,7 +66,8 @@ def _counter_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[st
         values = counters(Target(role, person, "", None, Medium.CALL), facts.history,
                           facts.home_zone, now)
         lines.append(f"    {person}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
-    unreachable = "yes" if is_unreachable(facts, config.limits) else "no"
+    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
+    unreachable = "yes" if is_unreachable(facts, limits) else "no"
     lines.append(f"  debtor unreachable (profile test): {unreachable}")
     recent = facts.history[-RECENT_ATTEMPTS:]
     lines.append(f"  recent attempts ({len(recent)} of {len(facts.history)} in "
@@ -102,7 +104,8 @@ async def explain(store: SqliteStore, config: LoadedConfig, account_id: str,
     if context is None:
         return f"no account {account_id!r} in {store.path}\n", False
     facts = facts_for(context)
-    plan = plan_next(facts, config.schedule, config.limits, now)
+    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
+    plan = plan_next(facts, config.schedule, limits, now)
     lines = [f"account {account_id} as of {utc_rfc3339(now)}",
              *_state_lines(facts, config, now), *_number_lines(facts),
              *_counter_lines(facts, config, now), "next attempt:", *_plan_lines(plan, facts)]

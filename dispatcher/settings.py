@@ -223,6 +223,8 @@ class Profile(BaseModel):
     records: RecordsPolicy
     limits: Limits
     legal: Limits
+    # Stricter rules of a state or province (ISO 3166-2 code): only tightening is allowed.
+    regions: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class Settings(_Section):
@@ -251,6 +253,7 @@ class LoadedConfig:
     limits: Limits
     schedule: Schedule
     templates: TemplateSet
+    regional_limits: Mapping[str, Limits]
 
     @property
     def store_path(self) -> Path:
@@ -365,6 +368,28 @@ def _effective_limits(path: Path, profile_path: Path, profile: Profile,
     return limits, problems
 
 
+def _regional_limits(profile_path: Path, profile: Profile,
+                     limits: Limits) -> tuple[dict[str, Limits], list[ConfigProblem]]:
+    """Each region's limits: the deployment's, tightened by the region's rules."""
+    found: dict[str, Limits] = {}
+    problems = []
+    for region, overrides in profile.regions.items():
+        try:
+            regional = apply_overrides(limits, overrides)
+        except ValidationError as exc:
+            problems += _problems(profile_path, exc, prefix=f"regions.{region}")
+            continue
+        looser = [(key, reason) for key, reason in looser_than_legal(regional, limits)
+                  if key in overrides]
+        problems += [ConfigProblem(str(profile_path), f"regions.{region}.{key}",
+                                   reason.replace("the profile allows", "the profile's limits"))
+                     for key, reason in looser]
+        # A region can only make the deployment stricter; a looser deployment value stays.
+        found[region] = Limits.model_validate(
+            {**regional.model_dump(), **{k: getattr(limits, k) for k, _ in looser}})
+    return found, problems
+
+
 def _load_schedule(path: Path, name: str) -> tuple[Schedule | None, bytes, list[ConfigProblem]]:
     schedule_path = path.parent / "schedules" / f"{name}.toml"
     if not schedule_path.is_file():
@@ -414,6 +439,7 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
     problems.extend(_environment_problems(path, sections, environ))
     compliance, contact = sections.get("compliance"), sections.get("contact")
     profile, profile_raw, limits = None, b"", None
+    regional: dict[str, Limits] = {}
     if isinstance(compliance, ComplianceSettings):
         profile, profile_raw, profile_problems = _load_profile(path, compliance.profile)
         problems.extend(profile_problems)
@@ -422,6 +448,9 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
             limits, limit_problems = _effective_limits(path, profile_path, profile,
                                                        compliance.limits)
             problems.extend(limit_problems)
+            if limits is not None:
+                regional, regional_problems = _regional_limits(profile_path, profile, limits)
+                problems.extend(regional_problems)
     schedule, schedule_raw, templates = None, b"", None
     if isinstance(contact, ContactSettings):
         schedule, schedule_raw, schedule_problems = _load_schedule(path, contact.schedule)
@@ -442,4 +471,5 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
                                          templates.version.encode()))).hexdigest()[:16]
     return LoadedConfig(settings=settings, path=path, profile=profile, version=digest,
                         files=(path, profile_path, schedule_path, templates.path),
-                        limits=limits, schedule=schedule, templates=templates)
+                        limits=limits, schedule=schedule, templates=templates,
+                        regional_limits=regional)

@@ -44,6 +44,7 @@ def policy_of(config: LoadedConfig) -> ContactPolicy:
     """The contact policy the config describes."""
     contact = config.settings.contact
     return ContactPolicy(schedule=config.schedule, limits=config.limits,
+                         regional=config.regional_limits,
                          templates=config.templates, business=contact.business,
                          callback=contact.callback, agent=contact.agent,
                          default_locale=contact.default_locale, config_version=config.version)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.policy import for_region
 from dispatcher.settings import (
     DEFAULT_CONFIG_PATH,
     config_path_from,
@@ -293,3 +294,21 @@ def test_the_config_version_follows_the_profile_file(tmp_path: Path) -> None:
     assert second != first
     path.write_text("# a comment\n")
     assert load_config(path, {}).version not in (first, second)
+
+
+def test_a_state_rule_tightens_the_limits_for_debtors_in_that_state(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, ""), {})
+    massachusetts = for_region(config.limits, config.regional_limits, "US-MA")
+    assert massachusetts.contacts_per_7_days == 2
+    assert for_region(config.limits, config.regional_limits, "US-TX") == config.limits
+    assert for_region(config.limits, config.regional_limits, None) == config.limits
+
+
+def test_a_state_rule_may_not_loosen_the_deployment(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "")
+    profile = tmp_path / "profiles" / "us.toml"
+    profile.write_text(profile.read_text().replace("contacts_per_7_days = 2 ",
+                                                   "contacts_per_7_days = 30 "))
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(profile), "regions.US-MA.contacts_per_7_days")
+    assert "looser" in problem.reason
