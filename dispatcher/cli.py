@@ -215,6 +215,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         config = _load(args)
         if args.command == "simulate":
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
+        if args.command == "invalid-numbers":
+            return asyncio.run(cli_contact.cmd_invalid_numbers(config, args, out))
         if args.command == "explain":
             return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
         if args.command == "audit":

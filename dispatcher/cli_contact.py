@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TextIO
 
 from channels.sandbox import OutcomeScript, load_outcome_script
+from dispatcher.audit import canonical_json
 from dispatcher.explain import explain
 from dispatcher.settings import LoadedConfig
 from dispatcher.simulate import jsonl, run_simulation, table
@@ -34,6 +35,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     explaining.add_argument("--account", required=True, metavar="ID")
     explaining.add_argument("--at", type=parse_time, metavar="ISO",
                             help="decide as of this instant (default: now)")
+    invalid = sub.add_parser("invalid-numbers", parents=[common],
+                             help="numbers the provider reported invalid, for the data team")
+    invalid.add_argument("--format", choices=("table", "jsonl"), default="table")
 
 
 async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
@@ -47,6 +51,23 @@ async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: Text
     lines = table(records) if args.format == "table" else jsonl(records)
     for line in lines:
         out.write(line + "\n")
+    return 0
+
+
+async def cmd_invalid_numbers(config: LoadedConfig, args: argparse.Namespace,
+                              out: TextIO) -> int:
+    """List the numbers found invalid, with the account and the attempt that found out."""
+    async with open_store(config.store_path, create=False) as store:
+        rows = await store.invalid_numbers()
+    if args.format == "jsonl":
+        for row in rows:
+            out.write(canonical_json(row) + "\n")
+        return 0
+    out.write(f"{'NUMBER':16} {'ACCOUNT':14} {'MARKED (UTC)':28} {'ATTEMPT':28} DETAIL\n")
+    for row in rows:
+        out.write(f"{row['number']:16} {row['account_id']:14} {row['marked_at']:28} "
+                  f"{row['attempt_id']:28} {row['detail']}\n")
+    out.write(f"{len(rows)} invalid number(s)\n")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import shutil
@@ -300,3 +301,36 @@ def test_a_third_party_template_that_reveals_the_debt_is_refused(tmp_path: Path)
     reasons = " ".join(p.reason for p in problems)
     assert "amount" in reasons
     assert "owes" in reasons
+
+
+async def test_invalid_numbers_are_listed_for_the_data_team_and_explained(
+        tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
+    (folder / "dispatcher.toml").write_text((folder / "dispatcher.toml").read_text().replace(
+        'url = "sqlite://../var/dispatcher.db"', 'url = "sqlite://data/d.db"'))
+    config = load_config(folder / "dispatcher.toml", {})
+    phones = [{"number": MOBILE, "type": "mobile", "sms_consent": True, "call_consent": True},
+              {"number": HOME, "type": "home", "sms_consent": False, "call_consent": True}]
+    events_path = tmp_path / "events.jsonl"
+    events_path.write_text(json.dumps(overdue(days=25, phones=phones)))
+    (tmp_path / "o.json").write_text(json.dumps({"numbers": {MOBILE: {"call": "invalid-number"}}}))
+    async with open_store(config.store_path) as store:
+        simulation = Simulation(config, store, load_outcome_script(tmp_path / "o.json"), START)
+        await simulation.run(read_events(events_path, START), 2)
+    out = StringIO()
+    # The CLI runs its own event loop: call it from a thread, as a shell would from outside.
+    config_arg = ["--config", str(folder / "dispatcher.toml")]
+    assert await asyncio.to_thread(main, ["invalid-numbers", *config_arg], out) == 0
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith(MOBILE)
+    assert "A-1" in lines[1]
+    assert lines[-1] == "1 invalid number(s)"
+    out = StringIO()
+    code = await asyncio.to_thread(main, ["explain", *config_arg, "--account", "A-1", "--at",
+                                          (START + timedelta(days=2)).isoformat()], out)
+    assert code == 0
+    assert "INVALID (listed for the data team)" in out.getvalue()
+    assert "+15*******11" in out.getvalue().split("next attempt:")[1]  # the other number
+    assert await asyncio.to_thread(main, ["explain", *config_arg, "--account", "A-404"],
+                                   StringIO()) == 1
