@@ -8,12 +8,12 @@ from dispatcher.clock import utc_rfc3339
 from dispatcher.contact import Medium, Role, Target
 from dispatcher.decide import plan_from_json
 from dispatcher.engine import HISTORY_DAYS, facts_for, local_times
-from dispatcher.gate import Facts, counters
+from dispatcher.gate import Facts, counters, is_unreachable
 from dispatcher.phones import mask_number
 from dispatcher.policy import for_region
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore
-from schedules.planner import Plan, PlannedAttempt, days_past_due, is_unreachable, plan_next
+from schedules.planner import Plan, PlannedAttempt, days_past_due, plan_next
 
 RECENT_ATTEMPTS = 10
 

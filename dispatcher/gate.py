@@ -17,7 +17,7 @@ from dispatcher.accounts import AccountState, AccountStatus
 from dispatcher.contact import Medium, PastAttempt, Role, Target
 from dispatcher.events import Phone
 from dispatcher.holiday_calendar import holiday_on
-from dispatcher.policy import Limits
+from dispatcher.policy import GuarantorRule, Limits
 from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
 
 RESOLVED = "resolved"
@@ -136,6 +136,11 @@ def target_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusa
 def _third_party_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusal]:
     if target.medium is not Medium.CALL:
         return [Refusal(THIRD_PARTY_LIMIT, "third parties get calls only: no SMS, no voicemail")]
+    if target.role is Role.GUARANTOR and limits.guarantors is GuarantorRule.NEVER:
+        return [Refusal(THIRD_PARTY_LIMIT, "the profile allows no calls to guarantors")]
+    if not is_unreachable(facts, limits):
+        return [Refusal(THIRD_PARTY_LIMIT, "the debtor is not unreachable as the profile "
+                                           "defines it: third parties only restore contact")]
     if target.person in facts.refused_contacts:
         return [Refusal(THIRD_PARTY_LIMIT, "the contact asked not to be called")]
     calls = [a for a in facts.history if a.person == target.person and a.counts_as_call]
@@ -143,6 +148,25 @@ def _third_party_refusals(target: Target, facts: Facts, limits: Limits) -> list[
         return [Refusal(THIRD_PARTY_LIMIT, f"{len(calls)} of "
                                            f"{limits.third_party_calls_per_contact} calls made")]
     return []
+
+
+def is_unreachable(facts: Facts, limits: Limits) -> bool:
+    """The profile's test for a debtor whose location is unknown (compliance.md)."""
+    debtor = facts.state.debtor
+    if debtor is None or not debtor.phones:
+        return False
+    if all(p.number in facts.invalid_numbers for p in debtor.phones):
+        return True
+    mine = [a for a in facts.history if a.role is Role.DEBTOR]
+    talks = [i for i, a in enumerate(mine) if a.is_conversation]
+    since = mine[talks[-1] + 1:] if talks else mine
+    unanswered = [a for a in since if a.unanswered]
+    if len(unanswered) < limits.unreachable_after_attempts:
+        return False
+    span = unanswered[-1].at - unanswered[0].at
+    windows = {a.window for a in unanswered if a.window}
+    return (span >= timedelta(days=limits.unreachable_after_days - 1)
+            and len(windows) >= limits.unreachable_distinct_windows)
 
 
 def _debtor_phone(state: AccountState, number: str) -> Phone | None:
@@ -212,14 +236,18 @@ def _avoid_refusal(facts: Facts, now: datetime) -> Refusal | None:
     return None
 
 
-def _week_window(now: datetime, zone: str | None) -> datetime:
-    """Start of the 7 consecutive days ending now: 7 local calendar days or 7x24 h, the longer."""
+def _in_week(attempts: Iterable[PastAttempt], now: datetime,
+             zone: str | None) -> list[PastAttempt]:
+    """Attempts within the 7 consecutive days ending now: the 7 local calendar days ending today,
+    or the last 7x24 h, whichever holds more (DST weeks are 167 or 169 hours)."""
     calendar = local_midnight(local_day(now, zone) - timedelta(days=6), zone)
-    return min(calendar, now - WEEK)
+    rolling = now - WEEK
+    return [a for a in attempts if a.at >= calendar or a.at > rolling]
 
 
 def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetime:
-    """When enough of `counted` (oldest first) leave the 7-day window for one more."""
+    """The first instant at which enough of `counted` (oldest first) have left the 7-day window
+    (by calendar and by hours, see `_in_week`) for one more attempt."""
     oldest_to_drop = counted[len(counted) - cap]
     by_calendar = local_midnight(local_day(oldest_to_drop.at, zone) + WEEK, zone)
     return max(by_calendar, oldest_to_drop.at + WEEK)
@@ -228,10 +256,9 @@ def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetim
 def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
                         limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
     found = []
-    week_start = _week_window(now, zone)
     today = local_day(now, zone)
     tomorrow = local_midnight(today + timedelta(days=1), zone)
-    recent = [a for a in mine if a.at >= week_start]
+    recent = _in_week(mine, now, zone)
     if target.medium is Medium.CALL:
         conversations = [a for a in mine if a.is_conversation]
         if conversations and limits.conversation_cooldown_days:
@@ -288,9 +315,8 @@ def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
              now: datetime) -> dict[str, int]:
     """The counter values at decision time, for the audit record."""
     mine = [a for a in history if a.person == target.person]
-    week_start = _week_window(now, zone)
     today = local_day(now, zone)
-    recent = [a for a in mine if a.at >= week_start]
+    recent = _in_week(mine, now, zone)
     return {
         "calls_7d": sum(1 for a in recent if a.counts_as_call),
         "sms_7d": sum(1 for a in recent if a.medium is Medium.SMS),

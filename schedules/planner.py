@@ -21,6 +21,7 @@ from dispatcher.gate import (
     Facts,
     Refusal,
     account_refusals,
+    is_unreachable,
     local_day,
     target_refusals,
     time_refusals,
@@ -82,25 +83,6 @@ def slot_time(window: TimeWindow, tries: int) -> time:
     offset = min(int(van_der_corput(tries) * window.minutes), window.minutes - 1)
     minute = start + offset
     return time(minute // 60, minute % 60)
-
-
-def is_unreachable(facts: Facts, limits: Limits) -> bool:
-    """The profile's test for a debtor whose location is unknown (compliance.md)."""
-    debtor = facts.state.debtor
-    if debtor is None or not debtor.phones:
-        return False
-    if all(p.number in facts.invalid_numbers for p in debtor.phones):
-        return True
-    mine = [a for a in facts.history if a.role is Role.DEBTOR]
-    talks = [i for i, a in enumerate(mine) if a.is_conversation]
-    since = mine[talks[-1] + 1:] if talks else mine
-    unanswered = [a for a in since if a.unanswered]
-    if len(unanswered) < limits.unreachable_after_attempts:
-        return False
-    span = unanswered[-1].at - unanswered[0].at
-    windows = {a.window for a in unanswered if a.window}
-    return (span >= timedelta(days=limits.unreachable_after_days - 1)
-            and len(windows) >= limits.unreachable_distinct_windows)
 
 
 def _mediums(stage: Stage, history: Sequence[PastAttempt]) -> list[Medium]:
