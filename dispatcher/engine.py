@@ -41,6 +41,7 @@ log = logging.getLogger("dispatcher.engine")
 
 HISTORY_DAYS = 35
 BATCH = 500
+NEXT_TRY = timedelta(minutes=1)
 
 
 class ContactStore(Protocol):
@@ -169,14 +170,13 @@ class Engine:
         stats = SweepStats()
         while ids := await self.store.claim_due(now, BATCH):
             contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
-            answered = await self._decide_batch(contexts, now, stats)
-            # Outcomes make their accounts due again at once; otherwise a short batch was all.
-            if len(ids) < BATCH and not answered:
+            await self._decide_batch(contexts, now, stats)
+            if len(ids) < BATCH:  # a short batch was all that was due
                 break
         return stats
 
     async def _decide_batch(self, contexts: Mapping[str, AccountContext], now: datetime,
-                            stats: SweepStats) -> bool:
+                            stats: SweepStats) -> None:
         attempts: list[AttemptRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
@@ -195,7 +195,7 @@ class Engine:
             plans.append(self._plan_row(account_id, decision, stored, now))
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
                                           config_version=self.policy.config_version)
-        return await self._send(sent, now, stats)
+        await self._send(sent, now, stats)
 
     def _decide(self, facts: Facts, stored: StoredPlan, attempt_id: str, *, now: datetime,
                 audit: list[dict[str, Any]], stats: SweepStats) -> Decision:
@@ -213,13 +213,12 @@ class Engine:
         return decision
 
     async def _send(self, sent: list[_Sent], now: datetime,
-                    stats: SweepStats) -> bool:
+                    stats: SweepStats) -> None:
         """Call the channel for each recorded attempt; answers given at once are applied and
-        their accounts planned again here. True when an account is due again right now."""
+        their accounts planned again here."""
         outcomes: list[OutcomeRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
-        due_again = False
         for delivery, planned, facts, stored in sent:
             result = await self.channel.send(delivery)
             stats.sent += 1
@@ -233,9 +232,9 @@ class Engine:
             decision = self._decide(after, stored, attempt_id_for(facts.state.account_id, now),
                                     now=now, audit=audit, stats=stats)
             if decision.send is not None:
-                # One attempt per account per instant: the next sweep sends this one.
-                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored), now))
-                due_again = True
+                # Never two attempts on one account in one instant: decide again a tick later.
+                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored),
+                                     now + NEXT_TRY))
             else:
                 plans.append(self._plan_row(facts.state.account_id, decision, stored, now))
         if outcomes:
@@ -243,7 +242,6 @@ class Engine:
             await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
                 audit_for=_outcome_record, plans=plans, audit_after=audit)
-        return due_again
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
         """Record outcomes that arrive later (a repeat changes nothing); their accounts are
