@@ -28,7 +28,7 @@ from dispatcher.decide import (
     plan_from_json,
     plan_to_json,
 )
-from dispatcher.gate import Facts, counters
+from dispatcher.gate import Facts, counters, zones_for
 from dispatcher.phones import mask_number
 from dispatcher.policy import Limits, for_region
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
@@ -272,7 +272,8 @@ class Engine:
             "role": target.role.value, "to": target.number, "number_type": target.number_type,
             "stage": planned.stage, "window": planned.window, "rule": planned.rule,
             "template": planned.template, "template_locale": used_locale,
-            "template_hash": content_hash(body), "local_times": local_times(facts.zones, now),
+            "template_hash": content_hash(body),
+            "local_times": local_times(zones_for(target, facts), now),
             "counters": counters(target, facts.history, facts.home_zone, now),
         }
         delivery = Delivery(attempt_id, target.medium, target.number, body, planned.template,

@@ -19,6 +19,7 @@ from dispatcher.events import Phone
 from dispatcher.holiday_calendar import holiday_on
 from dispatcher.policy import GuarantorRule, Limits
 from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
+from dispatcher.zones import number_zones_for
 
 RESOLVED = "resolved"
 NOT_OVERDUE = "not_overdue"
@@ -182,7 +183,7 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     `mine` is the target person's own history, when the caller already has it.
     """
     found = []
-    hours = _hours_refusal(facts.zones, limits, now)
+    hours = _hours_refusal(zones_for(target, facts), limits, now)
     if hours is not None:
         found.append(hours)
     avoid = _avoid_refusal(facts, now)
@@ -214,6 +215,14 @@ def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Ref
     local = ", ".join(f"{z} {t[11:16]}" for z, t in decision.local_times.items())
     return Refusal(QUIET_HOURS, f"outside {limits.hours_start:%H:%M}-{limits.hours_end:%H:%M} "
                                 f"({local})", decision.next_allowed)
+
+
+def zones_for(target: Target, facts: Facts) -> tuple[str, ...]:
+    """The zones whose hours an attempt must respect: the debtor's candidates and, for a third
+    party, who may live elsewhere, their own number's zones too."""
+    if target.role is Role.DEBTOR:
+        return facts.zones
+    return tuple(dict.fromkeys((*facts.zones, *number_zones_for(target.number))))
 
 
 def _avoid_refusal(facts: Facts, now: datetime) -> Refusal | None:
@@ -268,8 +277,9 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
                 found.append(Refusal(POST_CONVERSATION, f"conversation on {last}; calls resume "
                                                         f"{resumes}",
                                      local_midnight(resumes, zone)))
-        cap = (limits.guarantor_calls_per_7_days if target.role is Role.GUARANTOR
-               else limits.calls_per_7_days)
+        # A guarantor is a person on the debt too: never more than the general cap.
+        cap = (min(limits.guarantor_calls_per_7_days, limits.calls_per_7_days)
+               if target.role is Role.GUARANTOR else limits.calls_per_7_days)
         calls = [a for a in recent if a.counts_as_call]
         if len(calls) >= cap:
             found.append(Refusal(CALL_CAP_7D, f"{len(calls)} calls in 7 days (cap {cap})",

@@ -794,3 +794,24 @@ COUNTED = [
 )
 def test_counters(target: Target, zone: str | None, expected: dict[str, int]) -> None:
     assert counters(target, COUNTED, zone, NOW) == expected
+
+
+def test_a_guarantor_never_gets_more_calls_than_the_general_cap() -> None:
+    history = daily_calls([NA, NA], first="2026-12-08", person=GUARANTOR)
+    rules = limits(calls_per_7_days=1, guarantor_calls_per_7_days=5)
+    found = time_refusals(to_contact(GUARANTOR), facts(history=history), rules, LOOSE,
+                          ct("2026-12-10T12:00"))
+    assert CALL_CAP_7D in reasons(found)
+
+
+@pytest.mark.parametrize(("number", "now", "expected"), [
+    # A Los Angeles contact of a Chicago debtor: 08:30 in Chicago is 06:30 where they live.
+    pytest.param("+14155550123", ct("2026-12-10T08:30"), [QUIET_HOURS], id="contact-asleep"),
+    pytest.param("+14155550123", ct("2026-12-10T10:30"), [], id="contact-awake"),
+    pytest.param("+13125550123", ct("2026-12-10T08:30"), [], id="contact-same-zone"),
+])
+def test_a_third_party_call_respects_the_hours_where_the_contact_lives(
+        number: str, now: datetime, expected: list[str]) -> None:
+    target = Target(Role.EMERGENCY, EMERGENCY, number, None, CALL)
+    found = time_refusals(target, facts(), limits(), LOOSE, now)
+    assert [r for r in reasons(found) if r == QUIET_HOURS] == expected
