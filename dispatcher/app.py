@@ -150,6 +150,8 @@ class Dispatcher:
             stats = await engine.sweep(self.clock.now())
             self.metrics.sweeps.inc()
             self.metrics.suppressed.inc(stats.suppressed)
+            for channel, count in stats.sent_by_channel.items():
+                self.metrics.attempts.labels(channel).inc(count)
             await pause(every, self._stop)
 
     async def _checkpoints(self, every_seconds: float = 1.0) -> None:

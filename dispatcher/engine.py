@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -110,6 +111,7 @@ class SweepStats:
     sent: int = 0
     suppressed: int = 0
     outcomes: int = 0
+    sent_by_channel: Counter[str] = field(default_factory=Counter)
 
 
 def facts_for(context: AccountContext) -> Facts:
@@ -222,6 +224,7 @@ class Engine:
         for delivery, planned, facts, stored in sent:
             result = await self.channel.send(delivery)
             stats.sent += 1
+            stats.sent_by_channel[delivery.medium.value] += 1
             log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
                      mask_number(delivery.to))
             if result.outcome is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections import Counter
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -95,7 +96,11 @@ async def test_the_daemon_makes_the_same_attempts_as_simulate(
         daemon.request_stop()
         await task
         produced = [r async for r in daemon.store.audit_records()]
+        metrics = daemon.metrics.render().decode()
 
     assert _key(produced) == _key(simulated)
     assert len([r for r in produced if r["kind"] == "attempt"]) >= 10
     assert {r["party"] for r in produced if r["kind"] == "attempt"} == {"debtor", "third_party"}
+    sent = Counter(r["channel"] for r in produced if r["kind"] == "attempt")
+    for channel, count in sent.items():
+        assert f'dispatcher_attempts_total{{channel="{channel}"}} {float(count)}' in metrics
