@@ -147,7 +147,14 @@ class Dispatcher:
         await settle_open_attempts(engine, self.clock.now())
         every = self.config.settings.contact.sweep_seconds
         while not self._stop.is_set():
-            stats = await engine.sweep(self.clock.now())
+            try:
+                stats = await engine.sweep(self.clock.now())
+            except Exception:
+                # Whatever was recorded stays recorded (an attempt without an outcome is never
+                # resent); ingest and the webhooks keep running, and the next sweep tries again.
+                log.exception("due sweep failed; retrying after %ss", every)
+                await pause(every, self._stop)
+                continue
             self.metrics.sweeps.inc()
             self.metrics.suppressed.inc(stats.suppressed)
             for channel, count in stats.sent_by_channel.items():

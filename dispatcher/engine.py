@@ -52,6 +52,10 @@ class ContactStore(Protocol):
         """Accounts due at `now`, leased to this process."""
         ...
 
+    async def release_claims(self, account_ids: Sequence[str]) -> None:
+        """Give claimed accounts back before their lease runs out."""
+        ...
+
     async def contexts(self, account_ids: Sequence[str],
                        since: datetime) -> dict[str, AccountContext]:
         """What the engine reads about each account before deciding."""
@@ -171,8 +175,13 @@ class Engine:
         """Decide for every account due at `now`, until none is left."""
         stats = SweepStats()
         while ids := await self.store.claim_due(now, BATCH):
-            contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
-            await self._decide_batch(contexts, now, stats)
+            try:
+                contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
+                await self._decide_batch(contexts, now, stats)
+            except BaseException:
+                # Nothing of the batch was committed: let the next sweep take it at once.
+                await self.store.release_claims(ids)
+                raise
             if len(ids) < BATCH:  # a short batch was all that was due
                 break
         return stats

@@ -121,6 +121,12 @@ class ContactRows:
                                  [(sortable_utc(now + LEASE), i) for i in ids])
         return ids
 
+    async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
+        """Give claimed accounts back before their lease runs out (a failed sweep)."""
+        async with self._write() as db:
+            await db.executemany("UPDATE accounts SET lease_until = NULL WHERE account_id = ?",
+                                 [(a,) for a in account_ids])
+
     async def next_due_at(self: _Host) -> datetime | None:
         """The earliest instant any account is due, if one is."""
         # The condition lets SQLite answer from the partial index accounts_due.

@@ -1,0 +1,65 @@
+"""The due sweep inside the daemon: a failing sweep neither stops the daemon nor loses work."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatcher.app import Dispatcher
+from dispatcher.clock import VirtualClock
+from dispatcher.settings import load_config
+from tests.integration.inprocess import wait_for
+from tests.integration.publish import publish_all
+from tests.support import Broker, make_config
+
+START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+async def test_a_failing_sweep_is_logged_and_retried(
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(make_config(tmp_path, broker.url,
+                                     extra="[contact]\nsweep_seconds = 0.02\n"), {})
+    event = {"schema": 1, "event_id": "e-1", "type": "account.overdue",
+             "occurred_at": START.isoformat(), "account_id": "A-1",
+             "data": {"days_past_due": 25, "amount_due": "10.00", "currency": "USD",
+                      "debtor": {"name": "Pat Doe", "timezone": "America/Chicago",
+                                 "phones": [{"number": "+15125550100", "type": "mobile",
+                                             "sms_consent": True, "call_consent": True}]}}}
+    clock = VirtualClock(START)
+    async with Dispatcher(config, clock=clock) as daemon:
+        store = daemon.store
+        real = store.record_decisions
+        failures = 0
+
+        async def failing_once(**kwargs: Any) -> list[dict[str, Any]]:
+            nonlocal failures
+            if failures == 0:
+                failures += 1
+                raise RuntimeError("disk full (injected)")
+            return await real(**kwargs)
+
+        store.record_decisions = failing_once  # type: ignore[method-assign]
+        task = asyncio.create_task(daemon.run())
+        with caplog.at_level(logging.ERROR, logger="dispatcher.app"):
+            await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
+            await publish_all(broker.port, [json.dumps(event).encode()])
+            await wait_for(lambda: failures == 1, 10, "the injected failure")
+            await asyncio.sleep(0.2)  # later sweeps run normally
+            due = await store.next_due_at()
+            assert due is not None
+            clock.set(due)
+            await asyncio.sleep(0.3)
+            assert not task.done()
+        daemon.request_stop()
+        await task
+        kinds = [r["kind"] async for r in store.audit_records()]
+    assert "due sweep failed" in caplog.text
+    assert "disk full (injected)" in caplog.text
+    assert kinds.count("attempt") == 1
+    assert kinds.count("outcome") == 1
