@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from dispatcher.accounts import AccountState
-from dispatcher.contact import Medium, PastAttempt, Role, Target
+from dispatcher.contact import Medium, Outcome, PastAttempt, Role, Target
 from dispatcher.gate import (
     NO_VALID_NUMBER,
     Budget,
@@ -31,6 +31,10 @@ from dispatcher.quiet_hours import AMBIGUOUS
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage, TimeWindow
 
 HORIZON_DAYS = 21
+# Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
+# did not connect (disconnected, switched off) or the text did not arrive.
+_MISSES = frozenset({Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.BUSY, Outcome.FAILED,
+                     Outcome.UNDELIVERED})
 NO_STAGE = "no_stage"
 
 
@@ -108,7 +112,7 @@ def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
         if last_talk is not None:
             last = max(i for i, a in enumerate(history) if a.is_conversation)
             since = history[last + 1:]
-        misses = sum(1 for a in since if a.number == number and a.unanswered)
+        misses = sum(1 for a in since if a.number == number and a.outcome in _MISSES)
         # A number that answered last comes first; others take turns, two misses at a time.
         return (0 if number == last_talk else 1, misses // 2, index)
 

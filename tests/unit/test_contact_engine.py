@@ -334,3 +334,15 @@ async def test_invalid_numbers_are_listed_for_the_data_team_and_explained(
     assert "+15*******11" in out.getvalue().split("next attempt:")[1]  # the other number
     assert await asyncio.to_thread(main, ["explain", *config_arg, "--account", "A-404"],
                                    StringIO()) == 1
+
+
+async def test_a_number_that_does_not_connect_gives_way_to_the_next(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    phones = [{"number": MOBILE, "type": "mobile", "sms_consent": True, "call_consent": True},
+              {"number": HOME, "type": "home", "sms_consent": False, "call_consent": True}]
+    outcomes = {"numbers": {MOBILE: {"call": "failed"}}}
+    records = await simulate(tmp_path, config, [overdue(days=25, phones=phones)], outcomes,
+                             days=6)
+    numbers = [r["to"] for r in attempts(records, "call")]
+    assert numbers[:2] == [MOBILE, MOBILE]
+    assert numbers[2] == HOME
