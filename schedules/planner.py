@@ -23,6 +23,7 @@ from dispatcher.gate import (
     account_refusals,
     is_unreachable,
     local_day,
+    local_midnight,
     target_refusals,
     time_refusals,
 )
@@ -80,11 +81,15 @@ def van_der_corput(n: int) -> float:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
 def slot_time(window: TimeWindow, tries: int) -> time:
     """The local time of the `tries`-th attempt in `window` (0 = its middle)."""
-    start = window.start.hour * 60 + window.start.minute
-    offset = min(int(van_der_corput(tries) * window.minutes), window.minutes - 1)
+    return _slot_time(window.start, window.minutes, tries)
+
+
+@functools.lru_cache(maxsize=4096)
+def _slot_time(window_start: time, minutes: int, tries: int) -> time:
+    start = window_start.hour * 60 + window_start.minute
+    offset = min(int(van_der_corput(tries) * minutes), minutes - 1)
     minute = start + offset
     return time(minute // 60, minute % 60)
 
@@ -158,6 +163,8 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     last: Refusal | None = None
     for offset in range(HORIZON_DAYS):
         day = today + timedelta(days=offset)
+        if local_midnight(day + timedelta(days=1), zone) <= not_before:
+            continue  # a whole day the rules already ruled out
         for name in ranked:
             window = schedule.windows[name]
             if day.weekday() not in window.days:

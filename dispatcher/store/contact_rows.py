@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -94,6 +95,17 @@ class _Host(Protocol):
     async def account(self, account_id: str) -> AccountState | None: ...
 
 
+# The engine reads an account's recent attempts at every decision: parse each stored value once.
+_ROLES = {r.value: r for r in Role}
+_MEDIUMS = {m.value: m for m in Medium}
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _instant(text: str) -> datetime:
+    return parse_rfc3339(text)
+
+
 def _marks(count: int) -> str:
     return ", ".join("?" * count)
 
@@ -152,9 +164,9 @@ class ContactRows:
                 f"(at >= ? OR role != 'debtor') ORDER BY account_id, at, attempt_id",
                 [*account_ids, sortable_utc(since)]):
             history[row[1]].append(PastAttempt(
-                attempt_id=row[0], at=parse_rfc3339(row[2]), person=row[3], role=Role(row[4]),
-                number=row[5], medium=Medium(row[6]), window=row[7], stage=row[8],
-                outcome=Outcome(row[9]) if row[9] else None))
+                attempt_id=row[0], at=_instant(row[2]), person=row[3], role=_ROLES[row[4]],
+                number=row[5], medium=_MEDIUMS[row[6]], window=row[7], stage=row[8],
+                outcome=_OUTCOMES[row[9]] if row[9] else None))
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
                 f"SELECT account_id, number FROM party_numbers WHERE account_id IN ({marks})",
