@@ -7,7 +7,6 @@ the audit records produced are printed. Same inputs, byte-identical output.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ import orjson
 from channels.sandbox import OutcomeScript, SandboxChannel
 from dispatcher.audit import canonical_json
 from dispatcher.classify import classify
-from dispatcher.clock import VirtualClock, parse_rfc3339, utc_rfc3339
+from dispatcher.clock import VirtualClock, parse_rfc3339
 from dispatcher.engine import ContactPolicy, Engine
-from dispatcher.keywords import Keyword, classify_reply
 from dispatcher.phones import mask_number
+from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore, open_store
 
@@ -65,17 +64,6 @@ def read_events(path: Path, start: datetime) -> list[_Timed]:
     return sorted(timed, key=lambda t: (t.at, t.order))
 
 
-def _reply_event(number: str, body: str, account_id: str, at: datetime) -> bytes | None:
-    keyword = classify_reply(body)
-    if keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN):
-        return None
-    digest = hashlib.sha256(f"{number}|{utc_rfc3339(at)}|{body}".encode()).hexdigest()[:20]
-    kind = "contact.opt_out" if keyword is Keyword.OPT_OUT else "contact.opt_in"
-    return orjson.dumps({"schema": 1, "event_id": f"sms-{digest}", "type": kind,
-                         "occurred_at": utc_rfc3339(at), "account_id": account_id,
-                         "data": {"number": number, "channel": "sms"}})
-
-
 class Simulation:
     """One run: a fresh store, the sandbox channel, a virtual clock."""
 
@@ -94,16 +82,9 @@ class Simulation:
 
     async def _replies(self, now: datetime) -> None:
         for reply in self.channel.replies_until(now):
-            accounts = await self.store.accounts_with_number(reply.from_number)
-            event = _reply_event(reply.from_number, reply.body,
-                                 accounts[0] if accounts else "inbound-sms", now)
-            if event is not None:
-                await self._deliver([event], now)
-            else:
-                await self.store.append_audit([{
-                    "kind": "reply", "account_id": accounts[0] if accounts else None,
-                    "to": reply.from_number, "status": classify_reply(reply.body).value,
-                    "detail": reply.body[:500], "config_version": self.config.version}], now=now)
+            await handle_reply(self.store, reply.from_number, reply.body, now,
+                               config_version=self.config.version,
+                               max_payload_bytes=self.config.settings.ingest.max_payload_bytes)
 
     async def run(self, events: list[_Timed], days: int) -> None:
         """Deliver events and replies and sweep, until `days` have passed on the virtual clock."""
