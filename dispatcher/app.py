@@ -6,17 +6,19 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
+from datetime import datetime
 from types import TracebackType
 from typing import Self
 
 import aiomqtt
+from aiohttp import web
 
 from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
-from dispatcher.engine import Engine, settle_open_attempts
+from dispatcher.engine import Engine, outcome_record, settle_open_attempts
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
@@ -24,6 +26,8 @@ from dispatcher.publisher import AuditPublisher
 from dispatcher.settings import LoadedConfig
 from dispatcher.simulate import policy_of
 from dispatcher.store import SqliteStore, open_store
+from dispatcher.store.contact_rows import OutcomeRow
+from dispatcher.twilio_webhooks import TwilioWebhooks, reply_texts
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
 
@@ -81,7 +85,7 @@ class Dispatcher:
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
             self._writer = await self._start_writer()
-            app = build_app(self.store, self.metrics, self.health)
+            app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
             self._stack.push_async_callback(runner.cleanup)
@@ -93,6 +97,23 @@ class Dispatcher:
             "webhook": f"{webhook.host}:{self.webhook_port}",
             "mqtt": self.config.settings.mqtt.url})
         return self
+
+    def _provider_routes(self) -> Callable[[web.Application], None] | None:
+        token = self.environ.get("TWILIO_AUTH_TOKEN")
+        if not token:
+            return None  # without the token no callback could be verified: none is accepted
+        settings = self.config.settings
+        webhooks = TwilioWebhooks(
+            token=token, public_url=str(settings.webhook.public_url), store=self.store,
+            clock=self.clock, record_outcomes=self._record_outcomes,
+            texts=reply_texts(self.config), config_version=self.config.version,
+            max_payload_bytes=settings.ingest.max_payload_bytes)
+        return webhooks.add_routes
+
+    async def _record_outcomes(self, outcomes: list[OutcomeRow], now: datetime) -> int:
+        records = await self.store.record_outcomes(
+            outcomes, now=now, config_version=self.config.version, audit_for=outcome_record)
+        return len(records)
 
     async def _start_writer(self) -> BatchWriter:
         settings = self.config.settings

@@ -253,14 +253,14 @@ class Engine:
             stats.outcomes += len(outcomes)
             await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
-                audit_for=_outcome_record, plans=plans, audit_after=audit)
+                audit_for=outcome_record, plans=plans, audit_after=audit)
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
         """Record outcomes that arrive later (a repeat changes nothing); their accounts are
         planned again at the next sweep."""
         records = await self.store.record_outcomes(
             outcomes, now=now, config_version=self.policy.config_version,
-            audit_for=_outcome_record)
+            audit_for=outcome_record)
         return len(records)
 
     @staticmethod
@@ -323,7 +323,8 @@ class Engine:
         return record
 
 
-def _outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:
+def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:
+    """The audit record of an attempt's outcome."""
     role = Role(row["role"])
     record = {"kind": "outcome", "attempt_id": row["attempt_id"],
               "account_id": row["account_id"], "channel": row["medium"],

@@ -28,6 +28,7 @@ class ReplyHandled:
 
     keyword: Keyword
     account_id: str | None
+    fresh: bool  # False when this very message was handled before (a replayed webhook)
 
 
 def reply_event(number: str, body: str, account_id: str, at: datetime,
@@ -57,11 +58,11 @@ async def handle_reply(store: SqliteStore, number: str, body: str, at: datetime,
     event = reply_event(number, body, account_id or "inbound-sms", at, message_id)
     keyword = classify_reply(body)
     if event is not None:
-        await store.record_batch([classify(event, TOPIC, max_payload_bytes)], now=at,
-                                 config_version=config_version)
-    else:
-        await store.append_audit([{
-            "kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
-            "detail": body[:MAX_TEXT], "provider_sid": message_id,
-            "config_version": config_version}], now=at)
-    return ReplyHandled(keyword, account_id)
+        result = await store.record_batch([classify(event, TOPIC, max_payload_bytes)], now=at,
+                                          config_version=config_version)
+        return ReplyHandled(keyword, account_id, fresh=result.stored == 1)
+    await store.append_audit([{
+        "kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
+        "detail": body[:MAX_TEXT], "provider_sid": message_id,
+        "config_version": config_version}], now=at)
+    return ReplyHandled(keyword, account_id, fresh=True)

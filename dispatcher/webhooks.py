@@ -1,8 +1,9 @@
-"""The HTTP server: health and metrics now; provider callbacks arrive with the Twilio channel."""
+"""The HTTP server: health, metrics, and the provider's callbacks (dispatcher/twilio_webhooks)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -20,8 +21,9 @@ class Health:
     mqtt_connected: bool = False
 
 
-def build_app(store: Store, metrics: Metrics, health: Health) -> web.Application:
-    """The aiohttp application with its routes."""
+def build_app(store: Store, metrics: Metrics, health: Health,
+              more_routes: Callable[[web.Application], None] | None = None) -> web.Application:
+    """The aiohttp application with its routes (and a provider's, when given)."""
 
     async def healthz(_: web.Request) -> web.Response:
         try:
@@ -42,6 +44,8 @@ def build_app(store: Store, metrics: Metrics, health: Health) -> web.Application
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_view)
+    if more_routes is not None:
+        more_routes(app)
     return app
 
 

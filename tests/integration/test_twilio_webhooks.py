@@ -1,0 +1,151 @@
+"""Twilio's callbacks over real HTTP: signatures, idempotent statuses, inbound keywords."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from twilio.request_validator import RequestValidator
+
+from dispatcher.app import Dispatcher
+from dispatcher.contact import Medium, Role
+from dispatcher.settings import load_config
+from dispatcher.store.contact_rows import AttemptRow
+from tests.integration.inprocess import wait_for
+from tests.support import Broker, make_config
+
+TOKEN = "test-auth-token-0123456789abcdef"
+PUBLIC = "https://dispatcher.example.org"
+NUMBER = "+15125550100"
+
+
+class Twilio:
+    """Signs and sends requests the way Twilio does, to the daemon's real webhook server."""
+
+    def __init__(self, port: int, http: aiohttp.ClientSession) -> None:
+        self.port = port
+        self.http = http
+
+    async def post(self, path: str, form: dict[str, str], *,
+                   signature: str | None = None) -> tuple[int, str]:
+        """POST `form` to `path`; signed for PUBLIC + path unless a signature is given."""
+        if signature is None:
+            signature = RequestValidator(TOKEN).compute_signature(PUBLIC + path, form)
+        async with self.http.post(f"http://127.0.0.1:{self.port}{path}", data=form,
+                                  headers={"X-Twilio-Signature": signature}) as response:
+            return response.status, await response.text()
+
+
+@pytest.fixture
+async def daemon(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Dispatcher, Twilio]]:
+    # make_config ends with the [webhook] table: the first line continues it.
+    path = make_config(tmp_path, broker.url,
+                       extra=f'public_url = "{PUBLIC}"\n[contact]\nsweep_seconds = 60\n')
+    config = load_config(path, {})
+    assert str(config.settings.webhook.public_url).rstrip("/") == PUBLIC
+    async with Dispatcher(config, environ={"TWILIO_AUTH_TOKEN": TOKEN}) as running:
+        task = asyncio.create_task(running.run())
+        await wait_for(lambda: running.health.mqtt_connected, 10, "connected")
+        await running.store.record_decisions(
+            attempts=[AttemptRow("at-1", "A-1", "debtor", Role.DEBTOR, NUMBER, Medium.SMS,
+                                 "early", "morning", "r", "reminder_sms",
+                                 datetime(2026, 12, 1, 15, tzinfo=UTC)),
+                      AttemptRow("at-2", "A-1", "debtor", Role.DEBTOR, NUMBER, Medium.CALL,
+                                 "early", "evening", "r", "call_script",
+                                 datetime(2026, 12, 2, 1, tzinfo=UTC))],
+            plans=[], audit=[], now=datetime(2026, 12, 1, tzinfo=UTC), config_version="t")
+        async with aiohttp.ClientSession() as http:
+            assert running.webhook_port is not None
+            yield running, Twilio(running.webhook_port, http)
+        running.request_stop()
+        await task
+
+
+async def records(daemon: Dispatcher, kind: str) -> list[dict[str, Any]]:
+    return [r async for r in daemon.store.audit_records() if r["kind"] == kind]
+
+
+async def test_a_forged_signature_gets_403_is_audited_and_changes_nothing(
+        daemon: tuple[Dispatcher, Twilio]) -> None:
+    running, twilio = daemon
+    form = {"MessageSid": "SM1", "MessageStatus": "delivered", "To": NUMBER}
+    forged = RequestValidator("not-the-token").compute_signature(
+        PUBLIC + "/twilio/sms/status?attempt=at-1", form)
+    status, _ = await twilio.post("/twilio/sms/status?attempt=at-1", form, signature=forged)
+    assert status == 403
+    status, _ = await twilio.post("/twilio/sms/inbound", {"From": NUMBER, "Body": "STOP"},
+                                  signature="")
+    assert status == 403
+    # Signed for another URL (a replay against a different attempt) is refused too.
+    moved = RequestValidator(TOKEN).compute_signature(
+        PUBLIC + "/twilio/sms/status?attempt=at-1", form)
+    status, _ = await twilio.post("/twilio/sms/status?attempt=at-2", form, signature=moved)
+    assert status == 403
+    assert [r["reason"] for r in await records(running, "webhook")] == ["bad_signature"] * 3
+    assert await records(running, "outcome") == []
+    assert await records(running, "opt_out") == []
+
+
+async def test_sms_status_is_recorded_once_and_a_late_sent_changes_nothing(
+        daemon: tuple[Dispatcher, Twilio]) -> None:
+    running, twilio = daemon
+    path = "/twilio/sms/status?attempt=at-1"
+    for status_name in ("queued", "sent", "delivered", "sent", "delivered", "undelivered"):
+        status, _ = await twilio.post(path, {"MessageSid": "SM1", "MessageStatus": status_name,
+                                             "To": NUMBER})
+        assert status == 204
+    [outcome] = await records(running, "outcome")
+    assert (outcome["attempt_id"], outcome["status"], outcome["provider_sid"]) == (
+        "at-1", "delivered", "SM1")
+
+
+async def test_call_status_distinguishes_a_person_from_a_machine(
+        daemon: tuple[Dispatcher, Twilio]) -> None:
+    running, twilio = daemon
+    path = "/twilio/call/status?attempt=at-2"
+    for form in ({"CallSid": "CA1", "CallStatus": "ringing"},
+                 {"CallSid": "CA1", "CallStatus": "in-progress", "AnsweredBy": "machine_start"},
+                 {"CallSid": "CA1", "CallStatus": "completed", "AnsweredBy": "machine_start"}):
+        status, _ = await twilio.post(path, form)
+        assert status == 204
+    [outcome] = await records(running, "outcome")
+    assert outcome["status"] == "machine"
+
+
+async def test_stop_opts_out_at_once_with_one_confirmation(
+        daemon: tuple[Dispatcher, Twilio]) -> None:
+    running, twilio = daemon
+    form = {"MessageSid": "SMin1", "From": NUMBER, "Body": "  Stop "}
+    status, body = await twilio.post("/twilio/sms/inbound", form)
+    assert status == 200
+    assert "<Message>" in body
+    assert "Reply START" in body
+    [opt_out] = await records(running, "opt_out")
+    assert (opt_out["to"], opt_out["channel"], opt_out["status"]) == (NUMBER, "sms", "opted_out")
+    [state] = await running.store.opt_outs(NUMBER)
+    assert state.opted_out
+    # Twilio retries a webhook it thinks failed: the same message changes nothing, says nothing.
+    status, body = await twilio.post("/twilio/sms/inbound", form)
+    assert status == 200
+    assert "<Message>" not in body
+    assert len(await records(running, "opt_out")) == 1
+
+
+async def test_free_text_is_audited_for_a_person_and_help_answers(
+        daemon: tuple[Dispatcher, Twilio]) -> None:
+    running, twilio = daemon
+    status, body = await twilio.post("/twilio/sms/inbound", {
+        "MessageSid": "SMin2", "From": NUMBER, "Body": "I lost my job, can we talk?"})
+    assert status == 200
+    assert "<Message>" not in body
+    [reply] = await records(running, "reply")
+    assert reply["status"] == "free_text"
+    assert reply["detail"] == "I lost my job, can we talk?"
+    status, body = await twilio.post("/twilio/sms/inbound", {
+        "MessageSid": "SMin3", "From": NUMBER, "Body": "help"})
+    assert "for help, call" in body
