@@ -27,7 +27,7 @@ from dispatcher.settings import LoadedConfig
 from dispatcher.simulate import policy_of
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.contact_rows import OutcomeRow
-from dispatcher.twilio_webhooks import TwilioWebhooks, reply_texts
+from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
 
@@ -106,8 +106,7 @@ class Dispatcher:
         webhooks = TwilioWebhooks(
             token=token, public_url=str(settings.webhook.public_url), store=self.store,
             clock=self.clock, record_outcomes=self._record_outcomes,
-            texts=reply_texts(self.config), config_version=self.config.version,
-            max_payload_bytes=settings.ingest.max_payload_bytes)
+            policy=policy_of(self.config), max_payload_bytes=settings.ingest.max_payload_bytes)
         return webhooks.add_routes
 
     async def _record_outcomes(self, outcomes: list[OutcomeRow], now: datetime) -> int:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 
 from channels.base import Channel
+from dispatcher.accounts import AccountState
 from dispatcher.clock import sortable_utc, utc_rfc3339
 from dispatcher.contact import Delivery, Outcome, PastAttempt, Role
 from dispatcher.decide import (
@@ -134,6 +135,18 @@ def facts_for(context: AccountContext) -> Facts:
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
                  history=context.history, refused_contacts=refused)
+
+
+def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,
+                   now: datetime) -> dict[str, str]:
+    """The values a template's placeholders are filled with."""
+    name = state.debtor.name if state.debtor else ""
+    days = days_past_due(state, now, zone)
+    due = (now - timedelta(days=days)).date().isoformat() if days else ""
+    return {"first_name": name.split()[0] if name.split() else name, "name": name,
+            "business": policy.business, "callback": policy.callback, "agent": policy.agent,
+            "amount": state.amount_due or "", "currency": state.currency or "",
+            "days_past_due": str(days or ""), "due_date": due}
 
 
 def with_outcome(facts: Facts, planned: PlannedAttempt, outcome: OutcomeRow) -> Facts:
@@ -274,7 +287,7 @@ class Engine:
         template = self.policy.templates.get(planned.template)
         locale = state.debtor.locale if state.debtor else None
         used_locale, text = template.text_for(locale, self.policy.default_locale)
-        body = render(text, self._values(facts, now))
+        body = render(text, message_values(self.policy, facts.state, facts.home_zone, now))
         row = AttemptRow(attempt_id, state.account_id, target.person, target.role, target.number,
                          target.medium, planned.stage, planned.window, planned.rule,
                          planned.template, now)
@@ -291,17 +304,6 @@ class Engine:
         delivery = Delivery(attempt_id, target.medium, target.number, body, planned.template,
                             facts.home_zone or "UTC", now)
         return row, record, delivery
-
-    def _values(self, facts: Facts, now: datetime) -> dict[str, str]:
-        state = facts.state
-        name = state.debtor.name if state.debtor else ""
-        days = days_past_due(state, now, facts.home_zone)
-        due = (now - timedelta(days=days)).date().isoformat() if days else ""
-        return {"first_name": name.split()[0] if name.split() else name, "name": name,
-                "business": self.policy.business, "callback": self.policy.callback,
-                "agent": self.policy.agent, "amount": state.amount_due or "",
-                "currency": state.currency or "", "days_past_due": str(days or ""),
-                "due_date": due}
 
     @staticmethod
     def _suppressed_record(facts: Facts, suppression: Suppression,

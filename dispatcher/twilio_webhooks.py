@@ -19,10 +19,10 @@ from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from dispatcher.clock import Clock
-from dispatcher.contact import Outcome
+from dispatcher.contact import Outcome, Role
+from dispatcher.engine import ContactPolicy, message_values
 from dispatcher.keywords import Keyword
 from dispatcher.replies import handle_reply
-from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore
 from dispatcher.store.contact_rows import OutcomeRow
 from dispatcher.templates import render
@@ -69,20 +69,67 @@ class ReplyTexts:
     help: str
 
 
-def reply_texts(config: LoadedConfig) -> ReplyTexts:
-    """The keyword answers, rendered from the config's templates in the default locale."""
-    contact = config.settings.contact
-    values = {"business": contact.business, "callback": contact.callback,
-              "agent": contact.agent}
+def reply_texts(policy: ContactPolicy) -> ReplyTexts:
+    """The keyword answers, rendered from the templates in the default locale."""
+    values = {"business": policy.business, "callback": policy.callback, "agent": policy.agent}
 
     def text(template_id: str) -> str:
-        _, body = config.templates.get(template_id).text_for(contact.default_locale)
+        _, body = policy.templates.get(template_id).text_for(policy.default_locale)
         return render(body, values)
 
     return ReplyTexts(opt_out_confirmation=text("opt_out_confirmation"),
-                      opt_in_confirmation=f"{contact.business}: you will get texts from us "
+                      opt_in_confirmation=f"{policy.business}: you will get texts from us "
                                           f"again. Reply STOP to opt out.",
                       help=text("help"))
+
+
+CONFIRM_DIGIT = "1"
+
+
+def _say(text: str) -> str:
+    return f"<Say>{escape(text)}</Say>"
+
+
+def _response(body: str) -> str:
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+
+
+def split_script(script: str) -> tuple[str, str]:
+    """A call script's greeting and, after the bracketed instruction to confirm the person,
+    what may be said only to the debtor."""
+    opening, bracket, rest = script.partition("[")
+    if not bracket:
+        return script, ""
+    return opening.strip(), rest.partition("]")[2].strip()
+
+
+def call_twiml(*, role: Role, answered_by: str | None, step: str, digits: str | None,
+               confirm_url: str, texts: CallTexts) -> str:
+    """What a call says: only the limited-content message to a machine, nothing about the debt
+    until the person has said they are the debtor, and to a third party only the location
+    question (a third party's machine gets nothing: the call hangs up)."""
+    machine = (answered_by or "").startswith("machine") or answered_by == "fax"
+    if role is not Role.DEBTOR:
+        return _response("<Hangup/>" if machine else _say(texts.location) + "<Hangup/>")
+    if machine:
+        return _response(_say(texts.voicemail) + "<Hangup/>")
+    if step == "confirm":
+        if digits == CONFIRM_DIGIT and texts.debtor_only:
+            return _response(_say(texts.debtor_only) + "<Hangup/>")
+        return _response(_say(texts.voicemail) + "<Hangup/>")
+    gather = (f'<Gather numDigits="1" action="{escape(confirm_url)}" method="POST" '
+              f'timeout="6">{_say(texts.greeting)}</Gather>')
+    return _response(gather + _say(texts.voicemail) + "<Hangup/>")
+
+
+@dataclass(frozen=True)
+class CallTexts:
+    """The rendered texts one call may use."""
+
+    greeting: str  # who is calling, for whom, and "press 1 if you are ..."
+    debtor_only: str  # the part of the script said only after the debtor confirmed
+    voicemail: str  # the limited-content message (Reg F 1006.2(j))
+    location: str  # for a third party
 
 
 Handler = Callable[[web.Request, MultiDictProxy[str]], Awaitable[web.StreamResponse]]
@@ -93,22 +140,24 @@ class TwilioWebhooks:
     """The Twilio routes of the webhook server."""
 
     def __init__(self, *, token: str, public_url: str, store: SqliteStore, clock: Clock,
-                 record_outcomes: RecordOutcomes, texts: ReplyTexts, config_version: str,
+                 record_outcomes: RecordOutcomes, policy: ContactPolicy,
                  max_payload_bytes: int) -> None:
         self._validator = RequestValidator(token)
         self._public_url = public_url.rstrip("/")
         self._store = store
         self._clock = clock
         self._record_outcomes = record_outcomes
-        self._texts = texts
-        self._config_version = config_version
+        self._policy = policy
+        self._texts = reply_texts(policy)
+        self._config_version = policy.config_version
         self._max_payload_bytes = max_payload_bytes
 
     def add_routes(self, app: web.Application) -> None:
         """Register the routes of contract section 6."""
         for path, handler in (("/twilio/sms/status", self._sms_status),
                               ("/twilio/call/status", self._call_status),
-                              ("/twilio/sms/inbound", self._sms_inbound)):
+                              ("/twilio/sms/inbound", self._sms_inbound),
+                              ("/twilio/call/twiml", self._call_twiml)):
             app.router.add_post(path, self._signed(handler))
 
     def _signed(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -179,3 +228,31 @@ class TwilioWebhooks:
         text = answers[handled.keyword] if handled.fresh else None
         return web.Response(text=twiml_message(text),
                             content_type="application/xml")
+
+    async def _call_twiml(self, request: web.Request,
+                          form: MultiDictProxy[str]) -> web.StreamResponse:
+        attempt = await self._store.attempt(request.query.get("attempt", ""))
+        state = await self._store.account(attempt.account_id) if attempt else None
+        if attempt is None or state is None:
+            # Never talk without knowing whom the call is for.
+            return web.Response(text=_response("<Hangup/>"), content_type="application/xml")
+        now = self._clock.now()
+        zone = state.debtor.timezone if state.debtor else None
+        values = message_values(self._policy, state, zone, now)
+        locale = state.debtor.locale if state.debtor else None
+        templates = self._policy.templates
+
+        def text(template_id: str) -> str:
+            _, body = templates.get(template_id).text_for(locale, self._policy.default_locale)
+            return render(body, values)
+
+        greeting, debtor_only = split_script(text(attempt.template or "call_script"))
+        texts = CallTexts(
+            greeting=f"{greeting} If you are {values['name']}, press {CONFIRM_DIGIT} now.",
+            debtor_only=debtor_only, voicemail=text("voicemail"),
+            location=text("location_call"))
+        confirm = f"{self._public_url}/twilio/call/twiml?attempt={attempt.attempt_id}&step=confirm"
+        twiml = call_twiml(role=attempt.role, answered_by=form.get("AnsweredBy"),
+                           step=request.query.get("step", ""), digits=form.get("Digits"),
+                           confirm_url=confirm, texts=texts)
+        return web.Response(text=twiml, content_type="application/xml")

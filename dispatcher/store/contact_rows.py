@@ -272,6 +272,15 @@ class ContactRows:
         return [AttemptRow(r[0], r[1], r[2], Role(r[3]), r[4], Medium(r[5]), r[6], r[7], r[8],
                            r[9], parse_rfc3339(r[10])) for r in rows]
 
+    async def attempt(self: _Host, attempt_id: str) -> AttemptRow | None:
+        """One attempt as recorded, if it exists."""
+        rows = await self._fetch(
+            "SELECT attempt_id, account_id, person, role, number, medium, stage, window_name, "
+            "rule, template, at FROM attempts WHERE attempt_id = ?", (attempt_id,))
+        return (AttemptRow(rows[0][0], rows[0][1], rows[0][2], Role(rows[0][3]), rows[0][4],
+                           Medium(rows[0][5]), rows[0][6], rows[0][7], rows[0][8], rows[0][9],
+                           parse_rfc3339(rows[0][10])) if rows else None)
+
     async def invalid_numbers(self: _Host) -> list[dict[str, str]]:
         """Numbers found invalid, for the data team to fix."""
         rows = await self._fetch("SELECT number, account_id, marked_at, attempt_id, detail "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from dispatcher.app import Dispatcher
+from dispatcher.classify import classify
 from dispatcher.contact import Medium, Role
 from dispatcher.settings import load_config
 from dispatcher.store.contact_rows import AttemptRow
@@ -22,6 +24,7 @@ from tests.support import Broker, make_config
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://dispatcher.example.org"
 NUMBER = "+15125550100"
+SISTER = "+15125550177"
 
 
 class Twilio:
@@ -51,13 +54,28 @@ async def daemon(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Dispatch
     async with Dispatcher(config, environ={"TWILIO_AUTH_TOKEN": TOKEN}) as running:
         task = asyncio.create_task(running.run())
         await wait_for(lambda: running.health.mqtt_connected, 10, "connected")
+        overdue = {"schema": 1, "event_id": "e-1", "type": "account.overdue",
+                   "occurred_at": "2026-12-01T09:00:00Z", "account_id": "A-1",
+                   "data": {"days_past_due": 9, "amount_due": "321.09", "currency": "USD",
+                            "debtor": {"name": "Pat Doe", "timezone": "America/Chicago",
+                                       "phones": [{"number": NUMBER, "type": "mobile",
+                                                   "sms_consent": True, "call_consent": True}]},
+                            "contacts": [{"contact_id": "c-1", "name": "Sam Roe",
+                                          "relation": "sister", "number": SISTER,
+                                          "role": "emergency"}]}}
+        await running.store.record_batch([classify(json.dumps(overdue).encode(), "t", 65536)],
+                                         now=datetime(2026, 12, 1, 9, tzinfo=UTC),
+                                         config_version="t")
         await running.store.record_decisions(
             attempts=[AttemptRow("at-1", "A-1", "debtor", Role.DEBTOR, NUMBER, Medium.SMS,
                                  "early", "morning", "r", "reminder_sms",
                                  datetime(2026, 12, 1, 15, tzinfo=UTC)),
                       AttemptRow("at-2", "A-1", "debtor", Role.DEBTOR, NUMBER, Medium.CALL,
                                  "early", "evening", "r", "call_script",
-                                 datetime(2026, 12, 2, 1, tzinfo=UTC))],
+                                 datetime(2026, 12, 2, 1, tzinfo=UTC)),
+                      AttemptRow("at-3", "A-1", "c-1", Role.EMERGENCY, SISTER, Medium.CALL,
+                                 "late", "evening", "r", "location_call",
+                                 datetime(2026, 12, 3, 1, tzinfo=UTC))],
             plans=[], audit=[], now=datetime(2026, 12, 1, tzinfo=UTC), config_version="t")
         async with aiohttp.ClientSession() as http:
             assert running.webhook_port is not None
@@ -149,3 +167,30 @@ async def test_free_text_is_audited_for_a_person_and_help_answers(
     status, body = await twilio.post("/twilio/sms/inbound", {
         "MessageSid": "SMin3", "From": NUMBER, "Body": "help"})
     assert "for help, call" in body
+
+
+@pytest.mark.parametrize(("attempt", "form", "step", "says", "never"), [
+    # A person answers: who is calling and for whom, nothing about the debt until confirmed.
+    ("at-2", {"AnsweredBy": "human"}, "", ["<Gather", "press 1", "Pat Doe"], ["321.09"]),
+    ("at-2", {"Digits": "1"}, "confirm", ["321.09", "USD"], ["<Gather"]),
+    ("at-2", {"Digits": "2"}, "confirm", ["call me back"], ["321.09"]),
+    # A machine gets the limited-content message only.
+    ("at-2", {"AnsweredBy": "machine_end_beep"}, "", ["call me back", "<Hangup/>"],
+     ["321.09", "Pat Doe", "<Gather"]),
+    # A third party: the location question to a person, nothing at all to a machine.
+    ("at-3", {"AnsweredBy": "human"}, "", ["confirm contact information"],
+     ["321.09", "<Gather"]),
+    ("at-3", {"AnsweredBy": "machine_start"}, "", ["<Hangup/>"], ["<Say>"]),
+    ("at-404", {"AnsweredBy": "human"}, "", ["<Hangup/>"], ["<Say>"]),
+])
+async def test_call_twiml_reveals_the_debt_only_to_the_confirmed_debtor(
+        daemon: tuple[Dispatcher, Twilio], attempt: str, form: dict[str, str], step: str,
+        says: list[str], never: list[str]) -> None:
+    _, twilio = daemon
+    query = f"?attempt={attempt}" + (f"&step={step}" if step else "")
+    status, body = await twilio.post("/twilio/call/twiml" + query, {"CallSid": "CA9", **form})
+    assert status == 200
+    for text in says:
+        assert text in body
+    for text in never:
+        assert text not in body
