@@ -29,8 +29,8 @@ from twilio.base.exceptions import TwilioException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
+from channels.base import ChannelError, SendFailed
 from dispatcher.contact import Delivery, DeliveryResult, Medium, Outcome
-from dispatcher.errors import DispatcherError
 
 log = logging.getLogger(__name__)
 # The library logs each request's URL and query at INFO, phone numbers included: keep them out
@@ -74,32 +74,6 @@ class RetryPolicy:
     base: float = 0.5
     cap: float = 8.0
     budget: float = 20.0
-
-
-@dataclass(frozen=True)
-class ChannelError:
-    """What a failed request means for the attempt; `detail` goes into the audit record."""
-
-    code: int | None
-    retryable: bool = False
-    retry_after: float | None = None
-    outcome: Outcome | None = None
-    unsubscribed: bool = False
-    reconcile: bool = False
-    detail: str = ""
-
-    @property
-    def counts_as_attempt(self) -> bool:
-        """Whether the attempt reached the provider: retryable errors never did."""
-        return not self.retryable
-
-
-class SendFailed(DispatcherError):
-    """The provider did not take the delivery; `error` says why and what to do."""
-
-    def __init__(self, error: ChannelError) -> None:
-        self.error = error
-        super().__init__(error.detail or f"twilio error {error.code}")
 
 
 @dataclass(frozen=True)

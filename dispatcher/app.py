@@ -15,14 +15,18 @@ from typing import Self
 import aiomqtt
 from aiohttp import web
 
+from channels.base import Channel
 from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
+from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
+from dispatcher.contact import Party
 from dispatcher.engine import Engine, outcome_record, settle_open_attempts
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
+from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig
 from dispatcher.simulate import policy_of
 from dispatcher.store import SqliteStore, open_store
@@ -144,23 +148,43 @@ class Dispatcher:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
             engine = self._engine()
-            if engine is not None:
-                sweeps = group.create_task(self._sweep_loop(engine), name="due-sweep")
-                group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
+            self._stack.push_async_callback(engine.channel.close)
+            sweeps = group.create_task(self._sweep_loop(engine), name="due-sweep")
+            group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
         log.info("dispatcher stopped")
 
-    def _engine(self) -> Engine | None:
+    def _engine(self) -> Engine:
+        policy = policy_of(self.config)
+        return Engine(self.store, self._channel(), policy, on_unsubscribed=self._unsubscribed)
+
+    def _channel(self) -> Channel:
         settings = self.config.settings
-        if settings.channels.provider != "sandbox":
-            log.error("channels.provider %r: no such channel in this version; the engine makes "
-                      "no contact attempts (events are still stored)", settings.channels.provider)
-            return None
+        if settings.channels.provider == "twilio":
+            twilio = settings.twilio
+            third_party = frozenset(t.template_id for t in self.config.templates.templates.values()
+                                    if t.party is Party.THIRD_PARTY)
+            config = TwilioConfig(
+                public_url=str(settings.webhook.public_url), from_number=twilio.from_number,
+                messaging_service_sid=twilio.messaging_service_sid,
+                api_base=str(twilio.api_base).rstrip("/"),
+                calls_per_second=twilio.calls_per_second,
+                messages_per_second=twilio.messages_per_second,
+                request_timeout=twilio.request_timeout_seconds,
+                third_party_templates=third_party)
+            # check-config made sure both are set for this provider.
+            return TwilioChannel(config, self.environ["TWILIO_ACCOUNT_SID"],
+                                 self.environ["TWILIO_AUTH_TOKEN"])
         outcomes = settings.channels.sandbox_outcomes
         script = (load_outcome_script(self.config.path.parent / outcomes) if outcomes
                   else OutcomeScript.empty())
-        return Engine(self.store, SandboxChannel(script), policy_of(self.config))
+        return SandboxChannel(script)
+
+    async def _unsubscribed(self, number: str, now: datetime) -> None:
+        await handle_reply(self.store, number, "STOP", now, config_version=self.config.version,
+                           max_payload_bytes=self.config.settings.ingest.max_payload_bytes,
+                           message_id=f"unsubscribed:{number}:{now.isoformat()}")
 
     async def _sweep_loop(self, engine: Engine) -> None:
         # An attempt recorded but never answered (a crash between the two) is not sent again.

@@ -38,13 +38,15 @@ class Outcome(StrEnum):
     REFUSED = "refused"
     # Extension: the provider's answer was lost and reconciliation could not decide.
     UNKNOWN = "unknown"
+    # Extension: the provider never accepted it (rate limited, down): not a contact attempt.
+    NOT_SENT = "not-sent"
 
 
 CALL_OUTCOMES = frozenset({Outcome.COMPLETED, Outcome.MACHINE, Outcome.NO_ANSWER, Outcome.BUSY,
                            Outcome.FAILED, Outcome.CANCELED, Outcome.INVALID_NUMBER,
-                           Outcome.REFUSED, Outcome.UNKNOWN})
+                           Outcome.REFUSED, Outcome.UNKNOWN, Outcome.NOT_SENT})
 SMS_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.UNDELIVERED, Outcome.FAILED,
-                          Outcome.INVALID_NUMBER, Outcome.UNKNOWN})
+                          Outcome.INVALID_NUMBER, Outcome.UNKNOWN, Outcome.NOT_SENT})
 
 
 @dataclass(frozen=True)

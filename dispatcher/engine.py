@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
@@ -18,10 +18,10 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
-from channels.base import Channel
+from channels.base import Channel, ChannelError, SendFailed
 from dispatcher.accounts import AccountState
 from dispatcher.clock import sortable_utc, utc_rfc3339
-from dispatcher.contact import Delivery, Outcome, PastAttempt, Role
+from dispatcher.contact import Delivery, Medium, Outcome, PastAttempt, Role
 from dispatcher.decide import (
     Decision,
     StoredPlan,
@@ -31,7 +31,7 @@ from dispatcher.decide import (
     plan_to_json,
 )
 from dispatcher.gate import Facts, counters, zones_for
-from dispatcher.phones import mask_number
+from dispatcher.phones import mask_number, mask_numbers_in
 from dispatcher.policy import Limits, for_region
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.templates import TemplateSet, content_hash, render
@@ -74,6 +74,23 @@ class ContactStore(Protocol):
                               audit_after: Sequence[Mapping[str, Any]] = (),
                               ) -> list[dict[str, Any]]:
         """Final outcomes, once each; with `plans`, the accounts' next plans too."""
+        ...
+
+
+class Sent(Protocol):
+    """What a channel found at the provider for an attempt."""
+
+    sid: str
+    outcome: Outcome | None
+
+
+@runtime_checkable
+class FindsSent(Protocol):
+    """A channel that can look an attempt up at the provider after its answer was lost."""
+
+    async def find_sent(self, attempt_id: str, to: str, since: datetime,
+                        medium: Medium) -> Sent | None:
+        """The provider's record of the attempt, if it has one."""
         ...
 
 
@@ -179,10 +196,14 @@ def local_times(zones: Sequence[str], at: datetime) -> dict[str, str]:
 class Engine:
     """Decides for due accounts and carries out the decisions."""
 
-    def __init__(self, store: ContactStore, channel: Channel, policy: ContactPolicy) -> None:
+    def __init__(self, store: ContactStore, channel: Channel, policy: ContactPolicy, *,
+                 on_unsubscribed: Callable[[str, datetime], Awaitable[None]] | None = None,
+                 ) -> None:
         self.store = store
         self.channel = channel
         self.policy = policy
+        # The provider said the recipient unsubscribed (Twilio 21610): record the opt-out.
+        self.on_unsubscribed = on_unsubscribed
 
     async def sweep(self, now: datetime) -> SweepStats:
         """Decide for every account due at `now`, until none is left."""
@@ -244,15 +265,15 @@ class Engine:
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
         for delivery, planned, facts, stored in sent:
-            result = await self.channel.send(delivery)
-            stats.sent += 1
-            stats.sent_by_channel[delivery.medium.value] += 1
-            log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
-                     mask_number(delivery.to))
-            if result.outcome is None:
-                continue
-            outcome = OutcomeRow(delivery.attempt_id, result.outcome, now, result.provider_sid)
+            outcome = await self._deliver(delivery, now, stats)
+            if outcome is None:
+                continue  # the provider took it: its status callback brings the outcome
             outcomes.append(outcome)
+            if outcome.outcome in (Outcome.NOT_SENT, Outcome.UNKNOWN):
+                # Not a contact attempt, or one a person must look at: plan afresh later.
+                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored),
+                                     now + max(NEXT_TRY, timedelta(seconds=outcome.wait))))
+                continue
             after = with_outcome(facts, planned, outcome)
             decision = self._decide(after, stored, attempt_id_for(facts.state.account_id, now),
                                     now=now, audit=audit, stats=stats)
@@ -267,6 +288,58 @@ class Engine:
             await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
                 audit_for=outcome_record, plans=plans, audit_after=audit)
+
+    async def _deliver(self, delivery: Delivery, now: datetime,
+                       stats: SweepStats) -> OutcomeRow | None:
+        """Hand one recorded attempt to the channel; the outcome when it is already known."""
+        try:
+            result = await self.channel.send(delivery)
+        except SendFailed as failed:
+            return await self._failed(delivery, failed.error, now)
+        stats.sent += 1
+        stats.sent_by_channel[delivery.medium.value] += 1
+        log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
+                 mask_number(delivery.to))
+        if result.outcome is None:
+            return None
+        return OutcomeRow(delivery.attempt_id, result.outcome, now, result.provider_sid)
+
+    async def _failed(self, delivery: Delivery, error: ChannelError,
+                      now: datetime) -> OutcomeRow | None:
+        detail = mask_numbers_in(error.detail)
+        log.warning("attempt %s to %s: provider error %s: %s", delivery.attempt_id,
+                    mask_number(delivery.to), error.code, detail)
+        if error.retryable:
+            return OutcomeRow(delivery.attempt_id, Outcome.NOT_SENT, now, None,
+                              f"provider error {error.code}: not sent; not a contact attempt",
+                              wait=error.retry_after or 0.0)
+        if error.reconcile:
+            return await self.reconcile(delivery, now)
+        if error.unsubscribed and self.on_unsubscribed is not None:
+            await self.on_unsubscribed(delivery.to, now)
+        return OutcomeRow(delivery.attempt_id, error.outcome or Outcome.FAILED, now, None,
+                          f"provider error {error.code}")
+
+    async def reconcile(self, delivery: Delivery, now: datetime) -> OutcomeRow | None:
+        """The provider's answer was lost: ask it, never send again blindly."""
+        finder = self.channel if isinstance(self.channel, FindsSent) else None
+        try:
+            found = (await finder.find_sent(delivery.attempt_id, delivery.to, delivery.at,
+                                            delivery.medium) if finder else None)
+        except Exception:  # cannot decide: a person must
+            log.exception("reconciling attempt %s failed", delivery.attempt_id)
+            return OutcomeRow(delivery.attempt_id, Outcome.UNKNOWN, now, None,
+                              "the provider's answer was lost and it could not be asked: "
+                              "not resent; check by hand")
+        if found is None:
+            if finder is None:
+                return OutcomeRow(delivery.attempt_id, Outcome.UNKNOWN, now, None,
+                                  "the provider's answer was lost: not resent; check by hand")
+            return OutcomeRow(delivery.attempt_id, Outcome.NOT_SENT, now, None,
+                              "the provider has no such message or call: it was never sent")
+        if found.outcome is not None:
+            return OutcomeRow(delivery.attempt_id, found.outcome, now, found.sid)
+        return None  # it exists and is under way: its status callback will tell
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
         """Record outcomes that arrive later (a repeat changes nothing); their accounts are
@@ -339,19 +412,20 @@ def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any
 
 
 async def settle_open_attempts(engine: Engine, now: datetime) -> int:
-    """Attempts recorded before a crash with no answer: marked unknown for a person, never
-    resent. (A channel that can ask its provider reconciles them first.)"""
+    """Attempts recorded before a restart with no outcome: looked up at the provider when the
+    channel can (found: its outcome, or left to its callback; not found: never sent), else marked
+    unknown for a person. Never sent again blindly."""
     store = engine.store
     if not isinstance(store, OpenAttempts):
         return 0
-    open_rows = await store.open_attempts()
-    if not open_rows:
-        return 0
-    for row in open_rows:
-        log.warning("attempt %s to %s has no recorded outcome (the dispatcher stopped while "
-                    "sending); marked unknown, not resent", row.attempt_id,
-                    mask_number(row.number))
-    return await engine.record_outcomes(
-        [OutcomeRow(r.attempt_id, Outcome.UNKNOWN, now, None,
-                    "no answer recorded before a restart; not resent: check by hand")
-         for r in open_rows], now)
+    outcomes = []
+    for row in await store.open_attempts():
+        delivery = Delivery(row.attempt_id, row.medium, row.number, "", row.template or "",
+                            "UTC", row.at)
+        outcome = await engine.reconcile(delivery, now)
+        log.warning("attempt %s to %s had no recorded outcome at start: %s", row.attempt_id,
+                    mask_number(row.number),
+                    outcome.outcome.value if outcome else "under way at the provider")
+        if outcome is not None:
+            outcomes.append(outcome)
+    return await engine.record_outcomes(outcomes, now) if outcomes else 0

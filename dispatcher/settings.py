@@ -164,6 +164,9 @@ class TwilioSettings(_Section):
     api_base: HttpUrl = "https://api.twilio.com"
     from_number: str | None = None
     messaging_service_sid: str | None = Field(default=None, pattern=r"^MG[0-9a-f]{32}$")
+    calls_per_second: float = Field(default=1.0, gt=0, le=100)  # Twilio: 1 call/s per account
+    messages_per_second: float = Field(default=1.0, gt=0, le=1000)  # 1 SMS/s per long code
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     @field_validator("from_number")
     @classmethod
@@ -329,11 +332,10 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
                 problems.append(ConfigProblem(
                     str(path), "channels.provider",
                     f"provider 'twilio' needs {name} in the environment"))
-        if isinstance(twilio, TwilioSettings) and not (
-                twilio.from_number or twilio.messaging_service_sid):
+        if isinstance(twilio, TwilioSettings) and not twilio.from_number:
             problems.append(ConfigProblem(str(path), "twilio.from_number",
-                                          "provider 'twilio' needs from_number or "
-                                          "messaging_service_sid"))
+                                          "provider 'twilio' needs from_number: calls are "
+                                          "placed from it (a messaging service sends SMS only)"))
     if environ.get("MQTT_PASSWORD") and not environ.get("MQTT_USERNAME"):
         problems.append(ConfigProblem(str(path), "mqtt.url",
                                       "MQTT_PASSWORD is set but MQTT_USERNAME is not"))

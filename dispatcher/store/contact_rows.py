@@ -47,6 +47,7 @@ class OutcomeRow:
     at: datetime
     provider_sid: str | None = None
     detail: str = ""
+    wait: float = 0.0  # seconds before the account is looked at again (a provider's Retry-After)
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ class ContactRows:
         for row in await self._fetch(
                 f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
                 f"stage, outcome FROM attempts WHERE account_id IN ({marks}) AND "
-                f"(at >= ? OR role != 'debtor') ORDER BY account_id, at, attempt_id",
+                f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
+                f"ORDER BY account_id, at, attempt_id",
                 [*account_ids, sortable_utc(since)]):
             history[row[1]].append(PastAttempt(
                 attempt_id=row[0], at=_instant(row[2]), person=row[3], role=_ROLES[row[4]],

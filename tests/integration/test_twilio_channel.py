@@ -12,9 +12,9 @@ import pytest
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
+from channels.base import SendFailed
 from channels.twilio import (
     RetryPolicy,
-    SendFailed,
     TwilioChannel,
     TwilioConfig,
     make_client,

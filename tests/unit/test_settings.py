@@ -312,3 +312,11 @@ def test_a_state_rule_may_not_loosen_the_deployment(tmp_path: Path) -> None:
     [problem] = problems_of(path)
     assert (problem.file, problem.key) == (str(profile), "regions.US-MA.contacts_per_7_days")
     assert "looser" in problem.reason
+
+
+def test_twilio_needs_a_from_number_for_calls(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[channels]\nprovider = "twilio"\n[twilio]\n'
+                                  'messaging_service_sid = "MG' + "0" * 32 + '"\n')
+    [problem] = problems_of(path, TWILIO_ENV)
+    assert problem.key == "twilio.from_number"
+    assert "calls" in problem.reason

@@ -9,9 +9,8 @@ import aiohttp
 import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
-from channels.base import Channel
+from channels.base import Channel, ChannelError
 from channels.twilio import (
-    ChannelError,
     RateLimiter,
     RetryPolicy,
     SentRecord,

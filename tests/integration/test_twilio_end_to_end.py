@@ -1,0 +1,92 @@
+"""From an MQTT event to a request at the (fake) provider, its signed callback, and the export."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatcher.app import Dispatcher
+from dispatcher.cli import main
+from dispatcher.clock import VirtualClock
+from dispatcher.settings import load_config
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.integration.inprocess import wait_for
+from tests.integration.publish import publish_all
+from tests.support import Broker, free_port, make_config
+
+START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Monday, before 08:00 in Chicago
+NUMBER = "+15125550100"
+ENV = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+
+
+def _event(days: int) -> dict[str, Any]:
+    return {"schema": 1, "event_id": "e-1", "type": "account.overdue",
+            "occurred_at": START.isoformat(), "account_id": "A-1",
+            "data": {"days_past_due": days, "amount_due": "42.00", "currency": "USD",
+                     "debtor": {"name": "Pat Doe", "timezone": "America/Chicago",
+                                "phones": [{"number": NUMBER, "type": "mobile",
+                                            "sms_consent": True, "call_consent": True}]}}}
+
+
+async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> None:
+    config = load_config(config_path, ENV)
+    clock = VirtualClock(START)
+    async with Dispatcher(config, clock=clock, environ=ENV) as daemon:
+        task = asyncio.create_task(daemon.run())
+        await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
+        await publish_all(broker.port, [json.dumps(_event(days)).encode()])
+
+        async def kinds() -> list[str]:
+            return [r["kind"] async for r in daemon.store.audit_records()]
+
+        async with asyncio.timeout(15):
+            while "attempt" not in await kinds():
+                due = await daemon.store.next_due_at()
+                if due is not None and due > clock.now():
+                    clock.set(due)
+                await asyncio.sleep(0.05)
+            while "outcome" not in await kinds():  # noqa: ASYNC110 - the store is polled
+                await asyncio.sleep(0.05)
+        daemon.request_stop()
+        await task
+
+
+async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_record(
+        broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in ENV.items():  # the CLI below reads the same environment as the daemon
+        monkeypatch.setenv(name, value)
+    async with FakeTwilio() as fake:
+        port = free_port()
+        path = make_config(tmp_path, broker.url, extra=(
+            f'public_url = "http://127.0.0.1:{port}"\n'
+            f'[channels]\nprovider = "twilio"\n'
+            f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
+            f'[contact]\nsweep_seconds = 0.02\n'))
+        path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        await _run_until_outcome(path, broker, days=2)  # early stage: a text first
+        await fake.settle()
+        [created] = fake.received("POST", "Messages")
+        sms = fake.messages[next(iter(fake.messages))]
+        signed_callbacks = [c for c in fake.callbacks if "/twilio/sms/status" in c.url]
+    form = dict(created.form)
+    assert form["To"] == NUMBER
+    assert form["StatusCallback"].startswith(f"http://127.0.0.1:{port}/twilio/sms/status")
+    assert "Reply STOP" in form["Body"]
+    assert signed_callbacks
+    out = StringIO()
+    assert await asyncio.to_thread(main, ["audit", "export", "--config", str(path)], out) == 0
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    [attempt] = [r for r in records if r["kind"] == "attempt"]
+    [outcome] = [r for r in records if r["kind"] == "outcome"]
+    assert attempt["channel"] == "sms"
+    assert attempt["to"] == NUMBER
+    assert outcome["attempt_id"] == attempt["attempt_id"]
+    assert outcome["status"] == "delivered"
+    assert outcome["provider_sid"] == sms["sid"]
+    assert attempt["seq"] < outcome["seq"]
