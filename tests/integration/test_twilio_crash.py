@@ -1,0 +1,115 @@
+"""SIGKILL between recording an attempt and the provider's answer never sends it twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dispatcher.zones import number_zones_for
+from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.integration.publish import publish_all
+from tests.support import Broker, Daemon, free_port, make_config, query
+
+# Numbers whose area code names one zone each: one of them is always in the middle of its day.
+CANDIDATES = ("+12125550100", "+13125550100", "+12135550100", "+18085550100", "+442071838750",
+              "+4930123456", "+919876543210", "+81312345678", "+61291234567", "+5511987654321")
+
+
+def _number_in_daytime(now: datetime) -> tuple[str, str]:
+    for number in CANDIDATES:
+        zones = number_zones_for(number)
+        if len(zones) == 1:
+            local = now.astimezone(ZoneInfo(zones[0]))
+            if 10 <= local.hour < 18:
+                return number, zones[0]
+    raise AssertionError("no candidate number is in daytime now")
+
+
+EVERY_DAY = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
+
+
+def _schedule_due_now(folder: Path, zone: str, now: datetime) -> None:
+    """A schedule whose only window starts this minute where the debtor is: the first slot is
+    at most a minute away, whatever the day or hour the test runs."""
+    local = now.astimezone(ZoneInfo(zone))
+    start = local.replace(second=0, microsecond=0)
+    end = start + timedelta(minutes=2)
+    (folder / "schedules" / "now.toml").write_text(f"""
+name = "now"
+[windows]
+soon = {{ start = "{start:%H:%M}", end = "{end:%H:%M}", days = {EVERY_DAY} }}
+[[stages]]
+name = "any"
+days_past_due = [1]
+channels = ["sms"]
+attempts_per_day = 1
+min_gap_minutes = 240
+windows = ["soon"]
+""")
+
+
+async def _until(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    async with asyncio.timeout(seconds):
+        while not predicate():  # noqa: ASYNC110 - the condition lives in another process
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.slow
+async def test_sigkill_while_the_provider_answers_never_sends_twice(
+        broker: Broker, tmp_path: Path, daemons: list[Daemon]) -> None:
+    now = datetime.now(UTC)
+    number, zone = _number_in_daytime(now)
+    # The window must not end at midnight: 10:00-18:00 leaves hours to spare.
+    assert (now + timedelta(seconds=150)).astimezone(ZoneInfo(zone)).hour < 20
+    async with FakeTwilio() as fake:
+        port = free_port()
+        path = make_config(tmp_path, broker.url, extra=(
+            f'public_url = "http://127.0.0.1:{port}"\n'
+            '[channels]\nprovider = "twilio"\n'
+            f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
+            '[contact]\nschedule = "now"\nsweep_seconds = 0.2\n'
+            '[compliance.limits]\ncontact_on_holidays = true\n'), log_format="text")
+        path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        _schedule_due_now(path.parent, zone, now)
+        env = {**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
+        daemon = Daemon(path, env)
+        daemons.append(daemon)
+        # The provider creates the message, then answers only after a long pause, and its
+        # status callbacks are lost...
+        fake.delay_next(30)
+        fake.faults.drop_callbacks = True
+        daemon.start(wait_connected=False)
+        await _until(lambda: "connected to broker" in daemon.new_log(), 20, "connected")
+        event = {"schema": 1, "event_id": "e-1", "type": "account.overdue",
+                 "occurred_at": now.isoformat(), "account_id": "A-1",
+                 "data": {"days_past_due": 3, "amount_due": "9.00", "currency": "USD",
+                          "debtor": {"name": "Pat Doe", "timezone": zone,
+                                     "phones": [{"number": number, "type": "mobile",
+                                                 "sms_consent": True, "call_consent": True}]}}}
+        await publish_all(broker.port, [json.dumps(event).encode()])
+        await _until(lambda: len(fake.received("POST", "Messages")) == 1, 120,
+                     "the message reached the provider")
+        # ...and the dispatcher dies before it hears back.
+        daemon.kill()
+        [(attempt_id, outcome)] = query(path, "SELECT attempt_id, outcome FROM attempts")
+        assert outcome is None
+        daemon.start(wait_connected=False)
+        await _until(lambda: bool(query(path, "SELECT 1 FROM attempts WHERE outcome IS NOT "
+                                              "NULL")), 30, "the attempt reconciled")
+        await asyncio.sleep(1.0)  # sweeps after the restart: none may send it again
+        daemon.terminate()
+        posts = fake.received("POST", "Messages")
+        [sid] = list(fake.messages)
+    assert len(posts) == 1
+    [(outcome, provider_sid)] = query(
+        path, "SELECT outcome, provider_sid FROM attempts WHERE attempt_id = ?", (attempt_id,))
+    assert provider_sid == sid
+    assert outcome in ("delivered", "sent")  # the provider's own record of it
+    assert "had no recorded outcome at start" in daemon.new_log()
