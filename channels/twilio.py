@@ -341,6 +341,11 @@ class TwilioChannel:
                                        self.config.api_base, self.config.request_timeout)
         return self._client
 
+    def sends_per_second(self, medium: Medium) -> float:
+        """The configured rate of `medium`, which bounds how much one sweep sends."""
+        return (self.config.calls_per_second if medium is Medium.CALL
+                else self.config.messages_per_second)
+
     def limiter(self, medium: Medium) -> RateLimiter:
         """The rate limiter of the sender that `medium` uses."""
         key = sender_key(medium, self.config, self.account_sid)

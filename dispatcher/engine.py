@@ -43,6 +43,9 @@ log = logging.getLogger("dispatcher.engine")
 
 HISTORY_DAYS = 35
 BATCH = 500
+# One sweep sends no more than its channel's rate allows in this time: an attempt is sent within
+# seconds of the decision that checked its hours, never minutes later behind a queue.
+SEND_WINDOW_SECONDS = 20
 NEXT_TRY = timedelta(minutes=1)
 
 
@@ -91,6 +94,15 @@ class FindsSent(Protocol):
     async def find_sent(self, attempt_id: str, to: str, since: datetime,
                         medium: Medium) -> Sent | None:
         """The provider's record of the attempt, if it has one."""
+        ...
+
+
+@runtime_checkable
+class RateLimited(Protocol):
+    """A channel that sends at most so many per second (per medium)."""
+
+    def sends_per_second(self, medium: Medium) -> float:
+        """The channel's configured rate for `medium`."""
         ...
 
 
@@ -226,13 +238,21 @@ class Engine:
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
         sent: list[_Sent] = []
+        budget = self._send_budget()
         for account_id, context in contexts.items():
             facts = facts_for(context)
             stored = plan_from_json(context.plan_json)
             attempt_id = attempt_id_for(account_id, now)
             decision = self._decide(facts, stored, attempt_id, now=now, audit=audit,
                                     stats=stats)
+            if decision.send is not None and budget[decision.send.target.medium] <= 0:
+                # Over this sweep's sending budget: the same attempt, decided again a tick later.
+                later = StoredPlan(replace(decision.send, at=now + NEXT_TRY),
+                                   stored.promise_broken)
+                plans.append(PlanRow(account_id, plan_to_json(later), now + NEXT_TRY))
+                continue
             if decision.send is not None:
+                budget[decision.send.target.medium] -= 1
                 row, record, delivery = self._attempt(facts, decision.send, attempt_id, now)
                 attempts.append(row)
                 audit.append(record)
@@ -241,6 +261,12 @@ class Engine:
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
                                           config_version=self.policy.config_version)
         await self._send(sent, now, stats)
+
+    def _send_budget(self) -> dict[Medium, float]:
+        if not isinstance(self.channel, RateLimited):
+            return {m: float("inf") for m in Medium}
+        return {m: max(1.0, self.channel.sends_per_second(m) * SEND_WINDOW_SECONDS)
+                for m in Medium}
 
     def _decide(self, facts: Facts, stored: StoredPlan, attempt_id: str, *, now: datetime,
                 audit: list[dict[str, Any]], stats: SweepStats) -> Decision:

@@ -16,13 +16,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bench.reach import WINDOWS, reach
-from channels.sandbox import load_outcome_script
+from channels.sandbox import SandboxChannel, load_outcome_script
 from dispatcher.audit import verify_chain
+from dispatcher.classify import classify
 from dispatcher.cli import main
+from dispatcher.contact import Medium
+from dispatcher.engine import NEXT_TRY, Engine
 from dispatcher.errors import ConfigError
 from dispatcher.explain import explain
 from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.simulate import Simulation, read_events, run_simulation
+from dispatcher.simulate import Simulation, policy_of, read_events, run_simulation
 from dispatcher.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -346,3 +349,32 @@ async def test_a_number_that_does_not_connect_gives_way_to_the_next(
     numbers = [r["to"] for r in attempts(records, "call")]
     assert numbers[:2] == [MOBILE, MOBILE]
     assert numbers[2] == HOME
+
+
+class _SlowSandbox(SandboxChannel):
+    """The sandbox, declaring a provider rate of one text every 10 seconds."""
+
+    def sends_per_second(self, medium: Medium) -> float:
+        return 0.1
+
+
+async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    events = [overdue(f"A-{n}", days=2, n=n, phones=[{
+        "number": f"+1512555{n:04d}", "type": "mobile", "sms_consent": True,
+        "call_consent": True}]) for n in range(100, 105)]
+    async with open_store(tmp_path / "s.db") as store:
+        await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
+                                 now=START, config_version="t")
+        channel = _SlowSandbox(load_outcome_script_empty(tmp_path))
+        engine = Engine(store, channel, policy_of(config))
+        await engine.sweep(START)
+        due = await store.next_due_at()
+        assert due is not None
+        first = await engine.sweep(due)
+        # 0.1/s over the 20 s window: 2 texts now, the others a tick later, each decided anew.
+        assert first.sent == 2
+        later = await engine.sweep(due + NEXT_TRY)
+        assert later.sent == 2
+        assert (await engine.sweep(due + 2 * NEXT_TRY)).sent == 1
+    assert len(channel.sent) == 5
