@@ -48,6 +48,7 @@ UNSUBSCRIBED_CODE = 21610
 TOO_MANY_REQUESTS_CODE = 20429
 # A gateway error or timeout may hide a message or call already created upstream.
 MAYBE_CREATED_STATUSES = frozenset({502, 504})
+RATE_MARGIN = 0.99
 LIST_LIMIT = 200  # newest records examined by find_sent: enough for one number's recent history
 
 
@@ -350,9 +351,9 @@ class TwilioChannel:
         """The rate limiter of the sender that `medium` uses."""
         key = sender_key(medium, self.config, self.account_sid)
         if key not in self._limiters:
-            rate = (self.config.calls_per_second if medium is Medium.CALL
-                    else self.config.messages_per_second)
-            self._limiters[key] = RateLimiter(rate)
+            # 1% under the limit: jitter on the way must never let the provider count more
+            # requests than the limit in any one second.
+            self._limiters[key] = RateLimiter(self.sends_per_second(medium) * RATE_MARGIN)
         return self._limiters[key]
 
     async def send(self, delivery: Delivery) -> DeliveryResult:

@@ -18,3 +18,13 @@ def test_ingest_benchmark_runs_and_prints_both_rates() -> None:
                  "ratio dispatcher / bare aiomqtt:", "ratio dispatcher / bare aiomqtt v5:",
                  "ratio dispatcher / bare v5 drained:", "validate+commit alone, no MQTT:"):
         assert line in result.stdout
+
+
+def test_dispatch_benchmark_runs_and_prints_rate_and_limit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.dispatch", "--accounts", "60", "--rate", "50"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    for line in ("accounts (texts sent):        60", "configured limit:",
+                 "sustained dispatch rate:", "most in any one second:"):
+        assert line in result.stdout
