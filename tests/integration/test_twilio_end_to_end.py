@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from dispatcher.app import Dispatcher
 from dispatcher.cli import main
 from dispatcher.clock import VirtualClock
 from dispatcher.settings import load_config
+from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
@@ -90,3 +91,53 @@ async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_reco
     assert outcome["status"] == "delivered"
     assert outcome["provider_sid"] == sms["sid"]
     assert attempt["seq"] < outcome["seq"]
+
+
+async def _first_outcome(config_path: Path, broker: Broker) -> list[dict[str, Any]]:
+    await _run_until_outcome(config_path, broker, days=2)
+    config = load_config(config_path, ENV)
+    async with open_store(config.store_path, create=False) as store:
+        return [r async for r in store.audit_records()]
+
+
+def _config(tmp_path: Path, broker: Broker, fake: FakeTwilio) -> Path:
+    port = free_port()
+    path = make_config(tmp_path, broker.url, extra=(
+        f'public_url = "http://127.0.0.1:{port}"\n'
+        f'[channels]\nprovider = "twilio"\n'
+        f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
+        f'[contact]\nsweep_seconds = 0.02\n'))
+    path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+    return path
+
+
+@pytest.mark.parametrize(("code", "status", "expected"), [
+    (21211, 400, "invalid-number"),   # not a valid number: marked for the data team
+    (21614, 400, "invalid-number"),   # not a mobile: no texts to it
+    (21610, 400, "failed"),           # unsubscribed at the carrier: recorded as an opt-out
+    (21408, 400, "failed"),           # any other 4xx: failed with its code, audited
+])
+async def test_provider_refusals_become_outcomes(
+        broker: Broker, tmp_path: Path, code: int, status: int, expected: str) -> None:
+    async with FakeTwilio() as fake:
+        fake.fail_number(NUMBER, code, status)
+        records = await _first_outcome(_config(tmp_path, broker, fake), broker)
+    [outcome] = [r for r in records if r["kind"] == "outcome"]
+    assert outcome["status"] == expected
+    assert str(code) in outcome["detail"]
+    opt_outs = [r for r in records if r["kind"] == "opt_out"]
+    assert (len(opt_outs) == 1) is (code == 21610)
+
+
+async def test_a_rate_limited_provider_means_not_sent_and_no_contact_counted(
+        broker: Broker, tmp_path: Path) -> None:
+    async with FakeTwilio() as fake:
+        fake.fail_next(429, times=1000)  # every retry within the send's budget is refused
+        path = _config(tmp_path, broker, fake)
+        records = await _first_outcome(path, broker)
+    [outcome] = [r for r in records if r["kind"] == "outcome"]
+    assert outcome["status"] == "not-sent"
+    assert "not a contact attempt" in outcome["detail"]
+    async with open_store(load_config(path, ENV).store_path, create=False) as store:
+        [context] = (await store.contexts(["A-1"], START - timedelta(days=1))).values()
+    assert context.history == ()  # no cap, gap or daily count sees it
