@@ -8,7 +8,7 @@ import os
 import random
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -36,6 +36,9 @@ from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
 
 log = logging.getLogger(__name__)
+
+RECONCILE_EVERY = timedelta(minutes=5)
+SILENT_FOR = timedelta(minutes=15)  # a call lasts a while; a text's callback comes in seconds
 
 
 def backoff_delays(first: float, cap: float, rng: random.Random) -> list[float]:
@@ -190,9 +193,15 @@ class Dispatcher:
         # An attempt recorded but never answered (a crash between the two) is not sent again.
         await settle_open_attempts(engine, self.clock.now())
         every = self.config.settings.contact.sweep_seconds
+        reconciled = self.clock.now()
         while not self._stop.is_set():
             try:
-                stats = await engine.sweep(self.clock.now())
+                now = self.clock.now()
+                if now - reconciled >= RECONCILE_EVERY:
+                    # Status callbacks get lost: ask the provider about attempts long silent.
+                    reconciled = now
+                    await settle_open_attempts(engine, now, older_than=SILENT_FOR)
+                stats = await engine.sweep(now)
             except Exception:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.

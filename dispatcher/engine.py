@@ -437,19 +437,23 @@ def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any
     return record
 
 
-async def settle_open_attempts(engine: Engine, now: datetime) -> int:
-    """Attempts recorded before a restart with no outcome: looked up at the provider when the
-    channel can (found: its outcome, or left to its callback; not found: never sent), else marked
-    unknown for a person. Never sent again blindly."""
+async def settle_open_attempts(engine: Engine, now: datetime, *,
+                               older_than: timedelta | None = None) -> int:
+    """Attempts without an outcome (a crash before the provider answered; a status callback that
+    never came): looked up at the provider when the channel can (found: its outcome, or left to
+    its callback while under way; not found: never sent), else marked unknown for a person.
+    Never sent again blindly. `older_than` limits it to attempts at least that old."""
     store = engine.store
     if not isinstance(store, OpenAttempts):
         return 0
     outcomes = []
     for row in await store.open_attempts():
+        if older_than is not None and now - row.at < older_than:
+            continue
         delivery = Delivery(row.attempt_id, row.medium, row.number, "", row.template or "",
                             "UTC", row.at)
         outcome = await engine.reconcile(delivery, now)
-        log.warning("attempt %s to %s had no recorded outcome at start: %s", row.attempt_id,
+        log.warning("attempt %s to %s had no outcome: %s", row.attempt_id,
                     mask_number(row.number),
                     outcome.outcome.value if outcome else "under way at the provider")
         if outcome is not None:

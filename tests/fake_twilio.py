@@ -151,6 +151,8 @@ class FakeTwilio:
         self._runner: web.AppRunner | None = None
         self._session: ClientSession | None = None
         self._validator = RequestValidator(auth_token)
+        # The provider's idea of now: a test on a virtual clock gives the fake the same one.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # --- lifecycle ---
 
@@ -282,7 +284,7 @@ class FakeTwilio:
         return None
 
     def _base_resource(self, kind: str, prefix: str, form: MultiDictProxy[Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = self.clock()
         sid = _new_sid(prefix)
         return {"sid": sid, "account_sid": self.account_sid, "api_version": API_VERSION,
                 "to": str(form["To"]), "from": form.get("From"), "direction": "outbound-api",
@@ -399,7 +401,7 @@ class FakeTwilio:
         await self._post_all(str(url) if url else None, posts)
 
     def _advance_message(self, message: dict[str, Any], status: str, code: int | None) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         message.update(status=status, _updated=now, error_code=code)
         if status == "sent":
             message["_sent"] = now
@@ -435,10 +437,9 @@ class FakeTwilio:
         url = form.get("StatusCallback")
         await self._post_all(str(url) if url else None, posts)
 
-    @staticmethod
-    def _advance_call(call: dict[str, Any], status: str, script: CallScript, *,
+    def _advance_call(self, call: dict[str, Any], status: str, script: CallScript, *,
                       detect: bool) -> None:
-        now = datetime.now(UTC)
+        now = self.clock()
         call.update(status=status, _updated=now)
         if status == "ringing":
             call["_start"] = now
@@ -455,7 +456,7 @@ class FakeTwilio:
                   else call["status"], "Called": call["to"], "Caller": call["from"],
                   "To": call["to"], "From": call["from"], "Direction": "outbound-api",
                   "CallbackSource": "call-progress-events", "SequenceNumber": str(sequence),
-                  "Timestamp": rfc2822(datetime.now(UTC)) or ""}
+                  "Timestamp": rfc2822(self.clock()) or ""}
         if call["answered_by"]:
             params["AnsweredBy"] = call["answered_by"]
         if event == "completed":

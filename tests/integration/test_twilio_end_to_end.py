@@ -141,3 +141,38 @@ async def test_a_rate_limited_provider_means_not_sent_and_no_contact_counted(
     async with open_store(load_config(path, ENV).store_path, create=False) as store:
         [context] = (await store.contexts(["A-1"], START - timedelta(days=1))).values()
     assert context.history == ()  # no cap, gap or daily count sees it
+
+
+async def test_a_lost_status_callback_is_reconciled_with_the_provider(
+        broker: Broker, tmp_path: Path) -> None:
+    async with FakeTwilio() as fake:
+        fake.faults.drop_callbacks = True
+        clock = VirtualClock(START)
+        fake.clock = clock.now  # the provider's timestamps follow the same virtual time
+        config = load_config(_config(tmp_path, broker, fake), ENV)
+        async with Dispatcher(config, clock=clock, environ=ENV) as daemon:
+            task = asyncio.create_task(daemon.run())
+            await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
+            await publish_all(broker.port, [json.dumps(_event(2)).encode()])
+
+            async def records() -> list[dict[str, Any]]:
+                return [r async for r in daemon.store.audit_records()]
+
+            async with asyncio.timeout(15):
+                while not any(r["kind"] == "attempt" for r in await records()):
+                    due = await daemon.store.next_due_at()
+                    if due is not None and due > clock.now():
+                        clock.set(due)
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+                assert not any(r["kind"] == "outcome" for r in await records())
+                clock.set(clock.now() + timedelta(minutes=16))  # silent for a quarter hour
+                while not any(r["kind"] == "outcome" for r in await records()):  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            daemon.request_stop()
+            await task
+            produced = await records()
+        [sid] = list(fake.messages)
+    [outcome] = [r for r in produced if r["kind"] == "outcome"]
+    assert (outcome["status"], outcome["provider_sid"]) == ("delivered", sid)
+    assert len([r for r in produced if r["kind"] == "attempt"]) == 1
