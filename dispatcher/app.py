@@ -160,7 +160,8 @@ class Dispatcher:
 
     def _engine(self) -> Engine:
         policy = policy_of(self.config)
-        return Engine(self.store, self._channel(), policy, on_unsubscribed=self._unsubscribed)
+        return Engine(self.store, self._channel(), policy, on_unsubscribed=self._unsubscribed,
+                      clock=self.clock)
 
     def _channel(self) -> Channel:
         settings = self.config.settings

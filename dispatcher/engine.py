@@ -12,7 +12,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -20,19 +20,29 @@ import phonenumbers
 
 from channels.base import Channel, ChannelError, SendFailed
 from dispatcher.accounts import AccountState
-from dispatcher.clock import sortable_utc, utc_rfc3339
+from dispatcher.clock import Clock, sortable_utc, utc_rfc3339
 from dispatcher.contact import Delivery, Medium, Outcome, PastAttempt, Role
 from dispatcher.decide import (
     Decision,
     StoredPlan,
     Suppression,
+    budget_for,
     decide,
     plan_from_json,
     plan_to_json,
 )
-from dispatcher.gate import Facts, counters, zones_for
+from dispatcher.gate import (
+    HOLIDAY,
+    NO_CONTACT_DAY,
+    Facts,
+    Refusal,
+    counters,
+    time_refusals,
+    zones_for,
+)
 from dispatcher.phones import mask_number, mask_numbers_in
 from dispatcher.policy import Limits, for_region
+from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.templates import TemplateSet, content_hash, render
 from dispatcher.zones import candidate_zones
@@ -210,10 +220,12 @@ class Engine:
 
     def __init__(self, store: ContactStore, channel: Channel, policy: ContactPolicy, *,
                  on_unsubscribed: Callable[[str, datetime], Awaitable[None]] | None = None,
-                 ) -> None:
+                 clock: Clock | None = None) -> None:
         self.store = store
         self.channel = channel
         self.policy = policy
+        # With a clock (the daemon), the hours are checked again at the moment of sending.
+        self.clock = clock
         # The provider said the recipient unsubscribed (Twilio 21610): record the opt-out.
         self.on_unsubscribed = on_unsubscribed
 
@@ -291,7 +303,15 @@ class Engine:
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
         for delivery, planned, facts, stored in sent:
-            outcome = await self._deliver(delivery, now, stats)
+            late = self._refused_at_sending(planned, facts)
+            if late is not None:
+                audit.append(self._suppressed_record(facts, Suppression(late, planned),
+                                                     self._now()))
+                outcome: OutcomeRow | None = OutcomeRow(
+                    delivery.attempt_id, Outcome.NOT_SENT, now, None,
+                    f"refused at the moment of sending: {late[0].reason}")
+            else:
+                outcome = await self._deliver(delivery, now, stats)
             if outcome is None:
                 continue  # the provider took it: its status callback brings the outcome
             outcomes.append(outcome)
@@ -314,6 +334,23 @@ class Engine:
             await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
                 audit_for=outcome_record, plans=plans, audit_after=audit)
+
+    def _now(self) -> datetime:
+        return self.clock.now() if self.clock is not None else datetime.now(UTC)
+
+    def _refused_at_sending(self, planned: PlannedAttempt,
+                            facts: Facts) -> tuple[Refusal, ...] | None:
+        """The time rules asked again just before the request leaves: a rate-limited queue
+        must not carry an attempt past the end of the allowed hours."""
+        if self.clock is None:
+            return None
+        limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
+        found = time_refusals(planned.target, facts, limits,
+                              budget_for(self.policy.schedule, planned.stage, limits),
+                              self.clock.now())
+        timed = tuple(r for r in found if r.reason in (QUIET_HOURS, AMBIGUOUS, HOLIDAY,
+                                                        NO_CONTACT_DAY))
+        return timed or None
 
     async def _deliver(self, delivery: Delivery, now: datetime,
                        stats: SweepStats) -> OutcomeRow | None:

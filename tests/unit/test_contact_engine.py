@@ -20,6 +20,7 @@ from channels.sandbox import SandboxChannel, load_outcome_script
 from dispatcher.audit import verify_chain
 from dispatcher.classify import classify
 from dispatcher.cli import main
+from dispatcher.clock import VirtualClock
 from dispatcher.contact import Medium
 from dispatcher.engine import NEXT_TRY, Engine
 from dispatcher.errors import ConfigError
@@ -378,3 +379,36 @@ async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
         assert later.sent == 2
         assert (await engine.sweep(due + 2 * NEXT_TRY)).sent == 1
     assert len(channel.sent) == 5
+
+
+async def test_hours_are_asked_again_at_the_moment_of_sending(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
+    (folder / "schedules" / "late.toml").write_text(
+        'name = "late"\n[windows]\nlast = { start = "20:58", end = "21:00" }\n'
+        '[[stages]]\nname = "any"\ndays_past_due = [1]\nchannels = ["call"]\n'
+        'attempts_per_day = 1\nmin_gap_minutes = 240\nwindows = ["last"]\n')
+    path = folder / "dispatcher.toml"
+    path.write_text(path.read_text() + '\n[contact]\nschedule = "late"\n')
+    late_config = load_config(path, {})
+    async with open_store(tmp_path / "s.db") as store:
+        await store.record_batch([classify(json.dumps(overdue(days=3)).encode(), "t", 65536)],
+                                 now=START, config_version="t")
+        channel = SandboxChannel(load_outcome_script_empty(tmp_path))
+        # The request leaves 90 s after the decision (a provider's queue): past 21:00 there.
+        sending = VirtualClock(START)
+        engine = Engine(store, channel, policy_of(late_config), clock=sending)
+        await engine.sweep(START)
+        due = await store.next_due_at()
+        assert due is not None
+        assert due.astimezone(CHICAGO).strftime("%H:%M") == "20:59"
+        sending.set(due + timedelta(seconds=90))
+        stats = await engine.sweep(due)
+        records = [r async for r in store.audit_records()]
+    assert stats.sent == 0
+    assert channel.sent == []
+    [outcome] = [r for r in records if r["kind"] == "outcome"]
+    assert outcome["status"] == "not-sent"
+    [suppressed] = [r for r in records if r["kind"] == "suppressed"]
+    assert suppressed["reason"] == "quiet_hours"
