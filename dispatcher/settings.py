@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -26,6 +25,7 @@ from dispatcher.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.phones import validate_e164
 from dispatcher.policy import Limits, apply_overrides, looser_than_legal
 from dispatcher.templates import TemplateSet, load_templates
+from dispatcher.tomlfiles import read_toml
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
 DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
@@ -279,21 +279,6 @@ def config_path_from(cli_value: str | None, environ: Mapping[str, str] = os.envi
     return DEFAULT_CONFIG_PATH
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem(str(path), "(file)", "file not found")]) from None
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), "(file)", exc.strerror or str(exc))]) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except UnicodeDecodeError:
-        raise ConfigError([ConfigProblem(str(path), "(file)", "not UTF-8 text")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), "(syntax)", str(exc))]) from None
-
-
 def _problems(path: Path, exc: ValidationError, prefix: str = "") -> list[ConfigProblem]:
     problems = []
     for err in exc.errors(include_url=False):
@@ -342,18 +327,22 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
     return problems
 
 
-def _load_profile(path: Path, name: str) -> tuple[Profile | None, bytes, list[ConfigProblem]]:
-    profile_path = path.parent / "profiles" / f"{name}.toml"
-    if not profile_path.is_file():
-        return None, b"", [ConfigProblem(str(path), "compliance.profile",
-                                         f"no profile file {profile_path}")]
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def _load_named(path: Path, key: str, folder: str, name: str,
+                model: type[_Model]) -> tuple[_Model | None, bytes, list[ConfigProblem]]:
+    """A file the config names by `key` (config/<folder>/<name>.toml), validated as `model`."""
+    named = path.parent / folder / f"{name}.toml"
+    if not named.is_file():
+        return None, b"", [ConfigProblem(str(path), key, f"no {folder[:-1]} file {named}")]
     try:
-        data, raw = _read_toml(profile_path)
-        return Profile.model_validate(data), raw, []
+        data, raw = read_toml(named)
+        return model.model_validate(data), raw, []
     except ConfigError as exc:
         return None, b"", exc.problems
     except ValidationError as exc:
-        return None, b"", _problems(profile_path, exc)
+        return None, b"", _problems(named, exc)
 
 
 def _effective_limits(path: Path, profile_path: Path, profile: Profile,
@@ -392,20 +381,6 @@ def _regional_limits(profile_path: Path, profile: Profile,
     return found, problems
 
 
-def _load_schedule(path: Path, name: str) -> tuple[Schedule | None, bytes, list[ConfigProblem]]:
-    schedule_path = path.parent / "schedules" / f"{name}.toml"
-    if not schedule_path.is_file():
-        return None, b"", [ConfigProblem(str(path), "contact.schedule",
-                                         f"no schedule file {schedule_path}")]
-    try:
-        data, raw = _read_toml(schedule_path)
-        return Schedule.model_validate(data), raw, []
-    except ConfigError as exc:
-        return None, b"", exc.problems
-    except ValidationError as exc:
-        return None, b"", _problems(schedule_path, exc)
-
-
 def _template_problems(schedule_path: Path, schedule: Schedule,
                        templates: TemplateSet) -> list[ConfigProblem]:
     """Every template the schedule names exists and fits its medium and party."""
@@ -436,14 +411,15 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
 
     Every problem found is reported at once, each with its file, key and reason.
     """
-    data, raw = _read_toml(path)
+    data, raw = read_toml(path)
     sections, problems = _validate_sections(path, data)
     problems.extend(_environment_problems(path, sections, environ))
     compliance, contact = sections.get("compliance"), sections.get("contact")
     profile, profile_raw, limits = None, b"", None
     regional: dict[str, Limits] = {}
     if isinstance(compliance, ComplianceSettings):
-        profile, profile_raw, profile_problems = _load_profile(path, compliance.profile)
+        profile, profile_raw, profile_problems = _load_named(
+            path, "compliance.profile", "profiles", compliance.profile, Profile)
         problems.extend(profile_problems)
         if profile is not None:
             profile_path = path.parent / "profiles" / f"{compliance.profile}.toml"
@@ -455,7 +431,8 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
                 problems.extend(regional_problems)
     schedule, schedule_raw, templates = None, b"", None
     if isinstance(contact, ContactSettings):
-        schedule, schedule_raw, schedule_problems = _load_schedule(path, contact.schedule)
+        schedule, schedule_raw, schedule_problems = _load_named(
+            path, "contact.schedule", "schedules", contact.schedule, Schedule)
         problems.extend(schedule_problems)
         try:
             templates = load_templates(path.parent / contact.templates)

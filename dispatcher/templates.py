@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +20,7 @@ from typing import Any, TypeVar
 
 from dispatcher.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.tomlfiles import read_toml
 
 DEFAULT_TEMPLATES_PATH = Path("config/templates.toml")
 
@@ -333,24 +333,9 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], bytes]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError([ConfigProblem(str(path), "(file)", "file not found")]) from None
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), "(file)", exc.strerror or str(exc))]) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8")), raw
-    except UnicodeDecodeError:
-        raise ConfigError([ConfigProblem(str(path), "(file)", "not UTF-8 text")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([ConfigProblem(str(path), "(syntax)", str(exc))]) from None
-
-
 def load_templates(path: Path) -> TemplateSet:
     """Read and check a templates file; ConfigError lists every problem at once."""
-    data, raw_bytes = _read_toml(path)
+    data, raw_bytes = read_toml(path)
     file = str(path)
     problems = [ConfigProblem(file, key, "unknown key") for key in data if key != "templates"]
     tables = data.get("templates")

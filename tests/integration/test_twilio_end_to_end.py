@@ -63,13 +63,8 @@ async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_reco
     for name, value in ENV.items():  # the CLI below reads the same environment as the daemon
         monkeypatch.setenv(name, value)
     async with FakeTwilio() as fake:
-        port = free_port()
-        path = make_config(tmp_path, broker.url, extra=(
-            f'public_url = "http://127.0.0.1:{port}"\n'
-            f'[channels]\nprovider = "twilio"\n'
-            f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
-            f'[contact]\nsweep_seconds = 0.02\n'))
-        path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        path = _config(tmp_path, broker, fake)
+        port = load_config(path, ENV).settings.webhook.port
         await _run_until_outcome(path, broker, days=2)  # early stage: a text first
         await fake.settle()
         [created] = fake.received("POST", "Messages")
