@@ -20,9 +20,8 @@ from typing import Any
 
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.classify import classify
-from dispatcher.engine import Engine
+from dispatcher.engine import Engine, policy_of
 from dispatcher.settings import load_config
-from dispatcher.simulate import policy_of
 from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 

@@ -21,14 +21,13 @@ from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Party
-from dispatcher.engine import Engine, outcome_record, settle_open_attempts
+from dispatcher.engine import Engine, outcome_record, policy_of, settle_open_attempts
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
 from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig
-from dispatcher.simulate import policy_of
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.contact_rows import OutcomeRow
 from dispatcher.twilio_webhooks import TwilioWebhooks

@@ -43,6 +43,7 @@ from dispatcher.gate import (
 from dispatcher.phones import mask_number, mask_numbers_in
 from dispatcher.policy import Limits, for_region
 from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS
+from dispatcher.settings import LoadedConfig
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.templates import TemplateSet, content_hash, render
 from dispatcher.zones import candidate_zones
@@ -156,6 +157,16 @@ class SweepStats:
     suppressed: int = 0
     outcomes: int = 0
     sent_by_channel: Counter[str] = field(default_factory=Counter)
+
+
+def policy_of(config: LoadedConfig) -> ContactPolicy:
+    """The contact policy the config describes."""
+    contact = config.settings.contact
+    return ContactPolicy(schedule=config.schedule, limits=config.limits,
+                         regional=config.regional_limits,
+                         templates=config.templates, business=contact.business,
+                         callback=contact.callback, agent=contact.agent,
+                         default_locale=contact.default_locale, config_version=config.version)
 
 
 def facts_for(context: AccountContext) -> Facts:

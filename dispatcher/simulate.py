@@ -20,7 +20,7 @@ from channels.sandbox import OutcomeScript, SandboxChannel
 from dispatcher.audit import canonical_json
 from dispatcher.classify import classify
 from dispatcher.clock import VirtualClock, parse_rfc3339
-from dispatcher.engine import ContactPolicy, Engine
+from dispatcher.engine import Engine, policy_of
 from dispatcher.phones import mask_number
 from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig
@@ -37,16 +37,6 @@ class _Timed:
     at: datetime
     order: int
     payload: bytes
-
-
-def policy_of(config: LoadedConfig) -> ContactPolicy:
-    """The contact policy the config describes."""
-    contact = config.settings.contact
-    return ContactPolicy(schedule=config.schedule, limits=config.limits,
-                         regional=config.regional_limits,
-                         templates=config.templates, business=contact.business,
-                         callback=contact.callback, agent=contact.agent,
-                         default_locale=contact.default_locale, config_version=config.version)
 
 
 def _delivery_time(payload: bytes, start: datetime) -> datetime:

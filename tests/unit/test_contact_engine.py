@@ -22,11 +22,11 @@ from dispatcher.classify import classify
 from dispatcher.cli import main
 from dispatcher.clock import VirtualClock
 from dispatcher.contact import Medium
-from dispatcher.engine import NEXT_TRY, Engine
+from dispatcher.engine import NEXT_TRY, Engine, policy_of
 from dispatcher.errors import ConfigError
 from dispatcher.explain import explain
 from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.simulate import Simulation, policy_of, read_events, run_simulation
+from dispatcher.simulate import Simulation, read_events, run_simulation
 from dispatcher.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
