@@ -20,7 +20,7 @@ from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
-from dispatcher.contact import Party
+from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine, outcome_record, policy_of, settle_open_attempts
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
@@ -87,6 +87,7 @@ class Dispatcher:
         try:
             self._store = await self._stack.enter_async_context(
                 open_store(self.config.store_path))
+            self.store.audit_observers.append(self.metrics.observe_audit)
             await self.store.append_audit([{
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
@@ -160,7 +161,7 @@ class Dispatcher:
     def _engine(self) -> Engine:
         policy = policy_of(self.config)
         return Engine(self.store, self._channel(), policy, on_unsubscribed=self._unsubscribed,
-                      clock=self.clock)
+                      clock=self.clock, on_sent=self._sent)
 
     def _channel(self) -> Channel:
         settings = self.config.settings
@@ -184,6 +185,15 @@ class Dispatcher:
                   else OutcomeScript.empty())
         return SandboxChannel(script)
 
+    async def _measure_lag(self) -> None:
+        due = await self.store.next_due_at()
+        lag = max(0.0, (self.clock.now() - due).total_seconds()) if due else 0.0
+        self.metrics.due_lag.set(lag)
+        self.health.due_lag_seconds = lag
+
+    def _sent(self, medium: Medium, seconds: float) -> None:
+        self.metrics.provider_latency.labels(medium.value).observe(seconds)
+
     async def _unsubscribed(self, number: str, now: datetime) -> None:
         await handle_reply(self.store, number, "STOP", now, config_version=self.config.version,
                            max_payload_bytes=self.config.settings.ingest.max_payload_bytes,
@@ -201,7 +211,7 @@ class Dispatcher:
                     # Status callbacks get lost: ask the provider about attempts long silent.
                     reconciled = now
                     await settle_open_attempts(engine, now, older_than=SILENT_FOR)
-                stats = await engine.sweep(now)
+                await engine.sweep(now)
             except Exception:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.
@@ -209,9 +219,8 @@ class Dispatcher:
                 await pause(every, self._stop)
                 continue
             self.metrics.sweeps.inc()
-            self.metrics.suppressed.inc(stats.suppressed)
-            for channel, count in stats.sent_by_channel.items():
-                self.metrics.attempts.labels(channel).inc(count)
+            # Attempts, outcomes and suppressions are counted from the committed audit records.
+            await self._measure_lag()
             await pause(every, self._stop)
 
     async def _checkpoints(self, every_seconds: float = 1.0) -> None:

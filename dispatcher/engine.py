@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -231,12 +232,14 @@ class Engine:
 
     def __init__(self, store: ContactStore, channel: Channel, policy: ContactPolicy, *,
                  on_unsubscribed: Callable[[str, datetime], Awaitable[None]] | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None,
+                 on_sent: Callable[[Medium, float], None] | None = None) -> None:
         self.store = store
         self.channel = channel
         self.policy = policy
         # With a clock (the daemon), the hours are checked again at the moment of sending.
         self.clock = clock
+        self.on_sent = on_sent  # how long the provider took to take each delivery
         # The provider said the recipient unsubscribed (Twilio 21610): record the opt-out.
         self.on_unsubscribed = on_unsubscribed
 
@@ -366,10 +369,13 @@ class Engine:
     async def _deliver(self, delivery: Delivery, now: datetime,
                        stats: SweepStats) -> OutcomeRow | None:
         """Hand one recorded attempt to the channel; the outcome when it is already known."""
+        started = time.monotonic()
         try:
             result = await self.channel.send(delivery)
         except SendFailed as failed:
             return await self._failed(delivery, failed.error, now)
+        if self.on_sent is not None:
+            self.on_sent(delivery.medium, time.monotonic() - started)
         stats.sent += 1
         stats.sent_by_channel[delivery.medium.value] += 1
         log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class Metrics:
@@ -29,13 +32,39 @@ class Metrics:
             "Unix time of the last committed ingest batch", registry=self.registry)
 
         self.attempts = Counter(
-            "dispatcher_attempts", "Contact attempts sent, by channel", ["channel"],
+            "dispatcher_attempts", "Contact attempts recorded, by channel", ["channel"],
             registry=self.registry)
+        self.outcomes = Counter(
+            "dispatcher_outcomes", "Final outcomes of attempts, by channel and outcome",
+            ["channel", "outcome"], registry=self.registry)
         self.suppressed = Counter(
-            "dispatcher_suppressed", "Planned or possible attempts refused by the compliance gate",
+            "dispatcher_suppressed", "Attempts refused by the compliance gate, by reason",
+            ["reason"], registry=self.registry)
+        self.webhooks_rejected = Counter(
+            "dispatcher_webhooks_rejected", "Provider callbacks refused (bad signature)",
             registry=self.registry)
         self.sweeps = Counter(
             "dispatcher_sweeps", "Due sweeps of the contact engine", registry=self.registry)
+        self.due_lag = Gauge(
+            "dispatcher_due_lag_seconds", "How late the oldest due account is (0: none waiting)",
+            registry=self.registry)
+        self.provider_latency = Histogram(
+            "dispatcher_provider_latency_seconds", "Time for the provider to take a delivery",
+            ["channel"], registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+
+    def observe_audit(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Count the engine's committed audit records: attempts, outcomes, suppressions."""
+        for record in records:
+            kind = record.get("kind")
+            if kind == "attempt":
+                self.attempts.labels(record["channel"]).inc()
+            elif kind == "outcome":
+                self.outcomes.labels(record["channel"], record["status"]).inc()
+            elif kind == "suppressed":
+                self.suppressed.labels(record["reason"]).inc()
+            elif kind == "webhook" and record.get("status") == "forbidden":
+                self.webhooks_rejected.inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

@@ -19,6 +19,7 @@ class Health:
     """What `/healthz` reports; updated by the daemon's loops."""
 
     mqtt_connected: bool = False
+    due_lag_seconds: float = 0.0  # how late the oldest due account is
 
 
 def build_app(store: Store, metrics: Metrics, health: Health,
@@ -34,7 +35,7 @@ def build_app(store: Store, metrics: Metrics, health: Health,
             store_ok = False
         ok = store_ok and health.mqtt_connected
         body = {"status": "ok" if ok else "degraded", "mqtt_connected": health.mqtt_connected,
-                "store_writable": store_ok}
+                "store_writable": store_ok, "due_lag_seconds": round(health.due_lag_seconds, 3)}
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:

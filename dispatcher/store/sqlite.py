@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -118,6 +118,9 @@ class SqliteStore(ContactRows):
         self.path = path
         self._lock = asyncio.Lock()
         self._states = _StateCache(50_000)
+        # Called with the audit records of each committed transaction (metrics count them).
+        self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
+        self._sealed: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -185,12 +188,18 @@ class SqliteStore(ContactRows):
     async def _write(self) -> AsyncIterator[Db]:
         async with self._lock:
             await self._db.execute("BEGIN IMMEDIATE")
+            self._sealed = []
             try:
                 yield self._db
             except BaseException:
                 await self._db.execute("ROLLBACK")
+                self._sealed = []
                 raise
             await self._db.execute("COMMIT")
+            committed, self._sealed = self._sealed, []
+        if committed:
+            for observe in self.audit_observers:
+                observe(committed)
 
     async def _head(self) -> ChainHead:
         # Read inside the write transaction: another process (the CLI) may have appended.
@@ -211,6 +220,7 @@ class SqliteStore(ContactRows):
             [(r["seq"], r["at"], r["kind"], r.get("account_id"),
               canonical_json(r),
               0 if r["kind"] in PUBLISHED_KINDS else None) for r in sealed])
+        self._sealed.extend(sealed)
         return sealed
 
     # -- ingest ------------------------------------------------------------------------------

@@ -101,6 +101,15 @@ async def test_the_daemon_makes_the_same_attempts_as_simulate(
     assert _key(produced) == _key(simulated)
     assert len([r for r in produced if r["kind"] == "attempt"]) >= 10
     assert {r["party"] for r in produced if r["kind"] == "attempt"} == {"debtor", "third_party"}
+    # The metrics count exactly what the audit log holds.
     sent = Counter(r["channel"] for r in produced if r["kind"] == "attempt")
     for channel, count in sent.items():
         assert f'dispatcher_attempts_total{{channel="{channel}"}} {float(count)}' in metrics
+    answered = Counter((r["channel"], r["status"]) for r in produced if r["kind"] == "outcome")
+    for (channel, status), count in answered.items():
+        assert (f'dispatcher_outcomes_total{{channel="{channel}",outcome="{status}"}} '
+                f'{float(count)}') in metrics
+    refused = Counter(r["reason"] for r in produced if r["kind"] == "suppressed")
+    for reason, count in refused.items():
+        assert f'dispatcher_suppressed_total{{reason="{reason}"}} {float(count)}' in metrics
+    assert "dispatcher_due_lag_seconds" in metrics

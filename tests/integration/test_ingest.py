@@ -114,7 +114,8 @@ async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker) 
         async with aiohttp.ClientSession() as http, http.get(url) as response:
             assert response.status == 200
             body = await response.json()
-        assert body == {"status": "ok", "mqtt_connected": True, "store_writable": True}
+        assert body == {"status": "ok", "mqtt_connected": True, "store_writable": True,
+                        "due_lag_seconds": 0.0}
         broker.stop()
         await wait_for(lambda: not dispatcher.health.mqtt_connected, 10, "disconnect noticed")
         async with aiohttp.ClientSession() as http, http.get(url) as response:

@@ -35,7 +35,8 @@ def _event(days: int) -> dict[str, Any]:
                                             "sms_consent": True, "call_consent": True}]}}}
 
 
-async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> None:
+async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> str:
+    """Run the daemon until the first outcome; return its /metrics text."""
     config = load_config(config_path, ENV)
     clock = VirtualClock(START)
     async with Dispatcher(config, clock=clock, environ=ENV) as daemon:
@@ -54,8 +55,10 @@ async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> No
                 await asyncio.sleep(0.05)
             while "outcome" not in await kinds():  # noqa: ASYNC110 - the store is polled
                 await asyncio.sleep(0.05)
+        metrics = daemon.metrics.render().decode()
         daemon.request_stop()
         await task
+    return metrics
 
 
 async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_record(
@@ -65,7 +68,7 @@ async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_reco
     async with FakeTwilio() as fake:
         path = _config(tmp_path, broker, fake)
         port = load_config(path, ENV).settings.webhook.port
-        await _run_until_outcome(path, broker, days=2)  # early stage: a text first
+        metrics = await _run_until_outcome(path, broker, days=2)  # early stage: a text first
         await fake.settle()
         [created] = fake.received("POST", "Messages")
         sms = fake.messages[next(iter(fake.messages))]
@@ -86,6 +89,8 @@ async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_reco
     assert outcome["status"] == "delivered"
     assert outcome["provider_sid"] == sms["sid"]
     assert attempt["seq"] < outcome["seq"]
+    assert 'dispatcher_provider_latency_seconds_count{channel="sms"} 1.0' in metrics
+    assert 'dispatcher_outcomes_total{channel="sms",outcome="delivered"} 1.0' in metrics
 
 
 async def _first_outcome(config_path: Path, broker: Broker) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ async def test_a_forged_signature_gets_403_is_audited_and_changes_nothing(
     status, _ = await twilio.post("/twilio/sms/status?attempt=at-2", form, signature=moved)
     assert status == 403
     assert [r["reason"] for r in await records(running, "webhook")] == ["bad_signature"] * 3
+    assert "dispatcher_webhooks_rejected_total 3.0" in running.metrics.render().decode()
     assert await records(running, "outcome") == []
     assert await records(running, "opt_out") == []
 
