@@ -22,12 +22,14 @@ from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine, outcome_record, policy_of, settle_open_attempts
+from dispatcher.errors import ConfigError
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
+from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
-from dispatcher.settings import LoadedConfig
+from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.contact_rows import OutcomeRow
 from dispatcher.twilio_webhooks import TwilioWebhooks
@@ -73,6 +75,9 @@ class Dispatcher:
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
         self._writer: BatchWriter | None = None
+        self._engine_running: Engine | None = None
+        self._webhooks: TwilioWebhooks | None = None
+        self._reload = asyncio.Event()
 
     @property
     def store(self) -> SqliteStore:
@@ -110,11 +115,11 @@ class Dispatcher:
         if not token:
             return None  # without the token no callback could be verified: none is accepted
         settings = self.config.settings
-        webhooks = TwilioWebhooks(
+        self._webhooks = TwilioWebhooks(
             token=token, public_url=str(settings.webhook.public_url), store=self.store,
             clock=self.clock, record_outcomes=self._record_outcomes,
             policy=policy_of(self.config), max_payload_bytes=settings.ingest.max_payload_bytes)
-        return webhooks.add_routes
+        return self._webhooks.add_routes
 
     async def _record_outcomes(self, outcomes: list[OutcomeRow], now: datetime) -> int:
         records = await self.store.record_outcomes(
@@ -138,6 +143,52 @@ class Dispatcher:
         """Close everything opened in `__aenter__`, in reverse order."""
         await self._stack.__aexit__(exc_type, exc, tb)
 
+    def request_reload(self) -> None:
+        """Read the config files again (SIGHUP); a change of a file does it too."""
+        self._reload.set()
+
+    async def _config_watcher(self, every_seconds: float = 1.0) -> None:
+        seen = stamps(self.config.files)
+        while not self._stop.is_set():
+            await pause(every_seconds, self._stop, self._reload)
+            if self._stop.is_set():
+                return
+            now_seen = stamps(self.config.files)
+            if self._reload.is_set() or now_seen != seen:
+                self._reload.clear()
+                await self.reload()
+                seen = stamps(self.config.files)
+
+    async def reload(self) -> bool:
+        """Load the config files again; apply a valid new config, refuse (and audit) a bad one."""
+        now = self.clock.now()
+        try:
+            new = load_config(self.config.path, self.environ)
+            problems = needs_restart(self.config, new)
+        except ConfigError as exc:
+            problems = exc.problems
+        if problems:
+            for problem in problems:
+                log.error("config reload refused: %s; keeping config %s", problem,
+                          self.config.version)
+            await self.store.append_audit([{
+                "kind": "config", "status": "refused", "problems": [str(p) for p in problems],
+                "config_version": self.config.version}], now=now)
+            return False
+        if new.version == self.config.version:
+            return True
+        self.config = new
+        policy = policy_of(new)
+        for holder in (self._engine_running, self._webhooks):
+            if holder is not None:
+                holder.policy = policy
+        logging.getLogger().setLevel(new.settings.service.log_level.upper())
+        await self.store.append_audit([{
+            "kind": "config", "status": "loaded", "config_version": new.version,
+            "files": [str(p) for p in new.files]}], now=now)
+        log.info("config reloaded", extra={"config_version": new.version})
+        return True
+
     def request_stop(self) -> None:
         """Begin a graceful shutdown (SIGTERM, SIGINT)."""
         if not self._stop.is_set():
@@ -150,8 +201,9 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
-            engine = self._engine()
+            engine = self._engine_running = self._engine()
             self._stack.push_async_callback(engine.channel.close)
+            group.create_task(self._config_watcher(), name="config-watcher")
             sweeps = group.create_task(self._sweep_loop(engine), name="due-sweep")
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
@@ -202,7 +254,6 @@ class Dispatcher:
     async def _sweep_loop(self, engine: Engine) -> None:
         # An attempt recorded but never answered (a crash between the two) is not sent again.
         await settle_open_attempts(engine, self.clock.now())
-        every = self.config.settings.contact.sweep_seconds
         reconciled = self.clock.now()
         while not self._stop.is_set():
             try:
@@ -215,13 +266,14 @@ class Dispatcher:
             except Exception:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.
+                every = self.config.settings.contact.sweep_seconds
                 log.exception("due sweep failed; retrying after %ss", every)
                 await pause(every, self._stop)
                 continue
             self.metrics.sweeps.inc()
             # Attempts, outcomes and suppressions are counted from the committed audit records.
             await self._measure_lag()
-            await pause(every, self._stop)
+            await pause(self.config.settings.contact.sweep_seconds, self._stop)
 
     async def _checkpoints(self, every_seconds: float = 1.0) -> None:
         # The writer process leaves WAL checkpoints to us, so that its commits stay short.

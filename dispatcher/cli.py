@@ -97,6 +97,7 @@ async def _serve(config: LoadedConfig) -> None:
     async with Dispatcher(config) as daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
         await daemon.run()
 
 

@@ -147,9 +147,7 @@ class TwilioWebhooks:
         self._store = store
         self._clock = clock
         self._record_outcomes = record_outcomes
-        self._policy = policy
-        self._texts = reply_texts(policy)
-        self._config_version = policy.config_version
+        self.policy = policy  # replaced when the config is reloaded
         self._max_payload_bytes = max_payload_bytes
 
     def add_routes(self, app: web.Application) -> None:
@@ -169,7 +167,7 @@ class TwilioWebhooks:
                 await self._store.append_audit([{
                     "kind": "webhook", "status": "forbidden", "reason": "bad_signature",
                     "detail": f"POST {request.path_qs} from {request.remote}",
-                    "config_version": self._config_version}], now=self._clock.now())
+                    "config_version": self.policy.config_version}], now=self._clock.now())
                 log.warning("rejected a webhook with a bad signature: %s", request.path)
                 raise web.HTTPForbidden(text="bad signature")
             fields: MultiDict[str] = MultiDict()
@@ -195,7 +193,7 @@ class TwilioWebhooks:
         error = form.get("ErrorCode")
         if error == UNSUBSCRIBED_CODE and form.get("To"):
             await handle_reply(self._store, form["To"], "STOP", self._clock.now(),
-                               config_version=self._config_version,
+                               config_version=self.policy.config_version,
                                max_payload_bytes=self._max_payload_bytes,
                                message_id=f"{form.get('MessageSid')}:21610")
         outcome = sms_outcome(form.get("MessageStatus") or form.get("SmsStatus") or "", error)
@@ -217,12 +215,13 @@ class TwilioWebhooks:
         if not number:
             raise web.HTTPBadRequest(text="no From")
         handled = await handle_reply(self._store, number, body, self._clock.now(),
-                                     config_version=self._config_version,
+                                     config_version=self.policy.config_version,
                                      max_payload_bytes=self._max_payload_bytes,
                                      message_id=form.get("MessageSid"))
+        texts = reply_texts(self.policy)
         answers: Mapping[Keyword, str | None] = {
-            Keyword.OPT_OUT: self._texts.opt_out_confirmation,
-            Keyword.OPT_IN: self._texts.opt_in_confirmation, Keyword.HELP: self._texts.help,
+            Keyword.OPT_OUT: texts.opt_out_confirmation,
+            Keyword.OPT_IN: texts.opt_in_confirmation, Keyword.HELP: texts.help,
             Keyword.FREE_TEXT: None}
         # One confirmation per opt-out or opt-in: a replayed webhook gets an empty answer.
         text = answers[handled.keyword] if handled.fresh else None
@@ -238,12 +237,12 @@ class TwilioWebhooks:
             return web.Response(text=_response("<Hangup/>"), content_type="application/xml")
         now = self._clock.now()
         zone = state.debtor.timezone if state.debtor else None
-        values = message_values(self._policy, state, zone, now)
+        values = message_values(self.policy, state, zone, now)
         locale = state.debtor.locale if state.debtor else None
-        templates = self._policy.templates
+        templates = self.policy.templates
 
         def text(template_id: str) -> str:
-            _, body = templates.get(template_id).text_for(locale, self._policy.default_locale)
+            _, body = templates.get(template_id).text_for(locale, self.policy.default_locale)
             return render(body, values)
 
         greeting, debtor_only = split_script(text(attempt.template or "call_script"))
