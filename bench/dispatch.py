@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from channels.twilio import TwilioChannel, TwilioConfig
+from dispatcher.account_facts import policy_of
 from dispatcher.classify import classify
-from dispatcher.engine import Engine, policy_of
+from dispatcher.engine import Engine
 from dispatcher.settings import load_config
 from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio

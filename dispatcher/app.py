@@ -18,15 +18,17 @@ from aiohttp import web
 from channels.base import Channel
 from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from channels.twilio import TwilioChannel, TwilioConfig
+from dispatcher.account_facts import policy_of
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Medium, Party
-from dispatcher.engine import Engine, outcome_record, policy_of, settle_open_attempts
+from dispatcher.engine import Engine, outcome_record
 from dispatcher.errors import ConfigError
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
+from dispatcher.reconcile import settle_open_attempts
 from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig, load_config

@@ -7,7 +7,6 @@ outcome is recorded once, and the account is planned again at once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -15,14 +14,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
-from zoneinfo import ZoneInfo
-
-import phonenumbers
 
 from channels.base import Channel, ChannelError, SendFailed
-from dispatcher.accounts import AccountState
-from dispatcher.clock import Clock, sortable_utc, utc_rfc3339
-from dispatcher.contact import Delivery, Medium, Outcome, PastAttempt, Role
+from dispatcher.account_facts import (
+    ContactPolicy,
+    attempt_id_for,
+    facts_for,
+    local_times,
+    message_values,
+    with_outcome,
+)
+from dispatcher.clock import Clock, utc_rfc3339
+from dispatcher.contact import Delivery, Medium, Outcome, Role
 from dispatcher.decide import (
     Decision,
     StoredPlan,
@@ -42,14 +45,12 @@ from dispatcher.gate import (
     zones_for,
 )
 from dispatcher.phones import mask_number, mask_numbers_in
-from dispatcher.policy import Limits, for_region
+from dispatcher.policy import for_region
 from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS
-from dispatcher.settings import LoadedConfig
+from dispatcher.reconcile import reconcile
 from dispatcher.store.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
-from dispatcher.templates import TemplateSet, content_hash, render
-from dispatcher.zones import candidate_zones
-from schedules.model import Schedule
-from schedules.planner import PlannedAttempt, days_past_due
+from dispatcher.templates import content_hash, render
+from schedules.planner import PlannedAttempt
 
 log = logging.getLogger("dispatcher.engine")
 
@@ -92,23 +93,6 @@ class ContactStore(Protocol):
         ...
 
 
-class Sent(Protocol):
-    """What a channel found at the provider for an attempt."""
-
-    sid: str
-    outcome: Outcome | None
-
-
-@runtime_checkable
-class FindsSent(Protocol):
-    """A channel that can look an attempt up at the provider after its answer was lost."""
-
-    async def find_sent(self, attempt_id: str, to: str, since: datetime,
-                        medium: Medium) -> Sent | None:
-        """The provider's record of the attempt, if it has one."""
-        ...
-
-
 @runtime_checkable
 class RateLimited(Protocol):
     """A channel that sends at most so many per second (per medium)."""
@@ -116,30 +100,6 @@ class RateLimited(Protocol):
     def sends_per_second(self, medium: Medium) -> float:
         """The channel's configured rate for `medium`."""
         ...
-
-
-@runtime_checkable
-class OpenAttempts(Protocol):
-    """A store that can list attempts without a final outcome."""
-
-    async def open_attempts(self) -> list[AttemptRow]:
-        """Attempts recorded but not answered."""
-        ...
-
-
-@dataclass(frozen=True)
-class ContactPolicy:
-    """Everything from the config that shapes contact."""
-
-    schedule: Schedule
-    limits: Limits
-    templates: TemplateSet
-    regional: Mapping[str, Limits]
-    business: str
-    callback: str
-    agent: str
-    default_locale: str
-    config_version: str
 
 
 class _Sent(NamedTuple):
@@ -158,73 +118,6 @@ class SweepStats:
     suppressed: int = 0
     outcomes: int = 0
     sent_by_channel: Counter[str] = field(default_factory=Counter)
-
-
-def policy_of(config: LoadedConfig) -> ContactPolicy:
-    """The contact policy the config describes."""
-    contact = config.settings.contact
-    return ContactPolicy(schedule=config.schedule, limits=config.limits,
-                         regional=config.regional_limits,
-                         templates=config.templates, business=contact.business,
-                         callback=contact.callback, agent=contact.agent,
-                         default_locale=contact.default_locale, config_version=config.version)
-
-
-def facts_for(context: AccountContext) -> Facts:
-    """The gate's view of an account: candidate zones, home zone, holiday region, history."""
-    state = context.state
-    debtor = state.debtor
-    numbers = [p.number for p in debtor.phones] if debtor else []
-    zones = candidate_zones(debtor.timezone if debtor else None,
-                            debtor.region if debtor else None, numbers)
-    names = tuple(z.zone for z in zones)
-    home = (debtor.timezone if debtor and debtor.timezone else names[0] if names else None)
-    region = debtor.region if debtor and debtor.region else None
-    if region is None and numbers:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(numbers[0], None))
-    refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
-    return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
-                 opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
-                 history=context.history, refused_contacts=refused)
-
-
-def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,
-                   now: datetime) -> dict[str, str]:
-    """The values a template's placeholders are filled with."""
-    name = state.debtor.name if state.debtor else ""
-    days = days_past_due(state, now, zone)
-    due = (now - timedelta(days=days)).date().isoformat() if days else ""
-    return {"first_name": name.split()[0] if name.split() else name, "name": name,
-            "business": policy.business, "callback": policy.callback, "agent": policy.agent,
-            "amount": state.amount_due or "", "currency": state.currency or "",
-            "days_past_due": str(days or ""), "due_date": due}
-
-
-def with_outcome(facts: Facts, planned: PlannedAttempt, outcome: OutcomeRow) -> Facts:
-    """`facts` with the attempt just sent and its outcome, as the store now holds them."""
-    target = planned.target
-    past = PastAttempt(outcome.attempt_id, outcome.at, target.person, target.role,
-                       target.number, target.medium, planned.window, planned.stage,
-                       outcome.outcome)
-    invalid = facts.invalid_numbers
-    if outcome.outcome is Outcome.INVALID_NUMBER:
-        invalid = invalid | {target.number}
-    refused = facts.refused_contacts
-    if outcome.outcome is Outcome.REFUSED:
-        refused = refused | {target.person}
-    return replace(facts, history=(*facts.history, past), invalid_numbers=invalid,
-                   refused_contacts=refused)
-
-
-def attempt_id_for(account_id: str, now: datetime) -> str:
-    """A deterministic attempt id: one account makes at most one attempt per instant."""
-    digest = hashlib.sha256(f"{account_id}|{sortable_utc(now)}".encode()).hexdigest()
-    return f"at-{digest[:24]}"
-
-
-def local_times(zones: Sequence[str], at: datetime) -> dict[str, str]:
-    """The local time of `at` in each zone considered, for the audit record."""
-    return {z: at.astimezone(ZoneInfo(z)).isoformat(timespec="minutes") for z in zones}
 
 
 class Engine:
@@ -394,32 +287,11 @@ class Engine:
                               f"provider error {error.code}: not sent; not a contact attempt",
                               wait=error.retry_after or 0.0)
         if error.reconcile:
-            return await self.reconcile(delivery, now)
+            return await reconcile(self.channel, delivery, now)
         if error.unsubscribed and self.on_unsubscribed is not None:
             await self.on_unsubscribed(delivery.to, now)
         return OutcomeRow(delivery.attempt_id, error.outcome or Outcome.FAILED, now, None,
                           f"provider error {error.code}")
-
-    async def reconcile(self, delivery: Delivery, now: datetime) -> OutcomeRow | None:
-        """The provider's answer was lost: ask it, never send again blindly."""
-        finder = self.channel if isinstance(self.channel, FindsSent) else None
-        try:
-            found = (await finder.find_sent(delivery.attempt_id, delivery.to, delivery.at,
-                                            delivery.medium) if finder else None)
-        except Exception:  # cannot decide: a person must
-            log.exception("reconciling attempt %s failed", delivery.attempt_id)
-            return OutcomeRow(delivery.attempt_id, Outcome.UNKNOWN, now, None,
-                              "the provider's answer was lost and it could not be asked: "
-                              "not resent; check by hand")
-        if found is None:
-            if finder is None:
-                return OutcomeRow(delivery.attempt_id, Outcome.UNKNOWN, now, None,
-                                  "the provider's answer was lost: not resent; check by hand")
-            return OutcomeRow(delivery.attempt_id, Outcome.NOT_SENT, now, None,
-                              "the provider has no such message or call: it was never sent")
-        if found.outcome is not None:
-            return OutcomeRow(delivery.attempt_id, found.outcome, now, found.sid)
-        return None  # it exists and is under way: its status callback will tell
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], now: datetime) -> int:
         """Record outcomes that arrive later (a repeat changes nothing); their accounts are
@@ -489,27 +361,3 @@ def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any
     if outcome.detail:
         record["detail"] = outcome.detail
     return record
-
-
-async def settle_open_attempts(engine: Engine, now: datetime, *,
-                               older_than: timedelta | None = None) -> int:
-    """Attempts without an outcome (a crash before the provider answered; a status callback that
-    never came): looked up at the provider when the channel can (found: its outcome, or left to
-    its callback while under way; not found: never sent), else marked unknown for a person.
-    Never sent again blindly. `older_than` limits it to attempts at least that old."""
-    store = engine.store
-    if not isinstance(store, OpenAttempts):
-        return 0
-    outcomes = []
-    for row in await store.open_attempts():
-        if older_than is not None and now - row.at < older_than:
-            continue
-        delivery = Delivery(row.attempt_id, row.medium, row.number, "", row.template or "",
-                            "UTC", row.at)
-        outcome = await engine.reconcile(delivery, now)
-        log.warning("attempt %s to %s had no outcome: %s", row.attempt_id,
-                    mask_number(row.number),
-                    outcome.outcome.value if outcome else "under way at the provider")
-        if outcome is not None:
-            outcomes.append(outcome)
-    return await engine.record_outcomes(outcomes, now) if outcomes else 0

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from dispatcher.account_facts import facts_for, local_times
 from dispatcher.clock import utc_rfc3339
 from dispatcher.contact import Medium, Role, Target
 from dispatcher.decide import plan_from_json
-from dispatcher.engine import HISTORY_DAYS, facts_for, local_times
+from dispatcher.engine import HISTORY_DAYS
 from dispatcher.gate import Facts, counters, is_unreachable
 from dispatcher.phones import mask_number
 from dispatcher.policy import for_region

@@ -17,10 +17,11 @@ from typing import Any
 import orjson
 
 from channels.sandbox import OutcomeScript, SandboxChannel
+from dispatcher.account_facts import policy_of
 from dispatcher.audit import canonical_json
 from dispatcher.classify import classify
 from dispatcher.clock import VirtualClock, parse_rfc3339
-from dispatcher.engine import Engine, policy_of
+from dispatcher.engine import Engine
 from dispatcher.phones import mask_number
 from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig

@@ -18,9 +18,9 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy
 from twilio.request_validator import RequestValidator
 
+from dispatcher.account_facts import ContactPolicy, message_values
 from dispatcher.clock import Clock
 from dispatcher.contact import Outcome, Role
-from dispatcher.engine import ContactPolicy, message_values
 from dispatcher.keywords import Keyword
 from dispatcher.replies import handle_reply
 from dispatcher.store import SqliteStore

@@ -17,12 +17,13 @@ import pytest
 
 from bench.reach import WINDOWS, reach
 from channels.sandbox import SandboxChannel, load_outcome_script
+from dispatcher.account_facts import policy_of
 from dispatcher.audit import verify_chain
 from dispatcher.classify import classify
 from dispatcher.cli import main
 from dispatcher.clock import VirtualClock
 from dispatcher.contact import Medium
-from dispatcher.engine import NEXT_TRY, Engine, policy_of
+from dispatcher.engine import NEXT_TRY, Engine
 from dispatcher.errors import ConfigError
 from dispatcher.explain import explain
 from dispatcher.settings import LoadedConfig, load_config
