@@ -22,7 +22,7 @@ from dispatcher.account_facts import policy_of
 from dispatcher.aio import pause
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Medium, Party
-from dispatcher.engine import Engine, outcome_record
+from dispatcher.engine import Engine
 from dispatcher.errors import ConfigError
 from dispatcher.ingest import Ingestor
 from dispatcher.metrics import Metrics
@@ -33,7 +33,6 @@ from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.store import SqliteStore, open_store
-from dispatcher.store.contact_rows import OutcomeRow
 from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
@@ -77,7 +76,7 @@ class Dispatcher:
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
         self._writer: BatchWriter | None = None
-        self._engine_running: Engine | None = None
+        self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
 
@@ -95,6 +94,8 @@ class Dispatcher:
             self._store = await self._stack.enter_async_context(
                 open_store(self.config.store_path))
             self.store.audit_observers.append(self.metrics.observe_audit)
+            self._contact_engine = self._engine()
+            self._stack.push_async_callback(self._contact_engine.channel.close)
             await self.store.append_audit([{
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
@@ -117,16 +118,17 @@ class Dispatcher:
         if not token:
             return None  # without the token no callback could be verified: none is accepted
         settings = self.config.settings
+        engine = self._running_engine()
         self._webhooks = TwilioWebhooks(
             token=token, public_url=str(settings.webhook.public_url), store=self.store,
-            clock=self.clock, record_outcomes=self._record_outcomes,
-            policy=policy_of(self.config), max_payload_bytes=settings.ingest.max_payload_bytes)
+            clock=self.clock, record_outcomes=engine.record_outcomes, policy=engine.policy,
+            max_payload_bytes=settings.ingest.max_payload_bytes)
         return self._webhooks.add_routes
 
-    async def _record_outcomes(self, outcomes: list[OutcomeRow], now: datetime) -> int:
-        records = await self.store.record_outcomes(
-            outcomes, now=now, config_version=self.config.version, audit_for=outcome_record)
-        return len(records)
+    def _running_engine(self) -> Engine:
+        if self._contact_engine is None:
+            raise RuntimeError("the dispatcher is not open")
+        return self._contact_engine
 
     async def _start_writer(self) -> BatchWriter:
         settings = self.config.settings
@@ -181,7 +183,7 @@ class Dispatcher:
             return True
         self.config = new
         policy = policy_of(new)
-        for holder in (self._engine_running, self._webhooks):
+        for holder in (self._contact_engine, self._webhooks):
             if holder is not None:
                 holder.policy = policy
         logging.getLogger().setLevel(new.settings.service.log_level.upper())
@@ -203,10 +205,9 @@ class Dispatcher:
         async with asyncio.TaskGroup() as group:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
-            engine = self._engine_running = self._engine()
-            self._stack.push_async_callback(engine.channel.close)
             group.create_task(self._config_watcher(), name="config-watcher")
-            sweeps = group.create_task(self._sweep_loop(engine), name="due-sweep")
+            sweeps = group.create_task(self._sweep_loop(self._running_engine()),
+                                       name="due-sweep")
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")

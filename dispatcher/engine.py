@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -117,7 +116,6 @@ class SweepStats:
     sent: int = 0
     suppressed: int = 0
     outcomes: int = 0
-    sent_by_channel: Counter[str] = field(default_factory=Counter)
 
 
 class Engine:
@@ -270,7 +268,6 @@ class Engine:
         if self.on_sent is not None:
             self.on_sent(delivery.medium, time.monotonic() - started)
         stats.sent += 1
-        stats.sent_by_channel[delivery.medium.value] += 1
         log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
                  mask_number(delivery.to))
         if result.outcome is None:
