@@ -54,10 +54,13 @@ def call_outcome(status: str, answered_by: str | None) -> Outcome | None:
     return CALL_FINAL.get(status)
 
 
+def _response(body: str) -> str:
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+
+
 def twiml_message(text: str | None) -> str:
     """A TwiML answer to an inbound SMS: one message, or nothing."""
-    body = f"<Message>{escape(text)}</Message>" if text else ""
-    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
+    return _response(f"<Message>{escape(text)}</Message>" if text else "")
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,6 @@ CONFIRM_DIGIT = "1"
 
 def _say(text: str) -> str:
     return f"<Say>{escape(text)}</Say>"
-
-
-def _response(body: str) -> str:
-    return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
 
 
 def split_script(script: str) -> tuple[str, str]:
