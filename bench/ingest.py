@@ -31,7 +31,7 @@ import aiomqtt
 
 from dispatcher.app import Dispatcher
 from dispatcher.classify import classify
-from dispatcher.mqtt import ack, enable_manual_ack, make_client, take_queued
+from dispatcher.mqtt import ack, ack_all, enable_manual_ack, make_client, take_queued
 from dispatcher.runtime import tune_gc
 from dispatcher.settings import MqttSettings, load_config
 from dispatcher.store import open_store
@@ -89,8 +89,7 @@ async def bare_subscriber(broker: Broker, payloads: list[bytes], *, v5: bool,
             messages = aiter(client.messages)
             while received < len(payloads):
                 batch = [await anext(messages), *take_queued(client, 1000)]
-                for message in batch:
-                    ack(client, message.mid, message.qos)
+                ack_all(client, [(message.mid, message.qos) for message in batch])
                 received += len(batch)
         else:
             async for message in client.messages:

@@ -12,7 +12,7 @@ import aiomqtt
 from dispatcher.classify import as_bytes
 from dispatcher.clock import Clock
 from dispatcher.metrics import Metrics
-from dispatcher.mqtt import ack, take_queued
+from dispatcher.mqtt import ack_all, take_queued
 from dispatcher.store import BatchResult
 from dispatcher.writers import BatchWriter
 
@@ -84,8 +84,7 @@ class Ingestor:
         while (item := await submitted.get()) is not None:
             result = await item.future
             # Only now, with the batch committed, may the broker forget these messages.
-            for mid, qos in item.acks:
-                ack(item.client, mid, qos)
+            ack_all(item.client, item.acks)
             slots.release()
             self._count(result)
 

@@ -6,7 +6,7 @@ import asyncio
 
 import aiomqtt
 
-from dispatcher.mqtt import ack, make_client, take_queued
+from dispatcher.mqtt import ack, ack_all, make_client, take_queued
 from dispatcher.settings import MqttSettings
 from tests.support import Broker
 
@@ -88,3 +88,29 @@ async def test_session_keeps_messages_published_while_away(broker: Broker) -> No
         assert [m.payload for m in got] == [f"m{n}".encode() for n in range(5)]
         for message in got:
             ack(client, *token(message))
+
+
+async def test_ack_all_acknowledges_exactly_the_messages_given(broker: Broker) -> None:
+    settings = settings_for(broker)
+    async with make_client(settings) as client:
+        await client.subscribe("t/#", qos=1)
+    for n in range(300):
+        await publish(broker, f"m{n}".encode())
+    client = make_client(settings)
+    async with client:
+        got = [await receive_one(client)]
+        while len(got) < 300:
+            await asyncio.sleep(0.05)
+            got += take_queued(client, 1000)
+        # All 300 were parsed from buffered reads, in order, without more traffic.
+        assert [m.payload for m in got] == [f"m{n}".encode() for n in range(300)]
+        ack_all(client, [token(m) for m in got[:200]])
+        await asyncio.sleep(0.3)
+    client = make_client(settings)
+    async with client:
+        again = [await receive_one(client)]
+        await asyncio.sleep(0.5)
+        again += take_queued(client, 1000)
+        # One write of 200 PUBACKs: the broker forgot those and only those.
+        assert [m.payload for m in again] == [f"m{n}".encode() for n in range(200, 300)]
+        ack_all(client, [token(m) for m in again])
