@@ -13,7 +13,8 @@ from typing import Any, TextIO
 
 from dispatcher import __version__, cli_contact
 from dispatcher.app import Dispatcher
-from dispatcher.audit import EXPORT_FIELDS, ChainVerifier, canonical_json
+from dispatcher.audit import EXPORT_FIELDS, canonical_json
+from dispatcher.audit_verify import verify_audit_log
 from dispatcher.classify import classify
 from dispatcher.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, StoreError
@@ -141,17 +142,15 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
 
 
 async def _verify(config: LoadedConfig, out: TextIO) -> int:
-    verifier = ChainVerifier()
     async with open_store(config.store_path, create=False) as store:
-        async for seq, text in store.audit_rows():
-            problem = verifier.feed(seq, text)
-            if problem:
-                print(f"BROKEN at seq {seq}: {problem} "
-                      f"({verifier.checked} records before it are intact)", file=out)
-                print(f"record: {text}", file=out)
-                return EXIT_PROBLEM
-    print(f"OK: {verifier.checked} records, hash chain intact "
-          f"(head seq {verifier.head.seq}, hash {verifier.head.hash})", file=out)
+        result = await verify_audit_log(store)
+    if not result.ok:
+        print(f"BROKEN at seq {result.bad_seq}: {result.problem} "
+              f"({result.checked} records before it are intact)", file=out)
+        print(f"record: {result.bad_record}", file=out)
+        return EXIT_PROBLEM
+    print(f"OK: {result.checked} records, hash chain intact "
+          f"(head seq {result.head.seq}, hash {result.head.hash})", file=out)
     return EXIT_OK
 
 
