@@ -25,14 +25,17 @@ from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine
 from dispatcher.errors import ConfigError
 from dispatcher.ingest import Ingestor
+from dispatcher.jobs import RETENTION_JOB, PeriodicJobs
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
 from dispatcher.reconcile import settle_open_attempts
 from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
+from dispatcher.retention import run_retention
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.store import SqliteStore, open_store
+from dispatcher.store.retention_rows import PruneResult
 from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
@@ -79,6 +82,7 @@ class Dispatcher:
         self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
+        self._jobs = PeriodicJobs(self.metrics)
 
     @property
     def store(self) -> SqliteStore:
@@ -182,6 +186,7 @@ class Dispatcher:
         if new.version == self.config.version:
             return True
         self.config = new
+        self._schedule_jobs()
         policy = policy_of(new)
         for holder in (self._contact_engine, self._webhooks):
             if holder is not None:
@@ -202,6 +207,29 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Run every loop in one task group until a stop is requested and the work has drained."""
+        self._schedule_jobs()
+        self._jobs.start()
+        try:
+            await self._run_loops()
+        finally:
+            self._jobs.stop()
+        log.info("dispatcher stopped")
+
+    def _schedule_jobs(self) -> None:
+        retention = self.config.settings.retention
+        if retention.enabled:
+            self._jobs.daily(RETENTION_JOB, self.retain, retention.run_at)
+        else:
+            self._jobs.remove(RETENTION_JOB)
+
+    async def retain(self) -> PruneResult:
+        """The retention job: prune audit records past the profile's period."""
+        result = await run_retention(self.store, self.config, self.environ, self.clock.now())
+        self.metrics.retention_pruned.inc(result.pruned)
+        self.metrics.retention_due.set(result.due - result.pruned)
+        return result
+
+    async def _run_loops(self) -> None:
         async with asyncio.TaskGroup() as group:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
@@ -211,7 +239,6 @@ class Dispatcher:
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
-        log.info("dispatcher stopped")
 
     def _engine(self) -> Engine:
         policy = policy_of(self.config)

@@ -1,17 +1,48 @@
-"""Verifying the whole stored audit log: the hash chain, and where it was pruned, its checkpoint."""
+"""Verifying an audit log: the hash chain, and where retention pruned it, its signed checkpoint.
+
+Pruning removes records from the front of the chain. The `checkpoint` record it appends states
+`through_seq` (the last seq pruning considered), `through_hash` (that record's hash: the anchor
+the rest of the chain continues from), and `kept_count` / `kept_digest` (every record at or
+before `through_seq` that stays, as a digest over their seqs and hashes), signed with Ed25519.
+A log verifies when the latest checkpoint's signature holds under a trusted key, the records up
+to `through_seq` are each intact and exactly the kept set, and the chain after it is unbroken.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from dispatcher.audit import ChainHead, ChainVerifier
-from dispatcher.store.sqlite import SqliteStore
+from dispatcher.audit import ChainHead, ChainVerifier, record_hash
+from dispatcher.checkpoint_keys import signature_valid
+
+if TYPE_CHECKING:
+    from dispatcher.store.sqlite import SqliteStore
+
+# The fields of a checkpoint record that its signature covers.
+STATEMENT_FIELDS = ("through_seq", "through_hash", "kept_count", "kept_digest", "pruned_count",
+                    "cutoff", "retention_years", "key_id")
+
+
+def kept_digest(rows: Iterable[tuple[int, str]]) -> str:
+    """SHA-256 over `seq:hash` lines of the records kept at or before a checkpoint."""
+    digest = hashlib.sha256()
+    for seq, record_hash_ in rows:
+        digest.update(f"{seq}:{record_hash_}\n".encode())
+    return digest.hexdigest()
+
+
+def statement_of(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """What a checkpoint's signature was made over."""
+    return {name: checkpoint.get(name) for name in STATEMENT_FIELDS}
 
 
 @dataclass(frozen=True)
 class LogVerification:
-    """The verdict on a stored audit log; when broken, the first bad record and what is wrong."""
+    """The verdict on an audit log; when broken, the first bad record and what is wrong."""
 
     ok: bool
     checked: int
@@ -19,14 +50,93 @@ class LogVerification:
     bad_seq: int | None = None
     problem: str | None = None
     bad_record: str | None = None
+    checkpoint: Mapping[str, Any] | None = None  # the anchor, when the log was pruned
+    signed_by: str | None = None  # the trusted key id that signed it
+
+
+class _Broken(Exception):
+    def __init__(self, seq: int | None, problem: str, record: str | None = None) -> None:
+        super().__init__(problem)
+        self.seq, self.problem, self.record = seq, problem, record
+
+
+async def verify_rows(rows: AsyncIterable[tuple[int, str]],
+                      checkpoint: Mapping[str, Any] | None,
+                      public_keys: Sequence[str]) -> LogVerification:
+    """Check (stored seq, record JSON) rows in seq order against the latest checkpoint, if any."""
+    signed_by = None
+    verifier = ChainVerifier()
+    checked = 0
+    try:
+        if checkpoint is not None:
+            signed_by = _check_signature(checkpoint, public_keys)
+            verifier = ChainVerifier(ChainHead(int(checkpoint["through_seq"]),
+                                               str(checkpoint["through_hash"])))
+        through = verifier.head.seq if checkpoint is not None else 0
+        kept: list[tuple[int, str]] = []
+        kept_checked = checkpoint is None
+        async for seq, text in rows:
+            if seq <= through:
+                kept.append((seq, _intact(seq, text)))
+                checked += 1
+                continue
+            if checkpoint is not None and not kept_checked:
+                _check_kept(checkpoint, kept)
+                kept_checked = True
+            _chained(verifier, seq, text)
+            checked += 1
+        if checkpoint is not None and not kept_checked:
+            _check_kept(checkpoint, kept)
+    except _Broken as broken:
+        return LogVerification(False, checked, verifier.head, broken.seq, broken.problem,
+                               broken.record, checkpoint, signed_by)
+    return LogVerification(True, checked, verifier.head, checkpoint=checkpoint,
+                           signed_by=signed_by)
+
+
+def _chained(verifier: ChainVerifier, seq: int, text: str) -> None:
+    problem = verifier.feed(seq, text)
+    if problem:
+        raise _Broken(seq, problem, text)
+
+
+def _check_signature(checkpoint: Mapping[str, Any], public_keys: Sequence[str]) -> str:
+    seq = checkpoint.get("seq")
+    if not public_keys:
+        raise _Broken(seq, "the log was pruned at this checkpoint, and no public key is trusted "
+                           "to check its signature ([retention] checkpoint_public_keys, or "
+                           "--public-key)")
+    signed_by = signature_valid(statement_of(checkpoint), str(checkpoint.get("signature", "")),
+                                public_keys)
+    if signed_by is None:
+        raise _Broken(seq, f"checkpoint signature (key {checkpoint.get('key_id')}) does not "
+                           "verify with any trusted public key")
+    return signed_by
+
+
+def _intact(seq: int, text: str) -> str:
+    """The hash of a record kept before the anchor, which must match its content."""
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        raise _Broken(seq, "record is not valid JSON", text) from None
+    if not isinstance(record, dict) or record.get("seq") != seq:
+        raise _Broken(seq, f"record is not stored as seq {seq}", text)
+    if record.get("hash") != record_hash(record):
+        raise _Broken(seq, "hash does not match the record's content: it was edited", text)
+    return str(record["hash"])
+
+
+def _check_kept(checkpoint: Mapping[str, Any], kept: list[tuple[int, str]]) -> None:
+    if len(kept) != checkpoint.get("kept_count") or kept_digest(kept) != checkpoint.get(
+            "kept_digest"):
+        raise _Broken(checkpoint.get("seq"), (
+            f"the records at or before seq {checkpoint.get('through_seq')} are not the "
+            f"{checkpoint.get('kept_count')} the checkpoint kept ({len(kept)} found): one was "
+            "deleted, inserted or replaced"))
 
 
 async def verify_audit_log(store: SqliteStore,
                            public_keys: Sequence[str] = ()) -> LogVerification:
-    """Check every stored record in seq order; stop at the first bad one."""
-    verifier = ChainVerifier()
-    async for seq, text in store.audit_rows():
-        problem = verifier.feed(seq, text)
-        if problem:
-            return LogVerification(False, verifier.checked, verifier.head, seq, problem, text)
-    return LogVerification(True, verifier.checked, verifier.head)
+    """Check the stored log in seq order, anchored at its latest checkpoint if it was pruned."""
+    return await verify_rows(store.audit_rows(), await store.latest_checkpoint(), public_keys)

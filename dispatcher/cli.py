@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
-from dispatcher import __version__, cli_contact
+from dispatcher import __version__, cli_audit, cli_contact
 from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, canonical_json
-from dispatcher.audit_verify import verify_audit_log
 from dispatcher.classify import classify
 from dispatcher.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, StoreError
@@ -54,14 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("run", parents=[common], help="run the daemon")
     sub.add_parser("check-config", parents=[common], help="validate every config file")
 
-    audit = sub.add_parser("audit", parents=[common], help="export or verify the audit log")
+    audit = sub.add_parser("audit", parents=[common],
+                           help="export, verify or prune the audit log")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     export = audit_sub.add_parser("export", parents=[common], help="audit records, oldest first")
     export.add_argument("--account", metavar="ID")
     export.add_argument("--since", type=_parse_time, metavar="ISO", help="inclusive")
     export.add_argument("--until", type=_parse_time, metavar="ISO", help="exclusive")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
-    audit_sub.add_parser("verify", parents=[common], help="check the hash chain")
+    cli_audit.add_parsers(audit_sub, common)
 
     dead = sub.add_parser("dead-letters", parents=[common], help="inspect and replay rejects")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
@@ -141,17 +142,15 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
-async def _verify(config: LoadedConfig, out: TextIO) -> int:
-    async with open_store(config.store_path, create=False) as store:
-        result = await verify_audit_log(store)
-    if not result.ok:
-        print(f"BROKEN at seq {result.bad_seq}: {result.problem} "
-              f"({result.checked} records before it are intact)", file=out)
-        print(f"record: {result.bad_record}", file=out)
-        return EXIT_PROBLEM
-    print(f"OK: {result.checked} records, hash chain intact "
-          f"(head seq {result.head.seq}, hash {result.head.hash})", file=out)
-    return EXIT_OK
+def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    if args.audit_command == "keygen":
+        return cli_audit.keygen(out)  # needs no config
+    config = _load(args)
+    if args.audit_command == "export":
+        return asyncio.run(_export(config, args, out))
+    if args.audit_command == "prune":
+        return asyncio.run(cli_audit.prune(config, args, out, os.environ))
+    return asyncio.run(cli_audit.verify(config, args, out))
 
 
 async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
@@ -212,6 +211,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_run(args, out)
         if args.command == "check-config":
             return cmd_check_config(args, out)
+        if args.command == "audit":
+            return _audit(args, out)
         config = _load(args)
         if args.command == "simulate":
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
@@ -219,10 +220,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(cli_contact.cmd_invalid_numbers(config, args, out))
         if args.command == "explain":
             return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
-        if args.command == "audit":
-            if args.audit_command == "export":
-                return asyncio.run(_export(config, args, out))
-            return asyncio.run(_verify(config, out))
         if args.dead_command == "list":
             return asyncio.run(_list_dead(config, args, out))
         return asyncio.run(_replay(config, args.ids, out))

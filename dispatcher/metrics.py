@@ -52,6 +52,15 @@ class Metrics:
             "dispatcher_provider_latency_seconds", "Time for the provider to take a delivery",
             ["channel"], registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.job_runs = Counter(
+            "dispatcher_job_runs", "Runs of the periodic jobs, by job and result "
+            "(ok, failed, missed, overlapping)", ["job", "result"], registry=self.registry)
+        self.retention_pruned = Counter(
+            "dispatcher_retention_pruned", "Audit records removed by retention",
+            registry=self.registry)
+        self.retention_due = Gauge(
+            "dispatcher_retention_due", "Audit records past retention and not yet removed",
+            registry=self.registry)
 
     def observe_audit(self, records: Sequence[Mapping[str, Any]]) -> None:
         """Count the engine's committed audit records: attempts, outcomes, suppressions."""

@@ -6,6 +6,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -19,6 +20,12 @@ from pydantic import (
     field_validator,
 )
 
+from dispatcher.checkpoint_keys import (
+    KEY_VARIABLE,
+    CheckpointKeyError,
+    key_id,
+    signer_from,
+)
 from dispatcher.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import E164, MAX_PAYLOAD_BYTES
@@ -203,6 +210,24 @@ class ContactSettings(_Section):
     sweep_seconds: float = Field(default=1.0, gt=0, le=60)
 
 
+def _public_key(value: str) -> str:
+    try:
+        key_id(value)
+    except CheckpointKeyError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class RetentionSettings(_Section):
+    """[retention]: the daily job that prunes audit records past the profile's period."""
+
+    enabled: bool = True
+    run_at: time = time(3, 30)  # UTC, daily
+    # Keys whose checkpoints `audit verify` trusts: the public half of DISPATCHER_CHECKPOINT_KEY,
+    # and earlier keys still anchoring the log after a rotation.
+    checkpoint_public_keys: tuple[Annotated[str, AfterValidator(_public_key)], ...] = ()
+
+
 class ProfileInfo(_Section):
     """[profile] of a jurisdiction profile file."""
 
@@ -242,6 +267,7 @@ class Settings(_Section):
     webhook: WebhookSettings = WebhookSettings()
     compliance: ComplianceSettings = ComplianceSettings()
     contact: ContactSettings = ContactSettings()
+    retention: RetentionSettings = RetentionSettings()
 
 
 @dataclass(frozen=True)
@@ -321,10 +347,27 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
             problems.append(ConfigProblem(str(path), "twilio.from_number",
                                           "provider 'twilio' needs from_number: calls are "
                                           "placed from it (a messaging service sends SMS only)"))
+    retention = sections.get("retention")
+    if isinstance(retention, RetentionSettings):
+        problems.extend(_checkpoint_key_problems(path, retention, environ))
     if environ.get("MQTT_PASSWORD") and not environ.get("MQTT_USERNAME"):
         problems.append(ConfigProblem(str(path), "mqtt.url",
                                       "MQTT_PASSWORD is set but MQTT_USERNAME is not"))
     return problems
+
+
+def _checkpoint_key_problems(path: Path, retention: RetentionSettings,
+                             environ: Mapping[str, str]) -> list[ConfigProblem]:
+    key = "retention.checkpoint_public_keys"
+    try:
+        signer = signer_from(environ)
+    except CheckpointKeyError as exc:
+        return [ConfigProblem(str(path), key, str(exc))]
+    if signer is not None and signer.public_key not in retention.checkpoint_public_keys:
+        return [ConfigProblem(str(path), key, (
+            f"must list {signer.public_key!r}, the public key of {KEY_VARIABLE}, so that "
+            "audit verify can check the checkpoints it signs"))]
+    return []
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

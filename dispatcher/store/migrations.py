@@ -97,6 +97,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE accounts ADD COLUMN plan_json TEXT",
         "ALTER TABLE accounts ADD COLUMN lease_until TEXT",
     ),
+    # 3: finding the checkpoint that anchors a chain pruned by retention.
+    (
+        "CREATE INDEX audit_checkpoints ON audit(seq) WHERE kind = 'checkpoint'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,6 +38,7 @@ from dispatcher.store.base import (
 from dispatcher.store.contact_rows import ContactRows, Db
 from dispatcher.store.inline import connect_inline
 from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from dispatcher.store.retention_rows import RetentionRows
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
@@ -110,7 +111,7 @@ class _StateCache:
             self._entries.popitem(last=False)
 
 
-class SqliteStore(ContactRows):
+class SqliteStore(ContactRows, RetentionRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: Db, path: Path) -> None:
