@@ -20,6 +20,7 @@ from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.account_facts import policy_of
 from dispatcher.aio import pause
+from dispatcher.checkpoint_keys import KEY_VARIABLE
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine
@@ -111,6 +112,10 @@ class Dispatcher:
         except BaseException:
             await self._stack.__aexit__(None, None, None)
             raise
+        if self.config.settings.retention.enabled and not self.environ.get(KEY_VARIABLE):
+            log.warning("retention: %s is not set: records past the %d-year period will be "
+                        "counted, not pruned", KEY_VARIABLE,
+                        self.config.profile.records.retention_years)
         log.info("dispatcher started", extra={
             "config_version": self.config.version, "store": str(self.config.store_path),
             "webhook": f"{webhook.host}:{self.webhook_port}",

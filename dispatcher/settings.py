@@ -218,11 +218,17 @@ def _public_key(value: str) -> str:
     return value
 
 
+def _naive_time(value: time) -> time:
+    if value.tzinfo is not None:
+        raise ValueError("run_at is a UTC time of day; write it without an offset")
+    return value
+
+
 class RetentionSettings(_Section):
     """[retention]: the daily job that prunes audit records past the profile's period."""
 
     enabled: bool = True
-    run_at: time = time(3, 30)  # UTC, daily
+    run_at: Annotated[time, AfterValidator(_naive_time)] = time(3, 30)  # UTC, daily
     # Keys whose checkpoints `audit verify` trusts: the public half of DISPATCHER_CHECKPOINT_KEY,
     # and earlier keys still anchoring the log after a rotation.
     checkpoint_public_keys: tuple[Annotated[str, AfterValidator(_public_key)], ...] = ()

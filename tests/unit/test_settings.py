@@ -320,3 +320,21 @@ def test_twilio_needs_a_from_number_for_calls(tmp_path: Path) -> None:
     [problem] = problems_of(path, TWILIO_ENV)
     assert problem.key == "twilio.from_number"
     assert "calls" in problem.reason
+
+
+@pytest.mark.parametrize(("value", "word"), [
+    ('"03:30+05:00"', "without an offset"),
+    ('"25:00"', "hour value is outside"),
+    ("330", "time"),
+])
+def test_a_bad_retention_time_is_named(tmp_path: Path, value: str, word: str) -> None:
+    path = write_config(tmp_path, f"[retention]\nrun_at = {value}\n")
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "retention.run_at")
+    assert word in problem.reason
+
+
+def test_retention_time_takes_toml_times_and_strings(tmp_path: Path) -> None:
+    for value, expected in (("04:15:00", "04:15:00"), ('"04:15"', "04:15:00")):
+        path = write_config(tmp_path, f"[retention]\nrun_at = {value}\n")
+        assert load_config(path, {}).settings.retention.run_at.isoformat() == expected
