@@ -43,10 +43,13 @@ def _parse_time(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
+    config_help = "config file (default: $DISPATCHER_CONFIG or config/dispatcher.toml)"
+    top = argparse.ArgumentParser(add_help=False)
+    top.add_argument("--config", metavar="PATH", help=config_help)
+    # Subcommands take --config too; SUPPRESS keeps one given before the subcommand.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="PATH",
-                        help="config file (default: $DISPATCHER_CONFIG or config/dispatcher.toml)")
-    parser = argparse.ArgumentParser(prog="dispatcher", parents=[common],
+    common.add_argument("--config", metavar="PATH", help=config_help, default=argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(prog="dispatcher", parents=[top],
                                      description="Compliance-first contact engine for overdue "
                                                  "accounts.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -73,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="re-submit dead letters (all pending when no ID is given)")
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     cli_contact.add_parsers(sub, common, _parse_time)
+    report = sub.add_parser("report", parents=[common],
+                            help="the compliance report of a time window, one HTML file",
+                            description="Write the compliance report of the audit records "
+                                        "written in [--since, --until) to one self-contained "
+                                        "HTML file. Exit 0 once it is written, also when it "
+                                        "lists violations or a broken chain (read the summary "
+                                        "line); 2 for bad input.")
+    report.add_argument("--since", required=True, type=_parse_time, metavar="ISO",
+                        help="inclusive")
+    report.add_argument("--until", required=True, type=_parse_time, metavar="ISO",
+                        help="exclusive")
+    report.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
     return parser
 
 
@@ -202,6 +217,16 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
+async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from dispatcher import report  # noqa: PLC0415 - only this command needs it
+
+    path = report.checked_request(args.since, args.until, args.out)  # ValueError: exit 2
+    summary = await report.write_report(config, args.since, args.until, path,
+                                        SystemClock().now())
+    print(summary.line(), file=out)
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the `dispatcher` command; returns the exit code."""
     out = out or sys.stdout
@@ -220,6 +245,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(cli_contact.cmd_invalid_numbers(config, args, out))
         if args.command == "explain":
             return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
+        if args.command == "report":
+            return asyncio.run(_report(config, args, out))
         if args.dead_command == "list":
             return asyncio.run(_list_dead(config, args, out))
         return asyncio.run(_replay(config, args.ids, out))

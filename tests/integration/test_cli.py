@@ -112,6 +112,17 @@ def test_verify_ok(config: Path) -> None:
     assert out.startswith("OK: 6 records")
 
 
+@pytest.mark.parametrize("order", ["before", "after"])
+def test_config_may_come_before_or_after_the_subcommand(config: Path, order: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISPATCHER_CONFIG", str(config.parent / "nowhere.toml"))
+    given = ["--config", str(config)]
+    argv = [*given, "audit", "verify"] if order == "before" else ["audit", "verify", *given]
+    code, out = run_cli(*argv)
+    assert code == 0
+    assert out.startswith("OK: 6 records")
+
+
 def tamper(config: Path, sql: str, params: tuple[object, ...] = ()) -> None:
     with sqlite3.connect(db_path(config)) as db:
         db.execute(sql, params)

@@ -292,3 +292,16 @@ def test_a_signing_key_whose_public_half_is_not_listed_is_refused(tmp_path: Path
     with pytest.raises(ConfigError) as short:
         load_config(path, {})
     assert "32 bytes" in str(short.value.problems[0])
+
+
+async def test_the_report_shows_the_chain_anchored_at_the_checkpoint(
+        config: LoadedConfig, key: str, tmp_path: Path) -> None:
+    async with open_store(config.store_path) as store:
+        await history(store)
+        await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
+    out = tmp_path / "report.html"
+    code, text = await run_cli(config, "report", "--since", "2019-01-01", "--until",
+                               "2026-06-01", "--out", str(out))
+    assert code == 0, text
+    assert text.rstrip().endswith("hash chain intact")
+    assert "pruned by retention up to seq" in out.read_text()
