@@ -7,7 +7,7 @@ receive and acknowledge each message (manual ack):
 
 - bare aiomqtt: aiomqtt with its defaults (MQTT 3.1.1) and `async for message in
   client.messages`, as architecture.md measured it (the issue's reference, ~10.7k msg/s);
-- bare aiomqtt v5: the same over an MQTT v5 session like the dispatcher's;
+- bare aiomqtt v5: the same over the dispatcher's own v5 session (dispatcher.mqtt.make_client);
 - bare v5 drained: the dispatcher's own receive loop (whatever has arrived, taken from aiomqtt's
   queue in one go), with no processing at all.
 
