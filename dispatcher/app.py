@@ -92,6 +92,11 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is not open")
         return self._store
 
+    @property
+    def jobs(self) -> PeriodicJobs:
+        """The periodic jobs (retention)."""
+        return self._jobs
+
     async def __aenter__(self) -> Self:
         """Open the store, audit the config in force, start the webhook server."""
         await self._stack.__aenter__()

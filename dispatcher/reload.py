@@ -1,10 +1,10 @@
 """Hot reload: what a new config may change while the daemon runs, and when files changed.
 
 The contact policy (profile limits, schedule, templates, business details), the log level, the
-sweep interval and the shutdown grace apply at once. Everything that holds a connection, a file
-or a socket (MQTT, ingest, the store, the channel, the webhook server) and the log format needs a
-restart: a reload that changes them is refused, naming each key, and the daemon keeps its last
-good config.
+sweep interval, the shutdown grace and the retention job apply at once. Everything that holds a
+connection, a file or a socket (MQTT, ingest, the store, the channel, the webhook server) and the
+log format needs a restart: a reload that changes them is refused, naming each key, and the
+daemon keeps its last good config.
 """
 
 from __future__ import annotations
