@@ -124,8 +124,11 @@ async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datet
         start = next(iter(first))[0]
         if start is None:
             return None
-        anchor = min(through, start + STEP_SEQS - 1)
         previous = await _latest(db)
+        # Never anchor before an earlier checkpoint: records between the two were pruned then,
+        # and the chain continues only from the later anchor.
+        floor = int(previous["through_seq"]) if previous is not None else 0
+        anchor = max(floor, min(through, start + STEP_SEQS - 1))
         anchor_hash = await _hash_of(db, anchor)
         if anchor_hash is None:  # pruned before: the previous checkpoint anchored here
             if previous is None or previous["through_seq"] != anchor:

@@ -305,3 +305,23 @@ async def test_the_report_shows_the_chain_anchored_at_the_checkpoint(
     assert code == 0, text
     assert text.rstrip().endswith("hash chain intact")
     assert "pruned by retention up to seq" in out.read_text()
+
+
+async def test_records_kept_behind_an_anchor_are_pruned_later_without_moving_it_back(
+        config: LoadedConfig, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One seq per step: B's 2019 record, kept behind the first run's anchor, becomes prunable
+    # when B goes quiet; the next checkpoint must not anchor before the first one did.
+    monkeypatch.setattr(retention_rows, "STEP_SEQS", 1)
+    environ = {KEY_VARIABLE: key}
+    async with open_store(config.store_path) as store:
+        await history(store)
+        first = await run_retention(store, config, environ, NOW)
+        anchor = first.checkpoints[-1]["through_seq"]
+        much_later = await run_retention(store, config, environ,
+                                         datetime(2031, 1, 1, tzinfo=UTC))
+        verdict = await verify_audit_log(store, config.settings.retention.checkpoint_public_keys)
+    assert much_later.pruned == 3  # B twice, C once
+    assert all(c["through_seq"] >= anchor for c in much_later.checkpoints)
+    assert verdict.ok, verdict.problem
+    kinds = {r["kind"] for r in audit_rows(config)}
+    assert kinds == {"config", "checkpoint"}
