@@ -3,7 +3,8 @@
 A record is past retention when it is at or before `through_seq` (the last record written before
 the cutoff) and either belongs to an account whose last record is at or before it, or belongs to
 no account. `config` and `checkpoint` records carry no personal data and stay: they say which
-rules were in force and where the chain was anchored. An account past retention is forgotten
+rules were in force and where the chain was anchored. The newest record stays too, until a newer
+one follows it: it is the head the next record links to. An account past retention is forgotten
 with its records: events, attempts, numbers and state. Opt-outs stay (they must be honoured).
 """
 
@@ -30,8 +31,9 @@ KEPT_KINDS = ("config", "checkpoint")
 STEP_SEQS = 50_000
 
 _STALE = "account_id IN (SELECT account_id FROM temp.prune_accounts)"
+# The newest record stays whatever it is: the chain's head, which the next record links to.
 _PRUNABLE = (f"seq <= ? AND kind NOT IN {KEPT_KINDS!r} "
-             f"AND (account_id IS NULL OR {_STALE})")
+             f"AND (account_id IS NULL OR {_STALE}) AND seq < (SELECT MAX(seq) FROM audit)")
 
 
 @dataclass(frozen=True)
