@@ -7,7 +7,7 @@ import logging
 import os
 import ssl
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -70,7 +70,7 @@ def take_queued(client: aiomqtt.Client, limit: int) -> list[aiomqtt.Message]:
 _PUBACK = 0x40
 
 
-def ack_all(client: aiomqtt.Client, acks: Iterable[tuple[int, int]]) -> None:
+def ack_all(client: aiomqtt.Client, acks: Sequence[tuple[int, int]]) -> None:
     """Acknowledge committed messages in one write: the PUBACKs leave as one buffer."""
     puback = struct.Struct("!BBH")
     packet = b"".join(puback.pack(_PUBACK, 2, mid) for mid, qos in acks if qos == 1)
