@@ -322,6 +322,8 @@ class Engine:
             "template_hash": content_hash(body),
             "local_times": local_times(zones_for(target, facts), now),
             "counters": counters(target, facts.history, facts.home_zone, now),
+            # The region whose limits applied (a state's stricter ones), for re-checking later.
+            "region": facts.holiday_region,
         }
         delivery = Delivery(attempt_id, target.medium, target.number, body, planned.template,
                             facts.home_zone or "UTC", now)

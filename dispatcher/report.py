@@ -14,7 +14,7 @@ from dispatcher.report_figures import compute_figures
 from dispatcher.report_html import Chain, ReportPage, render
 from dispatcher.report_log import attempts_of, outcome_statuses
 from dispatcher.report_read import lookback, read_log, read_until
-from dispatcher.report_rules import in_window, recheck
+from dispatcher.report_rules import in_window, recheck_by_region
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import SqliteStore, open_store
 
@@ -54,8 +54,9 @@ async def build_page(config: LoadedConfig, since: datetime, until: datetime,
                              until, back)
         verification = await _verify(store, config)
     attempts = attempts_of(log.records, outcome_statuses(log.records))
-    violations = in_window(recheck(log.records, attempts, config.limits,
-                                   config.templates.templates), since, until)
+    violations = in_window(recheck_by_region(log.records, attempts, config.limits,
+                                             config.regional_limits,
+                                             config.templates.templates), since, until)
     figures = compute_figures(log.window, attempts, since, until)
     checkpoint = verification.checkpoint
     anchor = (None if checkpoint is None else

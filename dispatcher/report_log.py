@@ -40,6 +40,7 @@ class Attempt:
     number_type: str | None
     local_times: Mapping[str, str]
     status: str | None
+    region: str | None = None  # whose limits applied, as the engine recorded it
 
     @property
     def person(self) -> str:
@@ -111,5 +112,5 @@ def attempts_of(records: Iterable[Record], statuses: Mapping[str, str]) -> list[
             party=str(r.get("party") or "debtor"), to=str(r.get("to") or ""),
             channel=str(r.get("channel") or ""), template=r.get("template"),
             number_type=r.get("number_type"), local_times=dict(r.get("local_times") or {}),
-            status=statuses.get(attempt_id)))
+            status=statuses.get(attempt_id), region=r.get("region")))
     return sorted(found, key=lambda a: a.seq)

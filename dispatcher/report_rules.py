@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from dispatcher.policy import Limits
+from dispatcher.policy import Limits, for_region
 from dispatcher.report_log import Attempt, Record, at_of, local, local_dates
 from dispatcher.templates import Template
 
@@ -92,6 +92,23 @@ def recheck(records: Sequence[Record], attempts: Sequence[Attempt], limits: Limi
     found = [*_hours(sent, limits), *_rolling_caps(sent, limits), *_cooldown(sent, limits),
              *_daily_cap(sent, limits), *_min_gap(sent, limits), *_work_numbers(sent, limits),
              *_standing_orders(records, sent), *_third_parties(sent, limits, templates)]
+    return sorted(found, key=lambda v: (v.seqs[-1], v.rule, v.seqs))
+
+
+def recheck_by_region(records: Sequence[Record], attempts: Sequence[Attempt], limits: Limits,
+                      regional: Mapping[str, Limits],
+                      templates: Mapping[str, Template]) -> list[Violation]:
+    """`recheck` with each account held to its region's limits (a state's stricter ones).
+
+    An account's region is the one its latest attempt records; attempts written before records
+    carried a region are held to the profile's limits.
+    """
+    region_of = {a.account_id: a.region for a in attempts}
+    groups: dict[str | None, list[Attempt]] = defaultdict(list)
+    for a in attempts:
+        groups[region_of[a.account_id]].append(a)
+    found = [v for region, group in groups.items()
+             for v in recheck(records, group, for_region(limits, regional, region), templates)]
     return sorted(found, key=lambda v: (v.seqs[-1], v.rule, v.seqs))
 
 

@@ -38,6 +38,7 @@ from dispatcher.report_rules import (
     Violation,
     in_window,
     recheck,
+    recheck_by_region,
 )
 from dispatcher.templates import Purpose, Template
 
@@ -365,3 +366,23 @@ def test_hours_follow_the_configured_window() -> None:
     assert check(log) == []
     assert [v.rule for v in check(log, LOOSE.model_copy(update={"hours_end": time(20)}))] == [
         HOURS]
+
+
+def test_an_account_is_held_to_its_regions_stricter_limits() -> None:
+    """Massachusetts allows 2 contacts in 7 days; the same three attempts elsewhere are fine."""
+    log = Log()
+    for day in (7, 9, 11):
+        log.attempt(cst(day, 10), channel="sms", status="delivered")
+    for record in log.records:
+        if record["kind"] == "attempt":
+            record["region"] = "US-MA"
+    regional = {"US-MA": LOOSE.model_copy(update={"contacts_per_7_days": 2})}
+    records = log.records
+    attempts = attempts_of(records, outcome_statuses(records))
+    found = recheck_by_region(records, attempts, LOOSE, regional, TEMPLATES)
+    assert [v.rule for v in found] == ["contact_cap_7d"]
+    assert found[0].seqs[-1] == records[-2]["seq"]
+    for record in records:
+        record.pop("region", None)
+    elsewhere = attempts_of(records, outcome_statuses(records))
+    assert recheck_by_region(records, elsewhere, LOOSE, regional, TEMPLATES) == []
