@@ -174,8 +174,10 @@ class Dispatcher:
             now_seen = stamps(self.config.files)
             if self._reload.is_set() or now_seen != seen:
                 self._reload.clear()
+                # Stamped before reading: a file saved again while this reload runs is seen
+                # next time (stamping after it would take that change as already loaded).
+                seen = now_seen
                 await self.reload()
-                seen = stamps(self.config.files)
 
     async def reload(self) -> bool:
         """Load the config files again; apply a valid new config, refuse (and audit) a bad one."""
