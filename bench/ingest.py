@@ -11,8 +11,10 @@ receive and acknowledge each message (manual ack):
 - bare v5 drained: the dispatcher's own receive loop (whatever has arrived, taken from aiomqtt's
   queue in one go), with no processing at all.
 
-The dispatcher receives, validates, commits to SQLite and then acknowledges.
-Run: `.venv/bin/python -m bench.ingest [--events 50000] [--writer process|inline]`.
+The dispatcher receives, validates, commits to SQLite and then acknowledges. After an unmeasured
+warm-up drain, the bare aiomqtt reference and the dispatcher are measured in `--rounds`
+interleaved pairs, and the ratio is taken between their medians.
+Run: `.venv/bin/python -m bench.ingest [--events 50000] [--rounds 3] [--writer process|inline]`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import asyncio
 import json
 import random
+import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -75,9 +78,9 @@ def _bare_client(broker: Broker, name: str, v5: bool) -> aiomqtt.Client:
 
 
 async def bare_subscriber(broker: Broker, payloads: list[bytes], *, v5: bool,
-                          drained: bool) -> float:
+                          drained: bool, name: str | None = None) -> float:
     """Messages/s of an aiomqtt subscriber that only receives and acknowledges each message."""
-    name = f"{'v5' if v5 else 'v311'}-{'drained' if drained else 'documented'}"
+    name = name or f"{'v5' if v5 else 'v311'}-{'drained' if drained else 'documented'}"
     async with _bare_client(broker, name, v5) as client:
         await client.subscribe(f"bench/{name}/#", qos=1)
     await publish_all(broker.port, payloads, topic=f"bench/{name}/x")
@@ -139,10 +142,12 @@ async def store_alone(payloads: list[bytes], folder: Path, batch: int = 1000) ->
 
 
 async def main() -> None:
-    """Run both measurements on one broker and print them side by side."""
+    """Run the measurements on one broker and print them side by side."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--accounts", type=int, default=10_000)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="pairs of bare aiomqtt and dispatcher runs, interleaved")
     parser.add_argument("--writer", choices=("process", "inline"), default="process",
                         help="[ingest] writer of the dispatcher under test")
     args = parser.parse_args()
@@ -150,27 +155,47 @@ async def main() -> None:
     # The daemon runs with these collector settings (`dispatcher run`); the bare subscriber gets
     # them too, so that the comparison is like for like.
     tune_gc()
+    pairs: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         broker = Broker(Path(tmp) / "broker")
         broker.start()
         try:
-            bare = await bare_subscriber(broker, payloads, v5=False, drained=False)
+            # A first drain from a fresh broker is slower, whoever does it: warm up, unmeasured.
+            await bare_subscriber(broker, payloads[:5000], v5=False, drained=False,
+                                  name="warm-up")
+            # This machine's speed drifts by tens of percent within minutes: the two rates are
+            # measured in interleaved pairs (alternating which goes first), and the ratio is
+            # taken between their medians.
+            for round_ in range(args.rounds):
+                folder = Path(tmp) / f"dispatcher-{round_}"
+                if round_ % 2 == 0:
+                    bare = await bare_subscriber(broker, payloads, v5=False, drained=False)
+                    full = await dispatcher_ingest(broker, payloads, folder, args.writer)
+                else:
+                    full = await dispatcher_ingest(broker, payloads, folder, args.writer)
+                    bare = await bare_subscriber(broker, payloads, v5=False, drained=False)
+                pairs.append((bare, full))
             bare_v5 = await bare_subscriber(broker, payloads, v5=True, drained=False)
             drained = await bare_subscriber(broker, payloads, v5=True, drained=True)
-            full = await dispatcher_ingest(broker, payloads, Path(tmp) / "dispatcher", args.writer)
             alone = await store_alone(payloads, Path(tmp))
         finally:
             broker.stop()
-    print(f"events:                             {args.events} ({args.accounts} accounts)")
+    bare, full = statistics.median(b for b, _ in pairs), statistics.median(f for _, f in pairs)
+    print(f"events:                             {args.events} ({args.accounts} accounts), "
+          f"{args.rounds} round(s)")
+    for number, (one_bare, one_full) in enumerate(pairs, 1):
+        print(f"  round {number}: bare aiomqtt {one_bare:9,.0f} msg/s, dispatcher "
+              f"{one_full:9,.0f} events/s, ratio {one_full / one_bare:.2f}")
     print(f"bare aiomqtt, manual ack:           {bare:9,.0f} msg/s  "
-          "(aiomqtt's defaults: MQTT 3.1.1, async for)")
+          "(median; aiomqtt's defaults: MQTT 3.1.1, async for)")
     print(f"bare aiomqtt v5, manual ack:        {bare_v5:9,.0f} msg/s  "
           "(the dispatcher's v5 session, async for)")
     print(f"bare v5, drained, manual ack:       {drained:9,.0f} msg/s  "
           "(the dispatcher's own receive loop, no processing)")
     print(f"dispatcher end-to-end:              {full:9,.0f} events/s  "
-          f"(received, validated, committed, acknowledged; {args.writer} writer)")
-    print(f"ratio dispatcher / bare aiomqtt:    {full / bare:9.2f}  (target >= 0.75)")
+          f"(median; received, validated, committed, acknowledged; {args.writer} writer)")
+    print(f"ratio dispatcher / bare aiomqtt:    {full / bare:9.2f}  (of the medians; target >= "
+          "0.75)")
     print(f"ratio dispatcher / bare aiomqtt v5: {full / bare_v5:9.2f}")
     print(f"ratio dispatcher / bare v5 drained: {full / drained:9.2f}")
     print(f"validate+commit alone, no MQTT:     {alone:9,.0f} events/s  (one process)")

@@ -10,7 +10,8 @@ from tests.support import ROOT
 
 def test_ingest_benchmark_runs_and_prints_both_rates() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.ingest", "--events", "600", "--accounts", "60"],
+        [sys.executable, "-m", "bench.ingest", "--events", "600", "--accounts", "60",
+         "--rounds", "2"],
         capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     for line in ("bare aiomqtt, manual ack:", "bare aiomqtt v5, manual ack:",
