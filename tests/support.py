@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,18 @@ def overdue_event(n: int, account: str | None = None, *, occurred_at: str | None
             },
         },
     }
+
+
+def overdue_at(at: datetime, account: str, days: int, number: str, zone: str, region: str,
+               contacts: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """An account.overdue event at `at` for a debtor with one mobile number in `zone`."""
+    return {"schema": 1, "event_id": f"e-{account}", "type": "account.overdue",
+            "occurred_at": at.isoformat(), "account_id": account,
+            "data": {"days_past_due": days, "amount_due": "80.00", "currency": "USD",
+                     "debtor": {"name": "Lee Ray", "timezone": zone, "region": region,
+                                "phones": [{"number": number, "type": "mobile",
+                                            "sms_consent": True, "call_consent": True}]},
+                     "contacts": contacts or []}}
 
 
 def encode(event: dict[str, Any]) -> bytes:

@@ -18,7 +18,7 @@ from dispatcher.settings import load_config
 from dispatcher.simulate import TICK, run_simulation
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
-from tests.support import Broker, make_config
+from tests.support import Broker, make_config, overdue_at
 
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 DAYS = 9
@@ -29,13 +29,7 @@ COMPARED = ("kind", "at", "account_id", "attempt_id", "channel", "party", "to", 
 def _events() -> list[dict[str, Any]]:
     def overdue(account: str, days: int, number: str, zone: str, region: str,
                 contacts: list[dict[str, str]]) -> dict[str, Any]:
-        return {"schema": 1, "event_id": f"e-{account}", "type": "account.overdue",
-                "occurred_at": START.isoformat(), "account_id": account,
-                "data": {"days_past_due": days, "amount_due": "80.00", "currency": "USD",
-                         "debtor": {"name": "Lee Ray", "timezone": zone, "region": region,
-                                    "phones": [{"number": number, "type": "mobile",
-                                                "sms_consent": True, "call_consent": True}]},
-                         "contacts": contacts}}
+        return overdue_at(START, account, days, number, zone, region, contacts)
     sister = [{"contact_id": "c-9", "name": "Sam Ray", "relation": "sister",
                "number": "+13125550177", "role": "emergency"}]
     return [overdue("A-1", 2, "+15125550100", "America/Chicago", "US-TX", []),

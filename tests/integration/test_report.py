@@ -29,7 +29,7 @@ from dispatcher.cli import main
 from dispatcher.settings import load_config
 from dispatcher.simulate import Simulation, read_events
 from dispatcher.store import open_store
-from tests.support import ROOT, db_path, make_config
+from tests.support import ROOT, db_path, make_config, overdue_at
 
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 SINCE, UNTIL = "2026-12-10", "2026-12-24"
@@ -39,13 +39,7 @@ NIGHT_CALL_AT = datetime(2026, 12, 20, 9, 0, tzinfo=UTC)  # 03:00 in Chicago
 
 def _overdue(account: str, days: int, number: str, zone: str, region: str,
              contacts: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    return {"schema": 1, "event_id": f"e-{account}", "type": "account.overdue",
-            "occurred_at": START.isoformat(), "account_id": account,
-            "data": {"days_past_due": days, "amount_due": "80.00", "currency": "USD",
-                     "debtor": {"name": "Lee Ray", "timezone": zone, "region": region,
-                                "phones": [{"number": number, "type": "mobile",
-                                            "sms_consent": True, "call_consent": True}]},
-                     "contacts": contacts or []}}
+    return overdue_at(START, account, days, number, zone, region, contacts)
 
 
 def _event(event_id: str, kind: str, account: str, at: str, data: dict[str, Any]) -> dict[str, Any]:
