@@ -72,7 +72,7 @@ async def verify_rows(rows: AsyncIterable[tuple[int, str]],
             signed_by = _check_signature(checkpoint, public_keys)
             verifier = ChainVerifier(ChainHead(int(checkpoint["through_seq"]),
                                                str(checkpoint["through_hash"])))
-        through = verifier.head.seq if checkpoint is not None else 0
+        through = verifier.head.seq  # 0 without a checkpoint: nothing is before the chain
         kept: list[tuple[int, str]] = []
         kept_checked = checkpoint is None
         async for seq, text in rows:
@@ -92,6 +92,16 @@ async def verify_rows(rows: AsyncIterable[tuple[int, str]],
                                broken.record, checkpoint, signed_by)
     return LogVerification(True, checked, verifier.head, checkpoint=checkpoint,
                            signed_by=signed_by)
+
+
+def describe_anchor(result: LogVerification) -> str | None:
+    """Where retention pruned the log and which checkpoint anchors it; None if never pruned."""
+    checkpoint = result.checkpoint
+    if checkpoint is None:
+        return None
+    return (f"pruned by retention up to seq {checkpoint['through_seq']} "
+            f"({checkpoint['kept_count']} kept), anchored at checkpoint seq {checkpoint['seq']} "
+            f"signed by {result.signed_by or checkpoint['key_id']}")
 
 
 def _chained(verifier: ChainVerifier, seq: int, text: str) -> None:

@@ -8,7 +8,12 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-from dispatcher.audit_verify import LogVerification, verify_audit_log, verify_rows
+from dispatcher.audit_verify import (
+    LogVerification,
+    describe_anchor,
+    verify_audit_log,
+    verify_rows,
+)
 from dispatcher.checkpoint_keys import KEY_VARIABLE, CheckpointSigner, new_private_key
 from dispatcher.clock import SystemClock
 from dispatcher.retention import describe, run_retention
@@ -65,12 +70,8 @@ def verdict(result: LogVerification) -> str:
     if not result.ok:
         return (f"BROKEN at seq {result.bad_seq}: {result.problem} "
                 f"({result.checked} records before it are intact)")
-    anchor = ""
-    checkpoint = result.checkpoint
-    if checkpoint is not None:
-        anchor = (f"; pruned by retention up to seq {checkpoint['through_seq']} "
-                  f"({checkpoint['kept_count']} kept), anchored at checkpoint seq "
-                  f"{checkpoint['seq']} signed by {result.signed_by}")
+    anchor = describe_anchor(result)
+    anchor = f"; {anchor}" if anchor else ""
     return (f"OK: {result.checked} records, hash chain intact{anchor} "
             f"(head seq {result.head.seq}, hash {result.head.hash})")
 

@@ -68,12 +68,12 @@ def take_queued(client: aiomqtt.Client, limit: int) -> list[aiomqtt.Message]:
 
 
 _PUBACK = 0x40
+_PUBACK_PACKET = struct.Struct("!BBH")  # type, remaining length 2, message id
 
 
 def ack_all(client: aiomqtt.Client, acks: Sequence[tuple[int, int]]) -> None:
     """Acknowledge committed messages in one write: the PUBACKs leave as one buffer."""
-    puback = struct.Struct("!BBH")
-    packet = b"".join(puback.pack(_PUBACK, 2, mid) for mid, qos in acks if qos == 1)
+    packet = b"".join(_PUBACK_PACKET.pack(_PUBACK, 2, mid) for mid, qos in acks if qos == 1)
     if packet:
         # The same bytes paho's ack() queues for each message, queued once.
         client._client._packet_queue(_PUBACK, packet, 0, 0)  # noqa: SLF001

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from dispatcher.audit_verify import LogVerification, verify_audit_log
+from dispatcher.audit_verify import LogVerification, describe_anchor, verify_audit_log
 from dispatcher.report_figures import compute_figures
 from dispatcher.report_html import Chain, ReportPage, render
 from dispatcher.report_log import attempts_of, outcome_statuses
@@ -58,13 +58,8 @@ async def build_page(config: LoadedConfig, since: datetime, until: datetime,
                                              config.regional_limits,
                                              config.templates.templates), since, until)
     figures = compute_figures(log.window, attempts, since, until)
-    checkpoint = verification.checkpoint
-    anchor = (None if checkpoint is None else
-              f"pruned by retention up to seq {checkpoint['through_seq']} "
-              f"({checkpoint['kept_count']} records kept), anchored at the checkpoint of seq "
-              f"{checkpoint['seq']}, signed by {verification.signed_by or checkpoint['key_id']}")
     chain = Chain(verification.ok, verification.checked, verification.head.seq,
-                  verification.bad_seq, verification.problem, anchor)
+                  verification.bad_seq, verification.problem, describe_anchor(verification))
     return ReportPage(since=since, until=until, generated_at=now, config_version=config.version,
                       profile=config.profile.profile.name, limits=config.limits,
                       lookback_days=back.days, figures=figures, violations=violations,

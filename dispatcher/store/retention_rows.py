@@ -54,8 +54,6 @@ class _Host(Protocol):
 
     def _write(self) -> AbstractAsyncContextManager[Db]: ...
 
-    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
-
     async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
                             common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
 
@@ -65,9 +63,8 @@ class RetentionRows:
 
     async def latest_checkpoint(self: _Host) -> dict[str, Any] | None:
         """The newest checkpoint record: where a pruned chain is anchored."""
-        rows = await self._fetch(
-            "SELECT record FROM audit WHERE kind = 'checkpoint' ORDER BY seq DESC LIMIT 1")
-        return dict(orjson.loads(rows[0][0])) if rows else None
+        async with self._lock:
+            return await _latest(self._db)
 
     async def prune_audit(self: _Host, *, cutoff: datetime, now: datetime, retention_years: int,
                           signer: CheckpointSigner | None, config_version: str,
@@ -79,11 +76,12 @@ class RetentionRows:
             return PruneResult(cutoff, None, 0, 0, 0)
         if dry_run or signer is None or due == 0:
             return PruneResult(cutoff, through, due, 0, accounts)
-        pruned, checkpoints = 0, []
+        pruned, checkpoints = 0, list[dict[str, Any]]()
         while True:
             step = await _prune_step(self, through, cutoff=cutoff, now=now,
                                      retention_years=retention_years, signer=signer,
-                                     config_version=config_version)
+                                     config_version=config_version,
+                                     forget=not checkpoints)
             if step is None:
                 break
             pruned += step["pruned_count"]
@@ -114,8 +112,9 @@ async def _prepare(db: Db, cutoff: datetime) -> tuple[int | None, int, int]:
 
 async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datetime,
                       retention_years: int, signer: CheckpointSigner,
-                      config_version: str) -> dict[str, Any] | None:
-    """One transaction: prune up to the next step's anchor and append its checkpoint."""
+                      config_version: str, forget: bool) -> dict[str, Any] | None:
+    """One transaction: prune up to the next step's anchor and append its checkpoint; with
+    `forget` (the run's first step), also the store rows of the accounts past retention."""
     async with host._write() as db:  # noqa: SLF001 - the mixin's own host
         # An account active again since the run began is no longer past retention.
         await db.execute(
@@ -139,7 +138,8 @@ async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datet
             anchor_hash = previous["through_hash"]
         await db.execute(f"DELETE FROM audit WHERE {_PRUNABLE}", [anchor])
         pruned = int(next(iter(await db.execute_fetchall("SELECT changes()")))[0])
-        await _forget_accounts(db, cutoff)
+        if forget:
+            await _forget_accounts(db, cutoff)
         kept = [(int(seq), str(h)) for seq, h in await db.execute_fetchall(
             "SELECT seq, json_extract(record, '$.hash') FROM audit WHERE seq <= ? ORDER BY seq",
             [anchor])]
