@@ -36,7 +36,8 @@ async def serve(store_path: Path, max_bytes: int) -> None:
     jobs: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=2)
 
     async def receive() -> None:
-        # Validating the next batch here overlaps the commit of the last one in SQLite's thread.
+        # Validating the next batch here overlaps the last one's commit, which waits for the disk
+        # on a worker thread; every other statement runs on this thread (dispatcher.store.inline).
         while (frame := await read_frame(reader)) is not None:
             _, now, config_version, raw = frame
             items = [classify(payload, topic, max_bytes) for topic, payload in raw]
@@ -47,7 +48,7 @@ async def serve(store_path: Path, max_bytes: int) -> None:
         await jobs.put(None)
 
     # The daemon's own connection checkpoints the WAL on the other core (Dispatcher.run).
-    async with open_store(store_path, checkpoints=False) as store:
+    async with open_store(store_path, checkpoints=False, inline=True) as store:
         await write_frame(writer, "ready")
         async with asyncio.TaskGroup() as group:
             group.create_task(receive())

@@ -1,12 +1,16 @@
 """SQLite on the event loop's own thread, behind the part of aiosqlite's API the store uses.
 
-For `simulate` only: nothing else runs while it decides, and a trip to aiosqlite's thread
-(about 0.1 ms here) costs more than most of its queries. The daemon keeps aiosqlite, so that a
-slow query never stalls ingest or the webhooks.
+For processes where nothing else waits on the loop: `simulate`, and the ingest writer process
+(`dispatcher.ingest_worker`). A trip to aiosqlite's thread (about 0.1 ms here) costs more than
+most of their queries, and while that thread binds rows it contends for the GIL with the work
+meant to overlap it. A durable commit is the exception: it waits for the disk, so it can run on a
+worker thread while the loop goes on (the writer validates its next batch meanwhile). The daemon
+keeps aiosqlite, so that a slow query never stalls ingest or the webhooks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
 from pathlib import Path
@@ -59,8 +63,9 @@ class _Pending:
 class InlineConnection:
     """A sqlite3 connection with aiosqlite's coroutine methods, run without a thread."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, *, commit_in_thread: bool) -> None:
         self._connection = connection
+        self._commit_in_thread = commit_in_thread
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Pending:
         """Run one statement."""
@@ -74,11 +79,30 @@ class InlineConnection:
         """Run one query and return its rows."""
         return self._connection.execute(sql, parameters).fetchall()
 
+    async def commit(self) -> None:
+        """Commit the open transaction, on a worker thread when so opened."""
+        if not self._commit_in_thread:
+            self._connection.commit()
+            return
+        done = asyncio.get_running_loop().run_in_executor(None, self._connection.commit)
+        try:
+            await asyncio.shield(done)
+        except asyncio.CancelledError:
+            # Nobody may use the connection before the commit has ended, either way.
+            await asyncio.wait({done})
+            raise
+
     async def close(self) -> None:
         """Close the connection."""
         self._connection.close()
 
 
-async def connect_inline(path: Path) -> InlineConnection:
-    """Open `path` in autocommit mode, as the store opens aiosqlite."""
-    return InlineConnection(sqlite3.connect(path, isolation_level=None))
+async def connect_inline(path: Path, *, commit_in_thread: bool = False) -> InlineConnection:
+    """Open `path` in autocommit mode, as the store opens aiosqlite.
+
+    `commit_in_thread=True` lets `commit` run on a worker thread; the store's lock keeps every
+    other statement off the connection until it has ended.
+    """
+    connection = sqlite3.connect(path, isolation_level=None,
+                                 check_same_thread=not commit_in_thread)
+    return InlineConnection(connection, commit_in_thread=commit_in_thread)

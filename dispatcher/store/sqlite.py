@@ -133,12 +133,13 @@ class SqliteStore(ContactRows, RetentionRows):
         `checkpoints=False` leaves copying the WAL into the database to another connection
         (`checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
         store, as `simulate` uses) skips fsync;
-        `inline=True` runs SQLite on the caller's thread (`dispatcher.store.inline`).
+        `inline=True` runs SQLite on the caller's thread (`dispatcher.store.inline`), but for
+        a durable commit, which waits for the disk on a worker thread.
         """
         if not create and not await asyncio.to_thread(path.exists):
             raise StoreError(f"no store at {path}")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
-        db: Db = (await connect_inline(path) if inline
+        db: Db = (await connect_inline(path, commit_in_thread=durable) if inline
                   else await aiosqlite.connect(path, isolation_level=None))
         try:
             await db.execute("PRAGMA busy_timeout = 10000")
@@ -196,7 +197,7 @@ class SqliteStore(ContactRows, RetentionRows):
                 await self._db.execute("ROLLBACK")
                 self._sealed = []
                 raise
-            await self._db.execute("COMMIT")
+            await self._db.commit()
             committed, self._sealed = self._sealed, []
         if committed:
             for observe in self.audit_observers:
