@@ -88,8 +88,11 @@ def is_in_order(state: AccountState, events: Iterable[Event]) -> bool:
     return all(event_order(e) > last for e in events)
 
 
+_OVERDUE_FIELDS = frozenset(OverdueData.model_fields)
+
+
 def _with_data(state: AccountState, data: OverdueData | UpdatedData, when: datetime,
-               fields: set[str]) -> dict[str, object]:
+               fields: frozenset[str] | set[str]) -> dict[str, object]:
     changes: dict[str, object] = {}
     if "days_past_due" in fields and data.days_past_due is not None:
         changes["days_past_due"] = data.days_past_due
@@ -115,7 +118,7 @@ def apply_event(state: AccountState, event: Event) -> AccountState:
         "event_count": state.event_count + 1,
     }
     if isinstance(data, OverdueData):
-        changes |= _with_data(state, data, when, set(OverdueData.model_fields))
+        changes |= _with_data(state, data, when, _OVERDUE_FIELDS)
         # A newer delinquency reopens a resolved account: it is a new debt cycle.
         changes |= {"status": AccountStatus.OPEN, "resolved_reason": None, "resolved_at": None}
         if state.status is AccountStatus.RESOLVED:

@@ -64,6 +64,15 @@ def parse_rfc3339(text: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def utc_text_and_key(moment: datetime) -> tuple[str, str]:
+    """`(utc_rfc3339(moment), sortable_utc(moment))` from one formatting of the time."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not allowed")
+    text = moment.astimezone(UTC).isoformat(timespec="microseconds")
+    # "YYYY-MM-DDTHH:MM:SS.ffffff+00:00": milliseconds are truncated, as isoformat does.
+    return text[:23] + "Z", text[:-6] + "Z"
+
+
 def sortable_utc(moment: datetime) -> str:
     """Fixed-width UTC text with microseconds, whose text order is its time order."""
     if moment.tzinfo is None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from dispatcher.classify import classify
 from dispatcher.logs import configure_logging
 from dispatcher.runtime import tune_gc
-from dispatcher.store import Accepted, Inbound, open_store
+from dispatcher.store import Inbound, open_store
 from dispatcher.writers import read_frame, write_frame
 
 log = logging.getLogger("dispatcher.writer")
@@ -41,9 +41,6 @@ async def serve(store_path: Path, max_bytes: int) -> None:
         while (frame := await read_frame(reader)) is not None:
             _, now, config_version, raw = frame
             items = [classify(payload, topic, max_bytes) for topic, payload in raw]
-            for item in items:
-                if isinstance(item, Accepted):
-                    item.precompute()
             await jobs.put((now, config_version, items))
         await jobs.put(None)
 

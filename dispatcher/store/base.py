@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from typing import Any, Protocol
 
 from dispatcher.accounts import AccountState
 from dispatcher.audit import ChainHead
-from dispatcher.clock import sortable_utc, utc_rfc3339
+from dispatcher.clock import utc_text_and_key
 from dispatcher.events import Event
 
 
@@ -23,27 +22,18 @@ class Accepted:
     payload: bytes
     topic: str
     replay_of: int | None = None
+    # Derived on creation (the writer process validates the next batch while the previous one
+    # is being committed): the payload's SHA-256 as the audit record carries it, and
+    # `occurred_at` as the audit log writes times and as the store sorts them.
+    payload_sha256: str = field(init=False, repr=False, compare=False)
+    occurred_at_text: str = field(init=False, repr=False, compare=False)
+    occurred_at_key: str = field(init=False, repr=False, compare=False)
 
-    # Derived once, and early: the writer process works them out while the previous batch is
-    # still being committed.
-    @functools.cached_property
-    def payload_sha256(self) -> str:
-        """SHA-256 of the raw payload, as the audit record carries it."""
-        return hashlib.sha256(self.payload).hexdigest()
-
-    @functools.cached_property
-    def occurred_at_text(self) -> str:
-        """`occurred_at` as the audit log writes times (UTC, milliseconds)."""
-        return utc_rfc3339(self.event.occurred_at)
-
-    @functools.cached_property
-    def occurred_at_key(self) -> str:
-        """`occurred_at` as the store sorts times (`sortable_utc`)."""
-        return sortable_utc(self.event.occurred_at)
-
-    def precompute(self) -> None:
-        """Work out the derived values now."""
-        _ = self.payload_sha256, self.occurred_at_text, self.occurred_at_key
+    def __post_init__(self) -> None:
+        text, key = utc_text_and_key(self.event.occurred_at)
+        object.__setattr__(self, "payload_sha256", hashlib.sha256(self.payload).hexdigest())
+        object.__setattr__(self, "occurred_at_text", text)
+        object.__setattr__(self, "occurred_at_key", key)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dispatcher.clock import (
     parse_rfc3339,
     sortable_utc,
     utc_rfc3339,
+    utc_text_and_key,
 )
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone(timedelta(hours=-5)))
@@ -116,3 +117,14 @@ def test_sortable_utc_text_order_is_time_order(first: datetime, second: datetime
 def test_sortable_utc_refuses_naive_times() -> None:
     with pytest.raises(ValueError, match="naive"):
         sortable_utc(datetime(2026, 12, 1, 9, 0))
+
+
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30),
+                    timezones=_ZONES))
+def test_utc_text_and_key_is_both_formats_at_once(moment: datetime) -> None:
+    assert utc_text_and_key(moment) == (utc_rfc3339(moment), sortable_utc(moment))
+
+
+def test_utc_text_and_key_refuses_naive_times() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        utc_text_and_key(datetime(2026, 12, 1, 9, 0))
