@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
@@ -235,7 +236,7 @@ EventData = (
     OverdueData | UpdatedData | ResolvedData | PromiseData | HoldData | ReleaseData | OptData
 )
 
-_DATA_MODELS: dict[EventType, type[BaseModel]] = {
+_DATA_MODELS: dict[EventType, type[EventData]] = {
     EventType.OVERDUE: OverdueData,
     EventType.UPDATED: UpdatedData,
     EventType.RESOLVED: ResolvedData,
@@ -256,11 +257,12 @@ class _Envelope(_Strict):
     data: dict[str, Any]
 
 
-class Event(BaseModel):
+@dataclass(frozen=True, slots=True)
+class Event:
     """A validated inbound event; `occurred_at` is normalised to UTC."""
 
-    model_config = ConfigDict(frozen=True)
-
+    # A plain dataclass: its fields were validated already (by the models above), and building
+    # it is the last step of every inbound event (model_construct cost ~4 us per event).
     event_id: str
     type: EventType
     occurred_at: datetime
@@ -366,7 +368,7 @@ def _fast_parse(payload: bytes) -> Event | None:
         typed = _ANY_EVENT.validate_json(payload)
     except ValidationError:
         return None
-    return Event.model_construct(
+    return Event(
         event_id=typed.event_id, type=EventType(typed.type),
         occurred_at=typed.occurred_at.astimezone(UTC), account_id=typed.account_id,
         data=typed.data)
