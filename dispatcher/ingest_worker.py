@@ -18,7 +18,7 @@ from dispatcher.classify import classify
 from dispatcher.logs import configure_logging
 from dispatcher.runtime import tune_gc
 from dispatcher.store import Inbound, open_store
-from dispatcher.writers import read_frame, write_frame
+from dispatcher.writers import read_frame, widen_pipe, write_frame
 
 log = logging.getLogger("dispatcher.writer")
 
@@ -27,6 +27,7 @@ _Job = tuple[datetime, str, list[Inbound]]
 
 async def serve(store_path: Path, max_bytes: int) -> None:
     """Answer batches until stdin closes."""
+    widen_pipe(sys.stdin.fileno())
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**26)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import pickle
 import struct
@@ -67,6 +68,29 @@ class InlineWriter:
         """Wait for batches still being committed."""
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+
+
+_PIPE_MAX_SIZE = Path("/proc/sys/fs/pipe-max-size")
+_PIPE_SIZE_CAP = 16 * 2**20
+
+
+def widen_pipe(fd: int) -> int | None:
+    """Let the pipe on `fd` hold a whole batch: its new size, or None where it cannot grow.
+
+    A Linux pipe holds 64 KiB, a batch of 1,000 events about 0.7 MB: the daemon's write of a batch
+    then waits on the writer process reading it piece by piece between its commits, and the writer
+    waits for its next batch. Unprivileged processes may go up to `fs.pipe-max-size` (by default
+    1 MiB).
+    """
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if set_size is None:
+        return None
+    try:
+        wanted = min(int(_PIPE_MAX_SIZE.read_text()), _PIPE_SIZE_CAP)
+        return int(fcntl.fcntl(fd, set_size, wanted))
+    except (OSError, ValueError) as exc:
+        log.debug("pipe size left as it is: %s", exc)
+        return None
 
 
 async def write_frame(stream: asyncio.StreamWriter, obj: object) -> None:
