@@ -16,7 +16,7 @@ LIMIT = min(int(Path("/proc/sys/fs/pipe-max-size").read_text()), 16 * 2**20)
 def test_widen_pipe_grows_a_pipe_to_the_system_limit() -> None:
     read_end, write_end = os.pipe()
     try:
-        assert fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) == 65536
+        assert fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) < LIMIT
         assert widen_pipe(read_end) == LIMIT
         assert fcntl.fcntl(write_end, fcntl.F_GETPIPE_SZ) == LIMIT
     finally:
