@@ -53,18 +53,19 @@ def _marks(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
-    rows: list[tuple[str, str, str, str | None]] = []
-    if state.debtor is not None:
-        rows.extend((p.number, state.account_id, "debtor", None) for p in state.debtor.phones)
-    rows.extend((c.number, state.account_id, "third_party", c.contact_id) for c in state.contacts)
-    return list({(r[0], r[2]): r for r in rows}.values())
-
-
 def _party_numbers(state: AccountState) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
     """What `_party_rows` is made of: equal numbers mean equal rows (cheaper to compare)."""
     debtor = tuple(p.number for p in state.debtor.phones) if state.debtor is not None else ()
     return debtor, tuple((c.number, c.contact_id) for c in state.contacts)
+
+
+def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
+    debtor, contacts = _party_numbers(state)
+    rows: list[tuple[str, str, str, str | None]] = [
+        (number, state.account_id, "debtor", None) for number in debtor]
+    rows.extend((number, state.account_id, "third_party", contact_id)
+                for number, contact_id in contacts)
+    return list({(r[0], r[2]): r for r in rows}.values())
 
 
 def _derived_audit(event: Event) -> list[dict[str, Any]]:
