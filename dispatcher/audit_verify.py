@@ -13,15 +13,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from dispatcher.audit import ChainHead, ChainVerifier, record_hash
+from dispatcher.audit_index import IndexDisagreement, summary
 from dispatcher.checkpoint_keys import signature_valid
 
 if TYPE_CHECKING:
     from dispatcher.store.sqlite import SqliteStore
 
+# Index disagreements listed at most (each names its seq; one is enough to refuse).
+INDEX_LIMIT = 100
 # The fields of a checkpoint record that its signature covers.
 STATEMENT_FIELDS = ("through_seq", "through_hash", "kept_count", "kept_digest", "pruned_count",
                     "cutoff", "retention_years", "key_id")
@@ -52,6 +55,8 @@ class LogVerification:
     bad_record: str | None = None
     checkpoint: Mapping[str, Any] | None = None  # the anchor, when the log was pruned
     signed_by: str | None = None  # the trusted key id that signed it
+    # Index columns beside the records that disagree with them (the chain may be intact).
+    index: tuple[IndexDisagreement, ...] = ()
 
 
 class _Broken(Exception):
@@ -148,5 +153,13 @@ def _check_kept(checkpoint: Mapping[str, Any], kept: list[tuple[int, str]]) -> N
 
 async def verify_audit_log(store: SqliteStore,
                            public_keys: Sequence[str] = ()) -> LogVerification:
-    """Check the stored log in seq order, anchored at its latest checkpoint if it was pruned."""
-    return await verify_rows(store.audit_rows(), await store.latest_checkpoint(), public_keys)
+    """Check the stored log in seq order, anchored at its latest checkpoint if it was pruned,
+    and the index columns beside it against the records."""
+    result = await verify_rows(store.audit_rows(), await store.latest_checkpoint(), public_keys)
+    found = await store.index_disagreements(INDEX_LIMIT)
+    if not found:
+        return result
+    if not result.ok:
+        return replace(result, index=tuple(found))
+    return replace(result, ok=False, bad_seq=found[0].seq, problem=summary(found, INDEX_LIMIT),
+                   index=tuple(found))

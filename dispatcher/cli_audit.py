@@ -60,13 +60,20 @@ async def verify(config: LoadedConfig, args: argparse.Namespace, out: TextIO) ->
         async with open_store(config.store_path, create=False) as store:
             result = await verify_audit_log(store, keys)
     print(verdict(result), file=out)
-    if not result.ok:
+    for found in result.index:
+        print(found.describe(), file=out)
+    if result.bad_record is not None:
         print(f"record: {result.bad_record}", file=out)
     return EXIT_OK if result.ok else EXIT_PROBLEM
 
 
 def verdict(result: LogVerification) -> str:
     """The one-line result of a verification, naming the anchor of a pruned log."""
+    if not result.ok and result.index and result.bad_record is None:
+        return (f"BROKEN: {len(result.index)} index disagreement(s): the columns beside the "
+                "records that export, the report and retention select by were edited; the "
+                f"hash chain itself is intact ({result.checked} records, head seq "
+                f"{result.head.seq})")
     if not result.ok:
         return (f"BROKEN at seq {result.bad_seq}: {result.problem} "
                 f"({result.checked} records before it are intact)")
@@ -82,6 +89,10 @@ async def prune(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
     async with open_store(config.store_path, create=False) as store:
         result = await run_retention(store, config, environ, SystemClock().now(),
                                      dry_run=args.dry_run)
+    if result.refused:
+        print(f"{result.refused}; nothing pruned (`dispatcher audit verify` lists the "
+              "problem)", file=out)
+        return EXIT_PROBLEM
     if result.due and not args.dry_run and not result.checkpoints:
         print(f"{result.due} records are past retention; nothing pruned: set {KEY_VARIABLE} "
               "(see `dispatcher audit keygen`)", file=out)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from datetime import datetime
 
+from dispatcher.audit_verify import verify_audit_log
 from dispatcher.checkpoint_keys import KEY_VARIABLE, signer_from
 from dispatcher.settings import LoadedConfig
 from dispatcher.store.retention_rows import PruneResult
@@ -27,6 +28,15 @@ async def run_retention(store: SqliteStore, config: LoadedConfig, environ: Mappi
     """Prune what is past retention (or, dry, count it); log what was done and why not."""
     years = config.profile.records.retention_years
     signer = signer_from(environ)
+    # Pruning selects by the index columns and signs what it removed: on a log that does not
+    # verify (an edited record or index column) it could remove recent records under a valid
+    # signature, so it refuses to run at all.
+    verification = await verify_audit_log(store, config.settings.retention.checkpoint_public_keys)
+    if not verification.ok:
+        why = (f"the audit log does not verify: seq {verification.bad_seq}: "
+               f"{verification.problem}")
+        log.error("retention: %s; nothing pruned: run `dispatcher audit verify`", why)
+        return PruneResult(retention_cutoff(now, years), None, 0, 0, 0, refused=why)
     result = await store.prune_audit(
         cutoff=retention_cutoff(now, years), now=now, retention_years=years, signer=signer,
         config_version=config.version, dry_run=dry_run)

@@ -46,6 +46,7 @@ class PruneResult:
     pruned: int  # records removed
     accounts: int  # accounts past retention
     checkpoints: tuple[dict[str, Any], ...] = ()
+    refused: str | None = None  # why nothing was even counted: the log does not verify
 
 
 class _Host(Protocol):

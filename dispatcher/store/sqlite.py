@@ -16,6 +16,12 @@ import orjson
 
 from dispatcher.accounts import AccountState, fold, is_in_order
 from dispatcher.audit import EMPTY_CHAIN, PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
+from dispatcher.audit_index import (
+    INDEX_COLUMNS,
+    INDEX_MISMATCH,
+    IndexDisagreement,
+    disagreements_in,
+)
 from dispatcher.clock import sortable_utc, utc_rfc3339
 from dispatcher.errors import StoreError
 from dispatcher.events import (
@@ -399,20 +405,40 @@ class SqliteStore(ContactRows, RetentionRows):
     async def audit_records(self, *, account_id: str | None = None,
                             since: datetime | None = None,
                             until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
-        """Audit records oldest first, filtered by account and [since, until)."""
+        """Audit records oldest first, filtered by account and [since, until).
+
+        The filter reads the record's own fields, never the index columns beside it: those are
+        outside the hash chain, and an edited one must not hide a record from a reviewer.
+        """
         clauses, params = [], []
         if account_id is not None:
-            clauses.append("account_id = ?")
+            clauses.append("json_extract(record, '$.account_id') = ?")
             params.append(account_id)
         if since is not None:
-            clauses.append("at >= ?")
+            clauses.append("json_extract(record, '$.at') >= ?")
             params.append(utc_rfc3339(since))
         if until is not None:
-            clauses.append("at < ?")
+            clauses.append("json_extract(record, '$.at') < ?")
             params.append(utc_rfc3339(until))
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        async for _, text in self._paged(f"SELECT seq, record FROM audit {where}", params):
-            yield orjson.loads(text)
+        # A record that is not JSON is never filtered out: reading it fails, naming it.
+        where = (f"WHERE (NOT json_valid(record) OR ({' AND '.join(clauses)}))" if clauses
+                 else "")
+        async for seq, text in self._paged(f"SELECT seq, record FROM audit {where}", params):
+            try:
+                yield orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise StoreError(f"audit record seq {seq} is not valid JSON; run "
+                                 "`dispatcher audit verify`") from None
+
+    async def index_disagreements(self, limit: int = 100) -> list[IndexDisagreement]:
+        """Index columns (`at`, `kind`, `account_id`) that differ from their records: at most
+        `limit` rows' worth, in seq order."""
+        async with self._lock, self._db.execute(
+                f"SELECT seq, {', '.join(INDEX_COLUMNS)}, record FROM audit "
+                f"WHERE {INDEX_MISMATCH} ORDER BY seq LIMIT ?", [limit]) as cur:
+            rows = list(await cur.fetchall())
+        return [found for row in rows
+                for found in disagreements_in(int(row[0]), row[1:-1], str(row[-1]))]
 
     async def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
         """(seq, stored JSON) of every audit record in seq order, for verification."""

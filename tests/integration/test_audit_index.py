@@ -14,20 +14,15 @@ from dispatcher.checkpoint_keys import KEY_VARIABLE
 from dispatcher.retention import run_retention
 from dispatcher.settings import LoadedConfig
 from dispatcher.store import open_store
-from tests.integration.test_retention import (
-    NOW,
-    audit_rows,
-    config,  # noqa: F401 - fixture
-    history,
-    key,  # noqa: F401 - fixture
-    run_cli,
-    scalar,
-    tamper,
-)
+from tests.integration import test_retention
+from tests.integration.test_retention import NOW, audit_rows, history, run_cli, scalar, tamper
+
+key = test_retention.key
+config = test_retention.config
 
 
 async def _seq_of(config: LoadedConfig, kind: str, account: str, year: str) -> int:
-    return next(r["seq"] for r in audit_rows(config)
+    return next(int(r["seq"]) for r in audit_rows(config)
                 if r["kind"] == kind and r.get("account_id") == account
                 and r["at"].startswith(year))
 
@@ -95,12 +90,14 @@ async def test_the_report_does_not_hide_a_record_moved_out_of_its_window(
     assert code == 0, after
     assert after.startswith(f"wrote {out}: 1 records")
     assert after.rstrip().endswith("hash chain BROKEN")
-    assert f"BROKEN at seq {recent_b}: index column at is" in out.read_text()
+    html = out.read_text()
+    assert f"BROKEN at seq {recent_b}: 1 index disagreement(s)" in html
+    assert f"seq {recent_b}: index column at is" in html
 
 
 @pytest.mark.parametrize("column", ["at", "account_id", "kind"])
 async def test_prune_refuses_a_log_whose_index_disagrees(
-        config: LoadedConfig, key: str, recent_b: int, column: str,  # noqa: F811
+        config: LoadedConfig, key: str, recent_b: int, column: str,
         caplog: pytest.LogCaptureFixture) -> None:
     value = {"at": "2019-01-01T00:00:00.000Z", "account_id": "Z", "kind": "config"}[column]
     # Back-dated or re-assigned, B's 2025 record would make B look inactive since 2019.
@@ -117,7 +114,7 @@ async def test_prune_refuses_a_log_whose_index_disagrees(
 
 
 async def test_prune_from_the_cli_refuses_a_log_that_does_not_verify(
-        config: LoadedConfig, key: str, recent_b: int,  # noqa: F811
+        config: LoadedConfig, key: str, recent_b: int,
         monkeypatch: pytest.MonkeyPatch) -> None:
     tamper(config, "UPDATE audit SET at = '2019-01-01T00:00:00.000Z' WHERE seq = ?", (recent_b,))
     monkeypatch.setenv(KEY_VARIABLE, key)
