@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiomqtt
 from aiohttp import web
@@ -20,13 +20,14 @@ from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.account_facts import policy_of
 from dispatcher.aio import pause
-from dispatcher.checkpoint_keys import KEY_VARIABLE
+from dispatcher.checkpoint_keys import KEY_VARIABLE, signer_from
 from dispatcher.clock import Clock, SystemClock
 from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine
 from dispatcher.errors import ConfigError
+from dispatcher.head_anchor import HeadAnchor
 from dispatcher.ingest import Ingestor
-from dispatcher.jobs import RETENTION_JOB, PeriodicJobs
+from dispatcher.jobs import HEAD_JOB, RETENTION_JOB, PeriodicJobs
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
 from dispatcher.publisher import AuditPublisher
@@ -84,6 +85,7 @@ class Dispatcher:
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
         self._jobs = PeriodicJobs(self.metrics)
+        self._heads: HeadAnchor | None = None
 
     @property
     def store(self) -> SqliteStore:
@@ -104,6 +106,8 @@ class Dispatcher:
             self._store = await self._stack.enter_async_context(
                 open_store(self.config.store_path))
             self.store.audit_observers.append(self.metrics.observe_audit)
+            self._heads = HeadAnchor(self.store, self.config.head_file,
+                                     signer_from(self.environ))
             self._contact_engine = self._engine()
             self._stack.push_async_callback(self._contact_engine.channel.close)
             await self.store.append_audit([{
@@ -225,14 +229,21 @@ class Dispatcher:
             await self._run_loops()
         finally:
             self._jobs.stop()
+            await self.anchor_head()  # the last head, so that a clean stop leaves no gap
         log.info("dispatcher stopped")
 
     def _schedule_jobs(self) -> None:
+        self._jobs.every(HEAD_JOB, self.anchor_head,
+                         self.config.settings.audit.head_interval_seconds)
         retention = self.config.settings.retention
         if retention.enabled:
             self._jobs.daily(RETENTION_JOB, self.retain, retention.run_at)
         else:
             self._jobs.remove(RETENTION_JOB)
+
+    async def anchor_head(self) -> dict[str, Any] | None:
+        """The head job: sign the audit chain's head, if it moved, into the head file."""
+        return await self._heads.anchor(self.clock.now()) if self._heads else None
 
     async def retain(self) -> PruneResult:
         """The retention job: prune audit records past the profile's period."""
@@ -338,7 +349,8 @@ class Dispatcher:
         ingestor = Ingestor(self._writer, self.clock, self.metrics,
                             batch_max=settings.ingest.batch_max_events,
                             config_version=lambda: self.config.version)
-        publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix)
+        publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix,
+                                   heads=self._heads)
         rng = random.Random()
         failures = 0
         while not self._stop.is_set():

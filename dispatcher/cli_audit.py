@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from dispatcher.audit_heads import check_heads, heads_to_look_up, parse_head, read_heads
 from dispatcher.audit_verify import (
     LogVerification,
     describe_anchor,
@@ -32,6 +33,12 @@ def add_parsers(audit_sub: Any, common: argparse.ArgumentParser) -> None:
                         help="verify an unfiltered `audit export` file instead of the store")
     verify.add_argument("--public-key", action="append", default=[], metavar="BASE64",
                         help="also trust this checkpoint key (repeatable)")
+    verify.add_argument("--head-file", action="append", default=[], type=Path, metavar="JSONL",
+                        help="check the log against the signed heads in this file (default: "
+                             "the daemon's head file, when there is one; repeatable)")
+    verify.add_argument("--head", action="append", default=[], metavar="JSON",
+                        help="check the log against this head, e.g. the message retained on "
+                             "<out_prefix>/_audit/head (repeatable)")
     prune = audit_sub.add_parser(
         "prune", parents=[common],
         help="remove records past the profile's retention now (the daemon does it daily)")
@@ -54,17 +61,58 @@ def keygen(out: TextIO) -> int:
 async def verify(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Verify the store's log, or an exported file; exit 1 naming the first bad record."""
     keys = [*config.settings.retention.checkpoint_public_keys, *args.public_key]
+    heads, source = _heads(config, args)
     if args.file is not None:
-        result = await verify_rows(_file_rows(args.file), _last_checkpoint(args.file), keys)
+        checkpoint = _last_checkpoint(args.file)
+        result = await verify_rows(_file_rows(args.file), checkpoint, keys)
+        hashes, last_seq = _file_hashes(args.file, heads_to_look_up(heads))
     else:
         async with open_store(config.store_path, create=False) as store:
             result = await verify_audit_log(store, keys)
+            checkpoint = await store.latest_checkpoint()
+            hashes = await store.audit_hashes(heads_to_look_up(heads))
+            last_seq = (await store.audit_head()).seq
     print(verdict(result), file=out)
     for found in result.index:
         print(found.describe(), file=out)
     if result.bad_record is not None:
         print(f"record: {result.bad_record}", file=out)
-    return EXIT_OK if result.ok else EXIT_PROBLEM
+    if not heads:
+        print(f"heads: none {source}: records cut from the end of the log cannot be detected",
+              file=out)
+        return EXIT_OK if result.ok else EXIT_PROBLEM
+    check = check_heads(heads, hashes, last_seq, checkpoint, keys)
+    print(f"heads ({source}): {'OK' if check.ok else 'BROKEN'}: {'; '.join(check.notes)}",
+          file=out)
+    for problem in check.problems:
+        print(f"BROKEN: {problem}", file=out)
+    return EXIT_OK if result.ok and check.ok else EXIT_PROBLEM
+
+
+def _heads(config: LoadedConfig, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
+    """The heads to check the log against, and where they came from."""
+    if args.head or args.head_file:
+        heads = [parse_head(text) for text in args.head]
+        for path in args.head_file:
+            heads += read_heads(path)
+        return heads, "given"
+    if config.head_file.exists():
+        return read_heads(config.head_file), f"from {config.head_file}"
+    return [], f"at {config.head_file}"
+
+
+def _file_hashes(path: Path, seqs: set[int]) -> tuple[dict[int, str], int]:
+    """The hashes at `seqs` in an exported file, and its last seq."""
+    hashes, last = {}, 0
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            last = max(last, int(record["seq"]))
+            if record["seq"] in seqs:
+                hashes[int(record["seq"])] = str(record.get("hash"))
+    return hashes, last
 
 
 def verdict(result: LogVerification) -> str:

@@ -23,12 +23,14 @@ from apscheduler.events import (
 )
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 
 from dispatcher.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 RETENTION_JOB = "retention"
+HEAD_JOB = "audit-head"
 
 _RESULTS = {EVENT_JOB_EXECUTED: "ok", EVENT_JOB_ERROR: "failed", EVENT_JOB_MISSED: "missed",
             EVENT_JOB_MAX_INSTANCES: "overlapping"}
@@ -56,6 +58,14 @@ class PeriodicJobs:
             self.remove(job_id)
         self._scheduler.add_job(run, daily_at(at), id=job_id, name=job_id,
                                 replace_existing=True)
+
+    def every(self, job_id: str, run: Callable[[], Awaitable[object]], seconds: float) -> None:
+        """Run `run` every `seconds`, the first time one interval from now; replaces a job of
+        the same id."""
+        if not self._scheduler.running:
+            self.remove(job_id)
+        self._scheduler.add_job(run, IntervalTrigger(seconds=seconds, timezone=UTC), id=job_id,
+                                name=job_id, replace_existing=True)
 
     def remove(self, job_id: str) -> None:
         """Drop a job, if there is one by that id."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from dispatcher.errors import ConfigProblem
 from dispatcher.settings import LoadedConfig
 
-RESTART_SECTIONS = ("mqtt", "ingest", "store", "channels", "twilio", "webhook")
+RESTART_SECTIONS = ("mqtt", "ingest", "store", "channels", "twilio", "webhook", "audit")
 
 
 def needs_restart(old: LoadedConfig, new: LoadedConfig) -> list[ConfigProblem]:

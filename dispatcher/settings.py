@@ -234,6 +234,16 @@ class RetentionSettings(_Section):
     checkpoint_public_keys: tuple[Annotated[str, AfterValidator(_public_key)], ...] = ()
 
 
+class AuditSettings(_Section):
+    """[audit]: the signed heads of the audit chain, kept outside the store."""
+
+    # How often the daemon signs the chain's head while records are written.
+    head_interval_seconds: float = Field(default=300.0, gt=0, le=86400)
+    # The head file; empty: `<store file>.heads.jsonl` beside the store. Relative paths are
+    # relative to the config file's folder.
+    head_file: str = ""
+
+
 class ProfileInfo(_Section):
     """[profile] of a jurisdiction profile file."""
 
@@ -274,6 +284,7 @@ class Settings(_Section):
     compliance: ComplianceSettings = ComplianceSettings()
     contact: ContactSettings = ContactSettings()
     retention: RetentionSettings = RetentionSettings()
+    audit: AuditSettings = AuditSettings()
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,16 @@ class LoadedConfig:
     def store_path(self) -> Path:
         """The SQLite file, with a relative path resolved against the config file's folder."""
         return resolve_store_path(self.settings.store.url, self.path.parent)
+
+    @property
+    def head_file(self) -> Path:
+        """Where the daemon keeps the signed heads of the audit chain."""
+        named = self.settings.audit.head_file
+        if not named:
+            store = self.store_path
+            return store.with_name(f"{store.name}.heads.jsonl")
+        path = Path(named)
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
 
 
 def resolve_store_path(url: str, base: Path) -> Path:

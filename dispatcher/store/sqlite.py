@@ -440,6 +440,18 @@ class SqliteStore(ContactRows, RetentionRows):
         return [found for row in rows
                 for found in disagreements_in(int(row[0]), row[1:-1], str(row[-1]))]
 
+    async def audit_hashes(self, seqs: Iterable[int]) -> dict[int, str]:
+        """The hashes of the records at `seqs` that are stored (from the records themselves)."""
+        wanted = sorted(set(seqs))
+        found: dict[int, str] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            async with self._lock, self._db.execute(
+                    f"SELECT seq, json_extract(record, '$.hash') FROM audit WHERE json_valid("
+                    f"record) AND seq IN ({_marks(len(chunk))})", chunk) as cur:
+                found.update((int(seq), str(h)) for seq, h in await cur.fetchall())
+        return found
+
     async def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
         """(seq, stored JSON) of every audit record in seq order, for verification."""
         async for row in self._paged("SELECT seq, record FROM audit", []):
