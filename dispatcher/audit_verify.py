@@ -57,6 +57,7 @@ class LogVerification:
     signed_by: str | None = None  # the trusted key id that signed it
     # Index columns beside the records that disagree with them (the chain may be intact).
     index: tuple[IndexDisagreement, ...] = ()
+    chain_ok: bool = True  # False when the chain or its checkpoint is broken
 
 
 class _Broken(Exception):
@@ -94,7 +95,7 @@ async def verify_rows(rows: AsyncIterable[tuple[int, str]],
             _check_kept(checkpoint, kept)
     except _Broken as broken:
         return LogVerification(False, checked, verifier.head, broken.seq, broken.problem,
-                               broken.record, checkpoint, signed_by)
+                               broken.record, checkpoint, signed_by, chain_ok=False)
     return LogVerification(True, checked, verifier.head, checkpoint=checkpoint,
                            signed_by=signed_by)
 
@@ -160,6 +161,6 @@ async def verify_audit_log(store: SqliteStore,
     if not found:
         return result
     if not result.ok:
-        return replace(result, index=tuple(found))
+        return replace(result, index=tuple(found), chain_ok=False)
     return replace(result, ok=False, bad_seq=found[0].seq, problem=summary(found, INDEX_LIMIT),
                    index=tuple(found))

@@ -117,7 +117,7 @@ def _file_hashes(path: Path, seqs: set[int]) -> tuple[dict[int, str], int]:
 
 def verdict(result: LogVerification) -> str:
     """The one-line result of a verification, naming the anchor of a pruned log."""
-    if not result.ok and result.index and result.bad_record is None:
+    if not result.ok and result.chain_ok:
         return (f"BROKEN: {len(result.index)} index disagreement(s): the columns beside the "
                 "records that export, the report and retention select by were edited; the "
                 f"hash chain itself is intact ({result.checked} records, head seq "

@@ -134,3 +134,14 @@ async def test_prune_from_the_cli_refuses_a_log_that_does_not_verify(
     assert "edited" in text
     assert audit_rows(config) == [r if r["seq"] != recent_b - 1 else {**r, "status": "x"}
                                   for r in before]
+
+
+async def test_a_broken_chain_is_named_first_and_index_disagreements_listed_after_it(
+        config: LoadedConfig, recent_b: int) -> None:
+    tamper(config, "UPDATE audit SET record = json_set(record, '$.status', 'x') WHERE seq = 2")
+    tamper(config, "UPDATE audit SET account_id = 'Z' WHERE seq = ?", (recent_b,))
+    code, text = await run_cli(config, "audit", "verify")
+    assert code == 1
+    assert text.startswith("BROKEN at seq 2: hash does not match")
+    assert "hash chain itself is intact" not in text
+    assert f"seq {recent_b}: index column account_id is 'Z' but the record says 'B'" in text
