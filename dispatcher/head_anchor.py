@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from dispatcher.audit import ChainHead
 from dispatcher.audit_heads import signed_head, write_head
 from dispatcher.checkpoint_keys import CheckpointSigner
 from dispatcher.store import SqliteStore
@@ -25,18 +26,18 @@ class HeadAnchor:
         self.path = path
         self._signer = signer
         self._keep = keep
-        self._last_seq: int | None = None
+        self._last: ChainHead | None = None
         self.latest: dict[str, Any] | None = None
         self._unpublished: dict[str, Any] | None = None
 
     async def anchor(self, now: datetime) -> dict[str, Any] | None:
         """Sign and write the current head, unless it is the one written last; return it."""
         head = await self._store.audit_head()
-        if head.seq in (0, self._last_seq):
+        if head.seq == 0 or head == self._last:
             return None
         record = signed_head(head, now, self._signer)
         await asyncio.to_thread(write_head, self.path, record, self._keep)
-        self._last_seq = head.seq
+        self._last = head
         self.latest = self._unpublished = record
         return record
 
