@@ -31,7 +31,7 @@ from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.phones import validate_e164
 from dispatcher.policy import Limits, apply_overrides, looser_than_legal
-from dispatcher.templates import TemplateSet, load_templates
+from dispatcher.templates import Purpose, TemplateSet, load_templates
 from dispatcher.tomlfiles import read_toml
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
@@ -432,18 +432,20 @@ def _regional_limits(profile_path: Path, profile: Profile,
 
 def _template_problems(schedule_path: Path, schedule: Schedule,
                        templates: TemplateSet) -> list[ConfigProblem]:
-    """Every template the schedule names exists and fits its medium and party."""
-    wanted: list[tuple[str, str, Medium, Party]] = [
-        ("(planner)", THIRD_PARTY_TEMPLATE, Medium.CALL, Party.THIRD_PARTY)]
+    """Every template the schedule names exists and fits its medium, party and purpose."""
+    wanted: list[tuple[str, str, Medium, Party, tuple[Purpose, ...]]] = [
+        ("(planner)", THIRD_PARTY_TEMPLATE, Medium.CALL, Party.THIRD_PARTY, (Purpose.LOCATION,))]
     for index, stage in enumerate(schedule.stages):
         key = f"stages[{index}]"
-        wanted += [(f"{key}.sms_template", stage.sms_template, Medium.SMS, Party.DEBTOR),
-                   (f"{key}.call_template", stage.call_template, Medium.CALL, Party.DEBTOR)]
+        wanted += [(f"{key}.sms_template", stage.sms_template, Medium.SMS, Party.DEBTOR,
+                    tuple(Purpose)),
+                   (f"{key}.call_template", stage.call_template, Medium.CALL, Party.DEBTOR,
+                    (Purpose.COLLECTION,))]
         if stage.voicemail_template:
             wanted.append((f"{key}.voicemail_template", stage.voicemail_template, Medium.CALL,
-                           Party.DEBTOR))
+                           Party.DEBTOR, (Purpose.VOICEMAIL,)))
     problems = []
-    for key, template_id, medium, party in wanted:
+    for key, template_id, medium, party, purposes in wanted:
         template = templates.templates.get(template_id)
         if template is None:
             problems.append(ConfigProblem(str(schedule_path), key,
@@ -452,6 +454,11 @@ def _template_problems(schedule_path: Path, schedule: Schedule,
             problems.append(ConfigProblem(
                 str(schedule_path), key, f"template {template_id!r} is for {template.medium} to "
                                          f"{template.party}; needs {medium} to {party}"))
+        elif template.purpose not in purposes:
+            problems.append(ConfigProblem(
+                str(schedule_path), key, f"template {template_id!r} has purpose "
+                                         f"{template.purpose}; needs "
+                                         + " or ".join(p.value for p in purposes)))
     return problems
 
 

@@ -20,12 +20,21 @@ from twilio.request_validator import RequestValidator
 
 from dispatcher.account_facts import ContactPolicy, message_values
 from dispatcher.clock import Clock
-from dispatcher.contact import Outcome, Role
+from dispatcher.contact import Outcome, Party, Role
 from dispatcher.keywords import Keyword
 from dispatcher.replies import handle_reply
 from dispatcher.store import SqliteStore
-from dispatcher.store.contact_rows import OutcomeRow
-from dispatcher.templates import render
+from dispatcher.store.contact_rows import AttemptRow, OutcomeRow
+from dispatcher.templates import (
+    AFTER_IDENTITY,
+    CONFIRM_DIGIT,
+    GREETING,
+    TEXT,
+    Purpose,
+    Template,
+    UnknownTemplate,
+    render,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,49 +95,72 @@ def reply_texts(policy: ContactPolicy) -> ReplyTexts:
                       help=text("help"))
 
 
-CONFIRM_DIGIT = "1"
-
-
 def _say(text: str) -> str:
     return f"<Say>{escape(text)}</Say>"
 
 
-def split_script(script: str) -> tuple[str, str]:
-    """A call script's greeting and, after the bracketed instruction to confirm the person,
-    what may be said only to the debtor."""
-    opening, bracket, rest = script.partition("[")
-    if not bracket:
-        return script, ""
-    return opening.strip(), rest.partition("]")[2].strip()
-
-
 def call_twiml(*, role: Role, answered_by: str | None, step: str, digits: str | None,
                confirm_url: str, texts: CallTexts) -> str:
-    """What a call says: only the limited-content message to a machine, nothing about the debt
-    until the person has said they are the debtor, and to a third party only the location
+    """What a call says: only the limited-content message to a machine, only the greeting to
+    whoever answers until they press the confirm digit, and to a third party only the location
     question (a third party's machine gets nothing: the call hangs up)."""
     machine = (answered_by or "").startswith("machine") or answered_by == "fax"
     if role is not Role.DEBTOR:
-        return _response("<Hangup/>" if machine else _say(texts.location) + "<Hangup/>")
+        speak = "" if machine or not texts.location else _say(texts.location)
+        return _response(speak + "<Hangup/>")
+    leave = (_say(texts.voicemail) if texts.voicemail else "") + "<Hangup/>"
     if machine:
-        return _response(_say(texts.voicemail) + "<Hangup/>")
+        return _response(leave)
     if step == "confirm":
-        if digits == CONFIRM_DIGIT and texts.debtor_only:
-            return _response(_say(texts.debtor_only) + "<Hangup/>")
-        return _response(_say(texts.voicemail) + "<Hangup/>")
+        if digits == CONFIRM_DIGIT and texts.after_identity:
+            return _response(_say(texts.after_identity) + "<Hangup/>")
+        return _response(leave)
+    if not texts.greeting:
+        return _response(leave)
     gather = (f'<Gather numDigits="1" action="{escape(confirm_url)}" method="POST" '
               f'timeout="6">{_say(texts.greeting)}</Gather>')
-    return _response(gather + _say(texts.voicemail) + "<Hangup/>")
+    return _response(gather + leave)
 
 
 @dataclass(frozen=True)
 class CallTexts:
-    """The rendered texts one call may use."""
+    """The rendered texts one call may say; an empty one is not said."""
 
-    greeting: str  # who is calling, for whom, and "press 1 if you are ..."
-    debtor_only: str  # the part of the script said only after the debtor confirmed
-    voicemail: str  # the limited-content message (Reg F 1006.2(j))
-    location: str  # for a third party
+    greeting: str = ""  # to whoever answers a debtor call: who calls, for whom, "press 1"
+    after_identity: str = ""  # said only once the debtor has pressed the confirm digit
+    voicemail: str = ""  # the limited-content message (Reg F 1006.2(j))
+    location: str = ""  # the question to a third party
+
+
+def call_texts(policy: ContactPolicy, attempt: AttemptRow, locale: str | None,
+               values: Mapping[str, str]) -> CallTexts | None:
+    """What a call to this person may say, rendered; None when its template is gone or is not
+    one for a call to them (the config changed since the call was placed)."""
+    templates = policy.templates
+
+    def text(template: Template, part: str) -> str:
+        return render(template.text_for(locale, policy.default_locale, part)[1], values)
+
+    try:
+        template = templates.get(attempt.template or "")
+    except UnknownTemplate:
+        return None
+    if attempt.role is not Role.DEBTOR:
+        if template.party is not Party.THIRD_PARTY or TEXT not in template.parts:
+            return None
+        return CallTexts(location=text(template, TEXT))
+    if template.party is not Party.DEBTOR or GREETING not in template.parts:
+        return None
+    stages = {s.name: s for s in policy.schedule.stages}
+    # A stage without a voicemail template, or one no longer in the schedule, leaves none.
+    stage = stages.get(attempt.stage or "")
+    voicemail_id = stage.voicemail_template if stage is not None else None
+    voicemail = ""
+    left = templates.templates.get(voicemail_id or "")
+    if left is not None and left.purpose is Purpose.VOICEMAIL:
+        voicemail = text(left, TEXT)
+    return CallTexts(greeting=text(template, GREETING),
+                     after_identity=text(template, AFTER_IDENTITY), voicemail=voicemail)
 
 
 Handler = Callable[[web.Request, MultiDictProxy[str]], Awaitable[web.StreamResponse]]
@@ -238,17 +270,9 @@ class TwilioWebhooks:
         zone = state.debtor.timezone if state.debtor else None
         values = message_values(self.policy, state, zone, now)
         locale = state.debtor.locale if state.debtor else None
-        templates = self.policy.templates
-
-        def text(template_id: str) -> str:
-            _, body = templates.get(template_id).text_for(locale, self.policy.default_locale)
-            return render(body, values)
-
-        greeting, debtor_only = split_script(text(attempt.template or "call_script"))
-        texts = CallTexts(
-            greeting=f"{greeting} If you are {values['name']}, press {CONFIRM_DIGIT} now.",
-            debtor_only=debtor_only, voicemail=text("voicemail"),
-            location=text("location_call"))
+        texts = call_texts(self.policy, attempt, locale, values)
+        if texts is None:
+            return web.Response(text=_response("<Hangup/>"), content_type="application/xml")
         confirm = f"{self._public_url}/twilio/call/twiml?attempt={attempt.attempt_id}&step=confirm"
         twiml = call_twiml(role=attempt.role, answered_by=form.get("AnsweredBy"),
                            step=request.query.get("step", ""), digits=form.get("Digits"),
