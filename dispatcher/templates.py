@@ -320,9 +320,12 @@ def _part_problems(raw: Mapping[str, Any], base: str,
 
 
 def _same_locales(base: str, by_part: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
-    """Every part has a text for every locale another part has."""
+    """Every part has a text for every locale another part has (a part missing altogether is
+    named once, elsewhere)."""
     problems: list[tuple[str, str]] = []
     for part, texts in by_part.items():
+        if not texts:
+            continue
         have = {_norm_locale(locale) for locale in texts}
         for other, other_texts in by_part.items():
             problems.extend((f"{base}.{part}", f"no text for {locale}, which {other} has")
@@ -384,10 +387,8 @@ def _text_problems(locale: str, text: str, medium: Medium | None, party: Party |
                        f"a template is sent or spoken: keep notes in TOML comments")
     who = _listener(party, purpose, part)
     if who is not None:
-        debt_names = [n for n in dict.fromkeys(names) if n in DEBT_PLACEHOLDERS]
-        debt_names += [n for n in debt_placeholders(literal) if n not in debt_names]
         reasons.extend(f"{who} must not reveal the debt: placeholder {{{name}}}"
-                       for name in debt_names)
+                       for name in debt_placeholders(text))
         reasons.extend(f"{who} must not reveal the debt: word {term!r}"
                        for term in debt_terms(literal))
     if part == GREETING and CONFIRM_DIGIT not in normalized(literal):

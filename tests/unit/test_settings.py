@@ -229,6 +229,23 @@ def test_a_schedule_naming_a_missing_or_wrong_template_is_refused(tmp_path: Path
         (str(schedule), "stages[0].sms_template"), (str(schedule), "stages[2].call_template")}
 
 
+def test_a_schedule_naming_a_template_of_another_purpose_is_refused(tmp_path: Path) -> None:
+    # The voicemail as the call: whoever answers would never be asked to confirm who they are;
+    # the call script as the voicemail: a machine would be told about the debt.
+    path = write_config(tmp_path, "")
+    schedule = tmp_path / "schedules" / "standard.toml"
+    text = schedule.read_text().replace('name = "early"', 'name = "early"\n'
+                                        'call_template = "voicemail"', 1)
+    schedule.write_text(text.replace('name = "late"', 'name = "late"\n'
+                                     'voicemail_template = "call_script"', 1))
+    problems = problems_of(path)
+    assert {(p.file, p.key, p.reason) for p in problems} == {
+        (str(schedule), "stages[0].call_template",
+         "template 'voicemail' has purpose voicemail; needs collection"),
+        (str(schedule), "stages[2].voicemail_template",
+         "template 'call_script' has purpose collection; needs voicemail")}
+
+
 def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path, (
         '[service]\nlog_level = "loud"\n'
