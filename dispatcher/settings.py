@@ -31,7 +31,7 @@ from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.phones import validate_e164
 from dispatcher.policy import Limits, apply_overrides, looser_than_legal
-from dispatcher.templates import Purpose, TemplateSet, load_templates
+from dispatcher.templates import Purpose, TemplateSet, debt_terms, load_templates
 from dispatcher.tomlfiles import read_toml
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
@@ -198,14 +198,25 @@ class ComplianceSettings(_Section):
     limits: dict[str, Any] = Field(default_factory=dict)
 
 
+def _reveals_nothing(value: str) -> str:
+    # The business and agent names are said in call greetings and voicemails and sent in replies
+    # to whoever texts in, before anyone is known to be the debtor (Reg F 1006.2(j)).
+    if terms := debt_terms(value):
+        raise ValueError("is said before the person is known to be the debtor, so it must not "
+                         "reveal debt collection: " + ", ".join(repr(t) for t in terms))
+    return value
+
+
 class ContactSettings(_Section):
     """[contact]: the schedule, the templates and what messages say about the sender."""
 
     schedule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "standard"
     templates: str = "templates.toml"  # relative to the config file's folder
-    business: str = Field(default="Example Lending", min_length=1, max_length=60)
+    business: Annotated[str, Field(min_length=1, max_length=60),
+                        AfterValidator(_reveals_nothing)] = "Example Lending"
     callback: E164 = "+15125550199"
-    agent: str = Field(default="Alex", min_length=1, max_length=40)
+    agent: Annotated[str, Field(min_length=1, max_length=40),
+                     AfterValidator(_reveals_nothing)] = "Alex"
     default_locale: str = "en"
     sweep_seconds: float = Field(default=1.0, gt=0, le=60)
 

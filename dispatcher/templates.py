@@ -360,6 +360,10 @@ def _listener(party: Party | None, purpose: Purpose | None, part: str) -> str | 
         return "a third_party template"
     if purpose is Purpose.VOICEMAIL:
         return "a voicemail"
+    if purpose in (Purpose.HELP, Purpose.OPT_OUT_CONFIRMATION):
+        # Sent to whatever number texts in: a relative on the debtor's phone, a stranger.
+        what = "a help reply" if purpose is Purpose.HELP else "an opt-out confirmation"
+        return f"{what} (sent to whoever texts in)"
     if part == GREETING:
         return (f"a call {GREETING} (heard before the person has pressed {CONFIRM_DIGIT} to say "
                 f"they are the debtor)")

@@ -3,6 +3,7 @@
 Whoever answers a debtor's phone may not be the debtor: until they press 1 the call may say who is
 calling and for whom, and nothing about the debt.
 """
+# ruff: noqa: RUF001  (Chinese texts are written with full-width punctuation, as they are spoken)
 
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from dispatcher.account_facts import ContactPolicy, policy_of
 from dispatcher.app import Dispatcher
 from dispatcher.classify import classify
 from dispatcher.clock import VirtualClock
 from dispatcher.contact import Medium, Role
 from dispatcher.settings import load_config
 from dispatcher.store.contact_rows import AttemptRow
-from dispatcher.templates import debt_terms, load_templates
+from dispatcher.templates import debt_terms, load_templates, render
+from dispatcher.twilio_webhooks import CallTexts, call_texts
 from tests.integration.inprocess import wait_for
 from tests.integration.test_twilio_webhooks import PUBLIC, TOKEN, Twilio
 from tests.support import ROOT, Broker, make_config
@@ -121,3 +124,66 @@ async def test_nothing_about_the_debt_is_said_before_the_person_presses_1(
     assert AMOUNT in after
     assert str(DAYS) in after
     assert "<Gather" not in after
+
+
+# --- Which templates a call uses ------------------------------------------------------------------
+
+def _policy(tmp_path: Path) -> ContactPolicy:
+    """The shipped config, with a second voicemail text that the "late" stage names."""
+    path = make_config(tmp_path, "mqtt://127.0.0.1:1883")
+    templates = path.parent / "templates.toml"
+    templates.write_text(templates.read_text(encoding="utf-8") + """
+[templates.short_voicemail]
+medium = "call"
+party = "debtor"
+purpose = "voicemail"
+
+[templates.short_voicemail.text]
+en = "{agent} here, please call {callback}."
+zh-CN = "我是{agent}，请回电{callback}。"
+""", encoding="utf-8")
+    schedule = path.parent / "schedules" / "standard.toml"
+    schedule.write_text(schedule.read_text().replace(
+        'name = "late"', 'name = "late"\nvoicemail_template = "short_voicemail"', 1))
+    return policy_of(load_config(path, {}))
+
+
+VALUES = {"first_name": "Pat", "name": "Pat Doe", "business": "Example Lending",
+          "callback": "+15125550199", "agent": "Alex", "amount": AMOUNT, "currency": "USD",
+          "days_past_due": str(DAYS), "due_date": DUE.isoformat()}
+
+
+def _attempt(role: Role, stage: str | None, template: str | None) -> AttemptRow:
+    return AttemptRow("at-x", "A-x", "p", role, NUMBER, Medium.CALL, stage, "evening", "r",
+                      template, NOW)
+
+
+def test_a_call_leaves_the_voicemail_its_stage_names(tmp_path: Path) -> None:
+    policy = _policy(tmp_path)
+    late = call_texts(policy, _attempt(Role.DEBTOR, "late", "call_script"), "en", VALUES)
+    early = call_texts(policy, _attempt(Role.DEBTOR, "early", "call_script"), "en", VALUES)
+    assert late is not None
+    assert early is not None
+    assert late.voicemail == "Alex here, please call +15125550199."
+    assert early.voicemail.startswith("Hello, this is Alex from Example Lending")
+    assert AMOUNT in late.after_identity
+    # A stage no longer in the schedule: no voicemail rather than a guess.
+    gone = call_texts(policy, _attempt(Role.DEBTOR, "retired", "call_script"), "en", VALUES)
+    assert gone is not None
+    assert gone.voicemail == ""
+
+
+def test_a_third_party_hears_the_template_of_the_attempt(tmp_path: Path) -> None:
+    policy = _policy(tmp_path)
+    texts = call_texts(policy, _attempt(Role.EMERGENCY, None, "location_call"), "zh-CN", VALUES)
+    assert texts == CallTexts(location=render(
+        policy.templates.get("location_call").text_for("zh-CN")[1], VALUES))
+
+
+@pytest.mark.parametrize(("role", "template"), [
+    (Role.DEBTOR, "gone"), (Role.DEBTOR, None), (Role.DEBTOR, "voicemail"),
+    (Role.DEBTOR, "location_call"), (Role.EMERGENCY, "call_script"),
+])
+def test_a_call_whose_template_does_not_fit_says_nothing(tmp_path: Path, role: Role,
+                                                         template: str | None) -> None:
+    assert call_texts(_policy(tmp_path), _attempt(role, "early", template), "en", VALUES) is None

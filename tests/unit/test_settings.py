@@ -246,6 +246,19 @@ def test_a_schedule_naming_a_template_of_another_purpose_is_refused(tmp_path: Pa
          "template 'call_script' has purpose collection; needs voicemail")}
 
 
+@pytest.mark.parametrize(("key", "value", "term"), [
+    ("business", "Acme Debt Recovery", "debt"),
+    ("business", "ＡＣＭＥ ＣＯＬＬＥＣＴＩＯＮＳ", "collections"),  # noqa: RUF001  (full width)
+    ("business", "速达催收", "催收"), ("agent", "Alex the Collector", "collector")])
+def test_a_business_or_agent_name_that_reveals_the_debt_is_refused(
+        tmp_path: Path, key: str, value: str, term: str) -> None:
+    path = write_config(tmp_path, f'[contact]\n{key} = "{value}"\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), f"contact.{key}")
+    assert "must not reveal debt collection" in problem.reason
+    assert repr(term) in problem.reason
+
+
 def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path, (
         '[service]\nlog_level = "loud"\n'

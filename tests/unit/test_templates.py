@@ -37,8 +37,13 @@ THIRD_PARTY = {"medium": "call", "party": "third_party", "purpose": "location"}
 VOICEMAIL = {"medium": "call", "party": "debtor", "purpose": "voicemail"}
 DEBTOR_CALL = {"medium": "call", "party": "debtor", "purpose": "collection"}
 DEBTOR_SMS = {"medium": "sms", "party": "debtor", "purpose": "collection"}
-HEARD_FIRST = {"third_party": THIRD_PARTY, "voicemail": VOICEMAIL}
+HELP = {"medium": "sms", "party": "debtor", "purpose": "help"}
+OPT_OUT_CONFIRMATION = {"medium": "sms", "party": "debtor", "purpose": "opt_out_confirmation"}
+HEARD_FIRST = {"third_party": THIRD_PARTY, "voicemail": VOICEMAIL, "help": HELP,
+               "opt_out_confirmation": OPT_OUT_CONFIRMATION}
 WHO = {"third_party": "a third_party template", "voicemail": "a voicemail",
+       "help": "a help reply (sent to whoever texts in)",
+       "opt_out_confirmation": "an opt-out confirmation (sent to whoever texts in)",
        GREETING: "a call greeting (heard before the person has pressed 1 to say they are the "
                  "debtor)"}
 
@@ -66,10 +71,12 @@ def call(*, greeting: str | None = None, **after_identity: str) -> dict[str, Any
 
 
 def heard_first(kind: str, text: str, locale: str = "en") -> dict[str, Any]:
-    """A template whose `text` is heard by someone who may not be the debtor: a third party's
-    call, a voicemail, or a call greeting."""
+    """A template whose `text` reaches someone who may not be the debtor: a third party's call,
+    a voicemail, a reply to whoever texts in, or a call greeting."""
     if kind == GREETING:
         return call(greeting=text, **{locale: "Thank you."})
+    if kind == "help":
+        text += " Reply STOP, TD or 退订."
     return {**HEARD_FIRST[kind], "text": {locale: text}}
 
 
