@@ -440,6 +440,38 @@ def test_the_shipped_templates_load_cleanly() -> None:
     assert templates.path == SHIPPED
 
 
+FILE_LEAKS = [
+    ("call_script.greeting.en", "calling for {name}.", "calling for {name} about a ＤＥＢＴ.",
+     "a call greeting (heard before the person has pressed 1 to say they are the debtor)",
+     ["word 'debt'"]),
+    ("call_script.greeting.zh-CN", "找{name}。", "找{name}，关于｛ａｍｏｕｎｔ｝欠款。",
+     "a call greeting (heard before the person has pressed 1 to say they are the debtor)",
+     ["placeholder {amount}", "word '欠款'"]),
+    ("voicemail.text.en", "call me back at {callback}.",
+     "call me back at {callback} about your Ｏｖｅｒｄｕｅ {days_past_due}.", "a voicemail",
+     ["placeholder {days_past_due}", "word 'overdue'"]),
+    ("voicemail.text.zh-CN", "请您回电{callback}。", "请您回电{callback}，关于逾期。",
+     "a voicemail", ["word '逾期'"]),
+    ("location_call.text.en", "contact information for {name}.",
+     "contact information for {name} about a Past-Due bill.", "a third_party template",
+     ["word 'past due'", "word 'bill'"]),
+    ("location_call.text.zh-CN", "我们想确认{name}的联系方式", "我们想确认{name}的联系方式（催收）",
+     "a third_party template", ["word '催收'"]),
+]
+
+
+@pytest.mark.parametrize(("key", "old", "new", "who", "what"), FILE_LEAKS,
+                         ids=[leak[0] for leak in FILE_LEAKS])
+def test_a_shipped_file_with_a_leak_is_refused_with_file_key_and_reason(
+        tmp_path: Path, key: str, old: str, new: str, who: str, what: list[str]) -> None:
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    assert shipped.count(old) == 1, old
+    path = write(tmp_path, shipped.replace(old, new))
+    assert problems_of(path) == [
+        ConfigProblem(str(path), f"templates.{key}", f"{who} must not reveal the debt: {w}")
+        for w in what]
+
+
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     path = write(tmp_path, """
 title = "x"
