@@ -113,6 +113,9 @@ class Dispatcher:
             app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
+            if self._webhooks is not None:
+                # Runs after the server has stopped (the stack unwinds in reverse order).
+                self._stack.push_async_callback(self._webhooks.flush_all_refusals)
             self._stack.push_async_callback(runner.cleanup)
         except BaseException:
             await self._stack.__aexit__(None, None, None)
@@ -136,7 +139,8 @@ class Dispatcher:
         self._webhooks = TwilioWebhooks(
             token=token, public_url=str(settings.webhook.public_url), store=self.store,
             clock=self.clock, record_outcomes=engine.record_outcomes, policy=engine.policy,
-            max_payload_bytes=settings.ingest.max_payload_bytes)
+            max_payload_bytes=settings.ingest.max_payload_bytes,
+            count_refusal=self.metrics.count_webhook_refusal)
         return self._webhooks.add_routes
 
     def _running_engine(self) -> Engine:
@@ -251,6 +255,9 @@ class Dispatcher:
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
+            if self._webhooks is not None:
+                group.create_task(self._webhooks.flush_refusals_every(self._stop),
+                                  name="webhook-refusals")
 
     def _engine(self) -> Engine:
         policy = policy_of(self.config)
