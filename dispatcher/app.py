@@ -34,7 +34,7 @@ from dispatcher.reconcile import settle_open_attempts
 from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
 from dispatcher.retention import run_retention
-from dispatcher.settings import LoadedConfig, load_config
+from dispatcher.settings import LoadedConfig, load_config, provider_secret_problem
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.retention_rows import PruneResult
 from dispatcher.twilio_webhooks import TwilioWebhooks
@@ -278,7 +278,9 @@ class Dispatcher:
                 messages_per_second=twilio.messages_per_second,
                 request_timeout=twilio.request_timeout_seconds,
                 third_party_templates=third_party)
-            # check-config made sure both are set for this provider.
+            missing = provider_secret_problem(self.config, self.environ)
+            if missing is not None:
+                raise ConfigError([missing])
             return TwilioChannel(config, self.environ["TWILIO_ACCOUNT_SID"],
                                  self.environ["TWILIO_AUTH_TOKEN"])
         outcomes = settings.channels.sandbox_outcomes
