@@ -197,9 +197,10 @@ class TwilioWebhooks:
         self._count_refusal(route, reason)
         if self._refusals.note(route, reason, path=request.raw_path, remote=request.remote,
                                now=now):
+            # The first of its route's minute: at most one line, and one write, a minute.
             log.warning("refusing webhook requests on %s (%s); they are counted, and audited "
                         "once a minute", route, reason)
-        await self._flush_or_keep(now)
+            await self._flush_or_keep(now)
 
     async def flush_refusals(self, now: datetime, *, everything: bool = False) -> None:
         """Audit the refusals of every minute that has ended (or of all, at shutdown)."""
@@ -218,9 +219,9 @@ class TwilioWebhooks:
             self._unwritten = [*records, *self._unwritten]  # written with the next flush
             raise
 
-    async def _flush_or_keep(self, now: datetime) -> None:
+    async def _flush_or_keep(self, now: datetime, *, everything: bool = False) -> None:
         try:
-            await self.flush_refusals(now)
+            await self.flush_refusals(now, everything=everything)
         except Exception as exc:  # kept for the next flush: one line is enough
             log.warning("could not audit refused webhook requests yet: %s", exc)
 
@@ -232,7 +233,7 @@ class TwilioWebhooks:
 
     async def flush_all_refusals(self) -> None:
         """At shutdown: audit the refusals of the minute still open."""
-        await self.flush_refusals(self._clock.now(), everything=True)
+        await self._flush_or_keep(self._clock.now(), everything=True)
 
     async def _status(self, request: web.Request, outcome: Outcome | None,
                       sid: str | None, detail: str = "") -> web.Response:

@@ -278,3 +278,17 @@ async def test_a_well_formed_signed_request_still_works(server: Server) -> None:
     form = {"MessageSid": "SMok", "From": "+15125550100", "Body": "HELP"}
     assert await server.post(path, form, headers=signed_headers(path, form)) == 200
     assert server.rejected() == {}
+
+
+async def test_a_query_that_is_not_utf8_is_only_counted(
+        server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    path = "/twilio/sms/status?attempt=%FF%FE%00&x=%E2%28%A1"
+    assert await server.post(path, {"MessageStatus": "delivered"},
+                             headers={"X-Twilio-Signature": "forged"}) == 403
+    assert server.rejected() == {("/twilio/sms/status", "bad_signature"): 1}
+    server.clock.advance(timedelta(minutes=1))
+    await wait_for(lambda: len(server.webhook_records()) == 1, 10, "the aggregate")
+    [record] = server.webhook_records()
+    assert record["sample"]["path"].startswith("/twilio/sms/status?attempt=%FF%FE%00&x=")
+    no_tracebacks(caplog)
