@@ -354,16 +354,13 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
                           environ: Mapping[str, str]) -> list[ConfigProblem]:
     problems = []
     channels, twilio = sections.get("channels"), sections.get("twilio")
-    if isinstance(channels, ChannelSettings) and channels.provider == "twilio":
-        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
-            if not environ.get(name):
-                problems.append(ConfigProblem(
-                    str(path), "channels.provider",
-                    f"provider 'twilio' needs {name} in the environment"))
-        if isinstance(twilio, TwilioSettings) and not twilio.from_number:
-            problems.append(ConfigProblem(str(path), "twilio.from_number",
-                                          "provider 'twilio' needs from_number: calls are "
-                                          "placed from it (a messaging service sends SMS only)"))
+    # The provider's credentials are not asked for here: only `run` talks to the provider
+    # (provider_secret_problem); a reviewer reads the log and the report without them.
+    if (isinstance(channels, ChannelSettings) and channels.provider == "twilio"
+            and isinstance(twilio, TwilioSettings) and not twilio.from_number):
+        problems.append(ConfigProblem(str(path), "twilio.from_number",
+                                      "provider 'twilio' needs from_number: calls are "
+                                      "placed from it (a messaging service sends SMS only)"))
     retention = sections.get("retention")
     if isinstance(retention, RetentionSettings):
         problems.extend(_checkpoint_key_problems(path, retention, environ))
@@ -371,6 +368,22 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
         problems.append(ConfigProblem(str(path), "mqtt.url",
                                       "MQTT_PASSWORD is set but MQTT_USERNAME is not"))
     return problems
+
+
+PROVIDER_SECRETS: Mapping[str, tuple[str, ...]] = {
+    "twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")}
+
+
+def provider_secret_problem(config: LoadedConfig,
+                            environ: Mapping[str, str]) -> ConfigProblem | None:
+    """The credentials the configured provider needs and `environ` lacks, as one problem."""
+    provider = config.settings.channels.provider
+    missing = [name for name in PROVIDER_SECRETS.get(provider, ()) if not environ.get(name)]
+    if not missing:
+        return None
+    return ConfigProblem(str(config.path), "channels.provider",
+                         f"provider {provider!r} needs {' and '.join(missing)} in the "
+                         "environment")
 
 
 def _checkpoint_key_problems(path: Path, retention: RetentionSettings,

@@ -1,24 +1,29 @@
-"""Twilio's callbacks (contract section 6): status of SMS and calls, inbound SMS, call TwiML.
+"""Twilio's callbacks: status of SMS and calls, inbound SMS, call TwiML.
 
 Every request's `X-Twilio-Signature` is checked against the URL Twilio was given (`public_url`
-plus the path and query), not the URL this server sees behind a proxy. A bad signature gets 403,
-is audited, and changes nothing. Status callbacks are idempotent: only a final status records an
-outcome, once; a late `sent` after `delivered` changes nothing.
+plus the path and query), not the URL this server sees behind a proxy. A body that is not a UTF-8
+form gets 400 (413 over the size limit), a missing or bad signature 403; either changes nothing,
+is counted at once and audited once a minute per route (dispatcher/webhook_rejections.py).
+Status callbacks are idempotent: only a final status records an outcome, once; a late `sent`
+after `delivered` changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from aiohttp import web
-from multidict import MultiDict, MultiDictProxy
+from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 
 from dispatcher.account_facts import ContactPolicy, message_values
+from dispatcher.aio import pause
 from dispatcher.clock import Clock
 from dispatcher.contact import Outcome, Party, Role
 from dispatcher.keywords import Keyword
@@ -35,6 +40,8 @@ from dispatcher.templates import (
     UnknownTemplate,
     render,
 )
+from dispatcher.webhook_forms import RefusedBody, parse_form
+from dispatcher.webhook_rejections import RejectionTally
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +179,8 @@ class TwilioWebhooks:
 
     def __init__(self, *, token: str, public_url: str, store: SqliteStore, clock: Clock,
                  record_outcomes: RecordOutcomes, policy: ContactPolicy,
-                 max_payload_bytes: int) -> None:
+                 max_payload_bytes: int,
+                 count_refusal: Callable[[str, str], None] = lambda route, reason: None) -> None:
         self._validator = RequestValidator(token)
         self._public_url = public_url.rstrip("/")
         self._store = store
@@ -180,34 +188,84 @@ class TwilioWebhooks:
         self._record_outcomes = record_outcomes
         self.policy = policy  # replaced when the config is reloaded
         self._max_payload_bytes = max_payload_bytes
+        self._count_refusal = count_refusal
+        self._refusals = RejectionTally()
+        self._unwritten: list[dict[str, Any]] = []
 
     def add_routes(self, app: web.Application) -> None:
-        """Register the routes of contract section 6."""
+        """Register the Twilio routes."""
         for path, handler in (("/twilio/sms/status", self._sms_status),
                               ("/twilio/call/status", self._call_status),
                               ("/twilio/sms/inbound", self._sms_inbound),
                               ("/twilio/call/twiml", self._call_twiml)):
-            app.router.add_post(path, self._signed(handler))
+            app.router.add_post(path, self._signed(path, handler))
 
-    def _signed(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    def _signed(self, route: str,
+                handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def checked(request: web.Request) -> web.StreamResponse:
-            form = await request.post()
+            try:
+                # read() enforces the application's client_max_size (413 beyond it).
+                form = parse_form(request.content_type, await request.read())
+            except web.HTTPRequestEntityTooLarge:
+                await self._refuse(request, route, "too_large")
+                raise
+            except RefusedBody as refused:
+                # A signature covers the parsed fields: without them it cannot be checked.
+                await self._refuse(request, route, refused.reason)
+                raise web.HTTPBadRequest(text=f"{refused.detail}\n") from None
             url = self._public_url + request.path_qs
             signature = request.headers.get("X-Twilio-Signature", "")
-            if not signature or not self._validator.validate(url, form, signature):
-                await self._store.append_audit([{
-                    "kind": "webhook", "status": "forbidden", "reason": "bad_signature",
-                    "detail": f"POST {request.path_qs} from {request.remote}",
-                    "config_version": self.policy.config_version}], now=self._clock.now())
-                log.warning("rejected a webhook with a bad signature: %s", request.path)
+            if not signature:
+                await self._refuse(request, route, "missing_signature")
                 raise web.HTTPForbidden(text="bad signature")
-            fields: MultiDict[str] = MultiDict()
-            for key, value in form.items():
-                if not isinstance(value, str):
-                    raise web.HTTPBadRequest(text="file uploads are not expected")
-                fields.add(key, value)
-            return await handler(request, MultiDictProxy(fields))
+            if not self._validator.validate(url, form, signature):
+                await self._refuse(request, route, "bad_signature")
+                raise web.HTTPForbidden(text="bad signature")
+            return await handler(request, MultiDictProxy(form))
         return checked
+
+    async def _refuse(self, request: web.Request, route: str, reason: str) -> None:
+        now = self._clock.now()
+        self._count_refusal(route, reason)
+        if self._refusals.note(route, reason, path=request.raw_path, remote=request.remote,
+                               now=now):
+            # The first of its route's minute: at most one line, and one write, a minute.
+            log.warning("refusing webhook requests on %s (%s); they are counted, and audited "
+                        "once a minute", route, reason)
+            await self._flush_or_keep(now)
+
+    async def flush_refusals(self, now: datetime, *, everything: bool = False) -> None:
+        """Audit the refusals of every minute that has ended (or of all, at shutdown)."""
+        due = self._refusals.due(now, everything=everything)
+        for record in due:
+            record["config_version"] = self.policy.config_version
+            log.warning("refused %d webhook request(s) on %s in the minute from %s: %s",
+                        record["count"], record["route"], record["window_start"],
+                        ", ".join(f"{k} {v}" for k, v in record["reasons"].items()))
+        records, self._unwritten = [*self._unwritten, *due], []
+        if not records:
+            return
+        try:
+            await self._store.append_audit(records, now=now)
+        except BaseException:
+            self._unwritten = [*records, *self._unwritten]  # written with the next flush
+            raise
+
+    async def _flush_or_keep(self, now: datetime, *, everything: bool = False) -> None:
+        try:
+            await self.flush_refusals(now, everything=everything)
+        except Exception as exc:  # kept for the next flush: one line is enough
+            log.warning("could not audit refused webhook requests yet: %s", exc)
+
+    async def flush_refusals_every(self, stop: asyncio.Event, seconds: float = 1.0) -> None:
+        """Write each minute's refusals once it has ended, even when no request follows."""
+        while not stop.is_set():
+            await pause(seconds, stop)
+            await self._flush_or_keep(self._clock.now())
+
+    async def flush_all_refusals(self) -> None:
+        """At shutdown: audit the refusals of the minute still open."""
+        await self._flush_or_keep(self._clock.now(), everything=True)
 
     async def _status(self, request: web.Request, outcome: Outcome | None,
                       sid: str | None, detail: str = "") -> web.Response:

@@ -13,6 +13,7 @@ from dispatcher.settings import (
     DEFAULT_CONFIG_PATH,
     config_path_from,
     load_config,
+    provider_secret_problem,
     resolve_store_path,
 )
 
@@ -126,23 +127,31 @@ def test_mqtts_url_means_tls_on_8883(tmp_path: Path) -> None:
 TWILIO = '[channels]\nprovider = "twilio"\n[twilio]\nfrom_number = "+15005550006"\n'
 
 
-def test_twilio_without_credentials_names_both_variables(tmp_path: Path) -> None:
-    problems = problems_of(write_config(tmp_path, TWILIO))
-    assert keys(problems) == {"channels.provider"}
-    reasons = " ".join(p.reason for p in problems)
-    assert "TWILIO_ACCOUNT_SID" in reasons
-    assert "TWILIO_AUTH_TOKEN" in reasons
+def test_twilio_without_credentials_loads_and_names_both_variables_for_run(
+        tmp_path: Path) -> None:
+    # Only `run` talks to the provider; every other command loads the config without them.
+    config = load_config(write_config(tmp_path, TWILIO), {})
+    problem = provider_secret_problem(config, {})
+    assert problem is not None
+    assert problem.key == "channels.provider"
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in problem.reason
 
 
 def test_twilio_with_one_credential_names_the_other(tmp_path: Path) -> None:
-    [problem] = problems_of(write_config(tmp_path, TWILIO),
-                            {"TWILIO_ACCOUNT_SID": TWILIO_ENV["TWILIO_ACCOUNT_SID"]})
+    config = load_config(write_config(tmp_path, TWILIO), {})
+    problem = provider_secret_problem(
+        config, {"TWILIO_ACCOUNT_SID": TWILIO_ENV["TWILIO_ACCOUNT_SID"]})
+    assert problem is not None
     assert "TWILIO_AUTH_TOKEN" in problem.reason
+    assert "TWILIO_ACCOUNT_SID" not in problem.reason
 
 
 def test_twilio_with_credentials_loads(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, TWILIO), TWILIO_ENV)
     assert config.settings.channels.provider == "twilio"
+    assert provider_secret_problem(config, TWILIO_ENV) is None
+    sandbox = load_config(write_config(tmp_path, ""), {})
+    assert provider_secret_problem(sandbox, {}) is None
 
 
 def test_a_missing_profile_file_is_named(tmp_path: Path) -> None:
@@ -273,14 +282,13 @@ def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
 
 
 def test_problems_of_every_kind_are_reported_at_once(tmp_path: Path) -> None:
-    # A typo, a provider without its credentials and a missing profile: one run names all three.
+    # A typo, a provider without its number and a missing profile: one run names all three.
     path = write_config(tmp_path, (
         '[mqtt]\nurll = "mqtt://127.0.0.1:1883"\n'
         '[channels]\nprovider = "twilio"\n'
-        '[twilio]\nfrom_number = "+15005550006"\n'
         '[compliance]\nprofile = "xx"\n'
     ))
-    assert keys(problems_of(path)) == {"mqtt.urll", "channels.provider", "compliance.profile"}
+    assert keys(problems_of(path)) == {"mqtt.urll", "twilio.from_number", "compliance.profile"}
 
 
 def test_config_path_prefers_the_command_line_then_the_environment() -> None:
