@@ -35,7 +35,7 @@ from dispatcher.reconcile import settle_open_attempts
 from dispatcher.reload import needs_restart, stamps
 from dispatcher.replies import handle_reply
 from dispatcher.retention import run_retention
-from dispatcher.settings import LoadedConfig, load_config
+from dispatcher.settings import LoadedConfig, load_config, provider_secret_problem
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.retention_rows import PruneResult
 from dispatcher.twilio_webhooks import TwilioWebhooks
@@ -117,6 +117,9 @@ class Dispatcher:
             app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
+            if self._webhooks is not None:
+                # Runs after the server has stopped (the stack unwinds in reverse order).
+                self._stack.push_async_callback(self._webhooks.flush_all_refusals)
             self._stack.push_async_callback(runner.cleanup)
         except BaseException:
             await self._stack.__aexit__(None, None, None)
@@ -140,7 +143,8 @@ class Dispatcher:
         self._webhooks = TwilioWebhooks(
             token=token, public_url=str(settings.webhook.public_url), store=self.store,
             clock=self.clock, record_outcomes=engine.record_outcomes, policy=engine.policy,
-            max_payload_bytes=settings.ingest.max_payload_bytes)
+            max_payload_bytes=settings.ingest.max_payload_bytes,
+            count_refusal=self.metrics.count_webhook_refusal)
         return self._webhooks.add_routes
 
     def _running_engine(self) -> Engine:
@@ -262,6 +266,9 @@ class Dispatcher:
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
             if isinstance(self._writer, ProcessWriter):
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
+            if self._webhooks is not None:
+                group.create_task(self._webhooks.flush_refusals_every(self._stop),
+                                  name="webhook-refusals")
 
     def _engine(self) -> Engine:
         policy = policy_of(self.config)
@@ -282,7 +289,9 @@ class Dispatcher:
                 messages_per_second=twilio.messages_per_second,
                 request_timeout=twilio.request_timeout_seconds,
                 third_party_templates=third_party)
-            # check-config made sure both are set for this provider.
+            missing = provider_secret_problem(self.config, self.environ)
+            if missing is not None:
+                raise ConfigError([missing])
             return TwilioChannel(config, self.environ["TWILIO_ACCOUNT_SID"],
                                  self.environ["TWILIO_AUTH_TOKEN"])
         outcomes = settings.channels.sandbox_outcomes

@@ -21,7 +21,12 @@ from dispatcher.errors import ConfigError, StoreError
 from dispatcher.logs import configure_logging
 from dispatcher.phones import mask_numbers_in
 from dispatcher.runtime import tune_gc
-from dispatcher.settings import LoadedConfig, config_path_from, load_config
+from dispatcher.settings import (
+    LoadedConfig,
+    config_path_from,
+    load_config,
+    provider_secret_problem,
+)
 from dispatcher.store import Accepted, Rejected, open_store
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
@@ -106,6 +111,10 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_PROBLEM
     print(f"OK: {', '.join(str(p) for p in config.files)} (config version {config.version})",
           file=out)
+    missing = provider_secret_problem(config, os.environ)
+    if missing is not None:
+        # Not a problem of the files: other commands run without them; only `run` needs them.
+        print(f"note: `dispatcher run` will refuse here: {missing.reason}", file=out)
     return EXIT_OK
 
 
@@ -125,6 +134,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dispatcher: invalid config: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    missing = provider_secret_problem(config, os.environ)
+    if missing is not None:
+        print(f"dispatcher: cannot run: {missing}", file=sys.stderr)
         return EXIT_USAGE
     service = config.settings.service
     configure_logging(service.log_level, service.log_format)

@@ -308,7 +308,8 @@ class Engine:
         state = facts.state
         template = self.policy.templates.get(planned.template)
         locale = state.debtor.locale if state.debtor else None
-        used_locale, text = template.text_for(locale, self.policy.default_locale)
+        # A call's body is its every part, so the audited hash covers all it could say.
+        used_locale, text = template.whole_text(locale, self.policy.default_locale)
         body = render(text, message_values(self.policy, facts.state, facts.home_zone, now))
         row = AttemptRow(attempt_id, state.account_id, target.person, target.role, target.number,
                          target.medium, planned.stage, planned.window, planned.rule,

@@ -41,8 +41,9 @@ class Metrics:
             "dispatcher_suppressed", "Attempts refused by the compliance gate, by reason",
             ["reason"], registry=self.registry)
         self.webhooks_rejected = Counter(
-            "dispatcher_webhooks_rejected", "Provider callbacks refused (bad signature)",
-            registry=self.registry)
+            "dispatcher_webhooks_rejected", "Provider callbacks refused, by route and reason "
+            "(missing_signature, bad_signature, malformed_body, unsupported_content_type, "
+            "too_large)", ["route", "reason"], registry=self.registry)
         self.sweeps = Counter(
             "dispatcher_sweeps", "Due sweeps of the contact engine", registry=self.registry)
         self.due_lag = Gauge(
@@ -72,8 +73,10 @@ class Metrics:
                 self.outcomes.labels(record["channel"], record["status"]).inc()
             elif kind == "suppressed":
                 self.suppressed.labels(record["reason"]).inc()
-            elif kind == "webhook" and record.get("status") == "forbidden":
-                self.webhooks_rejected.inc()
+
+    def count_webhook_refusal(self, route: str, reason: str) -> None:
+        """Count one refused provider callback (audited only in aggregate)."""
+        self.webhooks_rejected.labels(route, reason).inc()
 
     def render(self) -> bytes:
         """The text exposition format."""

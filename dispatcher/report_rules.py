@@ -10,6 +10,7 @@ report never accuses the engine of what it may not have done.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -356,11 +357,13 @@ def _third_party_template(a: Attempt, templates: Mapping[str, Template]) -> Iter
     problems = []
     if template.party.value != "third_party":
         problems.append(f"it is a {template.party.value} template")
-    for locale, text in sorted(template.texts.items()):
-        words = sorted({m.group(0).lower() for m in _DEBT_PLACEHOLDER.finditer(text)}
-                       | {m.group(0).lower() for m in _DEBT_WORD.finditer(text)})
-        if words:
-            problems.append(f"{locale} text has {', '.join(words)}")
+    for part, texts in template.parts.items():
+        for locale, written in sorted(texts.items()):
+            text = unicodedata.normalize("NFKC", written)
+            words = sorted({m.group(0).lower() for m in _DEBT_PLACEHOLDER.finditer(text)}
+                           | {m.group(0).lower() for m in _DEBT_WORD.finditer(text)})
+            if words:
+                problems.append(f"{locale} {part} has {', '.join(words)}")
     if problems:
         yield Violation(THIRD_PARTY_TEMPLATE, a.account_id,
                         f"template {a.template!r}: " + "; ".join(problems), (a.seq,), a.at)

@@ -31,7 +31,7 @@ from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.phones import validate_e164
 from dispatcher.policy import Limits, apply_overrides, looser_than_legal
-from dispatcher.templates import TemplateSet, load_templates
+from dispatcher.templates import Purpose, TemplateSet, debt_terms, load_templates
 from dispatcher.tomlfiles import read_toml
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
@@ -198,14 +198,25 @@ class ComplianceSettings(_Section):
     limits: dict[str, Any] = Field(default_factory=dict)
 
 
+def _reveals_nothing(value: str) -> str:
+    # The business and agent names are said in call greetings and voicemails and sent in replies
+    # to whoever texts in, before anyone is known to be the debtor (Reg F 1006.2(j)).
+    if terms := debt_terms(value):
+        raise ValueError("is said before the person is known to be the debtor, so it must not "
+                         "reveal debt collection: " + ", ".join(repr(t) for t in terms))
+    return value
+
+
 class ContactSettings(_Section):
     """[contact]: the schedule, the templates and what messages say about the sender."""
 
     schedule: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "standard"
     templates: str = "templates.toml"  # relative to the config file's folder
-    business: str = Field(default="Example Lending", min_length=1, max_length=60)
+    business: Annotated[str, Field(min_length=1, max_length=60),
+                        AfterValidator(_reveals_nothing)] = "Example Lending"
     callback: E164 = "+15125550199"
-    agent: str = Field(default="Alex", min_length=1, max_length=40)
+    agent: Annotated[str, Field(min_length=1, max_length=40),
+                     AfterValidator(_reveals_nothing)] = "Alex"
     default_locale: str = "en"
     sweep_seconds: float = Field(default=1.0, gt=0, le=60)
 
@@ -364,16 +375,13 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
                           environ: Mapping[str, str]) -> list[ConfigProblem]:
     problems = []
     channels, twilio = sections.get("channels"), sections.get("twilio")
-    if isinstance(channels, ChannelSettings) and channels.provider == "twilio":
-        for name in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
-            if not environ.get(name):
-                problems.append(ConfigProblem(
-                    str(path), "channels.provider",
-                    f"provider 'twilio' needs {name} in the environment"))
-        if isinstance(twilio, TwilioSettings) and not twilio.from_number:
-            problems.append(ConfigProblem(str(path), "twilio.from_number",
-                                          "provider 'twilio' needs from_number: calls are "
-                                          "placed from it (a messaging service sends SMS only)"))
+    # The provider's credentials are not asked for here: only `run` talks to the provider
+    # (provider_secret_problem); a reviewer reads the log and the report without them.
+    if (isinstance(channels, ChannelSettings) and channels.provider == "twilio"
+            and isinstance(twilio, TwilioSettings) and not twilio.from_number):
+        problems.append(ConfigProblem(str(path), "twilio.from_number",
+                                      "provider 'twilio' needs from_number: calls are "
+                                      "placed from it (a messaging service sends SMS only)"))
     retention = sections.get("retention")
     if isinstance(retention, RetentionSettings):
         problems.extend(_checkpoint_key_problems(path, retention, environ))
@@ -381,6 +389,22 @@ def _environment_problems(path: Path, sections: Mapping[str, Any],
         problems.append(ConfigProblem(str(path), "mqtt.url",
                                       "MQTT_PASSWORD is set but MQTT_USERNAME is not"))
     return problems
+
+
+PROVIDER_SECRETS: Mapping[str, tuple[str, ...]] = {
+    "twilio": ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN")}
+
+
+def provider_secret_problem(config: LoadedConfig,
+                            environ: Mapping[str, str]) -> ConfigProblem | None:
+    """The credentials the configured provider needs and `environ` lacks, as one problem."""
+    provider = config.settings.channels.provider
+    missing = [name for name in PROVIDER_SECRETS.get(provider, ()) if not environ.get(name)]
+    if not missing:
+        return None
+    return ConfigProblem(str(config.path), "channels.provider",
+                         f"provider {provider!r} needs {' and '.join(missing)} in the "
+                         "environment")
 
 
 def _checkpoint_key_problems(path: Path, retention: RetentionSettings,
@@ -453,18 +477,20 @@ def _regional_limits(profile_path: Path, profile: Profile,
 
 def _template_problems(schedule_path: Path, schedule: Schedule,
                        templates: TemplateSet) -> list[ConfigProblem]:
-    """Every template the schedule names exists and fits its medium and party."""
-    wanted: list[tuple[str, str, Medium, Party]] = [
-        ("(planner)", THIRD_PARTY_TEMPLATE, Medium.CALL, Party.THIRD_PARTY)]
+    """Every template the schedule names exists and fits its medium, party and purpose."""
+    wanted: list[tuple[str, str, Medium, Party, tuple[Purpose, ...]]] = [
+        ("(planner)", THIRD_PARTY_TEMPLATE, Medium.CALL, Party.THIRD_PARTY, (Purpose.LOCATION,))]
     for index, stage in enumerate(schedule.stages):
         key = f"stages[{index}]"
-        wanted += [(f"{key}.sms_template", stage.sms_template, Medium.SMS, Party.DEBTOR),
-                   (f"{key}.call_template", stage.call_template, Medium.CALL, Party.DEBTOR)]
+        wanted += [(f"{key}.sms_template", stage.sms_template, Medium.SMS, Party.DEBTOR,
+                    tuple(Purpose)),
+                   (f"{key}.call_template", stage.call_template, Medium.CALL, Party.DEBTOR,
+                    (Purpose.COLLECTION,))]
         if stage.voicemail_template:
             wanted.append((f"{key}.voicemail_template", stage.voicemail_template, Medium.CALL,
-                           Party.DEBTOR))
+                           Party.DEBTOR, (Purpose.VOICEMAIL,)))
     problems = []
-    for key, template_id, medium, party in wanted:
+    for key, template_id, medium, party, purposes in wanted:
         template = templates.templates.get(template_id)
         if template is None:
             problems.append(ConfigProblem(str(schedule_path), key,
@@ -473,6 +499,11 @@ def _template_problems(schedule_path: Path, schedule: Schedule,
             problems.append(ConfigProblem(
                 str(schedule_path), key, f"template {template_id!r} is for {template.medium} to "
                                          f"{template.party}; needs {medium} to {party}"))
+        elif template.purpose not in purposes:
+            problems.append(ConfigProblem(
+                str(schedule_path), key, f"template {template_id!r} has purpose "
+                                         f"{template.purpose}; needs "
+                                         + " or ".join(p.value for p in purposes)))
     return problems
 
 

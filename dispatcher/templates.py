@@ -1,9 +1,10 @@
 """Message templates: read from TOML and refused at load when they could break contact law.
 
-The rules (design/compliance.md: "Who may be contacted", "Consent and opt-out", "Voicemail"):
-a third-party template is a location call that reveals nothing about the debt; a voicemail is a
-limited-content message (Reg F 1006.2(j)); every SMS but the opt-out confirmation tells the
-reader how to opt out (Reg F 1006.6(e)).
+The rules: a third-party template is a location call that reveals nothing about the debt; a
+voicemail is a limited-content message (Reg F 1006.2(j)); a call to the debtor is spoken in two
+parts, and its greeting, heard by whoever answers, reveals nothing about the debt either; every
+SMS but the opt-out confirmation tells the reader how to opt out (Reg F 1006.6(e)); every word of
+a template is sent or spoken, so no template carries a note for an agent.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -41,15 +43,18 @@ DEBT_PLACEHOLDERS = frozenset({"amount", "currency", "days_past_due", "due_date"
 
 DEBT_WORDS_EN = ("debt", "overdue", "owe", "owes", "owed", "owing", "payment", "pay",
                  "collection", "collect", "balance", "loan", "arrears", "delinquent", "past due",
-                 "default")
+                 "default", "bill", "credit", "settle", "installment", "instalment", "charge off")
 # Debt words that are not inflections of the list above; a false refusal costs an edit of the
 # template, a miss tells a third party about the debt.
 DEBT_WORDS_EN_EXTRA = ("payday", "repay", "repaid", "repayment", "paid", "unpaid", "debtor",
-                       "indebted", "creditor", "delinquency")
+                       "indebted", "creditor", "delinquency", "chargeoff", "recovery", "dues")
 # Traditional-script forms follow the simplified ones so that a zh-TW/zh-HK text is held to the
-# same rule.
+# same rule. A longer word is reported rather than the single character inside it (债务, not 债).
 DEBT_WORDS_ZH = ("欠款", "逾期", "催收", "还款", "债务", "欠债", "贷款", "借款", "账单",
-                 "還款", "債務", "欠債", "貸款", "賬單", "帳單")
+                 "欠费", "欠钱", "还钱", "拖欠", "付款", "缴费", "缴款", "余额", "催款", "应还",
+                 "到期", "利息", "罚息", "滞纳金", "债", "贷",
+                 "還款", "債務", "欠債", "貸款", "賬單", "帳單", "欠費", "欠錢", "還錢", "繳費",
+                 "繳款", "餘額", "應還", "罰息", "滯納金", "債", "貸")
 
 # English words match whole words plus regular inflections ("payments", "collected", "debts"),
 # so "payday" is refused (listed above: it names a kind of loan) while "Owen", "display",
@@ -67,6 +72,13 @@ def _alternation(words: Sequence[str]) -> str:
 _DEBT_EN = re.compile(
     _EDGE_BEFORE + "(?:" + _alternation(DEBT_WORDS_EN + DEBT_WORDS_EN_EXTRA) + ")"
     + _INFLECTIONS + _EDGE_AFTER, re.IGNORECASE)
+_DEBT_ZH = re.compile(_alternation(DEBT_WORDS_ZH))
+# A debt placeholder written so that str.format does not see it ({AMOUNT}, full-width braces)
+# is not filled in, but it still shows what the text is about.
+_DEBT_PLACEHOLDER = re.compile(r"\{\s*(" + "|".join(sorted(DEBT_PLACEHOLDERS)) + r")\s*\}")
+# Brackets mark stage directions ("[Continue only once ...]", "【确认...】"): words for an agent,
+# which a template must not carry, since every word of it is sent or spoken.
+NOTE_BRACKETS = "[]【】〔〕〖〗〘〙"  # noqa: RUF001  (brackets, not parentheses)
 
 # The reply words of which an SMS must name one, by language. STOP is the carriers' word in
 # every language; Chinese texts follow the local convention "回复TD退订" instead (退订 means
@@ -75,7 +87,14 @@ _DEBT_EN = re.compile(
 OPT_OUT_WORDS: Mapping[str, tuple[str, ...]] = MappingProxyType({"zh": ("TD", "退订", "退訂")})
 DEFAULT_OPT_OUT_WORDS = ("STOP",)
 
-_FIELDS = ("medium", "party", "purpose", "text")
+# The parts of a template, each a table of locale = text. A call to the debtor for collection is
+# spoken in two: the greeting to whoever answers, and, once they have pressed CONFIRM_DIGIT to
+# say they are the debtor, the rest. Every other template is one text.
+TEXT, GREETING, AFTER_IDENTITY = "text", "greeting", "after_identity"
+PARTS = (TEXT, GREETING, AFTER_IDENTITY)
+CONFIRM_DIGIT = "1"
+
+_FIELDS = ("medium", "party", "purpose", *PARTS)
 _TEMPLATE_ID = re.compile(r"[a-z][a-z0-9_]*")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 _FORMATTER = string.Formatter()
@@ -102,24 +121,46 @@ class UnknownTemplate(_ClearKeyError):
     """No template has this id."""
 
 
+def parts_for(medium: Medium, party: Party, purpose: Purpose) -> tuple[str, ...]:
+    """The parts a template of this kind is written in, in speaking order."""
+    if medium is Medium.CALL and party is Party.DEBTOR and purpose is Purpose.COLLECTION:
+        return (GREETING, AFTER_IDENTITY)
+    return (TEXT,)
+
+
 @dataclass(frozen=True)
 class Template:
-    """One checked template: its id, medium, party, purpose and text by locale."""
+    """One checked template: its id, medium, party, purpose and, by part, its text by locale."""
 
     template_id: str
     medium: Medium
     party: Party
     purpose: Purpose
-    texts: Mapping[str, str]
+    parts: Mapping[str, Mapping[str, str]]  # every part has the same locales (checked at load)
 
-    def text_for(self, locale: str | None, fallback: str = "en") -> tuple[str, str]:
-        """The text for `locale`, else for `fallback`, as (locale used, text)."""
+    def locale_for(self, locale: str | None, fallback: str = "en") -> str:
+        """The locale of the texts used for `locale`, else for `fallback`."""
+        texts = next(iter(self.parts.values()), {})
         for wanted in (locale, fallback):
-            found = _match_locale(wanted, self.texts) if wanted else None
+            found = _match_locale(wanted, texts) if wanted else None
             if found is not None:
-                return found, self.texts[found]
+                return found
         raise LookupError(f"template {self.template_id!r} has no text for {locale!r} nor for "
                           f"the fallback {fallback!r}")
+
+    def text_for(self, locale: str | None, fallback: str = "en",
+                 part: str = TEXT) -> tuple[str, str]:
+        """The text of `part` for `locale`, else for `fallback`, as (locale used, text)."""
+        if part not in self.parts:
+            raise LookupError(f"template {self.template_id!r} has no part {part!r}; it has "
+                              + ", ".join(self.parts))
+        used = self.locale_for(locale, fallback)
+        return used, self.parts[part][used]
+
+    def whole_text(self, locale: str | None, fallback: str = "en") -> tuple[str, str]:
+        """Every part's text (see text_for), one per line in speaking order, as (locale, text)."""
+        used = self.locale_for(locale, fallback)
+        return used, "\n".join(texts[used] for texts in self.parts.values())
 
 
 @dataclass(frozen=True)
@@ -169,11 +210,26 @@ def _split(text: str) -> tuple[str, list[tuple[str, str, str | None]]]:
     return "".join(literal), fields
 
 
+def normalized(text: str) -> str:
+    """`text` as the checks read it: NFKC (full-width letters are letters), case-folded, and
+    without invisible format characters (a zero-width space inside a word)."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in folded if unicodedata.category(c) != "Cf")
+
+
 def debt_terms(text: str) -> list[str]:
-    """The debt-revealing words in `text` (English and Chinese), each once, in order found."""
-    found = [re.sub(r"[\s-]+", " ", m.group(0).lower()) for m in _DEBT_EN.finditer(text)]
-    found.extend(w for w in DEBT_WORDS_ZH if w in text)
+    """The debt-revealing words in `text` (English and Chinese, in any width or case), each
+    once, English first, in order found."""
+    text = normalized(text)
+    found = [re.sub(r"[\s-]+", " ", m.group(0)) for m in _DEBT_EN.finditer(text)]
+    found.extend(m.group(0) for m in _DEBT_ZH.finditer(text))
     return list(dict.fromkeys(found))
+
+
+def debt_placeholders(text: str) -> list[str]:
+    """The debt placeholders in `text`, however written ({amount}, {AMOUNT}, full width), each
+    once, in order found."""
+    return list(dict.fromkeys(m.group(1) for m in _DEBT_PLACEHOLDER.finditer(normalized(text))))
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -205,13 +261,13 @@ def _choice(raw: Mapping[str, Any], field: str, kind: type[_E], base: str,
     return None
 
 
-def _texts(raw: Mapping[str, Any], base: str,
+def _texts(raw: Mapping[str, Any], base: str, part: str,
            problems: list[tuple[str, str]]) -> dict[str, str]:
-    key = f"{base}.text"
-    if "text" not in raw:
+    key = f"{base}.{part}"
+    if part not in raw:
         problems.append((key, "missing: add a [" + key + "] table of locale = text"))
         return {}
-    table = raw["text"]
+    table = raw[part]
     if not isinstance(table, Mapping):
         problems.append((key, "must be a table of locale = text"))
         return {}
@@ -235,6 +291,49 @@ def _texts(raw: Mapping[str, Any], base: str,
     return texts
 
 
+def _expected_parts(raw: Mapping[str, Any], medium: Medium | None, party: Party | None,
+                    purpose: Purpose | None) -> tuple[str, ...]:
+    if medium is None or party is None or purpose is None:
+        # The kind is already refused; check whatever parts are there.
+        return tuple(p for p in PARTS if p in raw) or (TEXT,)
+    return parts_for(medium, party, purpose)
+
+
+def _part_problems(raw: Mapping[str, Any], base: str,
+                   expected: tuple[str, ...]) -> list[tuple[str, str]]:
+    """A part the template's kind does not have; a single text where two parts are needed."""
+    problems = []
+    for part in PARTS:
+        if part not in raw or part in expected:
+            continue
+        if part == TEXT:
+            problems.append((f"{base}.text", (
+                f"a call to the debtor is written in two parts, not one text: "
+                f"[{base}.{GREETING}] is what whoever answers hears before pressing "
+                f"{CONFIRM_DIGIT} to say they are the debtor (nothing about the debt), and "
+                f"[{base}.{AFTER_IDENTITY}] is said only after that")))
+        else:
+            problems.append((f"{base}.{part}", (
+                f"only a call to the debtor for collection has {GREETING} and "
+                f"{AFTER_IDENTITY}; write this template as one [{base}.text]")))
+    return problems
+
+
+def _same_locales(base: str, by_part: Mapping[str, Mapping[str, str]]) -> list[tuple[str, str]]:
+    """Every part has a text for every locale another part has (a part missing altogether is
+    named once, elsewhere)."""
+    problems: list[tuple[str, str]] = []
+    for part, texts in by_part.items():
+        if not texts:
+            continue
+        have = {_norm_locale(locale) for locale in texts}
+        for other, other_texts in by_part.items():
+            problems.extend((f"{base}.{part}", f"no text for {locale}, which {other} has")
+                            for locale in other_texts
+                            if other != part and _norm_locale(locale) not in have)
+    return problems
+
+
 def _rule_problems(base: str, medium: Medium | None, party: Party | None,
                    purpose: Purpose | None) -> list[tuple[str, str]]:
     problems = []
@@ -255,8 +354,24 @@ def _rule_problems(base: str, medium: Medium | None, party: Party | None,
     return problems
 
 
-def _text_problems(locale: str, text: str, medium: Medium | None,
-                   party: Party | None, purpose: Purpose | None) -> list[str]:
+def _listener(party: Party | None, purpose: Purpose | None, part: str) -> str | None:
+    """Who may hear this text without being the confirmed debtor, as the refusals name it."""
+    if party is Party.THIRD_PARTY:
+        return "a third_party template"
+    if purpose is Purpose.VOICEMAIL:
+        return "a voicemail"
+    if purpose in (Purpose.HELP, Purpose.OPT_OUT_CONFIRMATION):
+        # Sent to whatever number texts in: a relative on the debtor's phone, a stranger.
+        what = "a help reply" if purpose is Purpose.HELP else "an opt-out confirmation"
+        return f"{what} (sent to whoever texts in)"
+    if part == GREETING:
+        return (f"a call {GREETING} (heard before the person has pressed {CONFIRM_DIGIT} to say "
+                f"they are the debtor)")
+    return None
+
+
+def _text_problems(locale: str, text: str, medium: Medium | None, party: Party | None,
+                   purpose: Purpose | None, *, part: str) -> list[str]:
     try:
         literal, fields = _split(text)
     except ValueError as exc:
@@ -269,13 +384,20 @@ def _text_problems(locale: str, text: str, medium: Medium | None,
                            + ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS)))
         elif spec or conversion:
             reasons.append(f"placeholder {{{name}}} takes no format spec or conversion")
-    who = ("a third_party template" if party is Party.THIRD_PARTY
-           else "a voicemail" if purpose is Purpose.VOICEMAIL else None)
+    notes = sorted({c for c in normalized(literal) if c in NOTE_BRACKETS},
+                   key=NOTE_BRACKETS.index)
+    if notes:
+        reasons.append(f"brackets {''.join(notes)!r} mark a note for an agent, and every word of "
+                       f"a template is sent or spoken: keep notes in TOML comments")
+    who = _listener(party, purpose, part)
     if who is not None:
         reasons.extend(f"{who} must not reveal the debt: placeholder {{{name}}}"
-                       for name in dict.fromkeys(names) if name in DEBT_PLACEHOLDERS)
+                       for name in debt_placeholders(text))
         reasons.extend(f"{who} must not reveal the debt: word {term!r}"
                        for term in debt_terms(literal))
+    if part == GREETING and CONFIRM_DIGIT not in normalized(literal):
+        reasons.append(f"a call {GREETING} must ask the person to press {CONFIRM_DIGIT} if they "
+                       f"are the debtor: include {CONFIRM_DIGIT!r}")
     if party is Party.THIRD_PARTY and "business" in names:
         # 15 USC 1692b(1), Reg F 1006.10(b)(1): the caller names the employer only when asked.
         reasons.append("a third_party template must not name the business: {business}")
@@ -300,12 +422,18 @@ def template_problems(template_id: str, raw: Mapping[str, Any]) -> list[tuple[st
     medium = _choice(raw, "medium", Medium, base, problems)
     party = _choice(raw, "party", Party, base, problems)
     purpose = _choice(raw, "purpose", Purpose, base, problems)
-    texts = _texts(raw, base, problems)
+    expected = _expected_parts(raw, medium, party, purpose)
+    problems.extend(_part_problems(raw, base, expected))
+    # A single text in place of two parts is named once above, not again as two parts missing.
+    written = [p for p in expected if p in raw or TEXT not in raw]
+    by_part = {part: _texts(raw, base, part, problems) for part in written}
+    problems.extend(_same_locales(base, by_part))
     problems.extend(_rule_problems(base, medium, party, purpose))
-    for locale, text in texts.items():
-        key = f"{base}.text.{locale}"
-        problems.extend((key, reason) for reason in
-                        _text_problems(locale, text, medium, party, purpose))
+    for part, texts in by_part.items():
+        for locale, text in texts.items():
+            key = f"{base}.{part}.{locale}"
+            problems.extend((key, reason) for reason in
+                            _text_problems(locale, text, medium, party, purpose, part=part))
     return problems
 
 
@@ -351,11 +479,15 @@ def load_templates(path: Path) -> TemplateSet:
                         for key, reason in template_problems(template_id, raw))
     if problems:
         raise ConfigError(problems)
-    templates = {
-        template_id: Template(template_id=template_id, medium=Medium(raw["medium"]),
-                              party=Party(raw["party"]), purpose=Purpose(raw["purpose"]),
-                              texts=MappingProxyType(dict(raw["text"])))
-        for template_id, raw in tables.items()
-    }
+    templates = {template_id: _template(template_id, raw) for template_id, raw in tables.items()}
     return TemplateSet(path=path, version=hashlib.sha256(raw_bytes).hexdigest()[:16],
                        templates=MappingProxyType(templates))
+
+
+def _template(template_id: str, raw: Mapping[str, Any]) -> Template:
+    """A checked template table as a Template."""
+    medium, party, purpose = Medium(raw["medium"]), Party(raw["party"]), Purpose(raw["purpose"])
+    parts = {part: MappingProxyType(dict(raw[part]))
+             for part in parts_for(medium, party, purpose)}
+    return Template(template_id=template_id, medium=medium, party=party, purpose=purpose,
+                    parts=MappingProxyType(parts))

@@ -58,6 +58,20 @@ def test_check_config_ok_and_every_problem_named(tmp_path: Path) -> None:
     assert "2 problem(s) found" in out
 
 
+def test_check_config_names_a_call_greeting_that_reveals_the_debt(tmp_path: Path) -> None:
+    path = make_config(tmp_path, "mqtt://127.0.0.1:1883")
+    templates = path.parent / "templates.toml"
+    text = templates.read_text(encoding="utf-8")
+    templates.write_text(text.replace("calling for {name}.", "calling for {name} about a "
+                                      "Ｐａｓｔ Ｄｕｅ {amount}.", 1), encoding="utf-8")  # noqa: RUF001
+    code, out = run_cli("check-config", "--config", str(path))
+    assert code == 1
+    who = ("templates.call_script.greeting.en: a call greeting (heard before the person has "
+           "pressed 1 to say they are the debtor) must not reveal the debt")
+    assert f"{templates}: {who}: placeholder {{amount}}" in out
+    assert f"{templates}: {who}: word 'past due'" in out
+
+
 def test_dispatcher_config_env_names_the_file(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPATCHER_CONFIG", str(tmp_path / "nowhere.toml"))

@@ -40,7 +40,7 @@ from dispatcher.report_rules import (
     recheck,
     recheck_by_region,
 )
-from dispatcher.templates import Purpose, Template
+from dispatcher.templates import AFTER_IDENTITY, GREETING, TEXT, Purpose, Template
 
 CHICAGO = "America/Chicago"
 DEBTOR = "+13125550100"
@@ -52,13 +52,14 @@ LOOSE = Limits(attempts_per_day=10, min_gap_minutes=0, calls_per_7_days=50, sms_
                third_party_calls_per_contact=10)
 TEMPLATES = {
     "location_call": Template("location_call", Medium.CALL, Party.THIRD_PARTY, Purpose.LOCATION,
-                              {"en": "Hello, this is {agent}. Could {name} call me at "
-                                     "{callback}?"}),
+                              {TEXT: {"en": "Hello, this is {agent}. Could {name} call me at "
+                                            "{callback}?"}}),
     "leaky_location": Template("leaky_location", Medium.CALL, Party.THIRD_PARTY,
                                Purpose.LOCATION,
-                               {"en": "Please tell {name} about the {amount} due."}),
+                               {TEXT: {"en": "Please tell {name} about the {amount} due."}}),
     "call_script": Template("call_script", Medium.CALL, Party.DEBTOR, Purpose.COLLECTION,
-                            {"en": "Hello {name}, about your payment of {amount}."}),
+                            {GREETING: {"en": "Hello, is this {name}? Press 1."},
+                             AFTER_IDENTITY: {"en": "About your payment of {amount}."}}),
 }
 
 

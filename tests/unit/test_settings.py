@@ -13,6 +13,7 @@ from dispatcher.settings import (
     DEFAULT_CONFIG_PATH,
     config_path_from,
     load_config,
+    provider_secret_problem,
     resolve_store_path,
 )
 
@@ -126,23 +127,31 @@ def test_mqtts_url_means_tls_on_8883(tmp_path: Path) -> None:
 TWILIO = '[channels]\nprovider = "twilio"\n[twilio]\nfrom_number = "+15005550006"\n'
 
 
-def test_twilio_without_credentials_names_both_variables(tmp_path: Path) -> None:
-    problems = problems_of(write_config(tmp_path, TWILIO))
-    assert keys(problems) == {"channels.provider"}
-    reasons = " ".join(p.reason for p in problems)
-    assert "TWILIO_ACCOUNT_SID" in reasons
-    assert "TWILIO_AUTH_TOKEN" in reasons
+def test_twilio_without_credentials_loads_and_names_both_variables_for_run(
+        tmp_path: Path) -> None:
+    # Only `run` talks to the provider; every other command loads the config without them.
+    config = load_config(write_config(tmp_path, TWILIO), {})
+    problem = provider_secret_problem(config, {})
+    assert problem is not None
+    assert problem.key == "channels.provider"
+    assert "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in problem.reason
 
 
 def test_twilio_with_one_credential_names_the_other(tmp_path: Path) -> None:
-    [problem] = problems_of(write_config(tmp_path, TWILIO),
-                            {"TWILIO_ACCOUNT_SID": TWILIO_ENV["TWILIO_ACCOUNT_SID"]})
+    config = load_config(write_config(tmp_path, TWILIO), {})
+    problem = provider_secret_problem(
+        config, {"TWILIO_ACCOUNT_SID": TWILIO_ENV["TWILIO_ACCOUNT_SID"]})
+    assert problem is not None
     assert "TWILIO_AUTH_TOKEN" in problem.reason
+    assert "TWILIO_ACCOUNT_SID" not in problem.reason
 
 
 def test_twilio_with_credentials_loads(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, TWILIO), TWILIO_ENV)
     assert config.settings.channels.provider == "twilio"
+    assert provider_secret_problem(config, TWILIO_ENV) is None
+    sandbox = load_config(write_config(tmp_path, ""), {})
+    assert provider_secret_problem(sandbox, {}) is None
 
 
 def test_a_missing_profile_file_is_named(tmp_path: Path) -> None:
@@ -229,6 +238,36 @@ def test_a_schedule_naming_a_missing_or_wrong_template_is_refused(tmp_path: Path
         (str(schedule), "stages[0].sms_template"), (str(schedule), "stages[2].call_template")}
 
 
+def test_a_schedule_naming_a_template_of_another_purpose_is_refused(tmp_path: Path) -> None:
+    # The voicemail as the call: whoever answers would never be asked to confirm who they are;
+    # the call script as the voicemail: a machine would be told about the debt.
+    path = write_config(tmp_path, "")
+    schedule = tmp_path / "schedules" / "standard.toml"
+    text = schedule.read_text().replace('name = "early"', 'name = "early"\n'
+                                        'call_template = "voicemail"', 1)
+    schedule.write_text(text.replace('name = "late"', 'name = "late"\n'
+                                     'voicemail_template = "call_script"', 1))
+    problems = problems_of(path)
+    assert {(p.file, p.key, p.reason) for p in problems} == {
+        (str(schedule), "stages[0].call_template",
+         "template 'voicemail' has purpose voicemail; needs collection"),
+        (str(schedule), "stages[2].voicemail_template",
+         "template 'call_script' has purpose collection; needs voicemail")}
+
+
+@pytest.mark.parametrize(("key", "value", "term"), [
+    ("business", "Acme Debt Recovery", "debt"),
+    ("business", "ＡＣＭＥ ＣＯＬＬＥＣＴＩＯＮＳ", "collections"),  # noqa: RUF001  (full width)
+    ("business", "速达催收", "催收"), ("agent", "Alex the Collector", "collector")])
+def test_a_business_or_agent_name_that_reveals_the_debt_is_refused(
+        tmp_path: Path, key: str, value: str, term: str) -> None:
+    path = write_config(tmp_path, f'[contact]\n{key} = "{value}"\n')
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), f"contact.{key}")
+    assert "must not reveal debt collection" in problem.reason
+    assert repr(term) in problem.reason
+
+
 def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
     path = write_config(tmp_path, (
         '[service]\nlog_level = "loud"\n'
@@ -243,14 +282,13 @@ def test_several_problems_in_one_file_are_all_reported(tmp_path: Path) -> None:
 
 
 def test_problems_of_every_kind_are_reported_at_once(tmp_path: Path) -> None:
-    # A typo, a provider without its credentials and a missing profile: one run names all three.
+    # A typo, a provider without its number and a missing profile: one run names all three.
     path = write_config(tmp_path, (
         '[mqtt]\nurll = "mqtt://127.0.0.1:1883"\n'
         '[channels]\nprovider = "twilio"\n'
-        '[twilio]\nfrom_number = "+15005550006"\n'
         '[compliance]\nprofile = "xx"\n'
     ))
-    assert keys(problems_of(path)) == {"mqtt.urll", "channels.provider", "compliance.profile"}
+    assert keys(problems_of(path)) == {"mqtt.urll", "twilio.from_number", "compliance.profile"}
 
 
 def test_config_path_prefers_the_command_line_then_the_environment() -> None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from dispatcher.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.templates import (
+    AFTER_IDENTITY,
     DEBT_PLACEHOLDERS,
     DEBT_WORDS_EN,
     DEBT_WORDS_EN_EXTRA,
     DEBT_WORDS_ZH,
+    GREETING,
+    TEXT,
     MissingValues,
     Purpose,
     Template,
@@ -33,15 +37,47 @@ THIRD_PARTY = {"medium": "call", "party": "third_party", "purpose": "location"}
 VOICEMAIL = {"medium": "call", "party": "debtor", "purpose": "voicemail"}
 DEBTOR_CALL = {"medium": "call", "party": "debtor", "purpose": "collection"}
 DEBTOR_SMS = {"medium": "sms", "party": "debtor", "purpose": "collection"}
+HELP = {"medium": "sms", "party": "debtor", "purpose": "help"}
+OPT_OUT_CONFIRMATION = {"medium": "sms", "party": "debtor", "purpose": "opt_out_confirmation"}
+HEARD_FIRST = {"third_party": THIRD_PARTY, "voicemail": VOICEMAIL, "help": HELP,
+               "opt_out_confirmation": OPT_OUT_CONFIRMATION}
+WHO = {"third_party": "a third_party template", "voicemail": "a voicemail",
+       "help": "a help reply (sent to whoever texts in)",
+       "opt_out_confirmation": "an opt-out confirmation (sent to whoever texts in)",
+       GREETING: "a call greeting (heard before the person has pressed 1 to say they are the "
+                 "debtor)"}
 
 INFLECTED = ["payments", "Paying", "debts", "loans", "collected", "collector", "defaulted",
              "OVERDUE", "Past Due", "past-due", "balances"]
 HARMLESS = ["Owen", "display", "allowed", "towing", "power", "bowed", "Lowe", "overtime"]
 
 
+GREETINGS = {"en": "Hello, this is {agent}, calling for {name}. If you are {name}, press 1.",
+             "zh-CN": "您好，我是{agent}，找{name}。如果您是{name}本人，请按1。"}
+
+
 def raw(kind: dict[str, str], **texts: str) -> dict[str, Any]:
     """A template table of `kind`; keyword `zh_CN` stands for the locale zh-CN."""
     return {**kind, "text": {k.replace("_", "-"): v for k, v in texts.items()}}
+
+
+def call(*, greeting: str | None = None, **after_identity: str) -> dict[str, Any]:
+    """A call to the debtor: `after_identity` by locale, and a lawful greeting for each of its
+    locales unless `greeting` (for every locale) is given."""
+    after = {k.replace("_", "-"): v for k, v in after_identity.items()}
+    return {**DEBTOR_CALL, GREETING: {k: greeting or GREETINGS.get(k, GREETINGS["en"])
+                                      for k in after},
+            AFTER_IDENTITY: after}
+
+
+def heard_first(kind: str, text: str, locale: str = "en") -> dict[str, Any]:
+    """A template whose `text` reaches someone who may not be the debtor: a third party's call,
+    a voicemail, a reply to whoever texts in, or a call greeting."""
+    if kind == GREETING:
+        return call(greeting=text, **{locale: "Thank you."})
+    if kind == "help":
+        text += " Reply STOP, TD or 退订."
+    return {**HEARD_FIRST[kind], "text": {locale: text}}
 
 
 def reasons(raw_table: dict[str, Any], template_id: str = "t") -> list[str]:
@@ -78,46 +114,167 @@ WORD_CASES = ([(w, en_text(w)) for w in (*DEBT_WORDS_EN, *DEBT_WORDS_EN_EXTRA, *
 
 
 @pytest.mark.parametrize(("word", "text"), WORD_CASES)
-@pytest.mark.parametrize("kind", [THIRD_PARTY, VOICEMAIL], ids=["third_party", "voicemail"])
-def test_a_debt_word_is_refused_for_third_parties_and_voicemail(
-        kind: dict[str, str], word: str, text: str) -> None:
-    found = [r for r in reasons(raw(kind, en=text)) if "must not reveal the debt" in r]
+@pytest.mark.parametrize("kind", [*HEARD_FIRST, GREETING])
+def test_a_debt_word_is_refused_where_the_debtor_is_not_yet_known(
+        kind: str, word: str, text: str) -> None:
+    found = [r for r in reasons(heard_first(kind, text)) if "must not reveal the debt" in r]
     assert len(found) == 1, found
+    assert found[0].startswith(f"{WHO[kind]} must not reveal the debt: word ")
     assert repr(" ".join(word.lower().replace("-", " ").split())) in found[0]
 
 
 @pytest.mark.parametrize(("word", "text"), WORD_CASES)
 def test_a_debt_word_is_allowed_for_the_debtor(word: str, text: str) -> None:
-    assert reasons(raw(DEBTOR_CALL, en=text)) == []
+    assert reasons(call(en=text)) == []
 
 
 @pytest.mark.parametrize("word", HARMLESS)
-@pytest.mark.parametrize("kind", [THIRD_PARTY, VOICEMAIL], ids=["third_party", "voicemail"])
-def test_a_word_that_merely_contains_a_debt_word_is_allowed(kind: dict[str, str],
-                                                            word: str) -> None:
-    assert reasons(raw(kind, en=en_text(word))) == []
+@pytest.mark.parametrize("kind", [*HEARD_FIRST, GREETING])
+def test_a_word_that_merely_contains_a_debt_word_is_allowed(kind: str, word: str) -> None:
+    text = en_text(word) + (" If you are {name}, press 1." if kind == GREETING else "")
+    assert reasons(heard_first(kind, text)) == []
+
+
+# Written so that a check of the text as typed would miss them: full width, capitals, a
+# zero-width space or joiner inside the word, traditional script.
+DISGUISED = [
+    ("en", "Ｈｅｌｌｏ, about your ＤＥＢＴ, call {callback}. Press 1.", "debt"),
+    ("en", "Hello, about your Ｏｖｅｒｄｕｅ account, call {callback}. Press 1.", "overdue"),
+    ("en", "Hello, your PAST DUE account: call {callback}. Press 1.", "past due"),
+    ("en", "Hello, about the de\u200bbt, call {callback}. Press 1.", "debt"),
+    ("en", "Hello, about your ｂａｌａｎｃｅ, call {callback}. Press 1.", "balance"),
+    ("zh-CN", "您好，关于您的欠\u200d款，请回电{callback}。请按１。", "欠款"),
+    ("zh-CN", "您好，关于您的欠费，请回电{callback}。请按1。", "欠费"),
+    ("zh-CN", "您好，关于您的債務，请回电{callback}。请按1。", "債務"),
+    ("zh-TW", "您好，關於您的還款，請回電{callback}。請按1。", "還款"),
+]
+
+
+@pytest.mark.parametrize(("locale", "text", "term"), DISGUISED)
+@pytest.mark.parametrize("kind", [*HEARD_FIRST, GREETING])
+def test_a_disguised_debt_word_is_refused(kind: str, locale: str, text: str, term: str) -> None:
+    assert (f"templates.t.{TEXT if kind in HEARD_FIRST else GREETING}.{locale}",
+            f"{WHO[kind]} must not reveal the debt: word {term!r}") in template_problems(
+                "t", heard_first(kind, text, locale))
 
 
 @pytest.mark.parametrize("name", sorted(DEBT_PLACEHOLDERS))
-@pytest.mark.parametrize(("kind", "who"), [(THIRD_PARTY, "a third_party template"),
-                                           (VOICEMAIL, "a voicemail")],
-                         ids=["third_party", "voicemail"])
-def test_a_debt_placeholder_is_refused_for_third_parties_and_voicemail(
-        kind: dict[str, str], who: str, name: str) -> None:
-    text = f"This is {{agent}}: call {{callback}} ({{{name}}})."
-    assert template_problems("t", raw(kind, zh_CN=text)) == [
-        ("templates.t.text.zh-CN", f"{who} must not reveal the debt: placeholder {{{name}}}")]
+@pytest.mark.parametrize("kind", [*HEARD_FIRST, GREETING])
+def test_a_debt_placeholder_is_refused_where_the_debtor_is_not_yet_known(
+        kind: str, name: str) -> None:
+    text = f"This is {{agent}}: call {{callback}} ({{{name}}}), press 1."
+    part = TEXT if kind in HEARD_FIRST else GREETING
+    assert template_problems("t", heard_first(kind, text, "zh-CN")) == [
+        (f"templates.t.{part}.zh-CN",
+         f"{WHO[kind]} must not reveal the debt: placeholder {{{name}}}")]
+
+
+@pytest.mark.parametrize("written", ["{AMOUNT}", "｛amount｝", "｛ａｍｏｕｎｔ｝", "{ amount }"])
+@pytest.mark.parametrize("kind", [*HEARD_FIRST, GREETING])
+def test_a_debt_placeholder_in_another_width_or_case_is_refused(kind: str, written: str) -> None:
+    text = f"This is {{agent}}: call {{callback}} {written}, press 1."
+    assert f"{WHO[kind]} must not reveal the debt: placeholder {{amount}}" in reasons(
+        heard_first(kind, text))
 
 
 @pytest.mark.parametrize("name", sorted(DEBT_PLACEHOLDERS))
 def test_a_debt_placeholder_is_allowed_for_the_debtor(name: str) -> None:
-    assert reasons(raw(DEBTOR_CALL, en=f"Hi {{first_name}}, {{{name}}}.")) == []
+    assert reasons(call(en=f"Hi {{first_name}}, {{{name}}}.")) == []
     assert reasons(raw(DEBTOR_SMS, en=f"Hi {{first_name}}, {{{name}}}. Reply STOP to end.")) == []
 
 
 def test_debt_terms_reports_each_term_once_in_order() -> None:
     assert debt_terms("Payments PAST  due, payments, 逾期 and owe") == [
         "payments", "past due", "owe", "逾期"]
+
+
+def test_debt_terms_reports_the_longer_chinese_word() -> None:
+    assert debt_terms("欠债还钱，债务") == ["欠债", "还钱", "债务"]
+    assert debt_terms("讨债") == ["债"]
+
+
+# --- A call to the debtor: the greeting, then the rest -----------------------------------------
+
+OLD_SHAPE = {
+    "en": "Hello, this is {agent} from {business}. May I speak with {name}? [Continue only once "
+          "you have confirmed you are speaking with {name}.] I'm calling about your account: "
+          "{amount} {currency} was due on {due_date}.",
+    "zh-CN": "您好，我是{business}的{agent}。请问是{name}本人吗？【确认对方是{name}本人后再继续】"
+             "您有一笔{amount}{currency}的款项应于{due_date}还款。",
+}
+
+
+def test_a_call_to_the_debtor_written_as_one_text_is_refused(tmp_path: Path) -> None:
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    start = shipped.index("[templates.call_script.greeting]")
+    end = shipped.index("# Played only when")
+    old = "[templates.call_script.text]\n" + "".join(
+        f"{locale} = {json.dumps(text, ensure_ascii=False)}\n"
+        for locale, text in OLD_SHAPE.items())
+    path = write(tmp_path, shipped[:start] + old + "\n" + shipped[end:])
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "templates.call_script.text")
+    assert problem.reason.startswith("a call to the debtor is written in two parts, not one "
+                                     "text: [templates.call_script.greeting] is what whoever "
+                                     "answers hears before pressing 1")
+
+
+@pytest.mark.parametrize("note", ["[Continue only once confirmed.]", "【确认对方是本人后再继续】",
+                                  "［确认］", "〔pause〕"])
+@pytest.mark.parametrize("table", [
+    lambda t: call(en=t), lambda t: call(greeting=t + " Press 1.", en="Thanks."),
+    lambda t: raw(VOICEMAIL, en=t + " {callback}"), lambda t: raw(THIRD_PARTY, en=t),
+    lambda t: raw(DEBTOR_SMS, en=t + " Reply STOP to opt out."),
+], ids=["after_identity", "greeting", "voicemail", "third_party", "sms"])
+def test_a_note_for_an_agent_is_refused_in_every_template(note: str, table: Any) -> None:
+    [reason] = reasons(table(f"Hello {{name}}. {note}"))
+    assert reason.startswith("brackets ")
+    assert "mark a note for an agent, and every word of a template is sent or spoken" in reason
+
+
+@pytest.mark.parametrize(("greeting", "ok"), [
+    ("Hello, this is {agent}, for {name}. If you are {name}, press 1.", True),
+    ("您好，我是{agent}，找{name}。如果您是{name}本人，请按１。", True),
+    ("Hello, this is {agent}, for {name}. Are you {name}?", False),
+])
+def test_a_greeting_asks_for_the_confirm_digit(greeting: str, ok: bool) -> None:
+    expected = [] if ok else [(
+        "templates.t.greeting.en",
+        "a call greeting must ask the person to press 1 if they are the debtor: include '1'")]
+    assert template_problems("t", call(greeting=greeting, en="Thanks.")) == expected
+
+
+def test_both_parts_of_a_call_have_the_same_locales() -> None:
+    table = {**DEBTOR_CALL, GREETING: {"en": GREETINGS["en"], "zh-CN": GREETINGS["zh-CN"]},
+             AFTER_IDENTITY: {"en": "Thanks.", "es": "Gracias."}}
+    assert template_problems("t", table) == [
+        ("templates.t.greeting", "no text for es, which after_identity has"),
+        ("templates.t.after_identity", "no text for zh-CN, which greeting has")]
+
+
+def test_a_call_needs_both_parts() -> None:
+    assert template_problems("t", {**DEBTOR_CALL, GREETING: GREETINGS}) == [
+        ("templates.t.after_identity",
+         "missing: add a [templates.t.after_identity] table of locale = text")]
+
+
+@pytest.mark.parametrize("part", [GREETING, AFTER_IDENTITY])
+def test_only_a_call_to_the_debtor_has_a_greeting(part: str) -> None:
+    table = {**raw(VOICEMAIL, en="Call {callback}."), part: {"en": "Hi, press 1."}}
+    assert template_problems("vm", table) == [
+        (f"templates.vm.{part}", "only a call to the debtor for collection has greeting and "
+                                 "after_identity; write this template as one [templates.vm.text]")]
+
+
+def test_a_leaky_greeting_in_a_file_is_named_with_file_key_and_reason(tmp_path: Path) -> None:
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    leaky = shipped.replace("找{name}。", "找{name}，关于您的欠款。", 1)
+    assert leaky != shipped
+    path = write(tmp_path, leaky)
+    assert problems_of(path) == [ConfigProblem(
+        str(path), "templates.call_script.greeting.zh-CN",
+        "a call greeting (heard before the person has pressed 1 to say they are the debtor) "
+        "must not reveal the debt: word '欠款'")]
 
 
 # --- Who, how and what for ----------------------------------------------------------------------
@@ -201,7 +358,7 @@ def test_the_chinese_opt_out_reason_names_its_words() -> None:
 
 
 def test_a_call_needs_no_opt_out_word() -> None:
-    assert reasons(raw(DEBTOR_CALL, en="Hello {name}, this is {agent}.")) == []
+    assert reasons(call(en="Hello {name}, this is {agent}.")) == []
 
 
 # --- Structure ----------------------------------------------------------------------------------
@@ -209,26 +366,26 @@ def test_a_call_needs_no_opt_out_word() -> None:
 @pytest.mark.parametrize(
     ("table", "expected"),
     [
-        ({**DEBTOR_CALL, "text": {"en": "Hi"}, "channel": "x"},
+        ({**THIRD_PARTY, "text": {"en": "Hi"}, "channel": "x"},
          [("templates.t.channel", "unknown key")]),
-        (DEBTOR_CALL, [("templates.t.text", "missing: add a [templates.t.text] table of "
+        (THIRD_PARTY, [("templates.t.text", "missing: add a [templates.t.text] table of "
                                             "locale = text")]),
-        ({**DEBTOR_CALL, "text": "Hi"}, [("templates.t.text", "must be a table of locale = text")]),
-        ({**DEBTOR_CALL, "text": {}}, [("templates.t.text", "no texts: give at least one locale")]),
-        ({**DEBTOR_CALL, "text": {"en": "  "}}, [("templates.t.text.en", "empty text")]),
-        ({**DEBTOR_CALL, "text": {"en": 3}}, [("templates.t.text.en", "must be a string")]),
-        ({**DEBTOR_CALL, "text": {"english": "Hi"}},
+        ({**THIRD_PARTY, "text": "Hi"}, [("templates.t.text", "must be a table of locale = text")]),
+        ({**THIRD_PARTY, "text": {}}, [("templates.t.text", "no texts: give at least one locale")]),
+        ({**THIRD_PARTY, "text": {"en": "  "}}, [("templates.t.text.en", "empty text")]),
+        ({**THIRD_PARTY, "text": {"en": 3}}, [("templates.t.text.en", "must be a string")]),
+        ({**THIRD_PARTY, "text": {"english": "Hi"}},
          [("templates.t.text.english", "not a locale tag such as en, en-US or zh-CN")]),
-        ({**DEBTOR_CALL, "text": {"en": "Hi", "EN": "Hi"}},
+        ({**THIRD_PARTY, "text": {"en": "Hi", "EN": "Hi"}},
          [("templates.t.text.EN", "the same locale as en")]),
         ({"party": "debtor", "purpose": "collection", "text": {"en": "Hi"}},
          [("templates.t.medium", "missing")]),
-        ({**DEBTOR_CALL, "medium": "fax", "text": {"en": "Hi"}},
+        ({**THIRD_PARTY, "medium": "fax", "text": {"en": "Hi"}},
          [("templates.t.medium", "unknown medium 'fax'; expected one of: sms, call")]),
-        ({**DEBTOR_CALL, "party": "neighbour", "text": {"en": "Hi"}},
+        ({**THIRD_PARTY, "party": "neighbour", "text": {"en": "Hi"}},
          [("templates.t.party", "unknown party 'neighbour'; expected one of: debtor, "
                                 "third_party")]),
-        ({**DEBTOR_CALL, "purpose": 7, "text": {"en": "Hi"}},
+        ({**THIRD_PARTY, "purpose": 7, "text": {"en": "Hi"}},
          [("templates.t.purpose", "unknown purpose 7; expected one of: collection, voicemail, "
                                   "location, opt_out_confirmation, help")]),
     ],
@@ -251,16 +408,16 @@ def test_structure_problems(table: dict[str, Any], expected: list[tuple[str, str
     ],
 )
 def test_placeholder_problems(text: str, reason_start: str) -> None:
-    [reason] = reasons(raw(DEBTOR_CALL, en=text))
+    [reason] = reasons(call(en=text))
     assert reason.startswith(reason_start), reason
 
 
 def test_escaped_braces_are_text() -> None:
-    assert reasons(raw(DEBTOR_CALL, en="Hi {{name}} {name}")) == []
+    assert reasons(call(en="Hi {{name}} {name}")) == []
 
 
 def test_a_bad_template_id_is_named() -> None:
-    assert template_problems("Reminder-SMS", raw(DEBTOR_CALL, en="Hi")) == [
+    assert template_problems("Reminder-SMS", raw(THIRD_PARTY, en="Hi")) == [
         ("templates.Reminder-SMS", "a template id is lowercase letters, digits and _, "
                                    "starting with a letter")]
 
@@ -272,13 +429,47 @@ def test_the_shipped_templates_load_cleanly() -> None:
     assert set(templates.templates) >= {"reminder_sms", "call_script", "voicemail",
                                         "location_call", "opt_out_confirmation", "help"}
     for template in templates.templates.values():
-        assert set(template.texts) >= {"en", "zh-CN"}, template.template_id
+        for part, texts in template.parts.items():
+            assert set(texts) >= {"en", "zh-CN"}, (template.template_id, part)
+    assert set(templates.get("call_script").parts) == {GREETING, AFTER_IDENTITY}
     location = templates.get("location_call")
     assert (location.medium, location.party, location.purpose) == (
         Medium.CALL, Party.THIRD_PARTY, Purpose.LOCATION)
     assert templates.get("voicemail").purpose is Purpose.VOICEMAIL
     assert len(templates.version) == 16
     assert templates.path == SHIPPED
+
+
+FILE_LEAKS = [
+    ("call_script.greeting.en", "calling for {name}.", "calling for {name} about a ＤＥＢＴ.",
+     "a call greeting (heard before the person has pressed 1 to say they are the debtor)",
+     ["word 'debt'"]),
+    ("call_script.greeting.zh-CN", "找{name}。", "找{name}，关于｛ａｍｏｕｎｔ｝欠款。",
+     "a call greeting (heard before the person has pressed 1 to say they are the debtor)",
+     ["placeholder {amount}", "word '欠款'"]),
+    ("voicemail.text.en", "call me back at {callback}.",
+     "call me back at {callback} about your Ｏｖｅｒｄｕｅ {days_past_due}.", "a voicemail",
+     ["placeholder {days_past_due}", "word 'overdue'"]),
+    ("voicemail.text.zh-CN", "请您回电{callback}。", "请您回电{callback}，关于逾期。",
+     "a voicemail", ["word '逾期'"]),
+    ("location_call.text.en", "contact information for {name}.",
+     "contact information for {name} about a Past-Due bill.", "a third_party template",
+     ["word 'past due'", "word 'bill'"]),
+    ("location_call.text.zh-CN", "我们想确认{name}的联系方式", "我们想确认{name}的联系方式（催收）",
+     "a third_party template", ["word '催收'"]),
+]
+
+
+@pytest.mark.parametrize(("key", "old", "new", "who", "what"), FILE_LEAKS,
+                         ids=[leak[0] for leak in FILE_LEAKS])
+def test_a_shipped_file_with_a_leak_is_refused_with_file_key_and_reason(
+        tmp_path: Path, key: str, old: str, new: str, who: str, what: list[str]) -> None:
+    shipped = SHIPPED.read_text(encoding="utf-8")
+    assert shipped.count(old) == 1, old
+    path = write(tmp_path, shipped.replace(old, new))
+    assert problems_of(path) == [
+        ConfigProblem(str(path), f"templates.{key}", f"{who} must not reveal the debt: {w}")
+        for w in what]
 
 
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
@@ -323,8 +514,10 @@ purpose = "collection"
                       "a voicemail must not reveal the debt: word '账单'"),
         ConfigProblem(file, "templates.vm.text.zh-CN",
                       "a voicemail must give a callback number: {callback}"),
-        ConfigProblem(file, "templates.no_text.text",
-                      "missing: add a [templates.no_text.text] table of locale = text"),
+        ConfigProblem(file, "templates.no_text.greeting",
+                      "missing: add a [templates.no_text.greeting] table of locale = text"),
+        ConfigProblem(file, "templates.no_text.after_identity",
+                      "missing: add a [templates.no_text.after_identity] table of locale = text"),
     ]
 
 
@@ -362,7 +555,7 @@ def test_an_unknown_template_id_is_a_key_error() -> None:
 # --- Locale choice ------------------------------------------------------------------------------
 
 TEXTS = Template(template_id="t", medium=Medium.SMS, party=Party.DEBTOR,
-                 purpose=Purpose.HELP, texts={"en": "EN", "zh-CN": "ZH", "es-MX": "ES"})
+                 purpose=Purpose.HELP, parts={TEXT: {"en": "EN", "zh-CN": "ZH", "es-MX": "ES"}})
 
 
 @pytest.mark.parametrize(
@@ -386,7 +579,7 @@ TEXTS = Template(template_id="t", medium=Medium.SMS, party=Party.DEBTOR,
     ],
 )
 def test_text_for_picks_the_closest_locale(locale: str | None, used: str) -> None:
-    assert TEXTS.text_for(locale) == (used, TEXTS.texts[used])
+    assert TEXTS.text_for(locale) == (used, TEXTS.parts[TEXT][used])
 
 
 def test_text_for_takes_another_fallback() -> None:
@@ -395,7 +588,7 @@ def test_text_for_takes_another_fallback() -> None:
 
 def test_text_for_without_any_match_is_a_lookup_error() -> None:
     only_zh = Template(template_id="t", medium=Medium.SMS, party=Party.DEBTOR,
-                       purpose=Purpose.HELP, texts={"zh-CN": "ZH"})
+                       purpose=Purpose.HELP, parts={TEXT: {"zh-CN": "ZH"}})
     with pytest.raises(LookupError, match="no text for 'fr' nor for the fallback 'en'"):
         only_zh.text_for("fr")
 
@@ -430,8 +623,17 @@ def test_shipped_texts_render_with_every_placeholder_given() -> None:
               "callback": "+15125550100", "agent": "Sam", "amount": "125.50",
               "currency": "USD", "days_past_due": "12", "due_date": "2026-11-19"}
     for template in load_templates(SHIPPED).templates.values():
-        for text in template.texts.values():
-            assert "{" not in render(text, values)
+        for texts in template.parts.values():
+            for text in texts.values():
+                assert "{" not in render(text, values)
+
+
+def test_the_whole_text_of_a_call_is_every_part_in_speaking_order() -> None:
+    script = load_templates(SHIPPED).get("call_script")
+    assert script.whole_text("zh-Hans") == (
+        "zh-CN", script.parts[GREETING]["zh-CN"] + "\n" + script.parts[AFTER_IDENTITY]["zh-CN"])
+    with pytest.raises(LookupError, match="has no part 'text'"):
+        script.text_for("en")
 
 
 def test_content_hash_is_the_sha256_of_the_utf8_text() -> None:
