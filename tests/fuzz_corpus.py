@@ -97,12 +97,22 @@ def replace_text(payload: bytes, old: str, new: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
+class Respelled:
+    """A number in digits of another script: refusing it is right, and so is storing it, but
+    then only in its one ASCII spelling, so that an opt-out of either spelling covers both."""
+
+    ascii_number: str
+    account_id: str
+
+
+@dataclass(frozen=True)
 class Hostile:
     """A payload that must become exactly one dead letter with a reason, and never an event."""
 
     name: str
     payload: bytes
     event_ids: tuple[str, ...] = ()  # the ids it names, none of which may be stored
+    respelled: Respelled | None = None  # set when storing it respelled is right too
 
 
 def _set(event: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -119,13 +129,14 @@ def hostile_corpus(now: datetime) -> list[Hostile]:
     cases: list[Hostile] = []
 
     def event(name: str, path: str | None = None, value: Any = None, *,
-              ascii_only: bool = True) -> None:
+              ascii_only: bool = True, respelled: str | None = None) -> None:
         event_id = f"c-{name}"
         base = overdue(event_id, f"C-{name}", now)
         if path is not None:
             _set(base, path, value)
         ids = (base["event_id"],) if isinstance(base.get("event_id"), str) else ()
-        cases.append(Hostile(name, encode(base, ascii_only=ascii_only), ids))
+        spelling = Respelled(respelled, f"C-{name}") if respelled else None
+        cases.append(Hostile(name, encode(base, ascii_only=ascii_only), ids, spelling))
 
     # Times that cannot be converted to UTC, or that no upstream system could mean.
     event("year-9999", "occurred_at", "9999-12-31T23:59:59-05:00")
@@ -158,17 +169,22 @@ def hostile_corpus(now: datetime) -> list[Hostile]:
     arabic = str.maketrans("0123456789", "".join(chr(0x0660 + d) for d in range(10)))
     fullwidth = str.maketrans("0123456789", "".join(chr(0xFF10 + d) for d in range(10)))
     mixed = "+1" + "3125550142".translate(arabic)  # "+1" then Arabic-Indic digits
-    event("number-arabic-indic", "data.debtor.phones.0.number", mixed, ascii_only=False)
-    event("number-arabic-indic-escaped", "data.debtor.phones.0.number", mixed)
-    event("number-fullwidth", "data.debtor.phones.0.number", NUMBERS[1].translate(fullwidth))
-    event("contact-number-arabic-indic", "data.contacts.0.number", NUMBERS[2].translate(arabic))
+    event("number-arabic-indic", "data.debtor.phones.0.number", mixed, ascii_only=False,
+          respelled="+13125550142")
+    event("number-arabic-indic-escaped", "data.debtor.phones.0.number", mixed,
+          respelled="+13125550142")
+    event("number-fullwidth", "data.debtor.phones.0.number", NUMBERS[1].translate(fullwidth),
+          respelled=NUMBERS[1])
+    event("contact-number-arabic-indic", "data.contacts.0.number", NUMBERS[2].translate(arabic),
+          respelled=NUMBERS[2])
     event("amount-arabic-indic", "data.amount_due", "100".translate(arabic), ascii_only=False)
     event("amount-fullwidth", "data.amount_due", "120.50".translate(fullwidth))
     event("amount-number", "data.amount_due", 120.5)
     event("amount-nan-string", "data.amount_due", "NaN")
     opt_out = follow_up("contact.opt_out", "c-opt-out-arabic", "C-opt-out-arabic", now)
     opt_out["data"]["number"] = NUMBERS[3].translate(arabic)
-    cases.append(Hostile("opt-out-number-arabic-indic", encode(opt_out), ("c-opt-out-arabic",)))
+    cases.append(Hostile("opt-out-number-arabic-indic", encode(opt_out), ("c-opt-out-arabic",),
+                         Respelled(NUMBERS[3], "C-opt-out-arabic")))
 
     # Duplicate keys: which of the two values counts is up to the parser, so neither may.
     dup = overdue("c-dup-event-id-2", "C-dup-event-id", now)

@@ -30,7 +30,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz_corpus import encode, hostile_corpus, mutated_payload, valid_events
+from tests.fuzz_corpus import (
+    Respelled,
+    encode,
+    hostile_corpus,
+    mutated_payload,
+    valid_events,
+)
 from tests.integration.publish import publish_all
 from tests.support import ROOT, Broker, Daemon, make_config, query, wait_until
 
@@ -161,6 +167,33 @@ def stored_ids(config: Path, ids: set[str]) -> set[str]:
     return {row[0] for row in query(config, "SELECT event_id FROM events") if row[0] in ids}
 
 
+def respelling_problems(config: Path, respelled: Respelled) -> list[str]:
+    """How a stored number in another script's digits escaped its one ASCII spelling."""
+    account = respelled.account_id
+    numbers = {row[0] for row in query(
+        config, "SELECT number FROM party_numbers WHERE account_id = ? "
+                "UNION SELECT number FROM opt_outs WHERE account_id = ?", (account, account))}
+    states = [json.loads(row[0]) for row in query(
+        config, "SELECT state_json FROM accounts WHERE account_id = ?", (account,))]
+    problems = []
+    if respelled.ascii_number not in numbers:
+        problems.append(f"{respelled.ascii_number} is not among its numbers {sorted(numbers)}")
+    if foreign := sorted(n for n in numbers if not n.isascii()) + _foreign_digits(states):
+        problems.append(f"kept digits of another script: {foreign}")
+    return problems
+
+
+def _foreign_digits(value: Any) -> list[str]:
+    """Every text inside a JSON value that has a digit other than 0-9."""
+    if isinstance(value, str):
+        return [value] if any(c.isdigit() and not c.isascii() for c in value) else []
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [text for inner in value for text in _foreign_digits(inner)]
+    return []
+
+
 def publish(service: Service, payloads: list[bytes]) -> Marks:
     """Publish in order with QoS 1 and wait until the store has caught up; return the marks."""
     since = Marks.now(service.config)
@@ -216,7 +249,10 @@ def test_hostile_corpus_between_valid_events(service: Service) -> None:
                 for event_id, payload in valid if not seen[payload].stored_once()]
     stored = stored_ids(service.config, {i for case in corpus for i in case.event_ids})
     for case in corpus:
-        if not seen[case.payload].dead_lettered_once():
+        if case.respelled is not None and seen[case.payload].stored_once():
+            problems += [f"hostile {case.name}: stored, but {problem}"
+                         for problem in respelling_problems(service.config, case.respelled)]
+        elif not seen[case.payload].dead_lettered_once():
             problems.append(f"hostile {case.name}: {seen[case.payload].describe()}")
         elif leaked := stored.intersection(case.event_ids):
             problems.append(f"hostile {case.name}: dead-lettered, yet stored as {leaked}")
