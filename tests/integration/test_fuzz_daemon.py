@@ -211,13 +211,12 @@ def health(service: Service) -> list[str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{service.http_port}/healthz",
                                     timeout=5) as response:
-            status = response.status
+            status = f"{response.status}"
     except urllib.error.HTTPError as exc:
-        status = exc.code
+        status = f"{exc.code} {exc.read()[:500]!r}"
     except OSError as exc:
-        problems.append(f"/healthz unreachable: {exc}")
-        status = 200
-    if status != 200:
+        status = f"nothing ({exc})"
+    if status != "200":
         problems.append(f"/healthz answered {status}")
     verify = subprocess.run(
         [sys.executable, "-m", "dispatcher", "audit", "verify", "--config", str(service.config)],
