@@ -25,7 +25,7 @@ from dispatcher.events import (
     OptChannel,
     OptData,
     ReleaseData,
-    parse_event,
+    parse_stored_event,
 )
 from dispatcher.store.base import (
     Accepted,
@@ -339,10 +339,10 @@ class SqliteStore(ContactRows, RetentionRows):
 
     @staticmethod
     async def _account_events(db: Db, account_id: str) -> list[Event]:
-        # Stored payloads passed validation on arrival; schema 1 stays accepted (contract).
+        # Stored payloads passed the validation of their day; schema 1 stays accepted.
         async with db.execute("SELECT payload FROM events WHERE account_id = ? AND type NOT IN "
                               "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
-            return [parse_event(bytes(row[0])) for row in await cur.fetchall()]
+            return [parse_stored_event(bytes(row[0])) for row in await cur.fetchall()]
 
     @staticmethod
     async def _apply_opt_outs(db: Db, fresh: Sequence[Accepted]) -> None:
