@@ -42,6 +42,8 @@ from dispatcher.store.retention_rows import RetentionRows
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
+# audit.published: NULL never published, 0 waiting, 1 published, 2 can never be published.
+UNPUBLISHABLE = 2
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -444,6 +446,12 @@ class SqliteStore(ContactRows, RetentionRows):
         """Note that these audit records reached the broker."""
         async with self._write() as db:
             await db.executemany("UPDATE audit SET published = 1 WHERE seq = ?",
+                                 [(s,) for s in seqs])
+
+    async def mark_unpublishable(self, seqs: Sequence[int]) -> None:
+        """Note that these audit records can never be published, so that they are not retried."""
+        async with self._write() as db:
+            await db.executemany(f"UPDATE audit SET published = {UNPUBLISHABLE} WHERE seq = ?",
                                  [(s,) for s in seqs])
 
     # -- queries -----------------------------------------------------------------------------
