@@ -435,6 +435,15 @@ def _nested_fields(model: type[BaseModel]) -> tuple[str, ...]:
                  if _holds_model(field.annotation))
 
 
+@functools.cache
+def _fixed_key_count(model: type[BaseModel]) -> int | None:
+    # A model of required scalar fields only always has all of them (a phone: 4 keys).
+    fields = model.model_fields.values()
+    if _nested_fields(model) or not all(f.is_required() for f in fields):
+        return None
+    return len(fields)
+
+
 def _holds_model(annotation: object) -> bool:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return True
@@ -445,12 +454,17 @@ def _key_count(model: BaseModel) -> int:
     given = model.model_fields_set
     count = len(given)
     for name in _nested_fields(type(model)):
-        if name in given:
-            value = getattr(model, name)
-            if type(value) is list:
+        if name not in given:
+            continue
+        value = getattr(model, name)
+        if type(value) is list:
+            first: BaseModel | None = value[0] if value else None
+            if first is not None and (fixed := _fixed_key_count(type(first))) is not None:
+                count += fixed * len(value)
+            else:
                 count += sum(_key_count(item) for item in value)
-            elif value is not None:
-                count += _key_count(value)
+        elif value is not None:
+            count += _key_count(value)
     return count
 
 
