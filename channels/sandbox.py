@@ -227,8 +227,10 @@ def _parse_numbers(value: object, p: _Problems) -> dict[str, Mapping[Medium, Rul
     numbers: dict[str, Mapping[Medium, Rule]] = {}
     for number, rules in value.items():
         key = _child("numbers", number)
-        _parse_number(number, key, p)
-        numbers[number] = _parse_rules(rules, key, p)
+        canonical = _parse_number(number, key, p) or number
+        if canonical in numbers:
+            p.add(key, f"the same number as another key ({canonical})")
+        numbers[canonical] = _parse_rules(rules, key, p)
     return numbers
 
 

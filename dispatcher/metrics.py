@@ -24,6 +24,10 @@ class Metrics:
         self.published = Counter(
             "dispatcher_audit_published", "Audit records published to MQTT",
             registry=self.registry)
+        self.unpublishable = Counter(
+            "dispatcher_audit_unpublishable",
+            "Audit records that can never be published to MQTT (logged, marked, skipped)",
+            registry=self.registry)
         self.mqtt_connected = Gauge(
             "dispatcher_mqtt_connected", "1 while connected to the broker",
             registry=self.registry)

@@ -16,6 +16,7 @@ import orjson
 from dispatcher.classify import classify
 from dispatcher.clock import utc_rfc3339
 from dispatcher.keywords import Keyword, classify_reply
+from dispatcher.phones import canonical_e164
 from dispatcher.store import SqliteStore
 
 TOPIC = "inbound-sms"
@@ -49,10 +50,20 @@ def reply_event(number: str, body: str, account_id: str, at: datetime,
                          "data": {"number": number, "channel": "sms"}})
 
 
+def _canonical_or_as_sent(number: str) -> str:
+    # The store knows each number by one spelling; what is no number at all is kept as sent,
+    # so that its opt-out becomes a dead letter a person can see rather than vanish.
+    try:
+        return canonical_e164(number)
+    except ValueError:
+        return number
+
+
 async def handle_reply(store: SqliteStore, number: str, body: str, at: datetime, *,
                        config_version: str, max_payload_bytes: int,
                        message_id: str | None = None) -> ReplyHandled:
     """Act on one inbound text at once and audit it."""
+    number = _canonical_or_as_sent(number)
     accounts = await store.accounts_with_number(number)
     account_id = accounts[0] if accounts else None
     event = reply_event(number, body, account_id or "inbound-sms", at, message_id)

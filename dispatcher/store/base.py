@@ -122,6 +122,10 @@ class Store(Protocol):
         """Note that these audit records reached the broker."""
         ...
 
+    async def mark_unpublishable(self, seqs: Sequence[int]) -> None:
+        """Note that these audit records can never be published, so that they are not retried."""
+        ...
+
     async def account(self, account_id: str) -> AccountState | None:
         """The account's current state, if any event named it."""
         ...

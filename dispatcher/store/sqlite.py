@@ -31,7 +31,7 @@ from dispatcher.events import (
     OptChannel,
     OptData,
     ReleaseData,
-    parse_event,
+    parse_stored_event,
 )
 from dispatcher.store.base import (
     Accepted,
@@ -48,6 +48,8 @@ from dispatcher.store.retention_rows import RetentionRows
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
+# audit.published: NULL never published, 0 waiting, 1 published, 2 can never be published.
+UNPUBLISHABLE = 2
 
 
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -345,10 +347,10 @@ class SqliteStore(ContactRows, RetentionRows):
 
     @staticmethod
     async def _account_events(db: Db, account_id: str) -> list[Event]:
-        # Stored payloads passed validation on arrival; schema 1 stays accepted (contract).
+        # Stored payloads passed the validation of their day; schema 1 stays accepted.
         async with db.execute("SELECT payload FROM events WHERE account_id = ? AND type NOT IN "
                               "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
-            return [parse_event(bytes(row[0])) for row in await cur.fetchall()]
+            return [parse_stored_event(bytes(row[0])) for row in await cur.fetchall()]
 
     @staticmethod
     async def _apply_opt_outs(db: Db, fresh: Sequence[Accepted]) -> None:
@@ -482,6 +484,12 @@ class SqliteStore(ContactRows, RetentionRows):
         """Note that these audit records reached the broker."""
         async with self._write() as db:
             await db.executemany("UPDATE audit SET published = 1 WHERE seq = ?",
+                                 [(s,) for s in seqs])
+
+    async def mark_unpublishable(self, seqs: Sequence[int]) -> None:
+        """Note that these audit records can never be published, so that they are not retried."""
+        async with self._write() as db:
+            await db.executemany(f"UPDATE audit SET published = {UNPUBLISHABLE} WHERE seq = ?",
                                  [(s,) for s in seqs])
 
     # -- queries -----------------------------------------------------------------------------

@@ -199,3 +199,19 @@ async def test_call_twiml_reveals_the_debt_only_to_the_confirmed_debtor(
         assert text in body
     for text in never:
         assert text not in body
+
+
+@pytest.mark.parametrize("spelling", [
+    "\uff0b" + "".join(chr(0xFF10 + int(d)) for d in NUMBER[1:]),   # full-width
+    "+1" + "".join(chr(0x0660 + int(d)) for d in NUMBER[2:]),        # Arabic-Indic
+])
+async def test_stop_from_another_spelling_of_a_number_opts_out_that_number(
+        daemon: tuple[Dispatcher, Twilio], spelling: str) -> None:
+    running, twilio = daemon
+    status, _ = await twilio.post("/twilio/sms/inbound",
+                                  {"MessageSid": "SMin9", "From": spelling, "Body": "STOP"})
+    assert status == 200
+    [opt_out] = await records(running, "opt_out")
+    assert (opt_out["account_id"], opt_out["to"]) == ("A-1", NUMBER)
+    [state] = await running.store.opt_outs(NUMBER)
+    assert state.opted_out

@@ -413,3 +413,48 @@ async def test_hours_are_asked_again_at_the_moment_of_sending(
     assert outcome["status"] == "not-sent"
     [suppressed] = [r for r in records if r["kind"] == "suppressed"]
     assert suppressed["reason"] == "quiet_hours"
+
+
+def _spelled(number: str, zero: str) -> str:
+    """`number` with its digits written in another script (`zero` is that script's 0)."""
+    return "+" + "".join(chr(ord(zero) + int(d)) for d in number[1:])
+
+
+ARABIC_INDIC_MOBILE = _spelled(MOBILE, "\u0660")
+FULL_WIDTH_MOBILE = "\uff0b" + _spelled(MOBILE, "\uff10")[1:]
+
+
+@pytest.mark.parametrize(("opted_out", "listed"), [
+    (MOBILE, ARABIC_INDIC_MOBILE),
+    (MOBILE, MOBILE[:2] + ARABIC_INDIC_MOBILE[2:]),  # ASCII country code, other digits not
+    (ARABIC_INDIC_MOBILE, MOBILE),
+    (MOBILE, FULL_WIDTH_MOBILE),
+    (MOBILE, MOBILE[:5] + "\u200b" + MOBILE[5:]),
+])
+async def test_an_opt_out_covers_every_spelling_of_its_number(
+        tmp_path: Path, config: LoadedConfig, opted_out: str, listed: str) -> None:
+    phones = [{"number": listed, "type": "mobile", "sms_consent": True, "call_consent": True}]
+    for run in ("without", "with"):
+        (tmp_path / run).mkdir()
+    without = await simulate(tmp_path / "without", config, [overdue(days=2, phones=phones)],
+                             days=4)
+    assert attempts(without, "sms"), "the debtor is texted when no opt-out stands"
+    records = await simulate(tmp_path / "with", config, [
+        event("contact.opt_out", {"number": opted_out, "channel": "sms"},
+              START - timedelta(days=1), 1),
+        overdue(days=2, phones=phones)], days=4)
+    assert not [r for r in records if r["kind"] == "dead_letter"]
+    assert attempts(records), "calls still go out"
+    assert not attempts(records, "sms")
+    assert {r["to"] for r in attempts(without) + attempts(records)} == {MOBILE}
+
+
+async def test_a_stop_from_another_spelling_of_the_number_ends_texts(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    stop_at = START + timedelta(days=1, hours=16)
+    outcomes = {"replies": [{"at": stop_at.isoformat(), "from": ARABIC_INDIC_MOBILE,
+                             "body": "STOP"}]}
+    records = await simulate(tmp_path, config, [overdue(days=2)], outcomes, days=6)
+    texts = attempts(records, "sms")
+    assert texts
+    assert all(datetime.fromisoformat(r["at"]) < stop_at for r in texts)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.phones import mask_number, mask_numbers_in, validate_e164
+from dispatcher.phones import canonical_e164, mask_number, mask_numbers_in, validate_e164
 
 
 @pytest.mark.parametrize("number", ["+15125550100", "+442079460958", "+8613812345678",
@@ -33,6 +33,37 @@ def test_valid_numbers_are_returned_unchanged(number: str) -> None:
 def test_invalid_numbers_are_refused(number: str) -> None:
     with pytest.raises(ValueError, match="number"):
         validate_e164(number)
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "+13125550142",
+        "+1\u0663\u0661\u0662\u0665\u0665\u0665\u0660\u0661\u0664\u0662",  # Arabic-Indic
+        "\uff0b\uff11\uff13\uff11\uff12\uff15\uff15\uff15\uff10\uff11\uff14\uff12",
+        "+1312\u200b5550142",   # zero-width space
+        "+1312\u2060555\ufeff0142",  # word joiner, byte order mark
+        "\u200e+13125550142\u200f",  # direction marks around a number copied from RTL text
+    ],
+)
+def test_every_spelling_of_a_number_becomes_one_ascii_e164(spelling: str) -> None:
+    assert canonical_e164(spelling) == "+13125550142"
+    assert validate_e164(spelling) == "+13125550142"
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "+1 312 555 0142",    # visible separators are not removed
+        "+1312555014\u0662x",
+        "\uff11\uff13\uff11\uff12\uff15\uff15\uff15\uff10\uff11\uff14\uff12",  # no '+'
+        "+1\ud800312555014",
+        "+1312\n5550142",
+    ],
+)
+def test_what_cannot_be_read_as_one_number_is_refused(number: str) -> None:
+    with pytest.raises(ValueError, match="number"):
+        canonical_e164(number)
 
 
 def test_mask_number_keeps_the_prefix_and_last_two_digits() -> None:

@@ -326,6 +326,21 @@ def test_each_problem_is_named_by_key_and_reason(tmp_path: Path, data: object, k
     assert any(k == key and reason in r for k, r in problems), problems
 
 
+def _arabic_indic(number: str) -> str:
+    return "+" + "".join(chr(0x0660 + int(d)) for d in number[1:])
+
+
+async def test_a_number_in_other_digits_is_the_same_number(tmp_path: Path) -> None:
+    script = script_of(tmp_path, {"numbers": {_arabic_indic(DANA): {"call": "busy"}}})
+    assert await outcomes(SandboxChannel(script), [delivery(DANA)]) == [Outcome.BUSY]
+
+
+def test_two_spellings_of_one_number_are_one_key_too_many(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, {"numbers": {DANA: {"call": "busy"},
+                                                        _arabic_indic(DANA): {"sms": "failed"}}}))
+    assert any("the same number as another key" in reason for _, reason in problems), problems
+
+
 def test_every_problem_of_a_file_is_reported_at_once(tmp_path: Path) -> None:
     data = {
         "default": {"call": "ringing", "sms": "delivered"},

@@ -360,6 +360,16 @@ def test_twilio_needs_a_from_number_for_calls(tmp_path: Path) -> None:
     assert "calls" in problem.reason
 
 
+def test_config_numbers_are_kept_in_ascii_e164(tmp_path: Path) -> None:
+    full_width = "\uff0b" + "".join(chr(0xFF10 + int(d)) for d in "15125550199")
+    path = write_config(tmp_path, f'[channels]\nprovider = "twilio"\n[twilio]\n'
+                                  f'from_number = "{full_width}"\n'
+                                  f'[contact]\ncallback = "{full_width}"\n')
+    settings = load_config(path, TWILIO_ENV).settings
+    assert settings.twilio.from_number == "+15125550199"
+    assert settings.contact.callback == "+15125550199"
+
+
 @pytest.mark.parametrize(("value", "word"), [
     ('"03:30+05:00"', "without an offset"),
     ('"25:00"', "hour value is outside"),
