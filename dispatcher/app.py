@@ -39,7 +39,13 @@ from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.retention_rows import PruneResult
 from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
-from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
+from dispatcher.writers import (
+    WRITER_MODULE,
+    InlineWriter,
+    ProcessWriter,
+    ResilientWriter,
+    WriterError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +85,13 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
-        self._writer: BatchWriter | None = None
+        self._writer: ResilientWriter | None = None
         self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
         self._jobs = PeriodicJobs(self.metrics)
+        # The writer process's module: tests stand in one that fails on purpose.
+        self.writer_module = WRITER_MODULE
 
     @property
     def store(self) -> SqliteStore:
@@ -110,6 +118,8 @@ class Dispatcher:
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
             self._writer = await self._start_writer()
+            self.health.pending_seconds = self._writer.oldest_pending_seconds
+            self.health.stall_seconds = self.config.settings.ingest.stall_seconds
             app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
@@ -144,17 +154,20 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is not open")
         return self._contact_engine
 
-    async def _start_writer(self) -> BatchWriter:
+    async def _start_writer(self) -> ResilientWriter:
         settings = self.config.settings
+        max_future = timedelta(seconds=settings.ingest.max_future_seconds)
         if settings.ingest.writer == "inline":
             writer: InlineWriter | ProcessWriter = InlineWriter(
-                self.store, settings.ingest.max_payload_bytes)
+                self.store, settings.ingest.max_payload_bytes, max_future)
         else:
             writer = ProcessWriter(self.config.store_path, settings.ingest.max_payload_bytes,
-                                   settings.service.log_level, settings.service.log_format)
+                                   max_future, settings.service.log_level,
+                                   settings.service.log_format, module=self.writer_module)
             await writer.start()
-        self._stack.push_async_callback(writer.close)
-        return writer
+        resilient = ResilientWriter(writer, self.health.problems)
+        self._stack.push_async_callback(resilient.close)
+        return resilient
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -249,7 +262,7 @@ class Dispatcher:
             sweeps = group.create_task(self._sweep_loop(self._running_engine()),
                                        name="due-sweep")
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
-            if isinstance(self._writer, ProcessWriter):
+            if self.config.settings.ingest.writer == "process":
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
 
     def _engine(self) -> Engine:
@@ -317,11 +330,20 @@ class Dispatcher:
             await self._measure_lag()
             await pause(self.config.settings.contact.sweep_seconds, self._stop)
 
-    async def _checkpoints(self, every_seconds: float = 1.0) -> None:
+    async def _checkpoints(self, every_seconds: float = 1.0, max_seconds: float = 30.0) -> None:
         # The writer process leaves WAL checkpoints to us, so that its commits stay short.
+        failures = 0
         while not self._stop.is_set():
-            await pause(every_seconds, self._stop)
-            await self.store.checkpoint()
+            await pause(min(max_seconds, every_seconds * 2 ** failures), self._stop)
+            try:
+                await self.store.checkpoint()
+            except Exception as exc:  # a full disk: reported, retried with backoff
+                self.health.problems.report("checkpoint", f"WAL checkpoint failed: "
+                                                          f"{type(exc).__name__}: {exc}")
+                failures = min(failures + 1, 10)
+            else:
+                self.health.problems.clear("checkpoint")
+                failures = 0
 
     async def _bounded_shutdown(self, work: asyncio.Task[None]) -> None:
         await self._stop.wait()
@@ -356,8 +378,7 @@ class Dispatcher:
                 # Its uncommitted batches were never acknowledged: the broker sends them again.
                 log.error(  # noqa: TRY400 - one line; the writer logged its own traceback
                     f"ingest writer failed: {first_leaf(group_error)}; restarting it")
-                if isinstance(self._writer, ProcessWriter):
-                    await self._writer.restart()
+                await self._writer.restart()
             except* aiomqtt.MqttError as group_error:
                 error = first_leaf(group_error)
                 delays = backoff_delays(settings.mqtt.reconnect_min_seconds,
