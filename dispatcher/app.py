@@ -26,6 +26,7 @@ from dispatcher.contact import Medium, Party
 from dispatcher.engine import Engine
 from dispatcher.errors import ConfigError
 from dispatcher.ingest import Ingestor
+from dispatcher.isolate import is_store_failure
 from dispatcher.jobs import RETENTION_JOB, PeriodicJobs
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
@@ -37,6 +38,7 @@ from dispatcher.retention import run_retention
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.retention_rows import PruneResult
+from dispatcher.store.sqlite import check_writable
 from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
 from dispatcher.writers import (
@@ -109,6 +111,7 @@ class Dispatcher:
         """Open the store, audit the config in force, start the webhook server."""
         await self._stack.__aenter__()
         try:
+            await asyncio.to_thread(check_writable, self.config.store_path)
             self._store = await self._stack.enter_async_context(
                 open_store(self.config.store_path))
             self.store.audit_observers.append(self.metrics.observe_audit)
@@ -318,13 +321,18 @@ class Dispatcher:
                     reconciled = now
                     await settle_open_attempts(engine, now, older_than=SILENT_FOR)
                 await engine.sweep(now)
-            except Exception:
+            except Exception as exc:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.
                 every = self.config.settings.contact.sweep_seconds
-                log.exception("due sweep failed; retrying after %ss", every)
+                if is_store_failure(exc):  # a full disk: said once, not on every sweep
+                    self.health.problems.report("sweep", f"cannot write: "
+                                                         f"{type(exc).__name__}: {exc}")
+                else:
+                    log.exception("due sweep failed; retrying after %ss", every)
                 await pause(every, self._stop)
                 continue
+            self.health.problems.clear("sweep")
             self.metrics.sweeps.inc()
             # Attempts, outcomes and suppressions are counted from the committed audit records.
             await self._measure_lag()
@@ -373,7 +381,7 @@ class Dispatcher:
                     await client.subscribe([(topic, 1) for topic in settings.mqtt.topics])
                     async with asyncio.TaskGroup() as group:
                         group.create_task(ingestor.run(client, self._stop), name="ingest")
-                        group.create_task(publisher.run(client, self._stop), name="outbox")
+                        group.create_task(self._outbox(publisher, client), name="outbox")
             except* WriterError as group_error:
                 # Its uncommitted batches were never acknowledged: the broker sends them again.
                 log.error(  # noqa: TRY400 - one line; the writer logged its own traceback
@@ -390,6 +398,27 @@ class Dispatcher:
                 await pause(delay, self._stop)
             finally:
                 self._set_connected(False)
+
+    async def _outbox(self, publisher: AuditPublisher, client: aiomqtt.Client,
+                      max_seconds: float = 30.0) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if failures:
+                    await publisher.publish_pending(client)
+                    self.health.problems.clear("outbox")
+                    failures = 0
+                await publisher.run(client, self._stop)
+            except Exception as exc:
+                if not is_store_failure(exc):
+                    raise
+                # Records published but not marked are published again: at least once.
+                self.health.problems.report("outbox", f"cannot mark records published: "
+                                                      f"{type(exc).__name__}: {exc}")
+                failures = min(failures + 1, 10)
+                await pause(min(max_seconds, 0.5 * 2 ** failures), self._stop)
+            else:
+                return
 
     def _set_connected(self, connected: bool) -> None:
         self.health.mqtt_connected = connected
