@@ -27,6 +27,7 @@ from dispatcher.engine import Engine
 from dispatcher.errors import ConfigError
 from dispatcher.head_anchor import HeadAnchor
 from dispatcher.ingest import Ingestor
+from dispatcher.isolate import is_store_failure
 from dispatcher.jobs import HEAD_JOB, RETENTION_JOB, PeriodicJobs
 from dispatcher.metrics import Metrics
 from dispatcher.mqtt import make_client
@@ -38,9 +39,16 @@ from dispatcher.retention import run_retention
 from dispatcher.settings import LoadedConfig, load_config, provider_secret_problem
 from dispatcher.store import SqliteStore, open_store
 from dispatcher.store.retention_rows import PruneResult
+from dispatcher.store.sqlite import check_writable
 from dispatcher.twilio_webhooks import TwilioWebhooks
 from dispatcher.webhooks import Health, build_app, start_server
-from dispatcher.writers import BatchWriter, InlineWriter, ProcessWriter, WriterError
+from dispatcher.writers import (
+    WRITER_MODULE,
+    InlineWriter,
+    ProcessWriter,
+    ResilientWriter,
+    WriterError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +88,14 @@ class Dispatcher:
         self._stop = asyncio.Event()
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
-        self._writer: BatchWriter | None = None
+        self._writer: ResilientWriter | None = None
         self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
         self._jobs = PeriodicJobs(self.metrics)
         self._heads: HeadAnchor | None = None
+        # The writer process's module: tests stand in one that fails on purpose.
+        self.writer_module = WRITER_MODULE
 
     @property
     def store(self) -> SqliteStore:
@@ -103,6 +113,7 @@ class Dispatcher:
         """Open the store, audit the config in force, start the webhook server."""
         await self._stack.__aenter__()
         try:
+            await asyncio.to_thread(check_writable, self.config.store_path)
             self._store = await self._stack.enter_async_context(
                 open_store(self.config.store_path))
             self.store.audit_observers.append(self.metrics.observe_audit)
@@ -114,6 +125,8 @@ class Dispatcher:
                 "kind": "config", "status": "loaded", "config_version": self.config.version,
                 "files": [str(p) for p in self.config.files]}], now=self.clock.now())
             self._writer = await self._start_writer()
+            self.health.pending_seconds = self._writer.oldest_pending_seconds
+            self.health.stall_seconds = self.config.settings.ingest.stall_seconds
             app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
@@ -152,17 +165,20 @@ class Dispatcher:
             raise RuntimeError("the dispatcher is not open")
         return self._contact_engine
 
-    async def _start_writer(self) -> BatchWriter:
+    async def _start_writer(self) -> ResilientWriter:
         settings = self.config.settings
+        max_future = timedelta(seconds=settings.ingest.max_future_seconds)
         if settings.ingest.writer == "inline":
             writer: InlineWriter | ProcessWriter = InlineWriter(
-                self.store, settings.ingest.max_payload_bytes)
+                self.store, settings.ingest.max_payload_bytes, max_future)
         else:
             writer = ProcessWriter(self.config.store_path, settings.ingest.max_payload_bytes,
-                                   settings.service.log_level, settings.service.log_format)
+                                   max_future, settings.service.log_level,
+                                   settings.service.log_format, module=self.writer_module)
             await writer.start()
-        self._stack.push_async_callback(writer.close)
-        return writer
+        resilient = ResilientWriter(writer, self.health.problems)
+        self._stack.push_async_callback(resilient.close)
+        return resilient
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -264,7 +280,7 @@ class Dispatcher:
             sweeps = group.create_task(self._sweep_loop(self._running_engine()),
                                        name="due-sweep")
             group.create_task(self._bounded_shutdown(sweeps), name="sweep-guard")
-            if isinstance(self._writer, ProcessWriter):
+            if self.config.settings.ingest.writer == "process":
                 group.create_task(self._checkpoints(), name="wal-checkpoint")
             if self._webhooks is not None:
                 group.create_task(self._webhooks.flush_refusals_every(self._stop),
@@ -325,23 +341,37 @@ class Dispatcher:
                     reconciled = now
                     await settle_open_attempts(engine, now, older_than=SILENT_FOR)
                 await engine.sweep(now)
-            except Exception:
+            except Exception as exc:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.
                 every = self.config.settings.contact.sweep_seconds
-                log.exception("due sweep failed; retrying after %ss", every)
+                if is_store_failure(exc):  # a full disk: said once, not on every sweep
+                    self.health.problems.report("sweep", f"cannot write: "
+                                                         f"{type(exc).__name__}: {exc}")
+                else:
+                    log.exception("due sweep failed; retrying after %ss", every)
                 await pause(every, self._stop)
                 continue
+            self.health.problems.clear("sweep")
             self.metrics.sweeps.inc()
             # Attempts, outcomes and suppressions are counted from the committed audit records.
             await self._measure_lag()
             await pause(self.config.settings.contact.sweep_seconds, self._stop)
 
-    async def _checkpoints(self, every_seconds: float = 1.0) -> None:
+    async def _checkpoints(self, every_seconds: float = 1.0, max_seconds: float = 30.0) -> None:
         # The writer process leaves WAL checkpoints to us, so that its commits stay short.
+        failures = 0
         while not self._stop.is_set():
-            await pause(every_seconds, self._stop)
-            await self.store.checkpoint()
+            await pause(min(max_seconds, every_seconds * 2 ** failures), self._stop)
+            try:
+                await self.store.checkpoint()
+            except Exception as exc:  # a full disk: reported, retried with backoff
+                self.health.problems.report("checkpoint", f"WAL checkpoint failed: "
+                                                          f"{type(exc).__name__}: {exc}")
+                failures = min(failures + 1, 10)
+            else:
+                self.health.problems.clear("checkpoint")
+                failures = 0
 
     async def _bounded_shutdown(self, work: asyncio.Task[None]) -> None:
         await self._stop.wait()
@@ -372,13 +402,12 @@ class Dispatcher:
                     await client.subscribe([(topic, 1) for topic in settings.mqtt.topics])
                     async with asyncio.TaskGroup() as group:
                         group.create_task(ingestor.run(client, self._stop), name="ingest")
-                        group.create_task(publisher.run(client, self._stop), name="outbox")
+                        group.create_task(self._outbox(publisher, client), name="outbox")
             except* WriterError as group_error:
                 # Its uncommitted batches were never acknowledged: the broker sends them again.
                 log.error(  # noqa: TRY400 - one line; the writer logged its own traceback
                     f"ingest writer failed: {first_leaf(group_error)}; restarting it")
-                if isinstance(self._writer, ProcessWriter):
-                    await self._writer.restart()
+                await self._writer.restart()
             except* aiomqtt.MqttError as group_error:
                 error = first_leaf(group_error)
                 delays = backoff_delays(settings.mqtt.reconnect_min_seconds,
@@ -390,6 +419,27 @@ class Dispatcher:
                 await pause(delay, self._stop)
             finally:
                 self._set_connected(False)
+
+    async def _outbox(self, publisher: AuditPublisher, client: aiomqtt.Client,
+                      max_seconds: float = 30.0) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if failures:
+                    await publisher.publish_pending(client)
+                    self.health.problems.clear("outbox")
+                    failures = 0
+                await publisher.run(client, self._stop)
+            except Exception as exc:
+                if not is_store_failure(exc):
+                    raise
+                # Records published but not marked are published again: at least once.
+                self.health.problems.report("outbox", f"cannot mark records published: "
+                                                      f"{type(exc).__name__}: {exc}")
+                failures = min(failures + 1, 10)
+                await pause(min(max_seconds, 0.5 * 2 ** failures), self._stop)
+            else:
+                return
 
     def _set_connected(self, connected: bool) -> None:
         self.health.mqtt_connected = connected

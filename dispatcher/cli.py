@@ -9,13 +9,13 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, TextIO
 
 from dispatcher import __version__, cli_audit, cli_contact
 from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, canonical_json
-from dispatcher.classify import classify
+from dispatcher.classify import check_time, classify
 from dispatcher.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, StoreError
 from dispatcher.logs import configure_logging
@@ -203,6 +203,8 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
 
 async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
     limit = config.settings.ingest.max_payload_bytes
+    max_future = timedelta(seconds=config.settings.ingest.max_future_seconds)
+    now = SystemClock().now()
     async with open_store(config.store_path, create=False) as store:
         letters = await store.dead_letters(ids or None)
         missing = sorted(set(ids) - {d.id for d in letters})
@@ -213,7 +215,8 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
             if d.replayed_at:
                 print(f"{d.id}: already replayed as {d.replay_event_id}", file=out)
                 continue
-            item = classify(d.payload, d.topic, limit, replay_of=d.id)
+            item = check_time(classify(d.payload, d.topic, limit, replay_of=d.id), now,
+                              max_future)
             if isinstance(item, Rejected):
                 failed += 1
                 print(f"{d.id}: still rejected: {item.reason}: {mask_numbers_in(item.detail)}",
@@ -221,8 +224,7 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
             else:
                 accepted.append(item)
         if accepted:
-            result = await store.record_batch(accepted, now=SystemClock().now(),
-                                              config_version=config.version)
+            result = await store.record_batch(accepted, now=now, config_version=config.version)
             for item in accepted:
                 assert isinstance(item, Accepted)
                 print(f"{item.replay_of}: accepted as event {item.event.event_id}", file=out)

@@ -49,6 +49,7 @@ class DeadLetterReason(StrEnum):
     UNKNOWN_SCHEMA = "unknown_schema"
     UNKNOWN_TYPE = "unknown_type"
     INVALID = "invalid"
+    INTERNAL_ERROR = "internal_error"  # validating, folding or storing it raised; see the detail
 
 
 class EventType(StrEnum):

@@ -1,8 +1,10 @@
 """The writer process: raw batches in on stdin, validated and committed, results out on stdout.
 
 Started by `ProcessWriter`; it exits when its stdin closes (the daemon stopped or died), after
-finishing the batch in hand. It ignores SIGINT and SIGTERM: a terminal's Ctrl-C or systemd's
-stop reaches the daemon, which drains and then closes the pipe.
+finishing the batch in hand. An event whose fold or storage raises becomes a dead letter
+(`dispatcher.isolate`); a store that cannot commit is reported, and the process stays up.
+It ignores SIGINT and SIGTERM: a terminal's Ctrl-C or systemd's stop reaches the daemon, which
+drains and then closes the pipe.
 """
 
 from __future__ import annotations
@@ -11,21 +13,21 @@ import asyncio
 import logging
 import signal
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from dispatcher.classify import classify
+from dispatcher.isolate import commit_isolating, is_store_failure
 from dispatcher.logs import configure_logging
 from dispatcher.runtime import tune_gc
 from dispatcher.store import Inbound, open_store
-from dispatcher.writers import read_frame, widen_pipe, write_frame
+from dispatcher.writers import inbound, read_frame, widen_pipe, write_frame
 
 log = logging.getLogger("dispatcher.writer")
 
 _Job = tuple[datetime, str, list[Inbound]]
 
 
-async def serve(store_path: Path, max_bytes: int) -> None:
+async def serve(store_path: Path, max_bytes: int, max_future: timedelta) -> None:
     """Answer batches until stdin closes."""
     widen_pipe(sys.stdin.fileno())
     loop = asyncio.get_running_loop()
@@ -40,8 +42,9 @@ async def serve(store_path: Path, max_bytes: int) -> None:
         # Validating the next batch here overlaps the last one's commit, which waits for the disk
         # on a worker thread; every other statement runs on this thread (dispatcher.store.inline).
         while (frame := await read_frame(reader)) is not None:
-            _, now, config_version, raw = frame
-            items = [classify(payload, topic, max_bytes) for topic, payload in raw]
+            _, now, config_version, raw, poison = frame
+            items = inbound(raw, max_bytes=max_bytes, now=now, max_future=max_future,
+                            poison=poison)
             await jobs.put((now, config_version, items))
         await jobs.put(None)
 
@@ -53,23 +56,29 @@ async def serve(store_path: Path, max_bytes: int) -> None:
             while (job := await jobs.get()) is not None:
                 now, config_version, items = job
                 try:
-                    result = await store.record_batch(items, now=now,
-                                                      config_version=config_version)
-                except Exception as exc:  # reported to the daemon, which restarts us
-                    log.exception("batch failed")
-                    await write_frame(writer, ("error", f"{type(exc).__name__}: {exc}"))
+                    result = await commit_isolating(store, items, now=now,
+                                                    config_version=config_version)
+                except Exception as exc:
+                    detail = f"{type(exc).__name__}: {exc}"
+                    if is_store_failure(exc):
+                        # Rolled back; the daemon retries the batch once the store commits again.
+                        await write_frame(writer, ("store", detail))
+                        continue
+                    log.exception("batch failed")  # the daemon restarts us
+                    await write_frame(writer, ("error", detail))
                     raise
                 await write_frame(writer, ("ok", result))
 
 
 def main() -> None:
-    """Entry point: `python -m dispatcher.ingest_worker STORE MAX_BYTES LEVEL FORMAT`."""
+    """Entry point: `python -m dispatcher.ingest_worker STORE MAX_BYTES MAX_FUTURE LEVEL FORMAT`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    store_path, max_bytes, level, fmt = sys.argv[1:5]
+    store_path, max_bytes, max_future, level, fmt = sys.argv[1:6]
     configure_logging(level, fmt)
     tune_gc()
-    asyncio.run(serve(Path(store_path), int(max_bytes)))
+    asyncio.run(serve(Path(store_path), int(max_bytes),
+                      timedelta(seconds=float(max_future))))
 
 
 if __name__ == "__main__":

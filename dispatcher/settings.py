@@ -131,6 +131,11 @@ class IngestSettings(_Section):
     # "process": validation and commits run in a writer process on another core.
     writer: Literal["process", "inline"] = "process"
     max_payload_bytes: int = Field(default=MAX_PAYLOAD_BYTES, ge=1024, le=MAX_PAYLOAD_BYTES)
+    # An event dated later than its receipt plus this is a dead letter (`invalid`): a clock a
+    # little ahead is tolerated, a date that would outrank every real event is not.
+    max_future_seconds: float = Field(default=300, ge=0, le=366 * 86400)
+    # /healthz reports 503 when a received batch has waited longer than this to be committed.
+    stall_seconds: float = Field(default=60, gt=0, le=86400)
 
 
 class StoreSettings(_Section):

@@ -19,7 +19,7 @@ import orjson
 from channels.sandbox import OutcomeScript, SandboxChannel
 from dispatcher.account_facts import policy_of
 from dispatcher.audit import canonical_json
-from dispatcher.classify import classify
+from dispatcher.classify import classify_batch
 from dispatcher.clock import VirtualClock, parse_rfc3339
 from dispatcher.engine import Engine
 from dispatcher.phones import mask_number
@@ -67,8 +67,9 @@ class Simulation:
         self.engine = Engine(store, self.channel, policy_of(config))
 
     async def _deliver(self, payloads: list[bytes], now: datetime) -> None:
-        max_bytes = self.config.settings.ingest.max_payload_bytes
-        items = [classify(p, TOPIC, max_bytes) for p in payloads]
+        ingest = self.config.settings.ingest
+        items = classify_batch([(TOPIC, p) for p in payloads], max_bytes=ingest.max_payload_bytes,
+                               now=now, max_future=timedelta(seconds=ingest.max_future_seconds))
         await self.store.record_batch(items, now=now, config_version=self.config.version)
 
     async def _replies(self, now: datetime) -> None:

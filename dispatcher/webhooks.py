@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from dispatcher.metrics import Metrics
+from dispatcher.problems import Problems
 from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,21 @@ class Health:
 
     mqtt_connected: bool = False
     due_lag_seconds: float = 0.0  # how late the oldest due account is
+    problems: Problems = field(default_factory=Problems)
+    # How long the oldest received batch has waited to be committed, and how long is too long.
+    pending_seconds: Callable[[], float] = lambda: 0.0
+    stall_seconds: float = 60.0
+
+    def reasons(self) -> dict[str, str]:
+        """Why the daemon is not doing its work, by source; empty when it is."""
+        reasons = self.problems.active()
+        if not self.mqtt_connected:
+            reasons["mqtt"] = "not connected to the broker"
+        waited = self.pending_seconds()
+        if waited > self.stall_seconds:
+            reasons["intake"] = (f"a received batch has waited {waited:.0f}s to be committed "
+                                 f"(limit {self.stall_seconds:g}s)")
+        return reasons
 
 
 def build_app(store: Store, metrics: Metrics, health: Health,
@@ -30,12 +46,15 @@ def build_app(store: Store, metrics: Metrics, health: Health,
         try:
             await store.ping()
             store_ok = True
-        except Exception:  # the answer is the report: any failure means "not writable"
-            log.exception("store health check failed")
+            health.problems.clear("store check")
+        except Exception as exc:  # the answer is the report (logged once)
+            health.problems.report("store check", f"not writable: {type(exc).__name__}: {exc}")
             store_ok = False
-        ok = store_ok and health.mqtt_connected
+        reasons = health.reasons()
+        ok = not reasons
         body = {"status": "ok" if ok else "degraded", "mqtt_connected": health.mqtt_connected,
-                "store_writable": store_ok, "due_lag_seconds": round(health.due_lag_seconds, 3)}
+                "store_writable": store_ok, "due_lag_seconds": round(health.due_lag_seconds, 3),
+                "problems": reasons}
         return web.json_response(body, status=200 if ok else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:

@@ -91,9 +91,19 @@ class Broker:
         return f"mqtt://127.0.0.1:{self.port}"
 
 
+# The fixtures' events carry fixed dates (December 2026) that may lie ahead of the wall clock;
+# tests of the far-future check pass `max_future_seconds=None` to keep the shipped default.
+FIXTURE_MAX_FUTURE_SECONDS = 366 * 86400
+
+
 def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: str = "disp-test",
-                log_format: str = "json") -> Path:
+                log_format: str = "json",
+                max_future_seconds: float | None = FIXTURE_MAX_FUTURE_SECONDS) -> Path:
     """A config folder: dispatcher.toml, the shipped profiles, schedules and templates."""
+    if max_future_seconds is not None:
+        line = f"max_future_seconds = {max_future_seconds}\n"
+        extra = (extra.replace("[ingest]\n", f"[ingest]\n{line}", 1) if "[ingest]\n" in extra
+                 else f"{extra}\n[ingest]\n{line}")
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "config" / "profiles", folder / "profiles", dirs_exist_ok=True)
     shutil.copytree(ROOT / "config" / "schedules", folder / "schedules", dirs_exist_ok=True)

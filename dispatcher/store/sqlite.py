@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import os
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -212,7 +214,15 @@ class SqliteStore(ContactRows, RetentionRows):
                 await self._db.execute("ROLLBACK")
                 self._sealed = []
                 raise
-            await self._db.commit()
+            try:
+                await self._db.commit()
+            except BaseException:
+                # A failed COMMIT (a full disk) may leave the transaction open, and with it the
+                # write lock: end it, or every later write fails too.
+                with contextlib.suppress(Exception):
+                    await self._db.execute("ROLLBACK")
+                self._sealed = []
+                raise
             committed, self._sealed = self._sealed, []
         if committed:
             for observe in self.audit_observers:
@@ -540,6 +550,22 @@ class SqliteStore(ContactRows, RetentionRows):
         """Fail when the store cannot be written."""
         async with self._write() as db:
             await db.execute("PRAGMA user_version")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse a store the daemon could not write: SQLite would fail on its first commit, or
+    fault (SIGBUS) on a shared-memory file it maps but cannot write."""
+    folder = path.parent
+    for name in (path, folder / f"{path.name}-wal", folder / f"{path.name}-shm"):
+        if name.exists() and not os.access(name, os.R_OK | os.W_OK):
+            raise StoreError(f"{name} is not writable")
+    if folder.exists():
+        probe = folder / f".{path.name}.probe"
+        try:
+            probe.write_bytes(b"probe")
+            probe.unlink()
+        except OSError as exc:
+            raise StoreError(f"cannot write in {folder}: {exc.strerror or exc}") from None
 
 
 @asynccontextmanager

@@ -22,10 +22,14 @@ async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> 
 
 
 @asynccontextmanager
-async def running(config_path: Path) -> AsyncIterator[Dispatcher]:
+async def running(config_path: Path, *,
+                  writer_module: str | None = None) -> AsyncIterator[Dispatcher]:
     """A started, connected Dispatcher; stopped gracefully at the end of the block."""
     config = load_config(config_path)
-    async with Dispatcher(config) as dispatcher:
+    dispatcher = Dispatcher(config)
+    if writer_module is not None:
+        dispatcher.writer_module = writer_module
+    async with dispatcher:
         task = asyncio.create_task(dispatcher.run())
         await wait_for(lambda: dispatcher.health.mqtt_connected or task.done(), 10, "connected")
         try:

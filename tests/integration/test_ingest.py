@@ -115,12 +115,14 @@ async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker) 
             assert response.status == 200
             body = await response.json()
         assert body == {"status": "ok", "mqtt_connected": True, "store_writable": True,
-                        "due_lag_seconds": 0.0}
+                        "due_lag_seconds": 0.0, "problems": {}}
         broker.stop()
         await wait_for(lambda: not dispatcher.health.mqtt_connected, 10, "disconnect noticed")
         async with aiohttp.ClientSession() as http, http.get(url) as response:
             assert response.status == 503
-            assert (await response.json())["mqtt_connected"] is False
+            body = await response.json()
+            assert body["mqtt_connected"] is False
+            assert body["problems"] == {"mqtt": "not connected to the broker"}
         broker.start()
         await wait_for(lambda: dispatcher.health.mqtt_connected, 10, "reconnected")
 

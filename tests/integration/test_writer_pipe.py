@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dispatcher.writers import ProcessWriter, widen_pipe
-from tests.support import encode, overdue_event
+from tests.support import FIXTURE_MAX_FUTURE_SECONDS, encode, overdue_event
 
 LIMIT = min(int(Path("/proc/sys/fs/pipe-max-size").read_text()), 16 * 2**20)
 
@@ -25,7 +25,8 @@ def test_widen_pipe_grows_a_pipe_to_the_system_limit() -> None:
 
 
 async def test_the_writer_process_reads_from_a_widened_pipe(tmp_path: Path) -> None:
-    writer = ProcessWriter(tmp_path / "store.db", 65536)
+    writer = ProcessWriter(tmp_path / "store.db", 65536,
+                           timedelta(seconds=FIXTURE_MAX_FUTURE_SECONDS))
     await writer.start()
     try:
         process = writer._process  # noqa: SLF001 - the test looks at the pipe itself
