@@ -45,7 +45,8 @@ from tests.support import Broker, make_config, overdue_event
 def make_events(count: int, accounts: int, seed: int = 7) -> list[bytes]:
     """A realistic mix: mostly overdue refreshes, some updates, holds, opt-outs; 1% arrive late."""
     rng = random.Random(seed)
-    start = datetime(2026, 12, 1, tzinfo=UTC)
+    # Dated in the past day: intake refuses events dated more than a few minutes ahead.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
     payloads = []
     for n in range(count):
         account = f"A-{rng.randrange(accounts):06d}"
