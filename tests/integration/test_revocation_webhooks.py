@@ -19,6 +19,7 @@ from dispatcher.app import Dispatcher
 from dispatcher.classify import classify
 from dispatcher.contact import Medium, Role, Target
 from dispatcher.decide import StoredPlan, decide
+from dispatcher.explain import explain
 from dispatcher.gate import OPTED_OUT, REVOCATION_REVIEW
 from dispatcher.policy import for_region
 from schedules.planner import PlannedAttempt
@@ -181,6 +182,9 @@ async def test_an_unclear_text_pauses_the_number_until_a_person_decides(
     assert {r["channel"] for r in reviews} == {"sms", "call"}
     [reply] = await records(running, "reply")
     assert (reply["status"], reply["detail"]) == ("revocation_review", body)
+    shown, _ = await explain(running.store, running.config, "A-1", running.clock.now())
+    assert "revocation_review on sms, call" in shown
+    assert "- revocation_review: a reply from this number might revoke consent" in shown
     # Twilio's retry of the same message changes nothing.
     await text(twilio, body, "SMunclear")
     assert len(await records(running, "reply")) == 1
