@@ -87,6 +87,8 @@ REVIEW_SYMBOLS = ("\N{OCTAGONAL SIGN}", "\N{NO ENTRY}", "\N{NO ENTRY SIGN}")
 OPT_IN_KEYWORDS = ("start", "unstop", "yes")
 HELP_KEYWORDS = ("help", "info")
 
+# An SMS is at most 1,600 characters; reading more would only let a huge body cost time.
+MAX_CLASSIFIED = 4000
 _APOSTROPHES = frozenset("'\u2019\u02bc\u2018`\u00b4")
 
 
@@ -163,6 +165,7 @@ def _keyword_only(words: list[str], compact: str) -> bool:
 
 def classify_reply(body: str) -> Keyword:
     """What an inbound text asks for; a revocation whenever it reasonably is one."""
+    body = body[:MAX_CLASSIFIED]
     text = normalize(body)
     if text in _OPT_IN:
         return Keyword.OPT_IN

@@ -14,6 +14,7 @@ from dispatcher.store.contact_rows import Db
 
 Key = tuple[str, str]  # (number, channel)
 CHANNELS = ("sms", "call")
+_CHUNK = 500  # numbers per query, far below SQLite's limit on bound parameters
 
 
 def _standing(opted_out: int, reason: str | None) -> Standing:
@@ -25,13 +26,14 @@ def _standing(opted_out: int, reason: str | None) -> Standing:
 async def load_standings(db: Db, numbers: Iterable[str]) -> dict[Key, ChannelStanding]:
     """The stored standing of every channel of these numbers."""
     wanted = sorted(set(numbers))
-    if not wanted:
-        return {}
-    rows = await db.execute_fetchall(
-        f"SELECT number, channel, opted_out, reason, changed_at, event_id, account_id "
-        f"FROM opt_outs WHERE number IN ({', '.join('?' * len(wanted))})", wanted)
-    return {(r[0], r[1]): ChannelStanding(_standing(r[2], r[3]), r[4], r[5], r[6])
-            for r in rows}
+    found: dict[Key, ChannelStanding] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start:start + _CHUNK]
+        for r in await db.execute_fetchall(
+                f"SELECT number, channel, opted_out, reason, changed_at, event_id, account_id "
+                f"FROM opt_outs WHERE number IN ({', '.join('?' * len(chunk))})", chunk):
+            found[(r[0], r[1])] = ChannelStanding(_standing(r[2], r[3]), r[4], r[5], r[6])
+    return found
 
 
 async def save_standings(db: Db, changed: Mapping[Key, ChannelStanding]) -> None:
