@@ -82,9 +82,10 @@ async def apply_opt_events(db: Db, fresh: Sequence[Accepted],
 
 
 async def pause_for_review(db: Db, number: str, *, key: str, account_id: str | None,
-                           at: datetime) -> list[str] | None:
+                           at: datetime) -> dict[str, Standing] | None:
     """Pause every channel of `number` for a person to review a reply; the channels whose
-    standing changed, or None when this very reply paused it before (a replayed webhook)."""
+    standing changed, with their standing now (an opt-out stays one), or None when this very
+    reply paused it before (a replayed webhook)."""
     current = await load_standings(db, [number])
     if all(current.get((number, c)) is not None and current[(number, c)].event_id == key
            for c in CHANNELS):
@@ -96,7 +97,7 @@ async def pause_for_review(db: Db, number: str, *, key: str, account_id: str | N
         if after is not None:
             changed[(number, channel)] = after
     await save_standings(db, changed)
-    return [channel for _, channel in changed]
+    return {channel: s.standing for (_, channel), s in changed.items()}
 
 
 def opt_audit(base: Mapping[str, Any], number: str, channel: str, standing: str,

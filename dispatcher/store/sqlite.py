@@ -454,8 +454,9 @@ class SqliteStore(ContactRows, RetentionRows):
             if changed is None:
                 return False
             records = [*audit, *({"kind": "opt_out", "account_id": account_id, "to": number,
-                                  "channel": channel, "status": "revocation_review",
-                                  "reason": "revocation_review"} for channel in changed)]
+                                  "channel": channel, "status": standing.value,
+                                  "reason": "revocation_review"}
+                                 for channel, standing in changed.items())]
             await self._insert_audit(records, at, {"config_version": config_version})
         return True
 

@@ -230,3 +230,18 @@ async def test_a_plain_reply_stays_free_text_and_pauses_nothing(
     reasons = await suppressed_for(running, Medium.SMS)
     assert OPTED_OUT not in reasons
     assert REVOCATION_REVIEW not in reasons
+
+
+async def test_an_unclear_text_after_a_stop_keeps_the_opt_out_and_pauses_the_rest(
+        daemon: Daemon) -> None:
+    running, twilio = daemon
+    await text(twilio, "STOP", "SMstop6")
+    between = running.clock.now()
+    await text(twilio, "who is this stop", "SMreview6")
+    assert await standing(running) == {"sms": "opted_out", "call": "revocation_review"}
+    paused = [(r["channel"], r["status"]) for r in await records(running, "opt_out")
+              if r.get("reason") == "revocation_review"]
+    assert sorted(paused) == [("call", "revocation_review"), ("sms", "opted_out")]
+    # An opt-in dated between the STOP and the unclear text lifts neither.
+    await upstream(running, "opt_in", between, "dec-5", "all")
+    assert await standing(running) == {"sms": "opted_out", "call": "revocation_review"}
