@@ -65,7 +65,8 @@ TEXT_PHRASES = (
     "stop texting", "stop messaging", "stop sending", "stop the texts", "stop these texts",
     "stop the messages", "stop text", "stop msg", "dont text", "do not text", "dont message",
     "do not message", "dont send", "do not send", "no more texts", "no more text",
-    "no more messages", "unsubscribe me", "take me off", "opt me out", "stop all messages",
+    "no more messages", "unsubscribe me", "remove me", "take me off", "opt me out",
+    "stop all messages",
     "退订", "退訂", "不要再发", "别再发", "停止发送", "不要发短信", "別再發", "不要再發",
     "no me envies", "no me envien", "no mas mensajes", "no me escribas", "no me escriban",
     "dar de baja", "darme de baja", "deja de escribir", "dejen de escribir",
@@ -76,11 +77,11 @@ TEXT_PHRASES = (
 CALL_WORDS = ("call", "calls", "calling", "phone", "ring", "llamar", "llamadas", "llames",
               "llamen", "电话", "電話", "来电", "來電", "कॉल", "फोन", "फ़ोन")
 # Anywhere in a reply that is not clearly one of the above: it might be a revocation.
+# Words with an everyday sense ("no more money", "muy alto", "remove the fee") are left out.
 REVIEW_PHRASES = (
     "stop", "stopp", "stopall", "unsubscribe", "unsub", "optout", "opt out", "revoke", "cancel",
-    "remove", "block", "harass", "harassing", "harassment", "spam", "not now", "no more",
-    "leave me", "alto", "parar", "basta", "baja", "cancelar", "停止", "取消", "骚扰", "騷擾",
-    "拉黑", "band", "बंद", "रोको",
+    "block", "harass", "harassing", "harassment", "spam", "not now", "parar", "basta",
+    "cancelar", "停止", "取消", "骚扰", "騷擾", "拉黑", "बंद", "रोको",
 )
 # Symbols that say "stop" on their own; emoji are otherwise dropped by normalisation.
 REVIEW_SYMBOLS = ("\N{OCTAGONAL SIGN}", "\N{NO ENTRY}", "\N{NO ENTRY SIGN}")

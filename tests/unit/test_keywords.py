@@ -31,6 +31,7 @@ OUT, ALL, REVIEW, FREE = Keyword.OPT_OUT, Keyword.OPT_OUT_ALL, Keyword.REVIEW, K
     # plain requests about texts
     ("please stop texting me", OUT), ("Don\u2019t text me anymore", OUT),
     ("no more messages please", OUT), ("unsubscribe me from this", OUT),
+    ("Please remove me from your list", OUT),
     # Chinese, Spanish, Hindi
     ("退订。", OUT), ("退訂", OUT), ("请退订", OUT), ("停止", OUT), ("取消", OUT),
     ("不要再发短信了", OUT), ("ALTO", OUT), ("Parar", OUT), ("baja", OUT), ("CANCELAR", OUT),
@@ -48,6 +49,8 @@ OUT, ALL, REVIEW, FREE = Keyword.OPT_OUT, Keyword.OPT_OUT_ALL, Keyword.REVIEW, K
     ("I will pay on Friday", FREE), ("I lost my job, can we talk?", FREE),
     ("The end of the month works", FREE), ("ok", FREE), ("thanks", FREE), ("", FREE),
     ("\N{THUMBS UP SIGN}", FREE), ("我周五还款", FREE), ("pagaré el viernes", FREE),
+    ("I have no more money until payday", FREE), ("can you remove the late fee", FREE),
+    ("el pago es muy alto", FREE), ("leave me a voicemail", FREE),
     # opt-in and help stay as they were
     ("START", Keyword.OPT_IN), ("unstop", Keyword.OPT_IN), ("Yes!", Keyword.OPT_IN),
     ("HELP", Keyword.HELP), ("info", Keyword.HELP),
