@@ -65,6 +65,7 @@ def facts_for(context: AccountContext) -> Facts:
     refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
+                 under_review=context.under_review,
                  history=context.history, refused_contacts=refused)
 
 

@@ -48,15 +48,27 @@ def _number_lines(facts: Facts) -> list[str]:
                  f"call consent {'yes' if phone.call_consent else 'no'}"]
         flags += [f"opted out of {m.value}" for m in Medium
                   if (phone.number, m) in facts.opted_out]
+        flags += _review_flags(facts, phone.number)
         if phone.number in facts.invalid_numbers:
             flags.append("INVALID (listed for the data team)")
         lines.append(f"    {mask_number(phone.number)} debtor {phone.type}: {', '.join(flags)}")
     for contact in state.contacts:
         refused = (" (asked not to be called)" if contact.contact_id in facts.refused_contacts
                    else "")
+        flags = [f"opted out of {m.value}" for m in Medium
+                 if (contact.number, m) in facts.opted_out]
+        flags += _review_flags(facts, contact.number)
         lines.append(f"    {mask_number(contact.number)} {contact.role} "
-                     f"{contact.contact_id}{refused}")
+                     f"{contact.contact_id}{refused}" + (f": {', '.join(flags)}" if flags else ""))
     return lines
+
+
+def _review_flags(facts: Facts, number: str) -> list[str]:
+    paused = [m.value for m in Medium if (number, m) in facts.under_review]
+    if not paused:
+        return []
+    return [f"revocation_review on {', '.join(paused)}: a reply might revoke consent; paused "
+            f"until a person decides (contact.opt_out confirms, a later contact.opt_in lifts)"]
 
 
 def _counter_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]:

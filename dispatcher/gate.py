@@ -25,6 +25,7 @@ RESOLVED = "resolved"
 NOT_OVERDUE = "not_overdue"
 PROMISE_PENDING = "promise_pending"
 OPTED_OUT = "opted_out"
+REVOCATION_REVIEW = "revocation_review"
 NO_CONSENT = "no_consent"
 WORK_NUMBER = "work_number"
 NO_VALID_NUMBER = "no_valid_number"
@@ -66,6 +67,8 @@ class Facts:
     invalid_numbers: frozenset[str] = frozenset()
     history: tuple[PastAttempt, ...] = ()  # oldest first
     refused_contacts: frozenset[str] = field(default_factory=frozenset)
+    # Paused until a person reviews a reply from the number that might be a revocation.
+    under_review: frozenset[tuple[str, Medium]] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ def target_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusa
         found.append(Refusal(NO_VALID_NUMBER, "number marked invalid"))
     if (target.number, target.medium) in facts.opted_out:
         found.append(Refusal(OPTED_OUT, f"opted out of {target.medium.value}"))
+    if (target.number, target.medium) in facts.under_review:
+        found.append(Refusal(REVOCATION_REVIEW, "a reply from this number might revoke consent: "
+                                                "paused until a person decides"))
     if target.role is Role.DEBTOR:
         phone = _debtor_phone(facts.state, target.number)
         if phone is None:

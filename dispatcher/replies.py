@@ -1,8 +1,10 @@
 """Inbound texts, however they arrive (Twilio's webhook, simulate's script): act, then audit.
 
-An opt-out or opt-in keyword becomes a `contact.opt_out` / `contact.opt_in` event stored like any
-other (so it is audited, deduplicated and folded the same way); anything else is audited as a
-`reply` for a person to read.
+A revocation or opt-in becomes a `contact.opt_out` / `contact.opt_in` event stored like any
+other (so it is audited, deduplicated and folded the same way); a revocation of calls or
+contact covers every channel. A text that might be a revocation pauses every channel of the
+number until a person decides (an upstream `contact.opt_out` confirms, a `contact.opt_in` dated
+after the pause lifts it). Anything else is audited as a `reply` for a person to read.
 """
 
 from __future__ import annotations
@@ -15,12 +17,16 @@ import orjson
 
 from dispatcher.classify import classify
 from dispatcher.clock import utc_rfc3339
+from dispatcher.consent import INBOUND_TOPIC
 from dispatcher.keywords import Keyword, classify_reply
 from dispatcher.phones import canonical_e164
 from dispatcher.store import SqliteStore
 
-TOPIC = "inbound-sms"
+TOPIC = INBOUND_TOPIC
 MAX_TEXT = 500
+_CHANNELS = {Keyword.OPT_OUT: ("contact.opt_out", "sms"),
+             Keyword.OPT_OUT_ALL: ("contact.opt_out", "all"),
+             Keyword.OPT_IN: ("contact.opt_in", "sms")}
 
 
 @dataclass(frozen=True)
@@ -40,14 +46,17 @@ def reply_event(number: str, body: str, account_id: str, at: datetime,
     webhook is recognised as the same event.
     """
     keyword = classify_reply(body)
-    if keyword not in (Keyword.OPT_OUT, Keyword.OPT_IN):
+    if keyword not in _CHANNELS:
         return None
+    kind, channel = _CHANNELS[keyword]
+    return orjson.dumps({"schema": 1, "event_id": f"sms-{_digest(number, body, at, message_id)}",
+                         "type": kind, "occurred_at": utc_rfc3339(at), "account_id": account_id,
+                         "data": {"number": number, "channel": channel}})
+
+
+def _digest(number: str, body: str, at: datetime, message_id: str | None) -> str:
     key = message_id or f"{number}|{utc_rfc3339(at)}|{body}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    kind = "contact.opt_out" if keyword is Keyword.OPT_OUT else "contact.opt_in"
-    return orjson.dumps({"schema": 1, "event_id": f"sms-{digest}", "type": kind,
-                         "occurred_at": utc_rfc3339(at), "account_id": account_id,
-                         "data": {"number": number, "channel": "sms"}})
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
 
 
 def _canonical_or_as_sent(number: str) -> str:
@@ -72,8 +81,13 @@ async def handle_reply(store: SqliteStore, number: str, body: str, at: datetime,
         result = await store.record_batch([classify(event, TOPIC, max_payload_bytes)], now=at,
                                           config_version=config_version)
         return ReplyHandled(keyword, account_id, fresh=result.stored == 1)
-    await store.append_audit([{
-        "kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
-        "detail": body[:MAX_TEXT], "provider_sid": message_id,
-        "config_version": config_version}], now=at)
+    reply = {"kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
+             "detail": body[:MAX_TEXT], "provider_sid": message_id,
+             "config_version": config_version}
+    if keyword is Keyword.REVIEW:
+        fresh = await store.pause_for_review(
+            number, key=f"review-{_digest(number, body, at, message_id)}",
+            account_id=account_id, at=at, audit=[reply], config_version=config_version)
+        return ReplyHandled(keyword, account_id, fresh=fresh)
+    await store.append_audit([reply], now=at)
     return ReplyHandled(keyword, account_id, fresh=True)

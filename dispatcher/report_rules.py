@@ -278,8 +278,9 @@ def _standing_orders(records: Sequence[Record], attempts: Sequence[Attempt]) -> 
                 _newer(resolved, r.get("account_id"),
                        _Statement((_occurred(r), 0, str(r.get("event_id"))),
                                   r["event_type"] == "account.resolved", seq))
-        elif kind == "opt_out":
-            out = r.get("status") == "opted_out"
+        elif kind == "opt_out" and r.get("status") != "not_applied":
+            # A pause for a person to review a reply blocks the channel as an opt-out does.
+            out = r.get("status") in ("opted_out", "revocation_review")
             channels = ("sms", "call") if r.get("channel") == "all" else (str(r.get("channel")),)
             for channel in channels:
                 # At the same instant an opt-out beats an opt-in.

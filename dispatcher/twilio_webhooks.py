@@ -310,8 +310,9 @@ class TwilioWebhooks:
         texts = reply_texts(self.policy)
         answers: Mapping[Keyword, str | None] = {
             Keyword.OPT_OUT: texts.opt_out_confirmation,
+            Keyword.OPT_OUT_ALL: texts.opt_out_confirmation,
             Keyword.OPT_IN: texts.opt_in_confirmation, Keyword.HELP: texts.help,
-            Keyword.FREE_TEXT: None}
+            Keyword.REVIEW: None, Keyword.FREE_TEXT: None}
         # One confirmation per opt-out or opt-in: a replayed webhook gets an empty answer.
         text = answers[handled.keyword] if handled.fresh else None
         return web.Response(text=twiml_message(text),

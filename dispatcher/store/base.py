@@ -83,9 +83,15 @@ class OptOut:
 
     number: str
     channel: str
-    opted_out: bool
+    opted_out: bool  # true while the channel is blocked, by an opt-out or a pause for review
     changed_at: str
     event_id: str
+    reason: str | None = None  # `revocation_review` while paused for a person
+
+    @property
+    def standing(self) -> str:
+        """`opted_in`, `opted_out` or `revocation_review`."""
+        return self.reason or ("opted_out" if self.opted_out else "opted_in")
 
 
 class Store(Protocol):

@@ -15,6 +15,7 @@ import aiosqlite
 
 from dispatcher.accounts import AccountState
 from dispatcher.clock import parse_rfc3339, sortable_utc
+from dispatcher.consent import Standing
 from dispatcher.contact import Medium, Outcome, PastAttempt, Role
 from dispatcher.store.inline import InlineConnection
 
@@ -59,6 +60,7 @@ class AccountContext:
     history: tuple[PastAttempt, ...]
     opted_out: frozenset[tuple[str, Medium]]
     invalid_numbers: frozenset[str]
+    under_review: frozenset[tuple[str, Medium]] = frozenset()  # paused for a person
 
 
 @dataclass(frozen=True)
@@ -176,12 +178,14 @@ class ContactRows:
             numbers[account_id].add(number)
         every = sorted({n for ns in numbers.values() for n in ns})
         opted: set[tuple[str, Medium]] = set()
+        review: set[tuple[str, Medium]] = set()
         invalid: set[str] = set()
         if every:
             number_marks = _marks(len(every))
-            opted.update((n, Medium(c)) for n, c in await self._fetch(
-                f"SELECT number, channel FROM opt_outs WHERE opted_out = 1 "
-                f"AND number IN ({number_marks})", every))
+            for n, c, reason in await self._fetch(
+                    f"SELECT number, channel, reason FROM opt_outs WHERE opted_out = 1 "
+                    f"AND number IN ({number_marks})", every):
+                (review if reason == Standing.REVIEW else opted).add((n, Medium(c)))
             invalid.update(row[0] for row in await self._fetch(
                 f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", every))
         found = {}
@@ -194,6 +198,7 @@ class ContactRows:
                 state=self._states.get(account_id, state_json), plan_json=plan_json,
                 history=tuple(history[account_id]),
                 opted_out=frozenset(o for o in opted if o[0] in mine),
+                under_review=frozenset(o for o in review if o[0] in mine),
                 invalid_numbers=frozenset(n for n in invalid if n in mine))
         return found
 

@@ -101,6 +101,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX audit_checkpoints ON audit(seq) WHERE kind = 'checkpoint'",
     ),
+    # 4: why a number is blocked on a channel: NULL for an opt-out, 'revocation_review' while a
+    # reply that might be a revocation awaits a person (`opted_out` is 1 for both).
+    (
+        "ALTER TABLE opt_outs ADD COLUMN reason TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

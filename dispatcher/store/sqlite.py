@@ -30,7 +30,6 @@ from dispatcher.events import (
     Event,
     EventType,
     HoldData,
-    OptChannel,
     OptData,
     ReleaseData,
     parse_stored_event,
@@ -43,6 +42,7 @@ from dispatcher.store.base import (
     OptOut,
     Rejected,
 )
+from dispatcher.store.consent_rows import apply_opt_events, opt_audit, pause_for_review
 from dispatcher.store.contact_rows import ContactRows, Db
 from dispatcher.store.inline import connect_inline
 from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -78,8 +78,10 @@ def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
     return list({(r[0], r[2]): r for r in rows}.values())
 
 
-def _derived_audit(event: Event) -> list[dict[str, Any]]:
-    """Hold and opt-out records that an event implies, besides its `event` record."""
+def _derived_audit(event: Event,
+                   refused: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Hold and opt-out records that an event implies, besides its `event` record; `refused`
+    names the channels on which an opt-in was not applied, and why."""
     data = event.data
     base = {"account_id": event.account_id, "event_id": event.event_id}
     if isinstance(data, HoldData):
@@ -89,8 +91,7 @@ def _derived_audit(event: Event) -> list[dict[str, Any]]:
         return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "released"}]
     if isinstance(data, OptData):
         status = "opted_out" if event.type is EventType.OPT_OUT else "opted_in"
-        return [base | {"kind": "opt_out", "to": data.number, "channel": str(data.channel),
-                        "status": status}]
+        return opt_audit(base, data.number, str(data.channel), status, refused)
     return []
 
 
@@ -265,7 +266,7 @@ class SqliteStore(ContactRows, RetentionRows):
                 [(a.event.event_id, a.event.account_id, a.event.type.value,
                   a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
             await self._project_accounts(db, [a.event for a in fresh], received)
-            await self._apply_opt_outs(db, fresh)
+            refused = await apply_opt_events(db, fresh, now)
             replays = [(received, a.event.event_id, a.replay_of)
                        for a in accepted if a.replay_of is not None]
             await db.executemany(
@@ -281,7 +282,7 @@ class SqliteStore(ContactRows, RetentionRows):
                     audit.append(_dead_letter_record(item, letter_ids[id(item)]))
                 elif id(item) in fresh_ids:
                     audit.append(self._event_record(item))
-                    audit.extend(_derived_audit(item.event))
+                    audit.extend(_derived_audit(item.event, refused.get(item.event.event_id)))
             await self._insert_audit(audit, now, {"config_version": config_version})
         return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
                            dead_letter_reasons=tuple(r.reason for r in rejected))
@@ -361,27 +362,6 @@ class SqliteStore(ContactRows, RetentionRows):
         async with db.execute("SELECT payload FROM events WHERE account_id = ? AND type NOT IN "
                               "('contact.opt_out', 'contact.opt_in')", (account_id,)) as cur:
             return [parse_stored_event(bytes(row[0])) for row in await cur.fetchall()]
-
-    @staticmethod
-    async def _apply_opt_outs(db: Db, fresh: Sequence[Accepted]) -> None:
-        rows: list[tuple[str, str, int, str, str, str]] = []
-        for item in fresh:
-            event = item.event
-            if not isinstance(event.data, OptData):
-                continue
-            opted_out = 1 if event.type is EventType.OPT_OUT else 0
-            channels = (("sms", "call") if event.data.channel is OptChannel.ALL
-                        else (event.data.channel.value,))
-            rows.extend((event.data.number, channel, opted_out, item.occurred_at_key,
-                         event.event_id, event.account_id) for channel in channels)
-        # The newest statement about a number wins; at the same instant, the opt-out wins.
-        await db.executemany(
-            "INSERT INTO opt_outs(number, channel, opted_out, changed_at, event_id, account_id) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(number, channel) DO UPDATE SET "
-            "opted_out = excluded.opted_out, changed_at = excluded.changed_at, "
-            "event_id = excluded.event_id, account_id = excluded.account_id "
-            "WHERE excluded.changed_at > opt_outs.changed_at OR "
-            "(excluded.changed_at = opt_outs.changed_at AND excluded.opted_out = 1)", rows)
 
     @staticmethod
     async def _insert_dead_letters(db: Db, rejected: Sequence[Rejected],
@@ -514,10 +494,27 @@ class SqliteStore(ContactRows, RetentionRows):
     async def opt_outs(self, number: str) -> list[OptOut]:
         """The opt-out state of a number on each channel it has one for."""
         async with self._lock, self._db.execute(
-                "SELECT number, channel, opted_out, changed_at, event_id FROM opt_outs "
+                "SELECT number, channel, opted_out, changed_at, event_id, reason FROM opt_outs "
                 "WHERE number = ? ORDER BY channel", (number,)) as cur:
             rows = await cur.fetchall()
-        return [OptOut(r[0], r[1], bool(r[2]), r[3], r[4]) for r in rows]
+        return [OptOut(r[0], r[1], bool(r[2]), r[3], r[4], r[5]) for r in rows]
+
+    async def pause_for_review(self, number: str, *, key: str, account_id: str | None,
+                               at: datetime, audit: Sequence[Mapping[str, Any]],
+                               config_version: str) -> bool:
+        """Pause every channel of `number` until a person reviews a reply that might be a
+        revocation, with the reply's audit records; False when this very reply (same `key`)
+        paused it before and nothing was done."""
+        async with self._write() as db:
+            changed = await pause_for_review(db, number, key=key, account_id=account_id, at=at)
+            if changed is None:
+                return False
+            records = [*audit, *({"kind": "opt_out", "account_id": account_id, "to": number,
+                                  "channel": channel, "status": standing.value,
+                                  "reason": "revocation_review"}
+                                 for channel, standing in changed.items())]
+            await self._insert_audit(records, at, {"config_version": config_version})
+        return True
 
     async def dead_letters(self, ids: Sequence[int] | None = None, *,
                            include_replayed: bool = False) -> list[DeadLetter]:

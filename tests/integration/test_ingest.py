@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
@@ -72,10 +73,12 @@ async def test_opt_out_applies_to_the_number_and_newest_statement_wins(
                        "occurred_at": when, "account_id": "A-1",
                        "data": {"number": "+15125550100", "channel": channel}})
 
+    # In the past: an opt-in dated after its receipt is not applied.
+    day = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     async with running(config) as dispatcher:
         await publish_all(broker.port, [
-            opt("o-2", "opt_in", "2026-12-02T00:00:00Z", "sms"),
-            opt("o-1", "opt_out", "2026-12-01T00:00:00Z", "all"),  # older, arrives later
+            opt("o-2", "opt_in", (day + timedelta(days=1)).isoformat(), "sms"),
+            opt("o-1", "opt_out", day.isoformat(), "all"),  # older, arrives later
         ])
         await wait_for(lambda: stored_events(config) == 2, 10, "both stored")
         states = {o.channel: o.opted_out for o in await dispatcher.store.opt_outs("+15125550100")}

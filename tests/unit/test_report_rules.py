@@ -274,6 +274,18 @@ def test_the_newest_statement_by_occurred_at_wins_and_opt_out_wins_a_tie() -> No
     assert rules(check(log)) == [(OPTED_OUT, (out, first)), (OPTED_OUT, (tie, second))]
 
 
+def test_an_opt_in_that_was_not_applied_lifts_nothing_and_a_pause_for_review_binds() -> None:
+    log = Log()
+    out = log.opt(cst(7, 12), "opted_out", "sms")
+    refused = log.opt(cst(7, 13), "opted_in", "sms", occurred_at=cst(7, 14))
+    log.records[refused - 1] |= {"status": "not_applied", "reason": "opt_in_in_future"}
+    sms = log.attempt(cst(8, 10), channel="sms", status="delivered")
+    paused = log.add("opt_out", cst(8, 12), account_id="A-1", to=DEBTOR, channel="call",
+                     status="revocation_review", reason="revocation_review")
+    call = log.attempt(cst(9, 10))
+    assert rules(check(log)) == [(OPTED_OUT, (out, sms)), (OPTED_OUT, (paused, call))]
+
+
 def test_an_opt_out_recorded_after_the_attempt_does_not_bind_it() -> None:
     log = Log()
     log.attempt(cst(8, 10))
