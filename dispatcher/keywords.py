@@ -102,8 +102,8 @@ def normalize(body: str) -> str:
     base = " "
     for ch in text:
         category = unicodedata.category(ch)
-        if category == "Cf" or ch in _APOSTROPHES:
-            continue  # "S\u200bTOP" is STOP; "don't" is "dont"
+        if category == "Cf" or ch in _APOSTROPHES or _is_variation_selector(ch):
+            continue  # "S\u200bTOP" is STOP; "don't" is "dont"; "STOP\ufe0f" (emoji style) too
         if category[0] == "M":
             # A mark on a Latin letter is an accent ("más"); on a symbol, an emoji modifier.
             # Marks of scripts such as Devanagari are part of the word.
@@ -117,6 +117,13 @@ def normalize(body: str) -> str:
             out.append(" ")
             base = " "
     return " ".join(unicodedata.normalize("NFC", "".join(out)).split())
+
+
+def _is_variation_selector(ch: str) -> bool:
+    # A mark (Mn) that picks a glyph's style, not part of any word: kept, it would stick to a
+    # word of a script whose own marks are kept (Devanagari), and that word would match nothing.
+    code = ord(ch)
+    return 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF
 
 
 def _is_spaceless(phrase: str) -> bool:

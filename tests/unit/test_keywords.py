@@ -42,6 +42,8 @@ OUT, ALL, REVIEW, FREE = Keyword.OPT_OUT, Keyword.OPT_OUT_ALL, Keyword.REVIEW, K
     ("DO NOT CALL", ALL), ("leave me alone", ALL), ("stop texting and calling me", ALL),
     ("别再打电话", ALL), ("不要再打了", ALL), ("請勿來電", ALL), ("no me llames", ALL),
     ("Dejen de llamar", ALL), ("call mat karo", ALL), ("कॉल मत करो", ALL),
+    # an emoji variation selector after a word of a script with its own marks
+    ("कॉल मत करो\ufe0f", ALL), ("बंद करो\ufe0f", OUT), ("STOP\ufe0f", OUT),
     # might be a revocation: a person decides
     ("who is this stop", REVIEW), ("not now", REVIEW), ("can you stop by later?", REVIEW),
     ("how do I unsubscribe from the paper bill", REVIEW), ("\N{OCTAGONAL SIGN}", REVIEW),
