@@ -245,11 +245,13 @@ class Dispatcher:
         """Run every loop in one task group until a stop is requested and the work has drained."""
         self._schedule_jobs()
         self._jobs.start()
+        # A head now, not one interval from now: a daemon that keeps dying early leaves heads too.
+        await self._anchor_head_or_log()
         try:
             await self._run_loops()
         finally:
             self._jobs.stop()
-            await self.anchor_head()  # the last head, so that a clean stop leaves no gap
+            await self._anchor_head_or_log()  # the last head: a clean stop leaves no gap
         log.info("dispatcher stopped")
 
     def _schedule_jobs(self) -> None:
@@ -264,6 +266,12 @@ class Dispatcher:
     async def anchor_head(self) -> dict[str, Any] | None:
         """The head job: sign the audit chain's head, if it moved, into the head file."""
         return await self._heads.anchor(self.clock.now()) if self._heads else None
+
+    async def _anchor_head_or_log(self) -> None:
+        try:
+            await self.anchor_head()
+        except Exception as exc:  # the periodic job tries again; the daemon carries on
+            log.error("audit head not written: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
 
     async def retain(self) -> PruneResult:
         """The retention job: prune audit records past the profile's period."""

@@ -19,6 +19,7 @@ from dispatcher.head_anchor import HeadAnchor
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.store import open_store
 from tests.integration import test_retention
+from tests.integration.inprocess import wait_for
 from tests.integration.test_retention import history, ingest, run_cli, scalar, tamper
 from tests.support import Broker, make_config
 
@@ -149,3 +150,25 @@ async def test_the_head_file_keeps_a_bounded_history(config: LoadedConfig, keep:
     heads = read_heads(config.head_file)
     assert len(heads) == keep
     assert heads[-1]["head_seq"] == scalar(config, "SELECT MAX(seq) FROM audit")
+
+
+async def test_a_daemon_signs_the_head_as_it_starts(tmp_path: Path, broker: Broker,
+                                                     key: str) -> None:
+    # A daemon that dies again and again before its first interval must still leave heads.
+    public = CheckpointSigner.from_text(key).public_key
+    path = make_config(tmp_path / "cfg", broker.url, extra=(
+        f'[retention]\ncheckpoint_public_keys = ["{public}"]\n'
+        "[audit]\nhead_interval_seconds = 3600\n"))
+    environ = {KEY_VARIABLE: key}
+    loaded = load_config(path, environ)
+    async with Dispatcher(loaded, environ=environ) as daemon:
+        task = asyncio.create_task(daemon.run())
+        try:
+            await wait_for(loaded.head_file.exists, 15, "the head file")
+            [head] = read_heads(loaded.head_file)
+            # It names the chain's head as it was at start: the record of the config loaded.
+            assert head["head_seq"] == scalar(loaded, "SELECT MAX(seq) FROM audit")
+            assert head["signature"]
+        finally:
+            daemon.request_stop()
+            await task
