@@ -59,6 +59,10 @@ BATCH = 500
 # seconds of the decision that checked its hours, never minutes later behind a queue.
 SEND_WINDOW_SECONDS = 20
 NEXT_TRY = timedelta(minutes=1)
+# An account the engine cannot decide for (a bug, or data stored under older rules) is looked at
+# again this much later: each look is audited, so the log grows by at most 24 records a day.
+UNDECIDABLE_RETRY = timedelta(hours=1)
+INTERNAL_ERROR = "internal_error"
 
 
 class ContactStore(Protocol):
@@ -157,11 +161,17 @@ class Engine:
         sent: list[_Sent] = []
         budget = self._send_budget()
         for account_id, context in contexts.items():
-            facts = facts_for(context)
-            stored = plan_from_json(context.plan_json)
-            attempt_id = attempt_id_for(account_id, now)
-            decision = self._decide(facts, stored, attempt_id, now=now, audit=audit,
-                                    stats=stats)
+            try:
+                facts = facts_for(context)
+                stored = plan_from_json(context.plan_json)
+                attempt_id = attempt_id_for(account_id, now)
+                decision = self._decide(facts, stored, attempt_id, now=now, audit=audit,
+                                        stats=stats)
+            except Exception as error:  # one account must not hold up every other one
+                audit.append(self._set_aside(account_id, error, now, stats))
+                plans.append(PlanRow(account_id, context.plan_json or plan_to_json(
+                    StoredPlan(None)), now + UNDECIDABLE_RETRY))
+                continue
             if decision.send is not None and budget[decision.send.target.medium] <= 0:
                 # Over this sweep's sending budget: the same attempt, decided again a tick later.
                 later = StoredPlan(replace(decision.send, at=now + NEXT_TRY),
@@ -178,6 +188,17 @@ class Engine:
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
                                           config_version=self.policy.config_version)
         await self._send(sent, now, stats)
+
+    @staticmethod
+    def _set_aside(account_id: str, error: Exception, now: datetime,
+                   stats: SweepStats) -> dict[str, Any]:
+        """The audit record of an account left undecided; nothing is sent to it meanwhile."""
+        stats.suppressed += 1
+        detail = mask_numbers_in(f"{type(error).__name__}: {error}")[:500]
+        log.error("account %s set aside until %s: %s", account_id,
+                  utc_rfc3339(now + UNDECIDABLE_RETRY), detail)
+        return {"kind": "suppressed", "account_id": account_id, "reason": INTERNAL_ERROR,
+                "reasons": [INTERNAL_ERROR], "detail": detail}
 
     def _send_budget(self) -> dict[Medium, float]:
         if not isinstance(self.channel, RateLimited):
@@ -220,20 +241,25 @@ class Engine:
             if outcome is None:
                 continue  # the provider took it: its status callback brings the outcome
             outcomes.append(outcome)
+            account_id = facts.state.account_id
             if outcome.outcome in (Outcome.NOT_SENT, Outcome.UNKNOWN):
                 # Not a contact attempt, or one a person must look at: plan afresh later.
-                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored),
+                plans.append(PlanRow(account_id, plan_to_json(stored),
                                      now + max(NEXT_TRY, timedelta(seconds=outcome.wait))))
                 continue
-            after = with_outcome(facts, planned, outcome)
-            decision = self._decide(after, stored, attempt_id_for(facts.state.account_id, now),
-                                    now=now, audit=audit, stats=stats)
+            try:
+                after = with_outcome(facts, planned, outcome)
+                decision = self._decide(after, stored, attempt_id_for(account_id, now),
+                                        now=now, audit=audit, stats=stats)
+            except Exception as error:  # the outcome is recorded all the same
+                audit.append(self._set_aside(account_id, error, now, stats))
+                plans.append(PlanRow(account_id, plan_to_json(stored), now + UNDECIDABLE_RETRY))
+                continue
             if decision.send is not None:
                 # Never two attempts on one account in one instant: decide again a tick later.
-                plans.append(PlanRow(facts.state.account_id, plan_to_json(stored),
-                                     now + NEXT_TRY))
+                plans.append(PlanRow(account_id, plan_to_json(stored), now + NEXT_TRY))
             else:
-                plans.append(self._plan_row(facts.state.account_id, decision, stored, now))
+                plans.append(self._plan_row(account_id, decision, stored, now))
         if outcomes:
             stats.outcomes += len(outcomes)
             await self.store.record_outcomes(

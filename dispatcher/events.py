@@ -137,6 +137,19 @@ def _check_rfc3339(value: object) -> object:
                      "e.g. 2026-12-01T09:00:00-05:00 or 2026-12-01T14:00:00Z")
 
 
+# A promise or hold dated past 2199 is a typo or an attack, and the calendar ends at 9999: days
+# added to such a date (a promise's grace period) would overflow.
+EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(2199, 12, 31)
+
+
+def _check_calendar_date(day: date) -> date:
+    if not EARLIEST_DATE <= day <= LATEST_DATE and not _STORED.get():
+        raise ValueError(f"{day.isoformat()} is outside {EARLIEST_DATE.isoformat()} to "
+                         f"{LATEST_DATE.isoformat()}")
+    return day
+
+
+CalendarDate = Annotated[date, AfterValidator(_check_calendar_date)]
 E164 = Annotated[str, AfterValidator(canonical_e164)]
 TimeZoneName = Annotated[str, AfterValidator(_check_timezone)]
 RegionCode = Annotated[str, AfterValidator(_check_region)]
@@ -244,7 +257,7 @@ class ResolvedData(_Strict):
 class PromiseData(_Strict):
     """Data of `account.promise`."""
 
-    due_on: date
+    due_on: CalendarDate
     amount: Decimal | None = None
 
 
@@ -252,7 +265,7 @@ class HoldData(_Strict):
     """Data of `account.hold`."""
 
     reason: HoldReason
-    until: date | None = None
+    until: CalendarDate | None = None
 
 
 class ReleaseData(_Strict):

@@ -148,6 +148,12 @@ def hostile_corpus(now: datetime) -> list[Hostile]:
     event("epoch-float", "occurred_at", now.timestamp())
     event("time-without-offset", "occurred_at", now.replace(tzinfo=None).isoformat())
     event("occurred-at-null", "occurred_at", None)
+    # Dates at the calendar's end: a promise's grace period added to one overflows.
+    for kind, key in (("account.promise", "due_on"), ("account.hold", "until")):
+        name = f"{key}-year-9999"
+        dated = follow_up(kind, f"c-{name}", f"C-{name}", now)
+        dated["data"][key] = "9999-12-31"
+        cases.append(Hostile(name, encode(dated), (dated["event_id"],)))
 
     # Identifiers that cannot be MQTT topic levels, or are not text a person could read.
     for field in ("account_id", "event_id", "data.contacts.0.contact_id"):

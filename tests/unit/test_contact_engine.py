@@ -25,10 +25,11 @@ from dispatcher.clock import VirtualClock
 from dispatcher.contact import Medium
 from dispatcher.engine import NEXT_TRY, Engine
 from dispatcher.errors import ConfigError
+from dispatcher.events import parse_stored_event
 from dispatcher.explain import explain
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.simulate import Simulation, read_events, run_simulation
-from dispatcher.store import open_store
+from dispatcher.store import Accepted, open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config"
@@ -458,3 +459,39 @@ async def test_a_stop_from_another_spelling_of_the_number_ends_texts(
     texts = attempts(records, "sms")
     assert texts
     assert all(datetime.fromisoformat(r["at"]) < stop_at for r in texts)
+
+
+async def test_an_account_the_engine_cannot_decide_is_set_aside_and_the_rest_go_on(
+        tmp_path: Path, config: LoadedConfig) -> None:
+    # A promise dated 9999-12-31, as stored by a version that accepted it: the grace period
+    # after it lies past the calendar's end, and deciding for that account raises.
+    events = [overdue(f"A-{n}", days=2, n=n, phones=[{
+        "number": f"+1512555{n:04d}", "type": "mobile", "sms_consent": True,
+        "call_consent": True}]) for n in range(100, 104)]
+    promise = event("account.promise", {"due_on": "9999-12-31"}, START, 1, account="A-101")
+    async with open_store(tmp_path / "s.db") as store:
+        items = [classify(json.dumps(e).encode(), "t", 65536) for e in events]
+        items.append(Accepted(parse_stored_event(json.dumps(promise).encode()),
+                              json.dumps(promise).encode(), "t"))
+        await store.record_batch(items, now=START, config_version="t")
+        channel = SandboxChannel(load_outcome_script_empty(tmp_path))
+        engine = Engine(store, channel, policy_of(config))
+        now = START
+        for _ in range(20):  # through the first day: the others' first texts, A-101 hourly
+            await engine.sweep(now)
+            due = await store.next_due_at()
+            assert due is not None
+            assert due > now, "an account set aside is not swept in a loop"
+            now = due
+            if now > START + timedelta(days=1):
+                break
+        records = [r async for r in store.audit_records()]
+    texted = {r["account_id"] for r in attempts(records)}
+    assert texted == {"A-100", "A-102", "A-103"}
+    set_aside = [r for r in records if r["kind"] == "suppressed" and r["account_id"] == "A-101"]
+    assert set_aside, "the account set aside is audited"
+    assert {r["reason"] for r in set_aside} == {"internal_error"}
+    assert "OverflowError" in set_aside[0]["detail"]
+    # Looked at again an hour later each time, not at every sweep.
+    times = [datetime.fromisoformat(r["at"]) for r in set_aside]
+    assert all(b - a >= timedelta(hours=1) for a, b in itertools.pairwise(times))
