@@ -132,7 +132,8 @@ async def test_a_record_that_cannot_be_published_does_not_block_the_outbox(
     # As rows written before ids were checked: straight into the store, bypassing validation.
     config = make_config(tmp_path / "cfg", broker.url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
-        await watcher.subscribe("collections/attempts/#", qos=1)
+        # One level: the accounts' records, not the signed head under `_audit/head`.
+        await watcher.subscribe("collections/attempts/+", qos=1)
         with caplog.at_level(logging.INFO, logger="dispatcher"):
             async with running(config) as dispatcher:
                 await dispatcher.store.append_audit(
@@ -171,7 +172,8 @@ async def test_a_record_refused_on_the_way_is_given_up_without_the_topic_check(
     monkeypatch.setattr(publisher, "topic_level_problem", lambda record: None)
     config = make_config(tmp_path / "cfg", broker.url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
-        await watcher.subscribe("collections/attempts/#", qos=1)
+        # One level: the accounts' records, not the signed head under `_audit/head`.
+        await watcher.subscribe("collections/attempts/+", qos=1)
         with caplog.at_level(logging.INFO, logger="dispatcher"):
             async with running(config) as dispatcher:
                 await dispatcher.store.append_audit(

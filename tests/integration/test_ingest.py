@@ -91,7 +91,8 @@ async def test_attempt_records_are_published_to_the_out_topic(tmp_path: Path,
                                                               broker: Broker) -> None:
     config = make_config(tmp_path / "cfg", broker.url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
-        await watcher.subscribe("collections/attempts/#", qos=1)
+        # One level: the accounts' records, not the signed head under `_audit/head`.
+        await watcher.subscribe("collections/attempts/+", qos=1)
         async with running(config) as dispatcher:
             stored = await dispatcher.store.append_audit([
                 {"kind": "attempt", "account_id": "A-9", "attempt_id": "t-1", "channel": "sms",
