@@ -44,8 +44,8 @@ def test_sigkill_of_dispatcher_run_leaves_no_process_behind(
     assert writers, "the daemon runs its writer process"
 
     daemon.kill()
-    for pid in (worker, *writers):
-        wait_until(lambda pid=pid: _gone(pid), 10, f"process {pid} gone")
+    processes = [worker, *writers]
+    wait_until(lambda: all(_gone(pid) for pid in processes), 10, f"processes {processes} gone")
 
 
 def test_a_daemon_killed_by_something_else_is_started_again(
