@@ -1,5 +1,5 @@
 """Allow `python -m dispatcher`."""
 
-from dispatcher.cli import main
+from dispatcher.entry import main
 
 raise SystemExit(main())

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import random
+import socket
 from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from datetime import datetime, timedelta
@@ -78,13 +79,16 @@ class Dispatcher:
     """The daemon: `async with Dispatcher(config) as d: await d.run()`."""
 
     def __init__(self, config: LoadedConfig, *, clock: Clock | None = None,
-                 environ: Mapping[str, str] = os.environ) -> None:
+                 environ: Mapping[str, str] = os.environ,
+                 listen_socket: socket.socket | None = None) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.environ = environ
         self.metrics = Metrics()
         self.health = Health()
         self.webhook_port: int | None = None
+        # Bound by the supervisor when there is one; else the server binds host and port.
+        self._listen_socket = listen_socket
         self._stop = asyncio.Event()
         self._stack = AsyncExitStack()
         self._store: SqliteStore | None = None
@@ -129,7 +133,8 @@ class Dispatcher:
             self.health.stall_seconds = self.config.settings.ingest.stall_seconds
             app = build_app(self.store, self.metrics, self.health, self._provider_routes())
             webhook = self.config.settings.webhook
-            runner, self.webhook_port = await start_server(app, webhook.host, webhook.port)
+            runner, self.webhook_port = await start_server(app, webhook.host, webhook.port,
+                                                           sock=self._listen_socket)
             if self._webhooks is not None:
                 # Runs after the server has stopped (the stack unwinds in reverse order).
                 self._stack.push_async_callback(self._webhooks.flush_all_refusals)

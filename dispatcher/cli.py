@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import logging
 import os
 import signal
 import sys
@@ -17,19 +18,22 @@ from dispatcher.app import Dispatcher
 from dispatcher.audit import EXPORT_FIELDS, canonical_json
 from dispatcher.classify import check_time, classify
 from dispatcher.clock import SystemClock, parse_rfc3339
-from dispatcher.errors import ConfigError, StoreError
+from dispatcher.errors import ConfigError, StoreError, StoreUnwritable
 from dispatcher.logs import configure_logging
 from dispatcher.phones import mask_numbers_in
 from dispatcher.runtime import tune_gc
 from dispatcher.settings import (
     LoadedConfig,
-    config_path_from,
     load_config,
     provider_secret_problem,
 )
 from dispatcher.store import Accepted, Rejected, open_store
+from dispatcher.supervised import EXIT_UNAVAILABLE, Supervision
+from dispatcher.tomlfiles import config_path_from
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger(__name__)
 
 
 class UsageError(Exception):
@@ -118,17 +122,21 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-async def _serve(config: LoadedConfig) -> None:
+async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
     loop = asyncio.get_running_loop()
-    async with Dispatcher(config) as daemon:
+    sock = supervision.listen_socket() if supervision else None
+    async with Dispatcher(config, listen_socket=sock) as daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, daemon.request_stop)
         loop.add_signal_handler(signal.SIGHUP, daemon.request_reload)
+        if supervision:
+            supervision.report_ready()
         await daemon.run()
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
+    supervision = Supervision.take(os.environ)
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -142,7 +150,16 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     service = config.settings.service
     configure_logging(service.log_level, service.log_format)
     tune_gc()
-    asyncio.run(_serve(config))
+    try:
+        asyncio.run(_serve(config, supervision))
+    except StoreUnwritable as exc:
+        if supervision is None:
+            raise
+        # The supervisor tries again with backoff: said once, not on every attempt.
+        log.log(logging.DEBUG if supervision.attempt else logging.ERROR,
+                "cannot start: %s; waiting until the store is writable", exc)
+        supervision.report_unavailable(str(exc))
+        return EXIT_UNAVAILABLE
     return EXIT_OK
 
 

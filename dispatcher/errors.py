@@ -33,6 +33,10 @@ class StoreError(DispatcherError):
     """The store cannot be used as it is (for example, a newer schema)."""
 
 
+class StoreUnwritable(StoreError):
+    """The store's files or folder cannot be written right now (full or read-only)."""
+
+
 class InvalidEvent(DispatcherError):
     """An inbound payload that cannot be accepted; `reason` is a dead-letter reason code."""
 

@@ -35,9 +35,6 @@ from dispatcher.templates import Purpose, TemplateSet, debt_terms, load_template
 from dispatcher.tomlfiles import read_toml
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
-DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
-CONFIG_ENV = "DISPATCHER_CONFIG"
-
 
 def _http_url(value: str) -> str:
     parts = urlsplit(value)
@@ -337,15 +334,6 @@ def resolve_store_path(url: str, base: Path) -> Path:
     """Resolve a sqlite: URL to a file path; relative paths are relative to `base`."""
     path = Path(sqlite_path_part(url))
     return path if path.is_absolute() else (base / path).resolve()
-
-
-def config_path_from(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
-    """--config, else DISPATCHER_CONFIG, else config/dispatcher.toml."""
-    if cli_value:
-        return Path(cli_value)
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
 
 
 def _problems(path: Path, exc: ValidationError, prefix: str = "") -> list[ConfigProblem]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -69,10 +70,15 @@ def build_app(store: Store, metrics: Metrics, health: Health,
     return app
 
 
-async def start_server(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; return the runner (to clean up) and the bound port."""
+async def start_server(app: web.Application, host: str, port: int,
+                       sock: socket.socket | None = None) -> tuple[web.AppRunner, int]:
+    """Start serving (on `sock` when given, already bound); return the runner (to clean up)
+    and the bound port."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    if sock is not None:
+        await web.SockSite(runner, sock).start()
+        return runner, int(sock.getsockname()[1])
     site = web.TCPSite(runner, host, port)
     await site.start()
     server = site._server  # noqa: SLF001 - the only way to learn the port when 0 was asked for

@@ -184,6 +184,14 @@ class Daemon:
             f.seek(self._offset)
             return f.read().decode(errors="replace")
 
+    def daemon_pid(self) -> int:
+        """The daemon process: the only child of `dispatcher run` (its supervisor)."""
+        assert self.process is not None
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        assert len(children) == 1, children
+        return int(children[0])
+
     def kill(self) -> None:
         """SIGKILL: no chance to drain or flush anything."""
         assert self.process is not None

@@ -25,7 +25,7 @@ from dispatcher.audit_index import (
     disagreements_in,
 )
 from dispatcher.clock import sortable_utc, utc_rfc3339
-from dispatcher.errors import StoreError
+from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.events import (
     Event,
     EventType,
@@ -555,14 +555,14 @@ def check_writable(path: Path) -> None:
     folder = path.parent
     for name in (path, folder / f"{path.name}-wal", folder / f"{path.name}-shm"):
         if name.exists() and not os.access(name, os.R_OK | os.W_OK):
-            raise StoreError(f"{name} is not writable")
+            raise StoreUnwritable(f"{name} is not writable")
     if folder.exists():
         probe = folder / f".{path.name}.probe"
         try:
             probe.write_bytes(b"probe")
             probe.unlink()
         except OSError as exc:
-            raise StoreError(f"cannot write in {folder}: {exc.strerror or exc}") from None
+            raise StoreUnwritable(f"cannot write in {folder}: {exc.strerror or exc}") from None
 
 
 @asynccontextmanager

@@ -90,8 +90,7 @@ def test_broker_restart_mid_stream_loses_nothing(
 
 def writer_pid(daemon: Daemon) -> int:
     """The daemon's writer process (its only child)."""
-    assert daemon.process is not None
-    pid = daemon.process.pid
+    pid = daemon.daemon_pid()
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     assert len(children) == 1
     return int(children[0])

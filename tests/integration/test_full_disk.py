@@ -12,9 +12,13 @@ import errno
 import gc
 import json
 import os
+import re
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,6 +70,14 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
+def _health_at(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def _problems(daemon: Daemon) -> dict[str, str]:
     status, body = healthz(daemon)
     assert (status == 200) == (not body["problems"])
@@ -112,7 +124,7 @@ def test_a_full_disk_stops_acknowledging_and_intake_resumes_when_space_returns(
     assert daemon.terminate() == 0
 
 
-def test_a_store_on_a_read_only_file_system_is_refused_at_start_with_a_reason(
+def test_a_store_on_a_read_only_file_system_is_reported_and_the_daemon_starts_once_writable(
         tmp_path: Path, broker: Broker, daemons: list[Daemon], small_disk: Path) -> None:
     config = make_config(tmp_path / "cfg", broker.url)
     daemon = Daemon(config)
@@ -128,8 +140,20 @@ def test_a_store_on_a_read_only_file_system_is_refused_at_start_with_a_reason(
     daemons.append(refused)
     refused.start(wait_connected=False)
     assert refused.process is not None
-    code = refused.process.wait(timeout=30)
-    assert code > 0  # an error exit with a reason, not a signal such as SIGBUS
-    assert "is not writable" in refused.new_log()
+    # The supervisor stays up and says why on /healthz; the daemon is not started on this store.
+    wait_until(lambda: '"webhook"' in refused.new_log(), 30, "the outage logged")
+    port = re.search(r'"webhook": "127\.0\.0\.1:(\d+)"', refused.new_log())
+    assert port is not None
+    status, body = _health_at(int(port.group(1)))
+    assert status == 503
+    assert "is not writable" in body["problems"]["daemon"]
+    assert refused.process.poll() is None
+    assert "is not writable" in refused.new_log()  # said by the daemon, with the file's name
     assert "Traceback" not in refused.new_log()
     assert stored_events(config) == 50
+
+    _mount(small_disk, "remount,rw")
+    wait_until(lambda: "connected to broker" in refused.new_log(), 60, "the daemon started")
+    asyncio.run(publish_all(broker.port, [encode(overdue_event(n)) for n in range(50, 60)]))
+    wait_until(lambda: stored_events(config) == 60, 20, "intake once writable")
+    assert refused.terminate() == 0

@@ -1,0 +1,73 @@
+"""`dispatcher run` supervises the daemon process: it dies with the supervisor, and comes back by
+itself when something else kills it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tests.integration.publish import publish_all
+from tests.integration.test_poison_intake import healthz
+from tests.support import (
+    Broker,
+    Daemon,
+    encode,
+    make_config,
+    overdue_event,
+    stored_events,
+    wait_until,
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # dead, not yet reaped by whoever inherited it
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_sigkill_of_dispatcher_run_leaves_no_process_behind(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
+    daemon = Daemon(make_config(tmp_path / "cfg", broker.url))
+    daemons.append(daemon)
+    daemon.start()
+    worker = daemon.daemon_pid()
+    writers = _children(worker)
+    assert writers, "the daemon runs its writer process"
+
+    daemon.kill()
+    processes = [worker, *writers]
+    wait_until(lambda: all(_gone(pid) for pid in processes), 10, f"processes {processes} gone")
+
+
+def test_a_daemon_killed_by_something_else_is_started_again(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
+    config = make_config(tmp_path / "cfg", broker.url)
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.start()
+    assert daemon.process is not None
+    now = datetime.now(UTC).isoformat()
+    asyncio.run(publish_all(broker.port, [encode(overdue_event(n, occurred_at=now))
+                                          for n in range(20)]))
+    wait_until(lambda: stored_events(config) == 20, 20, "the first events")
+    first = daemon.daemon_pid()
+
+    os.kill(first, signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    wait_until(lambda: "daemon running again after 1 restart(s)" in daemon.new_log(), 30,
+               "the daemon started again")
+    assert daemon.daemon_pid() != first
+    assert daemon.new_log().count("died of SIGKILL") == 1
+    asyncio.run(publish_all(broker.port, [encode(overdue_event(n, occurred_at=now))
+                                          for n in range(20, 40)]))
+    wait_until(lambda: stored_events(config) == 40, 20, "intake after the restart")
+    wait_until(lambda: healthz(daemon)[0] == 200, 20, "/healthz ok")
+    assert daemon.terminate() == 0
