@@ -357,13 +357,13 @@ class Dispatcher:
             except Exception as exc:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.
-                every = self.config.settings.contact.sweep_seconds
-                if is_store_failure(exc):  # a full disk: said once, not on every sweep
-                    self.health.problems.report("sweep", f"cannot write: "
-                                                         f"{type(exc).__name__}: {exc}")
-                else:
-                    log.exception("due sweep failed; retrying after %ss", every)
-                await pause(every, self._stop)
+                # Said once per outage, not on every sweep; a bug's traceback once too.
+                store = is_store_failure(exc)
+                if not store and "sweep" not in self.health.problems.active():
+                    log.exception("due sweep failed")
+                self.health.problems.report("sweep", f"{'cannot write' if store else 'failed'}: "
+                                                     f"{type(exc).__name__}: {exc}")
+                await pause(self.config.settings.contact.sweep_seconds, self._stop)
                 continue
             self.health.problems.clear("sweep")
             self.metrics.sweeps.inc()

@@ -63,3 +63,35 @@ async def test_a_failing_sweep_is_logged_and_retried(
     assert "disk full (injected)" in caplog.text
     assert kinds.count("attempt") == 1
     assert kinds.count("outcome") == 1
+
+
+async def test_a_sweep_failing_again_and_again_logs_once_and_reports_unhealthy(
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(make_config(tmp_path, broker.url,
+                                     extra="[contact]\nsweep_seconds = 0.02\n"), {})
+    async with Dispatcher(config, clock=VirtualClock(START)) as daemon:
+        store = daemon.store
+        real = store.claim_due
+        failures = 0
+        failing = True
+
+        async def broken(now: datetime, limit: int) -> list[str]:
+            nonlocal failures
+            if failing:
+                failures += 1
+                raise RuntimeError("a bug (injected)")
+            return await real(now, limit)
+
+        store.claim_due = broken  # type: ignore[method-assign]
+        task = asyncio.create_task(daemon.run())
+        with caplog.at_level(logging.ERROR, logger="dispatcher"):
+            await wait_for(lambda: failures >= 20, 10, "twenty failed sweeps")
+            assert "sweep" in daemon.health.reasons()
+            failing = False
+            await wait_for(lambda: "sweep" not in daemon.health.reasons(), 10, "a good sweep")
+        daemon.request_stop()
+        await task
+    # The traceback once, and one line for the outage: not one per sweep.
+    assert caplog.text.count("due sweep failed") == 1
+    assert caplog.text.count("Traceback") == 1
+    assert caplog.text.count("a bug (injected)") <= 3
