@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable
@@ -14,6 +15,8 @@ from dispatcher.problems import Problems
 from dispatcher.store import Store
 
 log = logging.getLogger(__name__)
+
+PING_SECONDS = 2.0  # how long /healthz waits for the store's write lock
 
 
 @dataclass
@@ -43,14 +46,30 @@ def build_app(store: Store, metrics: Metrics, health: Health,
               more_routes: Callable[[web.Application], None] | None = None) -> web.Application:
     """The aiohttp application with its routes (and a provider's, when given)."""
 
-    async def healthz(_: web.Request) -> web.Response:
+    pinging: asyncio.Task[None] | None = None
+
+    async def store_writable() -> bool:
+        nonlocal pinging
+        # One check at a time, never cancelled: cut off while it waits for the write lock, it
+        # could take the lock later with nobody left to release it. Its answer is waited for
+        # only so long, so that a store locked by another process cannot hang the health check.
+        if pinging is None or pinging.done():
+            pinging = asyncio.create_task(store.ping())
+            pinging.add_done_callback(lambda task: task.cancelled() or task.exception())
         try:
-            await store.ping()
-            store_ok = True
-            health.problems.clear("store check")
+            await asyncio.wait_for(asyncio.shield(pinging), PING_SECONDS)
+        except TimeoutError:
+            health.problems.report("store check", f"no write lock within {PING_SECONDS:g}s: "
+                                                  "the store is busy or stuck")
+            return False
         except Exception as exc:  # the answer is the report (logged once)
             health.problems.report("store check", f"not writable: {type(exc).__name__}: {exc}")
-            store_ok = False
+            return False
+        health.problems.clear("store check")
+        return True
+
+    async def healthz(_: web.Request) -> web.Response:
+        store_ok = await store_writable()
         reasons = health.reasons()
         ok = not reasons
         body = {"status": "ok" if ok else "degraded", "mqtt_connected": health.mqtt_connected,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from tests.integration.publish import publish_all
 from tests.support import (
     Broker,
     Daemon,
+    db_path,
     encode,
     make_config,
     overdue_event,
@@ -107,4 +109,33 @@ def test_an_overdue_dated_far_ahead_does_not_outrank_a_real_resolution(
     assert query(config, "SELECT reason FROM dead_letters") == [("invalid",)]
     assert query(config, "SELECT 1 FROM audit WHERE kind = 'attempt' AND "
                          "account_id = 'A-PAID'") == []
+    assert daemon.terminate() == 0
+
+
+def test_a_batch_stuck_behind_a_lock_turns_healthz_503_until_it_commits(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
+    # Another process holds the store's write lock (a long maintenance job, a backup): the
+    # broker is connected and nothing failed, but intake is not advancing.
+    config = make_config(tmp_path / "cfg", broker.url, extra="[ingest]\nstall_seconds = 0.5\n")
+    daemon = Daemon(config)
+    daemons.append(daemon)
+    daemon.start()
+    wait_until(lambda: healthz(daemon)[0] == 200, 20, "a healthy daemon")
+    now = datetime.now(UTC)
+    holder = sqlite3.connect(db_path(config), isolation_level=None, timeout=10)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        asyncio.run(publish_all(broker.port, [encode(overdue_event(n, occurred_at=_at(now)))
+                                              for n in range(5)]))
+        wait_until(lambda: "intake" in healthz(daemon)[1]["problems"], 8,
+                   "/healthz naming intake")
+        status, body = healthz(daemon)
+        assert status == 503
+        assert "waited" in body["problems"]["intake"]
+        assert stored_events(config) == 0
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    wait_until(lambda: stored_events(config) == 5, 20, "the batch committed")
+    wait_until(lambda: healthz(daemon)[0] == 200, 20, "healthy again")
     assert daemon.terminate() == 0
