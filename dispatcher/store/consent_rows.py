@@ -10,11 +10,10 @@ from dispatcher.clock import sortable_utc
 from dispatcher.consent import INBOUND_TOPIC, ChannelStanding, Standing, Statement, settle
 from dispatcher.events import EventType, OptChannel, OptData
 from dispatcher.store.base import Accepted
-from dispatcher.store.contact_rows import Db
+from dispatcher.store.contact_rows import Db, chunks, marks
 
 Key = tuple[str, str]  # (number, channel)
 CHANNELS = ("sms", "call")
-_CHUNK = 500  # numbers per query, far below SQLite's limit on bound parameters
 
 
 def _standing(opted_out: int, reason: str | None) -> Standing:
@@ -25,13 +24,11 @@ def _standing(opted_out: int, reason: str | None) -> Standing:
 
 async def load_standings(db: Db, numbers: Iterable[str]) -> dict[Key, ChannelStanding]:
     """The stored standing of every channel of these numbers."""
-    wanted = sorted(set(numbers))
     found: dict[Key, ChannelStanding] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start:start + _CHUNK]
+    for chunk in chunks(sorted(set(numbers))):
         for r in await db.execute_fetchall(
                 f"SELECT number, channel, opted_out, reason, changed_at, event_id, account_id "
-                f"FROM opt_outs WHERE number IN ({', '.join('?' * len(chunk))})", chunk):
+                f"FROM opt_outs WHERE number IN ({marks(len(chunk))})", chunk):
             found[(r[0], r[1])] = ChannelStanding(_standing(r[2], r[3]), r[4], r[5], r[6])
     return found
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -109,8 +109,20 @@ def _instant(text: str) -> datetime:
     return parse_rfc3339(text)
 
 
-def _marks(count: int) -> str:
+# SQLite's default limit on bound parameters is 32766; stay far below it.
+CHUNK = 500
+_Item = TypeVar("_Item")
+
+
+def marks(count: int) -> str:
+    """`count` bound-parameter marks for an `IN (...)` list."""
     return ", ".join("?" * count)
+
+
+def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
+    """`items` in slices of at most CHUNK, one query's worth of bound parameters each."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
 
 
 class ContactRows:
@@ -154,16 +166,16 @@ class ContactRows:
         """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
         if not account_ids:
             return {}
-        marks = _marks(len(account_ids))
+        account_marks = marks(len(account_ids))
         states: dict[str, tuple[str, str | None]] = {}
         for account_id, state_json, plan_json in await self._fetch(
                 f"SELECT account_id, state_json, plan_json FROM accounts "
-                f"WHERE account_id IN ({marks})", account_ids):
+                f"WHERE account_id IN ({account_marks})", account_ids):
             states[account_id] = (state_json, plan_json)
         history: dict[str, list[PastAttempt]] = defaultdict(list)
         for row in await self._fetch(
                 f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
-                f"stage, outcome FROM attempts WHERE account_id IN ({marks}) AND "
+                f"stage, outcome FROM attempts WHERE account_id IN ({account_marks}) AND "
                 f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
                 f"ORDER BY account_id, at, attempt_id",
                 [*account_ids, sortable_utc(since)]):
@@ -173,15 +185,15 @@ class ContactRows:
                 outcome=_OUTCOMES[row[9]] if row[9] else None))
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
-                f"SELECT account_id, number FROM party_numbers WHERE account_id IN ({marks})",
-                account_ids):
+                "SELECT account_id, number FROM party_numbers "
+                f"WHERE account_id IN ({account_marks})", account_ids):
             numbers[account_id].add(number)
         every = sorted({n for ns in numbers.values() for n in ns})
         opted: set[tuple[str, Medium]] = set()
         review: set[tuple[str, Medium]] = set()
         invalid: set[str] = set()
         if every:
-            number_marks = _marks(len(every))
+            number_marks = marks(len(every))
             for n, c, reason in await self._fetch(
                     f"SELECT number, channel, reason FROM opt_outs WHERE opted_out = 1 "
                     f"AND number IN ({number_marks})", every):
@@ -237,7 +249,7 @@ class ContactRows:
             ids = list(dict.fromkeys(o.attempt_id for o in outcomes))
             rows = {r[0]: r for r in await db.execute_fetchall(
                 f"SELECT attempt_id, account_id, person, role, number, medium, stage, outcome "
-                f"FROM attempts WHERE attempt_id IN ({_marks(len(ids))})", ids)} if ids else {}
+                f"FROM attempts WHERE attempt_id IN ({marks(len(ids))})", ids)} if ids else {}
             records, updates, invalid = [], [], []
             replan: set[str] = set()
             for outcome in outcomes:

@@ -43,24 +43,13 @@ from dispatcher.store.base import (
     Rejected,
 )
 from dispatcher.store.consent_rows import apply_opt_events, opt_audit, pause_for_review
-from dispatcher.store.contact_rows import ContactRows, Db
+from dispatcher.store.contact_rows import ContactRows, Db, chunks, marks
 from dispatcher.store.inline import connect_inline
 from dispatcher.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from dispatcher.store.retention_rows import RetentionRows
 
-# SQLite's default limit on bound parameters is 32766; stay far below it.
-_CHUNK = 500
 # audit.published: NULL never published, 0 waiting, 1 published, 2 can never be published.
 UNPUBLISHABLE = 2
-
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
-
-
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
 
 
 def _party_numbers(state: AccountState) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
@@ -299,9 +288,9 @@ class SqliteStore(ContactRows, RetentionRows):
                      accepted: Sequence[Accepted]) -> tuple[list[Accepted], int]:
         ids = list(dict.fromkeys(a.event.event_id for a in accepted))
         seen: set[str] = set()
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             seen.update(row[0] for row in await db.execute_fetchall(
-                f"SELECT event_id FROM events WHERE event_id IN ({_marks(len(chunk))})", chunk))
+                f"SELECT event_id FROM events WHERE event_id IN ({marks(len(chunk))})", chunk))
         fresh = []
         for item in accepted:
             if item.event.event_id not in seen:
@@ -318,10 +307,10 @@ class SqliteStore(ContactRows, RetentionRows):
         if not by_account:
             return
         current: dict[str, AccountState] = {}
-        for chunk in _chunks(list(by_account)):
+        for chunk in chunks(list(by_account)):
             for account_id, state_json in await db.execute_fetchall(
                     f"SELECT account_id, state_json FROM accounts WHERE account_id "
-                    f"IN ({_marks(len(chunk))})", chunk):
+                    f"IN ({marks(len(chunk))})", chunk):
                 current[account_id] = self._states.get(account_id, state_json)
         states, renumbered = [], []
         for account_id, new in by_account.items():
@@ -436,11 +425,10 @@ class SqliteStore(ContactRows, RetentionRows):
         """The hashes of the records at `seqs` that are stored (from the records themselves)."""
         wanted = sorted(set(seqs))
         found: dict[int, str] = {}
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start:start + _CHUNK]
+        for chunk in chunks(wanted):
             async with self._lock, self._db.execute(
                     f"SELECT seq, json_extract(record, '$.hash') FROM audit WHERE json_valid("
-                    f"record) AND seq IN ({_marks(len(chunk))})", chunk) as cur:
+                    f"record) AND seq IN ({marks(len(chunk))})", chunk) as cur:
                 found.update((int(seq), str(h)) for seq, h in await cur.fetchall())
         return found
 
@@ -523,7 +511,7 @@ class SqliteStore(ContactRows, RetentionRows):
                  "account_id, replayed_at, replay_event_id FROM dead_letters")
         params: list[Any] = []
         if ids:
-            query += f" WHERE id IN ({_marks(len(ids))})"
+            query += f" WHERE id IN ({marks(len(ids))})"
             params = list(ids)
         elif not include_replayed:
             query += " WHERE replayed_at IS NULL"
