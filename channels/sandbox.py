@@ -29,7 +29,7 @@ from dispatcher.contact import (
     Outcome,
 )
 from dispatcher.errors import ConfigError, ConfigProblem
-from dispatcher.phones import validate_e164
+from dispatcher.phones import canonical_e164
 
 _ALLOWED: Mapping[Medium, frozenset[Outcome]] = {Medium.CALL: CALL_OUTCOMES,
                                                   Medium.SMS: SMS_OUTCOMES}
@@ -370,7 +370,7 @@ def _parse_number(value: object, key: str, p: _Problems) -> str | None:
         p.add(key, "expected an E.164 number as a string")
         return None
     try:
-        return validate_e164(value)
+        return canonical_e164(value)
     except ValueError as exc:
         p.add(key, str(exc))
         return None

@@ -23,6 +23,7 @@ from dispatcher.account_facts import (
     message_values,
     with_outcome,
 )
+from dispatcher.classify import describe
 from dispatcher.clock import Clock, utc_rfc3339
 from dispatcher.contact import Delivery, Medium, Outcome, Role
 from dispatcher.decide import (
@@ -194,7 +195,7 @@ class Engine:
                    stats: SweepStats) -> dict[str, Any]:
         """The audit record of an account left undecided; nothing is sent to it meanwhile."""
         stats.suppressed += 1
-        detail = mask_numbers_in(f"{type(error).__name__}: {error}")[:500]
+        detail = mask_numbers_in(describe(error))
         log.error("account %s set aside until %s: %s", account_id,
                   utc_rfc3339(now + UNDECIDABLE_RETRY), detail)
         return {"kind": "suppressed", "account_id": account_id, "reason": INTERNAL_ERROR,

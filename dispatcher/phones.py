@@ -28,11 +28,6 @@ def canonical_e164(number: str) -> str:
     return canonical
 
 
-def validate_e164(number: str) -> str:
-    """Return `number` in canonical ASCII E.164, else raise ValueError saying why."""
-    return canonical_e164(number)
-
-
 # Parsing with phonenumbers costs ~50 us; the same few numbers recur in every event of an account.
 @functools.lru_cache(maxsize=65536)
 def _canonical(number: str) -> tuple[str, str | None]:

@@ -29,7 +29,7 @@ from dispatcher.checkpoint_keys import (
 from dispatcher.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
 from dispatcher.events import E164, MAX_PAYLOAD_BYTES
-from dispatcher.phones import validate_e164
+from dispatcher.phones import canonical_e164
 from dispatcher.policy import Limits, apply_overrides, looser_than_legal
 from dispatcher.templates import Purpose, TemplateSet, debt_terms, load_templates
 from dispatcher.tomlfiles import read_toml
@@ -180,7 +180,7 @@ class TwilioSettings(_Section):
     @field_validator("from_number")
     @classmethod
     def _from_number(cls, value: str | None) -> str | None:
-        return None if value is None else validate_e164(value)
+        return None if value is None else canonical_e164(value)
 
 
 class WebhookSettings(_Section):

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dispatcher.clock import utc_rfc3339
+from dispatcher.events import clean_text
 
 WINDOW = timedelta(minutes=1)
 SAMPLE_PATH_CHARS = 200
@@ -27,7 +28,7 @@ def window_start(now: datetime) -> datetime:
 
 def bounded(text: str, limit: int) -> str:
     """At most `limit` characters of `text`, as valid UTF-8 (stray surrogates escaped)."""
-    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+    return clean_text(text[:limit])
 
 
 @dataclass

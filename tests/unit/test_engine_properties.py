@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from channels.sandbox import load_outcome_script
 from dispatcher.audit import verify_chain
-from dispatcher.phones import validate_e164
+from dispatcher.phones import canonical_e164
 from dispatcher.policy import Limits
 from dispatcher.settings import LoadedConfig, load_config
 from dispatcher.simulate import run_simulation
@@ -95,7 +95,7 @@ SPANS = st.tuples(st.integers(0, 1439), st.integers(1, 1439)).map(
 
 def is_e164(number: str) -> bool:
     try:
-        validate_e164(number)
+        canonical_e164(number)
     except ValueError:
         return False
     return True
