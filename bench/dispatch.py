@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from channels.twilio import TwilioChannel, TwilioConfig
-from dispatcher.account_facts import policy_of
-from dispatcher.classify import classify
-from dispatcher.engine import Engine
-from dispatcher.settings import load_config
+from dispatcher.config.settings import load_config
+from dispatcher.contact.account_facts import policy_of
+from dispatcher.contact.engine import Engine
+from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 

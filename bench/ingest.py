@@ -7,7 +7,8 @@ receive and acknowledge each message (manual ack):
 
 - bare aiomqtt: aiomqtt with its defaults (MQTT 3.1.1) and `async for message in
   client.messages`, as architecture.md measured it (the issue's reference, ~10.7k msg/s);
-- bare aiomqtt v5: the same over the dispatcher's own v5 session (dispatcher.mqtt.make_client);
+- bare aiomqtt v5: the same over the dispatcher's own v5 session
+  (dispatcher.ingest.mqtt.make_client);
 - bare v5 drained: the dispatcher's own receive loop (whatever has arrived, taken from aiomqtt's
   queue in one go), with no processing at all.
 
@@ -32,11 +33,11 @@ from typing import Any
 
 import aiomqtt
 
-from dispatcher.app import Dispatcher
-from dispatcher.classify import classify
-from dispatcher.mqtt import ack, ack_all, enable_manual_ack, make_client, take_queued
-from dispatcher.runtime import tune_gc
-from dispatcher.settings import MqttSettings, load_config
+from dispatcher.config.settings import MqttSettings, load_config
+from dispatcher.ingest.classify import classify
+from dispatcher.ingest.mqtt import ack, ack_all, enable_manual_ack, make_client, take_queued
+from dispatcher.service.app import Dispatcher
+from dispatcher.service.runtime import tune_gc
 from dispatcher.store import open_store
 from tests.integration.publish import publish_all
 from tests.support import Broker, make_config, overdue_event

@@ -18,8 +18,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from channels.sandbox import load_outcome_script
-from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.simulate import run_simulation
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.contact.simulate import run_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # a Monday, before 08:00 anywhere in the US

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from bench.simulate import START, make_events
 from channels.sandbox import load_outcome_script
-from dispatcher.settings import load_config
-from dispatcher.simulate import Simulation, read_events
+from dispatcher.config.settings import load_config
+from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.store import open_store
 from tests.support import ROOT, make_config
 

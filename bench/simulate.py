@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from channels.sandbox import load_outcome_script
-from dispatcher.settings import load_config
-from dispatcher.simulate import run_simulation
+from dispatcher.config.settings import load_config
+from dispatcher.contact.simulate import run_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, tzinfo=UTC)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dispatcher.contact import Delivery, DeliveryResult, Outcome
+from dispatcher.domain.contact import Delivery, DeliveryResult, Outcome
 from dispatcher.errors import DispatcherError
 
 

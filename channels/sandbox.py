@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 from zoneinfo import ZoneInfo
 
-from dispatcher.clock import parse_rfc3339
-from dispatcher.contact import (
+from dispatcher.domain.clock import parse_rfc3339
+from dispatcher.domain.contact import (
     CALL_OUTCOMES,
     SMS_OUTCOMES,
     Delivery,
@@ -28,8 +28,8 @@ from dispatcher.contact import (
     Medium,
     Outcome,
 )
+from dispatcher.domain.phones import canonical_e164
 from dispatcher.errors import ConfigError, ConfigProblem
-from dispatcher.phones import canonical_e164
 
 _ALLOWED: Mapping[Medium, frozenset[Outcome]] = {Medium.CALL: CALL_OUTCOMES,
                                                   Medium.SMS: SMS_OUTCOMES}

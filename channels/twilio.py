@@ -30,7 +30,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from channels.base import ChannelError, SendFailed
-from dispatcher.contact import Delivery, DeliveryResult, Medium, Outcome
+from dispatcher.domain.contact import Delivery, DeliveryResult, Medium, Outcome
 
 log = logging.getLogger(__name__)
 # The library logs each request's URL and query at INFO, phone numbers included: keep them out

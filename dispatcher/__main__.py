@@ -1,5 +1,5 @@
 """Allow `python -m dispatcher`."""
 
-from dispatcher.entry import main
+from dispatcher.cli.entry import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from dispatcher.contact import Medium
+from dispatcher.domain.contact import Medium
 
 # The only template a third party ever hears: location, nothing about the debt.
 THIRD_PARTY_TEMPLATE = "location_call"

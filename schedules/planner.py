@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from dispatcher.accounts import AccountState
-from dispatcher.contact import Medium, Outcome, PastAttempt, Role, Target
-from dispatcher.gate import (
+from dispatcher.compliance.gate import (
     NO_VALID_NUMBER,
     Budget,
     Facts,
@@ -27,8 +25,10 @@ from dispatcher.gate import (
     target_refusals,
     time_refusals,
 )
-from dispatcher.policy import GuarantorRule, Limits
-from dispatcher.quiet_hours import AMBIGUOUS
+from dispatcher.compliance.policy import GuarantorRule, Limits
+from dispatcher.compliance.quiet_hours import AMBIGUOUS
+from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage, TimeWindow
 
 HORIZON_DAYS = 21

@@ -9,7 +9,7 @@ from dispatcher.store.base import (
     Rejected,
     Store,
 )
-from dispatcher.store.sqlite import SqliteStore, open_store
+from dispatcher.store.sqlite.store import SqliteStore, open_store
 
 __all__ = [
     "Accepted",

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from dispatcher.accounts import AccountState
-from dispatcher.audit import ChainHead
-from dispatcher.clock import utc_text_and_key
-from dispatcher.events import Event
+from dispatcher.audit.chain import ChainHead
+from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.clock import utc_text_and_key
+from dispatcher.domain.events import Event
 
 
 @dataclass(frozen=True)

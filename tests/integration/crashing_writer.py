@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dispatcher import ingest_worker
+from dispatcher.ingest import writer_process as ingest_worker
+from dispatcher.ingest.writers import inbound
 from dispatcher.store import Inbound
-from dispatcher.writers import inbound
 
 CRASH_MARK = b"crash-the-writer"
 BLOCK_FILE = "DISPATCHER_TEST_WRITER_BLOCK_FILE"  # while this file exists, the writer cannot start

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
-from dispatcher.app import Dispatcher
-from dispatcher.settings import load_config
+from dispatcher.config.settings import load_config
+from dispatcher.service.app import Dispatcher
 
 
 async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:

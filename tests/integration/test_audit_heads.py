@@ -12,11 +12,11 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from dispatcher.app import Dispatcher
-from dispatcher.audit_heads import HEAD_FIELDS, head_topic, read_heads
-from dispatcher.checkpoint_keys import KEY_VARIABLE, CheckpointSigner, signature_valid
-from dispatcher.head_anchor import HeadAnchor
-from dispatcher.settings import LoadedConfig, load_config
+from dispatcher.audit.anchor import HeadAnchor
+from dispatcher.audit.heads import HEAD_FIELDS, head_topic, read_heads
+from dispatcher.audit.keys import KEY_VARIABLE, CheckpointSigner, signature_valid
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.service.app import Dispatcher
 from dispatcher.store import open_store
 from tests.integration import test_retention
 from tests.integration.inprocess import wait_for

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.checkpoint_keys import KEY_VARIABLE
-from dispatcher.retention import run_retention
-from dispatcher.settings import LoadedConfig
+from dispatcher.audit.keys import KEY_VARIABLE
+from dispatcher.audit.retention import run_retention
+from dispatcher.config.settings import LoadedConfig
 from dispatcher.store import open_store
 from tests.integration import test_retention
 from tests.integration.test_retention import NOW, audit_rows, history, run_cli, scalar, tamper

@@ -11,7 +11,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from dispatcher import publisher
+from dispatcher.audit import outbox as publisher
 from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events

@@ -18,15 +18,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from dispatcher.account_facts import ContactPolicy, policy_of
-from dispatcher.app import Dispatcher
-from dispatcher.classify import classify
-from dispatcher.clock import VirtualClock
-from dispatcher.contact import Medium, Role
-from dispatcher.settings import load_config
-from dispatcher.store.contact_rows import AttemptRow
-from dispatcher.templates import debt_terms, load_templates, render
-from dispatcher.twilio_webhooks import CallTexts, call_texts
+from dispatcher.config.settings import load_config
+from dispatcher.contact.account_facts import ContactPolicy, policy_of
+from dispatcher.contact.templates import debt_terms, load_templates, render
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.domain.contact import Medium, Role
+from dispatcher.ingest.classify import classify
+from dispatcher.service.app import Dispatcher
+from dispatcher.store.sqlite.contact_rows import AttemptRow
+from dispatcher.webhooks.twilio import CallTexts, call_texts
 from tests.integration.inprocess import wait_for
 from tests.integration.test_twilio_webhooks import PUBLIC, TOKEN, Twilio
 from tests.support import ROOT, Broker, make_config

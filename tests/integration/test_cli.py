@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.audit import record_hash
-from dispatcher.classify import classify
-from dispatcher.cli import main
+from dispatcher.audit.chain import record_hash
+from dispatcher.cli.main import main
+from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
 from tests.support import db_path, encode, make_config, overdue_event
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from channels.sandbox import load_outcome_script
-from dispatcher.app import Dispatcher
-from dispatcher.clock import VirtualClock
-from dispatcher.settings import load_config
-from dispatcher.simulate import TICK, run_simulation
+from dispatcher.config.settings import load_config
+from dispatcher.contact.simulate import TICK, run_simulation
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.service.app import Dispatcher
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, make_config, overdue_at

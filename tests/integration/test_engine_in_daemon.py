@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from dispatcher.app import Dispatcher
-from dispatcher.clock import VirtualClock
-from dispatcher.settings import load_config
+from dispatcher.config.settings import load_config
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.service.app import Dispatcher
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, make_config

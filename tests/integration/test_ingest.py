@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import aiomqtt
 
-from dispatcher.accounts import AccountStatus
-from dispatcher.audit import canonical_json
+from dispatcher.audit.chain import canonical_json
+from dispatcher.domain.accounts import AccountStatus
 from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events

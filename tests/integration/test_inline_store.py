@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.classify import classify
+from dispatcher.ingest.classify import classify
 from dispatcher.store import SqliteStore, open_store
-from dispatcher.store.inline import InlineConnection
+from dispatcher.store.sqlite.inline import InlineConnection
 from tests.support import encode, overdue_event
 
 NOW = datetime(2026, 12, 1, 15, tzinfo=UTC)

@@ -6,8 +6,8 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dispatcher.classify import classify
-from dispatcher.isolate import commit_isolating
+from dispatcher.ingest.classify import classify
+from dispatcher.ingest.isolate import commit_isolating
 from dispatcher.store import open_store
 from tests.support import encode, overdue_event
 

@@ -6,8 +6,8 @@ import asyncio
 
 import aiomqtt
 
-from dispatcher.mqtt import ack, ack_all, make_client, take_queued
-from dispatcher.settings import MqttSettings
+from dispatcher.config.settings import MqttSettings
+from dispatcher.ingest.mqtt import ack, ack_all, make_client, take_queued
 from tests.support import Broker
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.app import Dispatcher
-from dispatcher.audit_verify import verify_audit_log
-from dispatcher.checkpoint_keys import KEY_VARIABLE, CheckpointSigner, new_private_key
-from dispatcher.jobs import RETENTION_JOB, PeriodicJobs
-from dispatcher.metrics import Metrics
-from dispatcher.settings import load_config
+from dispatcher.audit.keys import KEY_VARIABLE, CheckpointSigner, new_private_key
+from dispatcher.audit.verify import verify_audit_log
+from dispatcher.config.settings import load_config
+from dispatcher.service.app import Dispatcher
+from dispatcher.service.jobs import RETENTION_JOB, PeriodicJobs
+from dispatcher.service.metrics import Metrics
 from dispatcher.store import open_store
 from tests.integration.inprocess import metrics_once, wait_for
 from tests.integration.test_retention import audit_rows, history

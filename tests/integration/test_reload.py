@@ -10,8 +10,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from dispatcher.app import Dispatcher
-from dispatcher.jobs import HEAD_JOB, RETENTION_JOB
+from dispatcher.service.app import Dispatcher
+from dispatcher.service.jobs import HEAD_JOB, RETENTION_JOB
 from tests.integration.inprocess import running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, Daemon, make_config, overdue_event, query, wait_until

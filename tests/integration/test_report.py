@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 
 from channels.sandbox import load_outcome_script
-from dispatcher.cli import main
-from dispatcher.settings import load_config
-from dispatcher.simulate import Simulation, read_events
+from dispatcher.cli.main import main
+from dispatcher.config.settings import load_config
+from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.store import open_store
 from tests.support import ROOT, db_path, make_config, overdue_at
 

@@ -13,15 +13,16 @@ from typing import Any
 
 import pytest
 
-from dispatcher import cli
-from dispatcher.audit import record_hash
-from dispatcher.audit_verify import verify_audit_log
-from dispatcher.checkpoint_keys import KEY_VARIABLE, CheckpointSigner, new_private_key
-from dispatcher.classify import classify
+from dispatcher.audit.chain import record_hash
+from dispatcher.audit.keys import KEY_VARIABLE, CheckpointSigner, new_private_key
+from dispatcher.audit.retention import retention_cutoff, run_retention
+from dispatcher.audit.verify import verify_audit_log
+from dispatcher.cli import main as cli
+from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.errors import ConfigError
-from dispatcher.retention import retention_cutoff, run_retention
-from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.store import SqliteStore, open_store, retention_rows
+from dispatcher.ingest.classify import classify
+from dispatcher.store import SqliteStore, open_store
+from dispatcher.store.sqlite import retention_rows
 from tests.support import encode, make_config, overdue_event
 
 OLD = datetime(2019, 3, 1, 12, tzinfo=UTC)

@@ -15,10 +15,11 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.audit_verify import verify_audit_log
-from dispatcher.checkpoint_keys import CheckpointSigner, new_private_key
-from dispatcher.retention import retention_cutoff
-from dispatcher.store import open_store, retention_rows
+from dispatcher.audit.keys import CheckpointSigner, new_private_key
+from dispatcher.audit.retention import retention_cutoff
+from dispatcher.audit.verify import verify_audit_log
+from dispatcher.store import open_store
+from dispatcher.store.sqlite import retention_rows
 
 START = datetime(2018, 1, 1, tzinfo=UTC)
 KEY = CheckpointSigner.from_text(new_private_key())

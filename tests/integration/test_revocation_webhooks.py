@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from dispatcher.account_facts import facts_for
-from dispatcher.app import Dispatcher
-from dispatcher.classify import classify
-from dispatcher.contact import Medium, Role, Target
-from dispatcher.decide import StoredPlan, decide
-from dispatcher.explain import explain
-from dispatcher.gate import OPTED_OUT, REVOCATION_REVIEW
-from dispatcher.policy import for_region
+from dispatcher.compliance.gate import OPTED_OUT, REVOCATION_REVIEW
+from dispatcher.compliance.policy import for_region
+from dispatcher.contact.account_facts import facts_for
+from dispatcher.contact.decide import StoredPlan, decide
+from dispatcher.contact.explain import explain
+from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.ingest.classify import classify
+from dispatcher.service.app import Dispatcher
 from schedules.planner import PlannedAttempt
 from tests.integration import test_twilio_webhooks as webhooks
 from tests.integration.test_twilio_webhooks import NUMBER, SISTER, Twilio, records

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aiomqtt
 
-from dispatcher.audit import verify_chain
+from dispatcher.audit.chain import verify_chain
 from dispatcher.store import open_store
 from tests.integration.publish import publish_all
 from tests.support import (

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dispatcher.classify import classify
+from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
 from tests.support import encode, overdue_event
 

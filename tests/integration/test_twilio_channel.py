@@ -20,7 +20,7 @@ from channels.twilio import (
     make_client,
     outcome_of_status,
 )
-from dispatcher.contact import Delivery, Medium, Outcome
+from dispatcher.domain.contact import Delivery, Medium, Outcome
 from tests.fake_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher.zones import number_zones_for
+from dispatcher.domain.zones import number_zones_for
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.publish import publish_all
 from tests.support import Broker, Daemon, free_port, make_config, query

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dispatcher.app import Dispatcher
-from dispatcher.cli import main
-from dispatcher.clock import VirtualClock
-from dispatcher.settings import load_config
+from dispatcher.cli.main import main
+from dispatcher.config.settings import load_config
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.service.app import Dispatcher
 from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.inprocess import wait_for

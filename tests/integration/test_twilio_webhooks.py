@@ -13,11 +13,11 @@ import aiohttp
 import pytest
 from twilio.request_validator import RequestValidator
 
-from dispatcher.app import Dispatcher
-from dispatcher.classify import classify
-from dispatcher.contact import Medium, Role
-from dispatcher.settings import load_config
-from dispatcher.store.contact_rows import AttemptRow
+from dispatcher.config.settings import load_config
+from dispatcher.domain.contact import Medium, Role
+from dispatcher.ingest.classify import classify
+from dispatcher.service.app import Dispatcher
+from dispatcher.store.sqlite.contact_rows import AttemptRow
 from tests.integration.inprocess import wait_for
 from tests.support import Broker, make_config
 

@@ -25,9 +25,9 @@ import pytest
 from multidict import MultiDict
 from twilio.request_validator import RequestValidator
 
-from dispatcher.app import Dispatcher
-from dispatcher.clock import VirtualClock
-from dispatcher.settings import load_config
+from dispatcher.config.settings import load_config
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.service.app import Dispatcher
 from dispatcher.store import open_store
 from tests.integration.inprocess import wait_for
 from tests.support import Broker, make_config

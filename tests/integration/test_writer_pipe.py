@@ -7,7 +7,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dispatcher.writers import ProcessWriter, widen_pipe
+from dispatcher.ingest.writers import ProcessWriter, widen_pipe
 from tests.support import FIXTURE_MAX_FUTURE_SECONDS, encode, overdue_event
 
 LIMIT = min(int(Path("/proc/sys/fs/pipe-max-size").read_text()), 16 * 2**20)

@@ -6,7 +6,7 @@ import copy
 import json
 from typing import Any
 
-from dispatcher.events import Event, validate_event
+from dispatcher.domain.events import Event, validate_event
 
 OCCURRED_AT = "2026-12-01T09:00:00-05:00"
 

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.accounts import AccountState, AccountStatus, fold, is_in_order
-from dispatcher.events import Event, HoldReason, ResolvedReason
+from dispatcher.domain.accounts import AccountState, AccountStatus, fold, is_in_order
+from dispatcher.domain.events import Event, HoldReason, ResolvedReason
 from tests.unit.samples import event, overdue_data
 
 ACCOUNT = "A-1001"

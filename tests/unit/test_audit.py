@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.audit import (
+from dispatcher.audit.chain import (
     EMPTY_CHAIN,
     ChainHead,
     ChainVerifier,

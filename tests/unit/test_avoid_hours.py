@@ -7,12 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher.accounts import AccountState, AccountStatus
-from dispatcher.contact import Medium, Role, Target
+from dispatcher.compliance.gate import Budget, Facts, time_refusals
+from dispatcher.compliance.policy import Limits
+from dispatcher.domain.accounts import AccountState, AccountStatus
+from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.domain.events import AvoidHours, Debtor, Phone, parse_event
 from dispatcher.errors import InvalidEvent
-from dispatcher.events import AvoidHours, Debtor, Phone, parse_event
-from dispatcher.gate import Budget, Facts, time_refusals
-from dispatcher.policy import Limits
 
 NUMBER = "+15125550100"
 CHICAGO = "America/Chicago"

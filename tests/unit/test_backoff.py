@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from dispatcher.app import backoff_delays
+from dispatcher.service.app import backoff_delays
 
 
 class FixedRandom(random.Random):

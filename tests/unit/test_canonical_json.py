@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.audit import canonical_json
+from dispatcher.audit.chain import canonical_json
 
 # Text as it can reach a record: any Unicode scalar value (no lone surrogates; the ingest path
 # replaces those before anything is stored).

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.clock import (
+from dispatcher.domain.clock import (
     SystemClock,
     VirtualClock,
     parse_rfc3339,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.consent import (
+from dispatcher.compliance.consent import (
     OPT_IN_IN_FUTURE,
     OPT_IN_NOT_AFTER_REVOCATION,
     ChannelStanding,

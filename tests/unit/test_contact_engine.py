@@ -17,18 +17,18 @@ import pytest
 
 from bench.reach import WINDOWS, reach
 from channels.sandbox import SandboxChannel, load_outcome_script
-from dispatcher.account_facts import policy_of
-from dispatcher.audit import verify_chain
-from dispatcher.classify import classify
-from dispatcher.cli import main
-from dispatcher.clock import VirtualClock
-from dispatcher.contact import Medium
-from dispatcher.engine import NEXT_TRY, Engine
+from dispatcher.audit.chain import verify_chain
+from dispatcher.cli.main import main
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.contact.account_facts import policy_of
+from dispatcher.contact.engine import NEXT_TRY, Engine
+from dispatcher.contact.explain import explain
+from dispatcher.contact.simulate import Simulation, read_events, run_simulation
+from dispatcher.domain.clock import VirtualClock
+from dispatcher.domain.contact import Medium
+from dispatcher.domain.events import parse_stored_event
 from dispatcher.errors import ConfigError
-from dispatcher.events import parse_stored_event
-from dispatcher.explain import explain
-from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.simulate import Simulation, read_events, run_simulation
+from dispatcher.ingest.classify import classify
 from dispatcher.store import Accepted, open_store
 
 ROOT = Path(__file__).resolve().parents[2]

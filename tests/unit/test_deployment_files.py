@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 from pathlib import Path
 
-from dispatcher.cli import EXIT_USAGE, build_parser
+from dispatcher.cli.main import EXIT_USAGE, build_parser
 
 UNIT = Path(__file__).resolve().parents[2] / "config" / "dispatcher.service"
 

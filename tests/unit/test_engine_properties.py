@@ -30,12 +30,12 @@ from hypothesis import event as note_event
 from hypothesis import strategies as st
 
 from channels.sandbox import load_outcome_script
-from dispatcher.audit import verify_chain
-from dispatcher.phones import canonical_e164
-from dispatcher.policy import Limits
-from dispatcher.settings import LoadedConfig, load_config
-from dispatcher.simulate import run_simulation
-from dispatcher.zones import candidate_zones
+from dispatcher.audit.chain import verify_chain
+from dispatcher.compliance.policy import Limits
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.contact.simulate import run_simulation
+from dispatcher.domain.phones import canonical_e164
+from dispatcher.domain.zones import candidate_zones
 from tests.support import make_config
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from dispatcher.errors import InvalidEvent
-from dispatcher.events import (
+from dispatcher.domain.events import (
     MAX_PAYLOAD_BYTES,
     HoldData,
     OptData,
@@ -25,6 +24,7 @@ from dispatcher.events import (
     parse_stored_event,
     peek_identity,
 )
+from dispatcher.errors import InvalidEvent
 from tests.unit.samples import encode, envelope
 
 DATA_CLASS: dict[str, type[BaseModel]] = {

@@ -14,10 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher.accounts import AccountState, AccountStatus, Hold, Promise
-from dispatcher.contact import Medium, Outcome, PastAttempt, Role, Target
-from dispatcher.events import Contact, Debtor, HoldReason, Phone, ResolvedReason
-from dispatcher.gate import (
+from dispatcher.compliance.gate import (
     CALL_CAP_7D,
     CONTACT_CAP_7D,
     CONVERSATION_CAP,
@@ -44,8 +41,11 @@ from dispatcher.gate import (
     target_refusals,
     time_refusals,
 )
-from dispatcher.policy import Limits
-from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS
+from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS
+from dispatcher.domain.accounts import AccountState, AccountStatus, Hold, Promise
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
+from dispatcher.domain.events import Contact, Debtor, HoldReason, Phone, ResolvedReason
 
 CHICAGO, NEW_YORK, LOS_ANGELES = "America/Chicago", "America/New_York", "America/Los_Angeles"
 KOLKATA, SHANGHAI = "Asia/Kolkata", "Asia/Shanghai"

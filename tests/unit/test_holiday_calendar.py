@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from dispatcher.holiday_calendar import holiday_on
+from dispatcher.compliance.holiday_calendar import holiday_on
 
 
 @pytest.mark.parametrize(

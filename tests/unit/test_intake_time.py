@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatcher.classify import classify, classify_batch, time_problem
+from dispatcher.ingest.classify import classify, classify_batch, time_problem
 from dispatcher.store import Accepted, Rejected
 from tests.support import overdue_event
 

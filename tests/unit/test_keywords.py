@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatcher.keywords import (
+from dispatcher.compliance.keywords import (
     CONTACT_PHRASES,
     OPT_OUT_KEYWORDS,
     Keyword,

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.logs import configure_logging
+from dispatcher.service.logs import configure_logging
 
 NUMBER = "+15125550100"
 MASKED = "+15*******00"

@@ -11,7 +11,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from dispatcher.mqtt import _decode_publish, _paho_decode_publish
+from dispatcher.ingest.mqtt import _decode_publish, _paho_decode_publish
 
 V5 = MQTTProtocolVersion.MQTTv5
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.phones import canonical_e164, mask_number, mask_numbers_in
+from dispatcher.domain.phones import canonical_e164, mask_number, mask_numbers_in
 
 
 @pytest.mark.parametrize("number", ["+15125550100", "+442079460958", "+8613812345678",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
+from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
 
 US = Window(time(8), time(21))
 INDIA = Window(time(8), time(19))

@@ -7,18 +7,18 @@ from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from dispatcher.policy import Limits
-from dispatcher.report_figures import (
+from dispatcher.compliance.policy import Limits
+from dispatcher.report.attempt_log import attempts_of, outcome_statuses
+from dispatcher.report.figures import (
     attempts_by_day,
     call_peaks,
     compute_figures,
     heatmap,
     peak_histogram,
 )
-from dispatcher.report_html import Chain, ReportPage, render
-from dispatcher.report_log import attempts_of, outcome_statuses
-from dispatcher.report_read import lookback, read_log
-from dispatcher.report_rules import DAILY_CAP, Violation
+from dispatcher.report.html import Chain, ReportPage, render
+from dispatcher.report.read import lookback, read_log
+from dispatcher.report.recheck import DAILY_CAP, Violation
 from tests.unit.test_report_rules import CHICAGO, DEBTOR, SISTER, Log, cst
 
 SINCE = datetime(2026, 12, 8, tzinfo=UTC)

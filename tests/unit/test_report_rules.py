@@ -14,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dispatcher.clock import utc_rfc3339
-from dispatcher.contact import Medium, Party
-from dispatcher.policy import Limits
-from dispatcher.report_log import attempts_of, outcome_statuses
-from dispatcher.report_rules import (
+from dispatcher.compliance.policy import Limits
+from dispatcher.contact.templates import AFTER_IDENTITY, GREETING, TEXT, Purpose, Template
+from dispatcher.domain.clock import utc_rfc3339
+from dispatcher.domain.contact import Medium, Party
+from dispatcher.report.attempt_log import attempts_of, outcome_statuses
+from dispatcher.report.recheck import (
     CALL_CAP,
     CONTACT_CAP,
     COOLDOWN,
@@ -40,7 +41,6 @@ from dispatcher.report_rules import (
     recheck,
     recheck_by_region,
 )
-from dispatcher.templates import AFTER_IDENTITY, GREETING, TEXT, Purpose, Template
 
 CHICAGO = "America/Chicago"
 DEBTOR = "+13125550100"

@@ -19,7 +19,7 @@ from channels.sandbox import (
     load_outcome_script,
     provider_sid,
 )
-from dispatcher.contact import Delivery, DeliveryResult, Medium, Outcome
+from dispatcher.domain.contact import Delivery, DeliveryResult, Medium, Outcome
 from dispatcher.errors import ConfigError
 
 DANA = "+15125550100"

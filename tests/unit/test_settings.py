@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.errors import ConfigError, ConfigProblem
-from dispatcher.policy import for_region
-from dispatcher.settings import (
+from dispatcher.compliance.policy import for_region
+from dispatcher.config.settings import (
     load_config,
     provider_secret_problem,
     resolve_store_path,
 )
-from dispatcher.tomlfiles import DEFAULT_CONFIG_PATH, config_path_from
+from dispatcher.config.tomlfiles import DEFAULT_CONFIG_PATH, config_path_from
+from dispatcher.errors import ConfigError, ConfigProblem
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
 TWILIO_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token"}

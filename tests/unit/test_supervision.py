@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.entry import plain_run
-from dispatcher.settings import ServiceSettings, WebhookSettings
-from dispatcher.standby import response
-from dispatcher.supervised import EXIT_UNAVAILABLE
-from dispatcher.supervision import MAX_DELAY, judge, restart_delay
-from dispatcher.supervisor import Plan, read_plan
+from dispatcher.cli.entry import plain_run
+from dispatcher.config.settings import ServiceSettings, WebhookSettings
+from dispatcher.service.standby import response
+from dispatcher.service.supervised import EXIT_UNAVAILABLE
+from dispatcher.service.supervision import MAX_DELAY, judge, restart_delay
+from dispatcher.service.supervisor import Plan, read_plan
 
 
 @pytest.mark.parametrize(("returncode", "stopping", "exit_code"), [

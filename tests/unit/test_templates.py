@@ -10,9 +10,7 @@ from typing import Any
 
 import pytest
 
-from dispatcher.contact import Medium, Party
-from dispatcher.errors import ConfigError, ConfigProblem
-from dispatcher.templates import (
+from dispatcher.contact.templates import (
     AFTER_IDENTITY,
     DEBT_PLACEHOLDERS,
     DEBT_WORDS_EN,
@@ -30,6 +28,8 @@ from dispatcher.templates import (
     render,
     template_problems,
 )
+from dispatcher.domain.contact import Medium, Party
+from dispatcher.errors import ConfigError, ConfigProblem
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "templates.toml"
 

@@ -30,7 +30,7 @@ from channels.twilio import (
     status_callback_url,
     twiml_url,
 )
-from dispatcher.contact import Delivery, Medium, Outcome
+from dispatcher.domain.contact import Delivery, Medium, Outcome
 
 DANA = "+15125550100"
 SENDER = "+15005550006"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.contact import Outcome
-from dispatcher.twilio_webhooks import call_outcome, sms_outcome, twiml_message
+from dispatcher.domain.contact import Outcome
+from dispatcher.webhooks.twilio import call_outcome, sms_outcome, twiml_message
 
 
 @pytest.mark.parametrize(("status", "error", "expected"), [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dispatcher.webhook_rejections import SAMPLE_PATH_CHARS, RejectionTally
+from dispatcher.webhooks.rejections import SAMPLE_PATH_CHARS, RejectionTally
 
 T0 = datetime(2026, 12, 1, 15, 0, 30, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatcher.zones import candidate_zones, number_zones_for, region_zones
+from dispatcher.domain.zones import candidate_zones, number_zones_for, region_zones
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,1 @@
+"""The tamper-evident audit log: hash chain, verification, signed heads, retention, outbox."""

@@ -1,0 +1,80 @@
+"""The contact subcommands: `simulate` and `explain`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from channels.sandbox import OutcomeScript, load_outcome_script
+from dispatcher.audit.chain import canonical_json
+from dispatcher.config.settings import LoadedConfig
+from dispatcher.contact.explain import explain
+from dispatcher.contact.simulate import jsonl, run_simulation, table
+from dispatcher.store import open_store
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                common: argparse.ArgumentParser,
+                parse_time: Callable[[str], datetime]) -> None:
+    """Register `simulate` and `explain`."""
+    simulate = sub.add_parser("simulate", parents=[common],
+                              help="run the engine on a virtual clock with the sandbox channel")
+    simulate.add_argument("--events", required=True, type=Path, metavar="FILE",
+                          help="JSONL file of events, delivered at their occurred_at")
+    simulate.add_argument("--start", required=True, type=parse_time, metavar="ISO",
+                          help="virtual start time (RFC 3339 with offset, or a date = 00:00Z)")
+    simulate.add_argument("--days", required=True, type=int, metavar="N")
+    simulate.add_argument("--outcomes", type=Path, metavar="FILE",
+                          help="scripted outcomes (JSON, contract section 3)")
+    simulate.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    explaining = sub.add_parser("explain", parents=[common],
+                                help="an account's state, counters and next planned attempt")
+    explaining.add_argument("--account", required=True, metavar="ID")
+    explaining.add_argument("--at", type=parse_time, metavar="ISO",
+                            help="decide as of this instant (default: now)")
+    invalid = sub.add_parser("invalid-numbers", parents=[common],
+                             help="numbers the provider reported invalid, for the data team")
+    invalid.add_argument("--format", choices=("table", "jsonl"), default="table")
+
+
+async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    """Run a simulation and print the audit records it produced."""
+    if args.days < 1:
+        raise ValueError("--days must be at least 1")
+    if not args.events.is_file():
+        raise FileNotFoundError(f"--events: no file {args.events}")
+    script = load_outcome_script(args.outcomes) if args.outcomes else OutcomeScript.empty()
+    records = await run_simulation(config, args.events, args.start, args.days, script)
+    lines = table(records) if args.format == "table" else jsonl(records)
+    for line in lines:
+        out.write(line + "\n")
+    return 0
+
+
+async def cmd_invalid_numbers(config: LoadedConfig, args: argparse.Namespace,
+                              out: TextIO) -> int:
+    """List the numbers found invalid, with the account and the attempt that found out."""
+    async with open_store(config.store_path, create=False) as store:
+        rows = await store.invalid_numbers()
+    if args.format == "jsonl":
+        for row in rows:
+            out.write(canonical_json(row) + "\n")
+        return 0
+    out.write(f"{'NUMBER':16} {'ACCOUNT':14} {'MARKED (UTC)':28} {'ATTEMPT':28} DETAIL\n")
+    for row in rows:
+        out.write(f"{row['number']:16} {row['account_id']:14} {row['marked_at']:28} "
+                  f"{row['attempt_id']:28} {row['detail']}\n")
+    out.write(f"{len(rows)} invalid number(s)\n")
+    return 0
+
+
+async def cmd_explain(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
+                      now: datetime) -> int:
+    """Print why the account will or will not be contacted next."""
+    async with open_store(config.store_path, create=False) as store:
+        text, found = await explain(store, config, args.account, args.at or now)
+    out.write(text)
+    return 0 if found else 1

@@ -1,0 +1,341 @@
+"""The compliance gate: every rule of compliance.md as pure functions of one attempt and `now`.
+
+`refusals()` lists every rule that forbids an attempt at an instant, each with a reason code from
+contract section 4 and, where waiting helps, the earliest instant that rule could allow it. The
+planner searches for a slot no rule refuses; the engine asks again at the moment of sending.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from dispatcher.compliance.holiday_calendar import holiday_on
+from dispatcher.compliance.policy import GuarantorRule, Limits
+from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
+from dispatcher.domain.accounts import AccountState, AccountStatus
+from dispatcher.domain.contact import Medium, PastAttempt, Role, Target
+from dispatcher.domain.events import Phone
+from dispatcher.domain.zones import number_zones_for
+
+RESOLVED = "resolved"
+NOT_OVERDUE = "not_overdue"
+PROMISE_PENDING = "promise_pending"
+OPTED_OUT = "opted_out"
+REVOCATION_REVIEW = "revocation_review"
+NO_CONSENT = "no_consent"
+WORK_NUMBER = "work_number"
+NO_VALID_NUMBER = "no_valid_number"
+THIRD_PARTY_LIMIT = "third_party_limit"
+HOLIDAY = "holiday"
+NO_CONTACT_DAY = "no_contact_day"
+POST_CONVERSATION = "post_conversation"
+CALL_CAP_7D = "call_cap_7d"
+SMS_CAP_7D = "sms_cap_7d"
+CONTACT_CAP_7D = "contact_cap_7d"
+CONVERSATION_CAP = "conversation_cap"
+DAILY_CAP = "daily_cap"
+MIN_GAP = "min_gap"
+# Waiting for these to pass is how the planner finds a slot; the rest need an event to change.
+TIME_REASONS = frozenset({QUIET_HOURS, HOLIDAY, NO_CONTACT_DAY, POST_CONVERSATION, CALL_CAP_7D,
+                          SMS_CAP_7D, CONTACT_CAP_7D, CONVERSATION_CAP, DAILY_CAP, MIN_GAP,
+                          PROMISE_PENDING})
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One rule that forbids the attempt: its reason code, why, and when it could allow it."""
+
+    reason: str
+    detail: str
+    retry_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the store knows about an account at decision time."""
+
+    state: AccountState
+    zones: tuple[str, ...]  # every candidate zone of the debtor
+    home_zone: str | None  # the zone whose calendar days and windows count
+    holiday_region: str | None
+    opted_out: frozenset[tuple[str, Medium]] = frozenset()
+    invalid_numbers: frozenset[str] = frozenset()
+    history: tuple[PastAttempt, ...] = ()  # oldest first
+    refused_contacts: frozenset[str] = field(default_factory=frozenset)
+    # Paused until a person reviews a reply from the number that might be a revocation.
+    under_review: frozenset[tuple[str, Medium]] = frozenset()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The stage's own per-day count and gap, never looser than the profile's."""
+
+    attempts_per_day: int
+    min_gap_minutes: int
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def local_day(moment: datetime, zone: str | None) -> date:
+    """The calendar day at `moment` in `zone` (UTC when the zone is unknown)."""
+    return moment.astimezone(ZoneInfo(zone) if zone else UTC).date()
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def local_midnight(day: date, zone: str | None) -> datetime:
+    """00:00 of `day` in `zone`, as UTC."""
+    return datetime.combine(day, time(0), ZoneInfo(zone) if zone else UTC).astimezone(UTC)
+
+
+def account_refusals(facts: Facts, limits: Limits, now: datetime) -> list[Refusal]:
+    """Rules about the account as a whole: resolved, holds, a pending promise."""
+    state = facts.state
+    if state.status is AccountStatus.RESOLVED:
+        return [Refusal(RESOLVED, f"resolved ({state.resolved_reason})")]
+    if state.status is not AccountStatus.OPEN:
+        return [Refusal(NOT_OVERDUE, "no account.overdue event yet")]
+    found = []
+    today = local_day(now, facts.home_zone)
+    for hold in state.holds:
+        if hold.until is None or today < hold.until:
+            retry = local_midnight(hold.until, facts.home_zone) if hold.until else None
+            until = f" until {hold.until}" if hold.until else ""
+            found.append(Refusal(f"hold:{hold.reason.value}", f"hold {hold.reason.value}{until}",
+                                 retry))
+    if state.promise is not None:
+        resumes = state.promise.due_on + timedelta(days=limits.promise_grace_days)
+        if today < resumes:
+            found.append(Refusal(PROMISE_PENDING, f"promise to pay by {state.promise.due_on}; "
+                                                  f"contact resumes {resumes}",
+                                 local_midnight(resumes, facts.home_zone)))
+    return found
+
+
+def target_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusal]:
+    """Rules about whom and how, whatever the time: opt-outs, consent, work numbers, 3rd parties."""
+    found = []
+    if target.number in facts.invalid_numbers:
+        found.append(Refusal(NO_VALID_NUMBER, "number marked invalid"))
+    if (target.number, target.medium) in facts.opted_out:
+        found.append(Refusal(OPTED_OUT, f"opted out of {target.medium.value}"))
+    if (target.number, target.medium) in facts.under_review:
+        found.append(Refusal(REVOCATION_REVIEW, "a reply from this number might revoke consent: "
+                                                "paused until a person decides"))
+    if target.role is Role.DEBTOR:
+        phone = _debtor_phone(facts.state, target.number)
+        if phone is None:
+            found.append(Refusal(NO_VALID_NUMBER, "not one of the debtor's numbers"))
+        else:
+            consent = phone.sms_consent if target.medium is Medium.SMS else phone.call_consent
+            if not consent:
+                found.append(Refusal(NO_CONSENT, f"no {target.medium.value} consent"))
+            if phone.type == "work" and not limits.call_work_numbers:
+                found.append(Refusal(WORK_NUMBER, "work number"))
+    else:
+        found.extend(_third_party_refusals(target, facts, limits))
+    return found
+
+
+def _third_party_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusal]:
+    if target.medium is not Medium.CALL:
+        return [Refusal(THIRD_PARTY_LIMIT, "third parties get calls only: no SMS, no voicemail")]
+    if target.role is Role.GUARANTOR and limits.guarantors is GuarantorRule.NEVER:
+        return [Refusal(THIRD_PARTY_LIMIT, "the profile allows no calls to guarantors")]
+    if not is_unreachable(facts, limits):
+        return [Refusal(THIRD_PARTY_LIMIT, "the debtor is not unreachable as the profile "
+                                           "defines it: third parties only restore contact")]
+    if target.person in facts.refused_contacts:
+        return [Refusal(THIRD_PARTY_LIMIT, "the contact asked not to be called")]
+    calls = [a for a in facts.history if a.person == target.person and a.counts_as_call]
+    if target.role is Role.EMERGENCY and len(calls) >= limits.third_party_calls_per_contact:
+        return [Refusal(THIRD_PARTY_LIMIT, f"{len(calls)} of "
+                                           f"{limits.third_party_calls_per_contact} calls made")]
+    return []
+
+
+def is_unreachable(facts: Facts, limits: Limits) -> bool:
+    """The profile's test for a debtor whose location is unknown (compliance.md)."""
+    debtor = facts.state.debtor
+    if debtor is None or not debtor.phones:
+        return False
+    if all(p.number in facts.invalid_numbers for p in debtor.phones):
+        return True
+    mine = [a for a in facts.history if a.role is Role.DEBTOR]
+    talks = [i for i, a in enumerate(mine) if a.is_conversation]
+    since = mine[talks[-1] + 1:] if talks else mine
+    unanswered = [a for a in since if a.unanswered]
+    if len(unanswered) < limits.unreachable_after_attempts:
+        return False
+    span = unanswered[-1].at - unanswered[0].at
+    windows = {a.window for a in unanswered if a.window}
+    return (span >= timedelta(days=limits.unreachable_after_days - 1)
+            and len(windows) >= limits.unreachable_distinct_windows)
+
+
+def _debtor_phone(state: AccountState, number: str) -> Phone | None:
+    if state.debtor is None:
+        return None
+    return next((p for p in state.debtor.phones if p.number == number), None)
+
+
+def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
+                  now: datetime, *, mine: list[PastAttempt] | None = None) -> list[Refusal]:
+    """Rules about when: hours in every zone, holidays, cool-down, caps, daily count, gap.
+
+    `mine` is the target person's own history, when the caller already has it.
+    """
+    found = []
+    hours = _hours_refusal(zones_for(target, facts), limits, now)
+    if hours is not None:
+        found.append(hours)
+    avoid = _avoid_refusal(facts, now)
+    if avoid is not None:
+        found.append(avoid)
+    today = local_day(now, facts.home_zone)
+    tomorrow = local_midnight(today + timedelta(days=1), facts.home_zone)
+    if not limits.contact_on_holidays and (name := holiday_on(today, facts.holiday_region)):
+        found.append(Refusal(HOLIDAY, f"{today} is {name} in {facts.holiday_region}", tomorrow))
+    if not limits.contact_on_sundays and today.weekday() == 6:
+        found.append(Refusal(NO_CONTACT_DAY, "no contact on Sundays", tomorrow))
+    if mine is None:
+        mine = [a for a in facts.history if a.person == target.person]
+    found.extend(_frequency_refusals(target, mine, facts.home_zone, limits=limits,
+                                     budget=budget, now=now))
+    return found
+
+
+def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Refusal | None:
+    if zones and all(limits.hours_start <= now.astimezone(ZoneInfo(z)).time() < limits.hours_end
+                     for z in zones):
+        return None
+    decision = check_hours(now, zones, Window(limits.hours_start, limits.hours_end))
+    if decision.allowed:
+        return None
+    if decision.reason == AMBIGUOUS:
+        return Refusal(AMBIGUOUS, "the allowed hours of the candidate zones "
+                                  f"{list(zones)} never overlap")
+    local = ", ".join(f"{z} {t[11:16]}" for z, t in decision.local_times.items())
+    return Refusal(QUIET_HOURS, f"outside {limits.hours_start:%H:%M}-{limits.hours_end:%H:%M} "
+                                f"({local})", decision.next_allowed)
+
+
+def zones_for(target: Target, facts: Facts) -> tuple[str, ...]:
+    """The zones whose hours an attempt must respect: the debtor's candidates and, for a third
+    party, who may live elsewhere, their own number's zones too."""
+    if target.role is Role.DEBTOR:
+        return facts.zones
+    return tuple(dict.fromkeys((*facts.zones, *number_zones_for(target.number))))
+
+
+def _avoid_refusal(facts: Facts, now: datetime) -> Refusal | None:
+    """Hours the consumer said are inconvenient, in their home zone, honoured like quiet hours."""
+    debtor = facts.state.debtor
+    if debtor is None or not debtor.avoid_hours or facts.home_zone is None:
+        return None
+    zone = ZoneInfo(facts.home_zone)
+    local = now.astimezone(zone)
+    clock = local.strftime("%H:%M")
+    for span in debtor.avoid_hours:
+        crosses = span.start > span.end
+        inside = (span.start <= clock < span.end if not crosses
+                  else clock >= span.start or clock < span.end)
+        if inside:
+            end_day = local.date() + timedelta(days=1 if crosses and clock >= span.start else 0)
+            end = datetime.combine(end_day, time.fromisoformat(span.end), zone)
+            return Refusal(QUIET_HOURS, f"{span.start}-{span.end} local: hours the consumer "
+                                        f"asked to avoid", end.astimezone(UTC))
+    return None
+
+
+def _in_week(attempts: Iterable[PastAttempt], now: datetime,
+             zone: str | None) -> list[PastAttempt]:
+    """Attempts within the 7 consecutive days ending now: the 7 local calendar days ending today,
+    or the last 7x24 h, whichever holds more (DST weeks are 167 or 169 hours)."""
+    calendar = local_midnight(local_day(now, zone) - timedelta(days=6), zone)
+    rolling = now - WEEK
+    return [a for a in attempts if a.at >= calendar or a.at > rolling]
+
+
+def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetime:
+    """The first instant at which enough of `counted` (oldest first) have left the 7-day window
+    (by calendar and by hours, see `_in_week`) for one more attempt."""
+    oldest_to_drop = counted[len(counted) - cap]
+    by_calendar = local_midnight(local_day(oldest_to_drop.at, zone) + WEEK, zone)
+    return max(by_calendar, oldest_to_drop.at + WEEK)
+
+
+def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
+                        limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
+    found = []
+    today = local_day(now, zone)
+    tomorrow = local_midnight(today + timedelta(days=1), zone)
+    recent = _in_week(mine, now, zone)
+    if target.medium is Medium.CALL:
+        conversations = [a for a in mine if a.is_conversation]
+        if conversations and limits.conversation_cooldown_days:
+            last = local_day(conversations[-1].at, zone)
+            resumes = last + timedelta(days=limits.conversation_cooldown_days)
+            if today < resumes:
+                found.append(Refusal(POST_CONVERSATION, f"conversation on {last}; calls resume "
+                                                        f"{resumes}",
+                                     local_midnight(resumes, zone)))
+        # A guarantor is a person on the debt too: never more than the general cap.
+        cap = (min(limits.guarantor_calls_per_7_days, limits.calls_per_7_days)
+               if target.role is Role.GUARANTOR else limits.calls_per_7_days)
+        calls = [a for a in recent if a.counts_as_call]
+        if len(calls) >= cap:
+            found.append(Refusal(CALL_CAP_7D, f"{len(calls)} calls in 7 days (cap {cap})",
+                                 _released(calls, cap, zone) if cap else None))
+        talks_today = [a for a in calls if a.is_conversation and local_day(a.at, zone) == today]
+        if len(talks_today) >= limits.conversations_per_day:
+            found.append(Refusal(CONVERSATION_CAP, f"{len(talks_today)} conversations today",
+                                 tomorrow))
+    else:
+        texts = [a for a in recent if a.medium is Medium.SMS]
+        if len(texts) >= limits.sms_per_7_days:
+            found.append(Refusal(SMS_CAP_7D, f"{len(texts)} texts in 7 days "
+                                             f"(cap {limits.sms_per_7_days})",
+                                 _released(texts, limits.sms_per_7_days, zone)
+                                 if limits.sms_per_7_days else None))
+    if len(recent) >= limits.contacts_per_7_days:
+        found.append(Refusal(CONTACT_CAP_7D, f"{len(recent)} attempts in 7 days "
+                                             f"(cap {limits.contacts_per_7_days})",
+                             _released(recent, limits.contacts_per_7_days, zone)
+                             if limits.contacts_per_7_days else None))
+    per_day = min(limits.attempts_per_day, budget.attempts_per_day)
+    today_count = sum(1 for a in recent if local_day(a.at, zone) == today)
+    if today_count >= per_day:
+        found.append(Refusal(DAILY_CAP, f"{today_count} attempts today (cap {per_day})",
+                             tomorrow))
+    gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
+    on_number = [a for a in mine if a.number == target.number]
+    if on_number and now - on_number[-1].at < gap:
+        found.append(Refusal(MIN_GAP, f"last attempt on this number at "
+                                      f"{on_number[-1].at:%Y-%m-%dT%H:%MZ}",
+                             on_number[-1].at + gap))
+    return found
+
+
+def refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
+             now: datetime) -> list[Refusal]:
+    """Every rule that forbids reaching `target` at `now`; empty means the attempt is lawful."""
+    return [*account_refusals(facts, limits, now), *target_refusals(target, facts, limits),
+            *time_refusals(target, facts, limits, budget, now)]
+
+
+def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
+             now: datetime) -> dict[str, int]:
+    """The counter values at decision time, for the audit record."""
+    mine = [a for a in history if a.person == target.person]
+    today = local_day(now, zone)
+    recent = _in_week(mine, now, zone)
+    return {
+        "calls_7d": sum(1 for a in recent if a.counts_as_call),
+        "sms_7d": sum(1 for a in recent if a.medium is Medium.SMS),
+        "attempts_7d": len(recent),
+        "attempts_today": sum(1 for a in mine if local_day(a.at, zone) == today),
+    }

@@ -1,0 +1,1 @@
+"""Configuration: TOML files validated into immutable settings, and hot reload."""

@@ -1,0 +1,1 @@
+"""The contact engine: deciding, sending, explaining, reconciling and simulating attempts."""

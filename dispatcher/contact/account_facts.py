@@ -1,0 +1,108 @@
+"""The engine's view of one account and what it needs around a decision: the contact policy from
+the config, the gate's facts, an attempt's id, its local times and its template values."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+from dispatcher.compliance.gate import Facts
+from dispatcher.compliance.policy import Limits
+from dispatcher.config.settings import LoadedConfig
+from dispatcher.contact.templates import TemplateSet
+from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.clock import sortable_utc
+from dispatcher.domain.contact import Outcome, PastAttempt
+from dispatcher.domain.zones import candidate_zones
+from dispatcher.store.sqlite.contact_rows import AccountContext, OutcomeRow
+from schedules.model import Schedule
+from schedules.planner import PlannedAttempt, days_past_due
+
+
+@dataclass(frozen=True)
+class ContactPolicy:
+    """Everything from the config that shapes contact."""
+
+    schedule: Schedule
+    limits: Limits
+    templates: TemplateSet
+    regional: Mapping[str, Limits]
+    business: str
+    callback: str
+    agent: str
+    default_locale: str
+    config_version: str
+
+
+
+def policy_of(config: LoadedConfig) -> ContactPolicy:
+    """The contact policy the config describes."""
+    contact = config.settings.contact
+    return ContactPolicy(schedule=config.schedule, limits=config.limits,
+                         regional=config.regional_limits,
+                         templates=config.templates, business=contact.business,
+                         callback=contact.callback, agent=contact.agent,
+                         default_locale=contact.default_locale, config_version=config.version)
+
+
+def facts_for(context: AccountContext) -> Facts:
+    """The gate's view of an account: candidate zones, home zone, holiday region, history."""
+    state = context.state
+    debtor = state.debtor
+    numbers = [p.number for p in debtor.phones] if debtor else []
+    zones = candidate_zones(debtor.timezone if debtor else None,
+                            debtor.region if debtor else None, numbers)
+    names = tuple(z.zone for z in zones)
+    home = (debtor.timezone if debtor and debtor.timezone else names[0] if names else None)
+    region = debtor.region if debtor and debtor.region else None
+    if region is None and numbers:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(numbers[0], None))
+    refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
+    return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
+                 opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
+                 under_review=context.under_review,
+                 history=context.history, refused_contacts=refused)
+
+
+def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,
+                   now: datetime) -> dict[str, str]:
+    """The values a template's placeholders are filled with."""
+    name = state.debtor.name if state.debtor else ""
+    days = days_past_due(state, now, zone)
+    due = (now - timedelta(days=days)).date().isoformat() if days else ""
+    return {"first_name": name.split()[0] if name.split() else name, "name": name,
+            "business": policy.business, "callback": policy.callback, "agent": policy.agent,
+            "amount": state.amount_due or "", "currency": state.currency or "",
+            "days_past_due": str(days or ""), "due_date": due}
+
+
+def with_outcome(facts: Facts, planned: PlannedAttempt, outcome: OutcomeRow) -> Facts:
+    """`facts` with the attempt just sent and its outcome, as the store now holds them."""
+    target = planned.target
+    past = PastAttempt(outcome.attempt_id, outcome.at, target.person, target.role,
+                       target.number, target.medium, planned.window, planned.stage,
+                       outcome.outcome)
+    invalid = facts.invalid_numbers
+    if outcome.outcome is Outcome.INVALID_NUMBER:
+        invalid = invalid | {target.number}
+    refused = facts.refused_contacts
+    if outcome.outcome is Outcome.REFUSED:
+        refused = refused | {target.person}
+    return replace(facts, history=(*facts.history, past), invalid_numbers=invalid,
+                   refused_contacts=refused)
+
+
+def attempt_id_for(account_id: str, now: datetime) -> str:
+    """A deterministic attempt id: one account makes at most one attempt per instant."""
+    digest = hashlib.sha256(f"{account_id}|{sortable_utc(now)}".encode()).hexdigest()
+    return f"at-{digest[:24]}"
+
+
+def local_times(zones: Sequence[str], at: datetime) -> dict[str, str]:
+    """The local time of `at` in each zone considered, for the audit record."""
+    return {z: at.astimezone(ZoneInfo(z)).isoformat(timespec="minutes") for z in zones}

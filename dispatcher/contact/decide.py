@@ -1,0 +1,166 @@
+"""One account, one instant: send the planned attempt, suppress it, or plan the next one.
+
+Pure: `decide(facts, stored, schedule, limits, now)` is what the engine does for every due
+account, in the daemon and in `simulate` alike. The stored plan is what the last decision chose;
+when its time has come the gate is asked again, because events may have changed everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from dispatcher.compliance.gate import NOT_OVERDUE, Budget, Facts, Refusal, local_day, refusals
+from dispatcher.compliance.policy import Limits
+from dispatcher.domain.accounts import AccountStatus, Promise
+from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
+from dispatcher.domain.contact import Medium, Role, Target
+from schedules.model import Schedule
+from schedules.planner import NoAttempt, Plan, PlannedAttempt, plan_next
+
+# A planned slot missed by more than this (the daemon was down) is planned afresh.
+LATE = timedelta(minutes=30)
+# After sending, the outcome triggers the next plan; if none comes, the engine looks again then.
+OUTCOME_WAIT = timedelta(minutes=10)
+AWAITING_OUTCOME = "awaiting_outcome"
+
+
+@dataclass(frozen=True)
+class StoredPlan:
+    """What the previous decision left for this account."""
+
+    plan: Plan | None
+    promise_broken: str | None = None  # event id of the promise already recorded as broken
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A refusal to audit: the attempt it stopped (if one was planned) and every reason."""
+
+    reasons: tuple[Refusal, ...]
+    planned: PlannedAttempt | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do now, and what to remember for next time."""
+
+    send: PlannedAttempt | None
+    plan: Plan
+    suppressed: tuple[Suppression, ...]
+    broken_promise: Promise | None
+
+    def stored(self, previous: StoredPlan) -> StoredPlan:
+        """The plan to keep for the next decision."""
+        broken = self.broken_promise.event_id if self.broken_promise else previous.promise_broken
+        return StoredPlan(self.plan, broken)
+
+    def next_look(self, now: datetime) -> datetime | None:
+        """When the engine should decide for this account again."""
+        at = self.plan.at if isinstance(self.plan, PlannedAttempt) else self.plan.retry_at
+        return None if at is None else max(at, now + timedelta(seconds=1))
+
+
+def budget_for(schedule: Schedule, stage_name: str, limits: Limits) -> Budget:
+    """The stage's daily count and gap; the profile's alone when the stage is gone."""
+    stage = next((s for s in schedule.stages if s.name == stage_name), None)
+    if stage is None:
+        return Budget(limits.attempts_per_day, limits.min_gap_minutes)
+    return Budget(stage.attempts_per_day, stage.min_gap_minutes)
+
+
+def _broken_promise(facts: Facts, stored: StoredPlan, limits: Limits,
+                    now: datetime) -> Promise | None:
+    promise = facts.state.promise
+    if promise is None or facts.state.status is not AccountStatus.OPEN:
+        return None
+    resumes = promise.due_on + timedelta(days=limits.promise_grace_days)
+    if local_day(now, facts.home_zone) < resumes or stored.promise_broken == promise.event_id:
+        return None
+    return promise
+
+
+def _codes(plan: Plan | None) -> tuple[str, ...] | None:
+    return tuple(r.reason for r in plan.reasons) if isinstance(plan, NoAttempt) else None
+
+
+def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits, *,
+           now: datetime, attempt_id: str) -> Decision:
+    """The decision for one due account at `now`; `attempt_id` names an attempt sent now."""
+    suppressed: list[Suppression] = []
+    send: PlannedAttempt | None = None
+    previous = stored.plan
+    if isinstance(previous, PlannedAttempt) and previous.at <= now:
+        refused = refusals(previous.target, facts, limits,
+                           budget_for(schedule, previous.stage, limits), now)
+        if refused:
+            suppressed.append(Suppression(tuple(refused), previous))
+        elif now - previous.at <= LATE:
+            send = replace(previous, at=now)
+    plan: Plan | None = None
+    if send is None:
+        plan = plan_next(facts, schedule, limits, now)
+        if isinstance(plan, PlannedAttempt) and plan.at <= now:
+            send = plan
+    if send is not None:
+        # The outcome plans the next attempt; without one, look again later, counting this one.
+        wait = Refusal(AWAITING_OUTCOME, f"attempt {attempt_id} sent; the next is planned when "
+                                         f"its outcome arrives")
+        return Decision(send, NoAttempt((wait,), now + OUTCOME_WAIT), tuple(suppressed),
+                        _broken_promise(facts, stored, limits, now))
+    assert plan is not None
+    if isinstance(plan, NoAttempt) and not suppressed:
+        codes = _codes(plan)
+        cancelled = previous if isinstance(previous, PlannedAttempt) else None
+        if (cancelled or codes != _codes(previous)) and codes != (NOT_OVERDUE,):
+            suppressed.append(Suppression(plan.reasons, cancelled))
+    return Decision(send, plan, tuple(suppressed), _broken_promise(facts, stored, limits, now))
+
+
+# -- the stored plan as JSON ---------------------------------------------------------------------
+
+def _target_json(target: Target) -> dict[str, Any]:
+    return {"role": target.role.value, "person": target.person, "number": target.number,
+            "number_type": target.number_type, "medium": target.medium.value}
+
+
+def _refusal_json(refusal: Refusal) -> dict[str, Any]:
+    return {"reason": refusal.reason, "detail": refusal.detail,
+            "retry_at": utc_rfc3339(refusal.retry_at) if refusal.retry_at else None}
+
+
+def plan_to_json(stored: StoredPlan) -> str:
+    """Serialise a stored plan for the accounts table (explain reads it too)."""
+    plan = stored.plan
+    body: dict[str, Any] = {"promise_broken": stored.promise_broken}
+    if isinstance(plan, PlannedAttempt):
+        body |= {"kind": "attempt", "at": utc_rfc3339(plan.at), "target": _target_json(
+            plan.target), "stage": plan.stage, "window": plan.window, "rule": plan.rule,
+                 "template": plan.template}
+    elif isinstance(plan, NoAttempt):
+        body |= {"kind": "none", "reasons": [_refusal_json(r) for r in plan.reasons],
+                 "retry_at": utc_rfc3339(plan.retry_at) if plan.retry_at else None}
+    return orjson.dumps(body, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def plan_from_json(text: str | None) -> StoredPlan:
+    """Read a stored plan back; an absent one is an empty plan."""
+    if not text:
+        return StoredPlan(None)
+    body = orjson.loads(text)
+    plan: Plan | None = None
+    if body.get("kind") == "attempt":
+        t = body["target"]
+        target = Target(Role(t["role"]), t["person"], t["number"], t["number_type"],
+                        Medium(t["medium"]))
+        plan = PlannedAttempt(parse_rfc3339(body["at"]), target, body["stage"], body["window"],
+                              body["rule"], body["template"])
+    elif body.get("kind") == "none":
+        reasons = tuple(Refusal(r["reason"], r["detail"],
+                                parse_rfc3339(r["retry_at"]) if r["retry_at"] else None)
+                        for r in body["reasons"])
+        plan = NoAttempt(reasons, parse_rfc3339(body["retry_at"]) if body["retry_at"] else None)
+    return StoredPlan(plan, body.get("promise_broken"))

@@ -1,0 +1,129 @@
+"""`dispatcher explain --account ID`: state, holds, counters, and the next attempt or why none."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from dispatcher.compliance.gate import Facts, counters, is_unreachable
+from dispatcher.compliance.policy import for_region
+from dispatcher.config.settings import LoadedConfig
+from dispatcher.contact.account_facts import facts_for, local_times
+from dispatcher.contact.decide import plan_from_json
+from dispatcher.contact.engine import HISTORY_DAYS
+from dispatcher.domain.clock import utc_rfc3339
+from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.domain.phones import mask_number
+from dispatcher.store import SqliteStore
+from schedules.planner import Plan, PlannedAttempt, days_past_due, plan_next
+
+RECENT_ATTEMPTS = 10
+
+
+def _state_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]:
+    state = facts.state
+    days = days_past_due(state, now, facts.home_zone)
+    stage = config.schedule.stage_for(days) if days else None
+    resolved = f" ({state.resolved_reason})" if state.resolved_reason else ""
+    holds = ", ".join(h.reason.value + (f" until {h.until}" if h.until else "")
+                      for h in state.holds)
+    lines = [f"  status: {state.status.value}{resolved}",
+             f"  days past due: {days if days is not None else '-'}; stage: "
+             f"{stage.name if stage else '-'}; amount: {state.amount_due or '-'} "
+             f"{state.currency or ''}",
+             f"  zones considered: {', '.join(facts.zones) or 'none'} "
+             f"(home: {facts.home_zone or '-'})"]
+    lines += [f"    {zone}: {text}" for zone, text in local_times(facts.zones, now).items()]
+    lines.append(f"  holds: {holds or 'none'}")
+    if state.promise:
+        lines.append(f"  promise: pay by {state.promise.due_on} (grace "
+                     f"{config.limits.promise_grace_days} days)")
+    return lines
+
+
+def _number_lines(facts: Facts) -> list[str]:
+    state = facts.state
+    lines = ["  numbers:"]
+    for phone in state.debtor.phones if state.debtor else []:
+        flags = [f"sms consent {'yes' if phone.sms_consent else 'no'}",
+                 f"call consent {'yes' if phone.call_consent else 'no'}"]
+        flags += [f"opted out of {m.value}" for m in Medium
+                  if (phone.number, m) in facts.opted_out]
+        flags += _review_flags(facts, phone.number)
+        if phone.number in facts.invalid_numbers:
+            flags.append("INVALID (listed for the data team)")
+        lines.append(f"    {mask_number(phone.number)} debtor {phone.type}: {', '.join(flags)}")
+    for contact in state.contacts:
+        refused = (" (asked not to be called)" if contact.contact_id in facts.refused_contacts
+                   else "")
+        flags = [f"opted out of {m.value}" for m in Medium
+                 if (contact.number, m) in facts.opted_out]
+        flags += _review_flags(facts, contact.number)
+        lines.append(f"    {mask_number(contact.number)} {contact.role} "
+                     f"{contact.contact_id}{refused}" + (f": {', '.join(flags)}" if flags else ""))
+    return lines
+
+
+def _review_flags(facts: Facts, number: str) -> list[str]:
+    paused = [m.value for m in Medium if (number, m) in facts.under_review]
+    if not paused:
+        return []
+    return [f"revocation_review on {', '.join(paused)}: a reply might revoke consent; paused "
+            f"until a person decides (contact.opt_out confirms, a later contact.opt_in lifts)"]
+
+
+def _counter_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]:
+    lines = ["  counters (last 7 days, per person):"]
+    people = [("debtor", Role.DEBTOR)] + [(c.contact_id, Role(c.role))
+                                          for c in facts.state.contacts]
+    for person, role in people:
+        values = counters(Target(role, person, "", None, Medium.CALL), facts.history,
+                          facts.home_zone, now)
+        lines.append(f"    {person}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
+    unreachable = "yes" if is_unreachable(facts, limits) else "no"
+    lines.append(f"  debtor unreachable (profile test): {unreachable}")
+    recent = facts.history[-RECENT_ATTEMPTS:]
+    lines.append(f"  recent attempts ({len(recent)} of {len(facts.history)} in "
+                 f"{HISTORY_DAYS} days):")
+    lines += [f"    {utc_rfc3339(a.at)} {a.role.value} {a.medium.value} {mask_number(a.number)} "
+              f"window {a.window or '-'}: {a.outcome.value if a.outcome else 'in flight'}"
+              for a in recent]
+    return lines
+
+
+def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
+    if isinstance(plan, PlannedAttempt):
+        t = plan.target
+        lines = [f"  {utc_rfc3339(plan.at)}: {t.medium.value} to {t.role.value} "
+                 f"{mask_number(t.number)} ({t.number_type or 'contact'}), stage {plan.stage}, "
+                 f"window {plan.window}, template {plan.template}",
+                 f"  rule: {plan.rule}"]
+        return lines + [f"    {zone}: {text}"
+                        for zone, text in local_times(facts.zones, plan.at).items()]
+    lines = ["  none. Every reason:"]
+    for r in plan.reasons:
+        retry = f" (could change {utc_rfc3339(r.retry_at)})" if r.retry_at else ""
+        lines.append(f"  - {r.reason}: {r.detail}{retry}")
+    if plan.retry_at:
+        lines.append(f"  the engine looks again at {utc_rfc3339(plan.retry_at)}")
+    return lines
+
+
+async def explain(store: SqliteStore, config: LoadedConfig, account_id: str,
+                  now: datetime) -> tuple[str, bool]:
+    """The explanation as text, and whether the account exists."""
+    contexts = await store.contexts([account_id], now - timedelta(days=HISTORY_DAYS))
+    context = contexts.get(account_id)
+    if context is None:
+        return f"no account {account_id!r} in {store.path}\n", False
+    facts = facts_for(context)
+    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
+    plan = plan_next(facts, config.schedule, limits, now)
+    lines = [f"account {account_id} as of {utc_rfc3339(now)}",
+             *_state_lines(facts, config, now), *_number_lines(facts),
+             *_counter_lines(facts, config, now), "next attempt:", *_plan_lines(plan, facts)]
+    stored = plan_from_json(context.plan_json)
+    if isinstance(stored.plan, PlannedAttempt) and stored.plan != plan:
+        lines.append(f"  (the engine's stored plan, made earlier: {utc_rfc3339(stored.plan.at)} "
+                     f"{stored.plan.rule}; it is decided again when due)")
+    return "\n".join(lines) + "\n", True

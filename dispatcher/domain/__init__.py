@@ -1,0 +1,1 @@
+"""The vocabulary: events, accounts, phone numbers, time zones, clocks and attempts."""

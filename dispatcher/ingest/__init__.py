@@ -1,0 +1,1 @@
+"""MQTT ingest: receive, validate, commit in batches, and only then acknowledge."""

@@ -1,0 +1,1 @@
+"""The compliance report: audit records read, rules re-checked, one HTML page."""

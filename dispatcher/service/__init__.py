@@ -1,0 +1,1 @@
+"""The daemon: wiring, periodic jobs, metrics, logging and its supervisor."""

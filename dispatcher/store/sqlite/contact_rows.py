@@ -1,0 +1,328 @@
+"""The engine's side of the SQLite store: due accounts, attempts, outcomes and stored plans."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+import aiosqlite
+
+from dispatcher.compliance.consent import Standing
+from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.clock import parse_rfc3339, sortable_utc
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.store.sqlite.inline import InlineConnection
+
+LEASE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """An attempt as the store keeps it."""
+
+    attempt_id: str
+    account_id: str
+    person: str
+    role: Role
+    number: str
+    medium: Medium
+    stage: str | None
+    window: str | None
+    rule: str | None
+    template: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """A provider's answer about one attempt."""
+
+    attempt_id: str
+    outcome: Outcome
+    at: datetime
+    provider_sid: str | None = None
+    detail: str = ""
+    wait: float = 0.0  # seconds before the account is looked at again (a provider's Retry-After)
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """What the engine reads about one account before deciding."""
+
+    state: AccountState
+    plan_json: str | None
+    history: tuple[PastAttempt, ...]
+    opted_out: frozenset[tuple[str, Medium]]
+    invalid_numbers: frozenset[str]
+    under_review: frozenset[tuple[str, Medium]] = frozenset()  # paused for a person
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The engine's stored plan for an account and when to look at it again."""
+
+    account_id: str
+    plan_json: str
+    next_at: datetime | None
+
+
+# The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).
+Db = aiosqlite.Connection | InlineConnection
+
+
+class _StateParser(Protocol):
+    def get(self, account_id: str, state_json: str) -> AccountState: ...
+
+
+class _Host(Protocol):
+    _db: Db
+
+    @property
+    def _states(self) -> _StateParser: ...
+
+    _lock: asyncio.Lock
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    def _write(self) -> AbstractAsyncContextManager[Db]: ...
+
+    async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
+                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    async def account(self, account_id: str) -> AccountState | None: ...
+
+
+# The engine reads an account's recent attempts at every decision: parse each stored value once.
+_ROLES = {r.value: r for r in Role}
+_MEDIUMS = {m.value: m for m in Medium}
+_OUTCOMES = {o.value: o for o in Outcome}
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _instant(text: str) -> datetime:
+    return parse_rfc3339(text)
+
+
+# SQLite's default limit on bound parameters is 32766; stay far below it.
+CHUNK = 500
+_Item = TypeVar("_Item")
+
+
+def marks(count: int) -> str:
+    """`count` bound-parameter marks for an `IN (...)` list."""
+    return ", ".join("?" * count)
+
+
+def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
+    """`items` in slices of at most CHUNK, one query's worth of bound parameters each."""
+    for start in range(0, len(items), CHUNK):
+        yield items[start:start + CHUNK]
+
+
+class ContactRows:
+    """Mixin of SqliteStore: the repository methods the contact engine uses."""
+
+    async def _fetch(self: _Host, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        # One trip to SQLite's thread (execute and fetch together), serialised with writes.
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
+
+    async def claim_due(self: _Host, now: datetime, limit: int) -> list[str]:
+        """Accounts due at `now`, leased to this process for a few minutes, oldest first."""
+        key = sortable_utc(now)
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "SELECT account_id FROM accounts WHERE next_attempt_at <= ? AND "
+                "(lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, "
+                "account_id LIMIT ?", (key, key, limit))
+            ids = [row[0] for row in rows]
+            if not ids:
+                return ids
+            await db.executemany("UPDATE accounts SET lease_until = ? WHERE account_id = ?",
+                                 [(sortable_utc(now + LEASE), i) for i in ids])
+        return ids
+
+    async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
+        """Give claimed accounts back before their lease runs out (a failed sweep)."""
+        async with self._write() as db:
+            await db.executemany("UPDATE accounts SET lease_until = NULL WHERE account_id = ?",
+                                 [(a,) for a in account_ids])
+
+    async def next_due_at(self: _Host) -> datetime | None:
+        """The earliest instant any account is due, if one is."""
+        # The condition lets SQLite answer from the partial index accounts_due.
+        rows = await self._fetch("SELECT MIN(next_attempt_at) FROM accounts "
+                                 "WHERE next_attempt_at IS NOT NULL")
+        return parse_rfc3339(rows[0][0]) if rows and rows[0][0] else None
+
+    async def contexts(self: _Host, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, AccountContext]:
+        """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
+        if not account_ids:
+            return {}
+        account_marks = marks(len(account_ids))
+        states: dict[str, tuple[str, str | None]] = {}
+        for account_id, state_json, plan_json in await self._fetch(
+                f"SELECT account_id, state_json, plan_json FROM accounts "
+                f"WHERE account_id IN ({account_marks})", account_ids):
+            states[account_id] = (state_json, plan_json)
+        history: dict[str, list[PastAttempt]] = defaultdict(list)
+        for row in await self._fetch(
+                f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
+                f"stage, outcome FROM attempts WHERE account_id IN ({account_marks}) AND "
+                f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
+                f"ORDER BY account_id, at, attempt_id",
+                [*account_ids, sortable_utc(since)]):
+            history[row[1]].append(PastAttempt(
+                attempt_id=row[0], at=_instant(row[2]), person=row[3], role=_ROLES[row[4]],
+                number=row[5], medium=_MEDIUMS[row[6]], window=row[7], stage=row[8],
+                outcome=_OUTCOMES[row[9]] if row[9] else None))
+        numbers: dict[str, set[str]] = defaultdict(set)
+        for account_id, number in await self._fetch(
+                "SELECT account_id, number FROM party_numbers "
+                f"WHERE account_id IN ({account_marks})", account_ids):
+            numbers[account_id].add(number)
+        every = sorted({n for ns in numbers.values() for n in ns})
+        opted: set[tuple[str, Medium]] = set()
+        review: set[tuple[str, Medium]] = set()
+        invalid: set[str] = set()
+        if every:
+            number_marks = marks(len(every))
+            for n, c, reason in await self._fetch(
+                    f"SELECT number, channel, reason FROM opt_outs WHERE opted_out = 1 "
+                    f"AND number IN ({number_marks})", every):
+                (review if reason == Standing.REVIEW else opted).add((n, Medium(c)))
+            invalid.update(row[0] for row in await self._fetch(
+                f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", every))
+        found = {}
+        for account_id in account_ids:
+            if account_id not in states:
+                continue
+            state_json, plan_json = states[account_id]
+            mine = numbers[account_id]
+            found[account_id] = AccountContext(
+                state=self._states.get(account_id, state_json), plan_json=plan_json,
+                history=tuple(history[account_id]),
+                opted_out=frozenset(o for o in opted if o[0] in mine),
+                under_review=frozenset(o for o in review if o[0] in mine),
+                invalid_numbers=frozenset(n for n in invalid if n in mine))
+        return found
+
+    async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
+                               plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
+                               now: datetime, config_version: str) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records."""
+        async with self._write() as db:
+            if attempts:
+                await db.executemany(
+                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
+                    "stage, window_name, rule, template, at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
+                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at))
+                     for a in attempts])
+            await db.executemany(
+                "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
+                "WHERE account_id = ?",
+                [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
+                 for p in plans])
+            return await self._insert_audit(audit, now, {"config_version": config_version})
+
+    async def record_outcomes(self: _Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
+                              config_version: str, audit_for: Any,
+                              plans: Sequence[PlanRow] = (),
+                              audit_after: Sequence[Mapping[str, Any]] = (),
+                              ) -> list[dict[str, Any]]:
+        """Apply final outcomes once each (a repeat changes nothing).
+
+        `audit_for(attempt_row_dict, outcome)` builds each outcome's audit record. The accounts
+        are due for planning at once, unless `plans` (decided with the outcomes in hand, their
+        audit records in `audit_after`) say what comes next.
+        """
+        async with self._write() as db:
+            ids = list(dict.fromkeys(o.attempt_id for o in outcomes))
+            rows = {r[0]: r for r in await db.execute_fetchall(
+                f"SELECT attempt_id, account_id, person, role, number, medium, stage, outcome "
+                f"FROM attempts WHERE attempt_id IN ({marks(len(ids))})", ids)} if ids else {}
+            records, updates, invalid = [], [], []
+            replan: set[str] = set()
+            for outcome in outcomes:
+                row = rows.get(outcome.attempt_id)
+                if row is None or row[7] is not None:
+                    continue
+                rows[outcome.attempt_id] = (*row[:7], outcome.outcome.value)  # once each
+                updates.append((outcome.outcome.value, sortable_utc(outcome.at),
+                                outcome.provider_sid, outcome.attempt_id))
+                if outcome.outcome is Outcome.INVALID_NUMBER:
+                    invalid.append((row[4], row[1], sortable_utc(outcome.at), row[0],
+                                    outcome.detail))
+                replan.add(row[1])
+                fields = dict(zip(("attempt_id", "account_id", "person", "role", "number",
+                                   "medium", "stage"), row[:7], strict=True))
+                records.append(audit_for(fields, outcome))
+            await db.executemany("UPDATE attempts SET outcome = ?, outcome_at = ?, "
+                                 "provider_sid = COALESCE(?, provider_sid) WHERE attempt_id = ?",
+                                 updates)
+            await db.executemany(
+                "INSERT INTO invalid_numbers(number, account_id, marked_at, attempt_id, detail) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT(number) DO NOTHING", invalid)
+            planned = {p.account_id for p in plans}
+            await db.executemany("UPDATE accounts SET next_attempt_at = ? WHERE account_id = ?",
+                                 [(sortable_utc(now), a) for a in sorted(replan - planned)])
+            await db.executemany(
+                "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
+                "WHERE account_id = ?",
+                [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
+                 for p in plans])
+            return await self._insert_audit([*records, *audit_after], now,
+                                            {"config_version": config_version})
+
+    async def open_attempts(self: _Host) -> list[AttemptRow]:
+        """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""
+        rows = await self._fetch(
+            "SELECT attempt_id, account_id, person, role, number, medium, stage, window_name, "
+            "rule, template, at FROM attempts WHERE outcome IS NULL ORDER BY at")
+        return [AttemptRow(r[0], r[1], r[2], Role(r[3]), r[4], Medium(r[5]), r[6], r[7], r[8],
+                           r[9], parse_rfc3339(r[10])) for r in rows]
+
+    async def attempt(self: _Host, attempt_id: str) -> AttemptRow | None:
+        """One attempt as recorded, if it exists."""
+        rows = await self._fetch(
+            "SELECT attempt_id, account_id, person, role, number, medium, stage, window_name, "
+            "rule, template, at FROM attempts WHERE attempt_id = ?", (attempt_id,))
+        return (AttemptRow(rows[0][0], rows[0][1], rows[0][2], Role(rows[0][3]), rows[0][4],
+                           Medium(rows[0][5]), rows[0][6], rows[0][7], rows[0][8], rows[0][9],
+                           parse_rfc3339(rows[0][10])) if rows else None)
+
+    async def invalid_numbers(self: _Host) -> list[dict[str, str]]:
+        """Numbers found invalid, for the data team to fix."""
+        rows = await self._fetch("SELECT number, account_id, marked_at, attempt_id, detail "
+                                 "FROM invalid_numbers ORDER BY marked_at")
+        return [dict(zip(("number", "account_id", "marked_at", "attempt_id", "detail"), r,
+                         strict=True)) for r in rows]
+
+    async def account_attempts(self: _Host, account_id: str) -> AsyncIterator[PastAttempt]:
+        """Every attempt on the account, oldest first (explain)."""
+        for r in await self._fetch(
+                "SELECT attempt_id, at, person, role, number, medium, window_name, stage, outcome "
+                "FROM attempts WHERE account_id = ? ORDER BY at", (account_id,)):
+            yield PastAttempt(r[0], parse_rfc3339(r[1]), r[2], Role(r[3]), r[4],
+                              Medium(r[5]), r[6], r[7], Outcome(r[8]) if r[8] else None)
+
+    async def accounts_with_number(self: _Host, number: str) -> list[str]:
+        """Accounts on which the number is listed (debtor or contact)."""
+        rows = await self._fetch("SELECT DISTINCT account_id FROM party_numbers WHERE "
+                                 "number = ? ORDER BY account_id", (number,))
+        return [row[0] for row in rows]
+
+    async def stored_plan(self: _Host, account_id: str) -> tuple[str | None, str | None]:
+        """(plan_json, next_attempt_at) of the account."""
+        rows = await self._fetch("SELECT plan_json, next_attempt_at FROM accounts WHERE "
+                                 "account_id = ?", (account_id,))
+        return (rows[0][0], rows[0][1]) if rows else (None, None)
