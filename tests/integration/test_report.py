@@ -104,7 +104,7 @@ def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
         pytest.fail("Debian's `chromium` is needed to render the report: apt-get install -y "
-                    "chromium (.ci/run installs it when missing)")
+                    "chromium (bash scripts/test installs it when missing)")
     return found
 
 
