@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from dispatcher.audit.checkpoint import kept_digest
 from dispatcher.audit.keys import CheckpointSigner
-from dispatcher.audit.verify import kept_digest
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
 from dispatcher.store.sqlite.contact_rows import Db
 
