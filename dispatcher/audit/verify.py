@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dispatcher.audit.chain import ChainHead, ChainVerifier, record_hash
 from dispatcher.audit.checkpoint import kept_digest, statement_of
 from dispatcher.audit.index import IndexDisagreement, summary
 from dispatcher.audit.keys import signature_valid
-
-if TYPE_CHECKING:
-    from dispatcher.store.sqlite.store import SqliteStore
+from dispatcher.store import VerifiableStore
 
 # Index disagreements listed at most (each names its seq; one is enough to refuse).
 INDEX_LIMIT = 100
@@ -136,7 +134,7 @@ def _check_kept(checkpoint: Mapping[str, Any], kept: list[tuple[int, str]]) -> N
             "deleted, inserted or replaced"))
 
 
-async def verify_audit_log(store: SqliteStore,
+async def verify_audit_log(store: VerifiableStore,
                            public_keys: Sequence[str] = ()) -> LogVerification:
     """Check the stored log in seq order, anchored at its latest checkpoint if it was pruned,
     and the index columns beside it against the records."""
