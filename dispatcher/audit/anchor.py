@@ -11,7 +11,7 @@ from typing import Any
 from dispatcher.audit.chain import ChainHead
 from dispatcher.audit.heads import signed_head, write_head
 from dispatcher.audit.keys import CheckpointSigner
-from dispatcher.store import SqliteStore
+from dispatcher.store import HeadStore
 
 # Heads kept in the file: at the default interval, three and a half days of them.
 HEAD_HISTORY = 1000
@@ -20,7 +20,7 @@ HEAD_HISTORY = 1000
 class HeadAnchor:
     """Writes a head when records were written since the last one; remembers it to publish."""
 
-    def __init__(self, store: SqliteStore, path: Path, signer: CheckpointSigner | None,
+    def __init__(self, store: HeadStore, path: Path, signer: CheckpointSigner | None,
                  keep: int = HEAD_HISTORY) -> None:
         self._store = store
         self.path = path

@@ -19,7 +19,7 @@ from dispatcher.domain.identifiers import identifier_problem
 from dispatcher.domain.phones import mask_numbers_in
 from dispatcher.service.aio import pause
 from dispatcher.service.metrics import Metrics
-from dispatcher.store import Store
+from dispatcher.store import OutboxStore
 
 log = logging.getLogger("dispatcher.publisher")
 
@@ -47,7 +47,7 @@ def topic_level_problem(record: dict[str, object]) -> str | None:
 class AuditPublisher:
     """Publishes unpublished audit records in seq order and marks them once the broker has them."""
 
-    def __init__(self, store: Store, metrics: Metrics, prefix: str, *,
+    def __init__(self, store: OutboxStore, metrics: Metrics, prefix: str, *,
                  poll_seconds: float = 0.5, batch: int = 200,
                  heads: HeadAnchor | None = None) -> None:
         self._store = store

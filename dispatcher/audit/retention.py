@@ -9,8 +9,7 @@ from datetime import datetime
 from dispatcher.audit.keys import KEY_VARIABLE, signer_from
 from dispatcher.audit.verify import verify_audit_log
 from dispatcher.config.settings import LoadedConfig
-from dispatcher.store.sqlite.retention_rows import PruneResult
-from dispatcher.store.sqlite.store import SqliteStore
+from dispatcher.store import PruneResult, RetentionStore
 
 log = logging.getLogger("dispatcher.retention")
 
@@ -23,7 +22,7 @@ def retention_cutoff(now: datetime, years: int) -> datetime:
         return now.replace(year=now.year - years, day=28)
 
 
-async def run_retention(store: SqliteStore, config: LoadedConfig, environ: Mapping[str, str],
+async def run_retention(store: RetentionStore, config: LoadedConfig, environ: Mapping[str, str],
                         now: datetime, *, dry_run: bool = False) -> PruneResult:
     """Prune what is past retention (or, dry, count it); log what was done and why not."""
     years = config.profile.records.retention_years

@@ -10,37 +10,19 @@ to `through_seq` are each intact and exactly the kept set, and the chain after i
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dispatcher.audit.chain import ChainHead, ChainVerifier, record_hash
+from dispatcher.audit.checkpoint import kept_digest, statement_of
 from dispatcher.audit.index import IndexDisagreement, summary
 from dispatcher.audit.keys import signature_valid
-
-if TYPE_CHECKING:
-    from dispatcher.store.sqlite.store import SqliteStore
+from dispatcher.store import VerifiableStore
 
 # Index disagreements listed at most (each names its seq; one is enough to refuse).
 INDEX_LIMIT = 100
-# The fields of a checkpoint record that its signature covers.
-STATEMENT_FIELDS = ("through_seq", "through_hash", "kept_count", "kept_digest", "pruned_count",
-                    "cutoff", "retention_years", "key_id")
-
-
-def kept_digest(rows: Iterable[tuple[int, str]]) -> str:
-    """SHA-256 over `seq:hash` lines of the records kept at or before a checkpoint."""
-    digest = hashlib.sha256()
-    for seq, record_hash_ in rows:
-        digest.update(f"{seq}:{record_hash_}\n".encode())
-    return digest.hexdigest()
-
-
-def statement_of(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
-    """What a checkpoint's signature was made over."""
-    return {name: checkpoint.get(name) for name in STATEMENT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -152,7 +134,7 @@ def _check_kept(checkpoint: Mapping[str, Any], kept: list[tuple[int, str]]) -> N
             "deleted, inserted or replaced"))
 
 
-async def verify_audit_log(store: SqliteStore,
+async def verify_audit_log(store: VerifiableStore,
                            public_keys: Sequence[str] = ()) -> LogVerification:
     """Check the stored log in seq order, anchored at its latest checkpoint if it was pruned,
     and the index columns beside it against the records."""

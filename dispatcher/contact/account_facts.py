@@ -19,7 +19,7 @@ from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.contact import Outcome, PastAttempt
 from dispatcher.domain.zones import candidate_zones
-from dispatcher.store.sqlite.contact_rows import AccountContext, OutcomeRow
+from dispatcher.store import AccountContext, OutcomeRow
 from schedules.model import Schedule
 from schedules.planner import PlannedAttempt, days_past_due
 

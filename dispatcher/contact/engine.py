@@ -43,13 +43,13 @@ from dispatcher.contact.decide import (
     plan_from_json,
     plan_to_json,
 )
-from dispatcher.contact.reconcile import reconcile
+from dispatcher.contact.reconcile import reconcile, settle_open_attempts
 from dispatcher.contact.templates import content_hash, render
 from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
-from dispatcher.store.sqlite.contact_rows import AccountContext, AttemptRow, OutcomeRow, PlanRow
+from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
 from schedules.planner import PlannedAttempt
 
 log = logging.getLogger("dispatcher.engine")
@@ -64,37 +64,6 @@ NEXT_TRY = timedelta(minutes=1)
 # again this much later: each look is audited, so the log grows by at most 24 records a day.
 UNDECIDABLE_RETRY = timedelta(hours=1)
 INTERNAL_ERROR = "internal_error"
-
-
-class ContactStore(Protocol):
-    """The repository methods the engine uses."""
-
-    async def claim_due(self, now: datetime, limit: int) -> list[str]:
-        """Accounts due at `now`, leased to this process."""
-        ...
-
-    async def release_claims(self, account_ids: Sequence[str]) -> None:
-        """Give claimed accounts back before their lease runs out."""
-        ...
-
-    async def contexts(self, account_ids: Sequence[str],
-                       since: datetime) -> dict[str, AccountContext]:
-        """What the engine reads about each account before deciding."""
-        ...
-
-    async def record_decisions(self, *, attempts: Sequence[AttemptRow],
-                               plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """Attempts, plans and audit records in one transaction."""
-        ...
-
-    async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,
-                              config_version: str, audit_for: Any,
-                              plans: Sequence[PlanRow] = (),
-                              audit_after: Sequence[Mapping[str, Any]] = (),
-                              ) -> list[dict[str, Any]]:
-        """Final outcomes, once each; with `plans`, the accounts' next plans too."""
-        ...
 
 
 @runtime_checkable
@@ -324,6 +293,12 @@ class Engine:
             outcomes, now=now, config_version=self.policy.config_version,
             audit_for=outcome_record)
         return len(records)
+
+    async def settle_open_attempts(self, now: datetime, *,
+                                   older_than: timedelta | None = None) -> int:
+        """Attempts without an outcome, reconciled with the provider (never sent again)."""
+        return await settle_open_attempts(self.store, self.channel, self.record_outcomes, now,
+                                          older_than=older_than)
 
     @staticmethod
     def _plan_row(account_id: str, decision: Decision, stored: Any, now: datetime) -> PlanRow:

@@ -13,7 +13,7 @@ from dispatcher.contact.engine import HISTORY_DAYS
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Role, Target
 from dispatcher.domain.phones import mask_number
-from dispatcher.store import SqliteStore
+from dispatcher.store import ContextStore
 from schedules.planner import Plan, PlannedAttempt, days_past_due, plan_next
 
 RECENT_ATTEMPTS = 10
@@ -109,13 +109,13 @@ def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
     return lines
 
 
-async def explain(store: SqliteStore, config: LoadedConfig, account_id: str,
+async def explain(store: ContextStore, config: LoadedConfig, account_id: str,
                   now: datetime) -> tuple[str, bool]:
     """The explanation as text, and whether the account exists."""
     contexts = await store.contexts([account_id], now - timedelta(days=HISTORY_DAYS))
     context = contexts.get(account_id)
     if context is None:
-        return f"no account {account_id!r} in {store.path}\n", False
+        return f"no account {account_id!r} in {config.store_path}\n", False
     facts = facts_for(context)
     limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
     plan = plan_next(facts, config.schedule, limits, now)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from channels.base import Channel
 from dispatcher.domain.contact import Delivery, Medium, Outcome
 from dispatcher.domain.phones import mask_number
-from dispatcher.store.sqlite.contact_rows import AttemptRow, OutcomeRow
-
-if TYPE_CHECKING:
-    from dispatcher.contact.engine import Engine
+from dispatcher.store import OpenAttemptStore, OutcomeRow
 
 log = logging.getLogger("dispatcher.reconcile")
 
@@ -31,15 +29,6 @@ class FindsSent(Protocol):
     async def find_sent(self, attempt_id: str, to: str, since: datetime,
                         medium: Medium) -> Sent | None:
         """The provider's record of the attempt, if it has one."""
-        ...
-
-
-@runtime_checkable
-class OpenAttempts(Protocol):
-    """A store that can list attempts without a final outcome."""
-
-    async def open_attempts(self) -> list[AttemptRow]:
-        """Attempts recorded but not answered."""
         ...
 
 
@@ -65,25 +54,24 @@ async def reconcile(channel: Channel, delivery: Delivery, now: datetime) -> Outc
     return None  # it exists and is under way: its status callback will tell
 
 
-async def settle_open_attempts(engine: Engine, now: datetime, *,
-                               older_than: timedelta | None = None) -> int:
+async def settle_open_attempts(store: OpenAttemptStore, channel: Channel,
+                               record: Callable[[Sequence[OutcomeRow], datetime], Awaitable[int]],
+                               now: datetime, *, older_than: timedelta | None = None) -> int:
     """Attempts without an outcome (a crash before the provider answered; a status callback that
     never came): looked up at the provider when the channel can (found: its outcome, or left to
     its callback while under way; not found: never sent), else marked unknown for a person.
-    Never sent again blindly. `older_than` limits it to attempts at least that old."""
-    store = engine.store
-    if not isinstance(store, OpenAttempts):
-        return 0
+    Never sent again blindly. `older_than` limits it to attempts at least that old; `record`
+    records the outcomes found (the engine's `record_outcomes`)."""
     outcomes = []
     for row in await store.open_attempts():
         if older_than is not None and now - row.at < older_than:
             continue
         delivery = Delivery(row.attempt_id, row.medium, row.number, "", row.template or "",
                             "UTC", row.at)
-        outcome = await reconcile(engine.channel, delivery, now)
+        outcome = await reconcile(channel, delivery, now)
         log.warning("attempt %s to %s had no outcome: %s", row.attempt_id,
                     mask_number(row.number),
                     outcome.outcome.value if outcome else "under way at the provider")
         if outcome is not None:
             outcomes.append(outcome)
-    return await engine.record_outcomes(outcomes, now) if outcomes else 0
+    return await record(outcomes, now) if outcomes else 0

@@ -20,7 +20,7 @@ from dispatcher.compliance.keywords import Keyword, classify_reply
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.ingest.classify import classify
-from dispatcher.store import SqliteStore
+from dispatcher.store import ReplyStore
 
 TOPIC = INBOUND_TOPIC
 MAX_TEXT = 500
@@ -68,7 +68,7 @@ def _canonical_or_as_sent(number: str) -> str:
         return number
 
 
-async def handle_reply(store: SqliteStore, number: str, body: str, at: datetime, *,
+async def handle_reply(store: ReplyStore, number: str, body: str, at: datetime, *,
                        config_version: str, max_payload_bytes: int,
                        message_id: str | None = None) -> ReplyHandled:
     """Act on one inbound text at once and audit it."""

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -25,7 +25,7 @@ from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import VirtualClock, parse_rfc3339
 from dispatcher.domain.phones import mask_number
 from dispatcher.ingest.classify import classify_batch
-from dispatcher.store import SqliteStore, open_store
+from dispatcher.store import ContactStore, DueStore, ReplyStore, open_store
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -55,10 +55,14 @@ def read_events(path: Path, start: datetime) -> list[_Timed]:
     return sorted(timed, key=lambda t: (t.at, t.order))
 
 
+class SimulatedStore(ContactStore, ReplyStore, DueStore, Protocol):
+    """What a simulation drives: the engine, inbound events and replies, and its clock."""
+
+
 class Simulation:
     """One run: a fresh store, the sandbox channel, a virtual clock."""
 
-    def __init__(self, config: LoadedConfig, store: SqliteStore, script: OutcomeScript,
+    def __init__(self, config: LoadedConfig, store: SimulatedStore, script: OutcomeScript,
                  start: datetime) -> None:
         self.config = config
         self.store = store

@@ -10,7 +10,7 @@ from datetime import datetime
 from dispatcher.domain.events import DeadLetterReason
 from dispatcher.errors import StoreError
 from dispatcher.ingest.classify import describe
-from dispatcher.store import Accepted, BatchResult, Inbound, Rejected, Store
+from dispatcher.store import Accepted, BatchResult, Inbound, IngestStore, Rejected
 
 log = logging.getLogger("dispatcher.isolate")
 
@@ -43,7 +43,7 @@ def merge(first: BatchResult, second: BatchResult) -> BatchResult:
         dead_letter_reasons=first.dead_letter_reasons + second.dead_letter_reasons)
 
 
-async def commit_isolating(store: Store, items: Sequence[Inbound], *, now: datetime,
+async def commit_isolating(store: IngestStore, items: Sequence[Inbound], *, now: datetime,
                            config_version: str) -> BatchResult:
     """Commit `items`; when that raises (not for the store), commit halves apart, down to the
     one event to blame, which becomes an `internal_error` dead letter. Store failures propagate.

@@ -29,7 +29,7 @@ from dispatcher.errors import DispatcherError
 from dispatcher.ingest.classify import classify_batch, rejected
 from dispatcher.ingest.isolate import commit_isolating, is_store_failure, merge
 from dispatcher.service.problems import Problems
-from dispatcher.store import BatchResult, Inbound, Store
+from dispatcher.store import BatchResult, Inbound, IngestStore
 
 log = logging.getLogger("dispatcher.writers")
 
@@ -75,7 +75,7 @@ def inbound(raw: Sequence[RawMessage], *, max_bytes: int, now: datetime, max_fut
 class InlineWriter:
     """Commits in this process: used by `simulate` and wherever one core is enough."""
 
-    def __init__(self, store: Store, max_payload_bytes: int, max_future: timedelta) -> None:
+    def __init__(self, store: IngestStore, max_payload_bytes: int, max_future: timedelta) -> None:
         self._store = store
         self._max_bytes = max_payload_bytes
         self._max_future = max_future

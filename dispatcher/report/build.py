@@ -16,7 +16,7 @@ from dispatcher.report.figures import compute_figures
 from dispatcher.report.html import Chain, ReportPage, render
 from dispatcher.report.read import lookback, read_log, read_until
 from dispatcher.report.recheck import in_window, recheck_by_region
-from dispatcher.store import SqliteStore, open_store
+from dispatcher.store import VerifiableStore, open_store
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def trusted_keys(config: LoadedConfig) -> Sequence[str]:
     return config.settings.retention.checkpoint_public_keys
 
 
-async def _verify(store: SqliteStore, config: LoadedConfig) -> LogVerification:
+async def _verify(store: VerifiableStore, config: LoadedConfig) -> LogVerification:
     return await verify_audit_log(store, trusted_keys(config))
 
 

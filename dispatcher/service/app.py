@@ -27,7 +27,6 @@ from dispatcher.config.reload import needs_restart, stamps
 from dispatcher.config.settings import LoadedConfig, load_config, provider_secret_problem
 from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.engine import Engine
-from dispatcher.contact.reconcile import settle_open_attempts
 from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import Clock, SystemClock
 from dispatcher.domain.contact import Medium, Party
@@ -45,9 +44,7 @@ from dispatcher.ingest.writers import (
 from dispatcher.service.aio import pause
 from dispatcher.service.jobs import HEAD_JOB, RETENTION_JOB, PeriodicJobs
 from dispatcher.service.metrics import Metrics
-from dispatcher.store import SqliteStore, open_store
-from dispatcher.store.sqlite.retention_rows import PruneResult
-from dispatcher.store.sqlite.store import check_writable
+from dispatcher.store import PruneResult, Store, check_writable, open_store
 from dispatcher.webhooks.server import Health, build_app, start_server
 from dispatcher.webhooks.twilio import TwilioWebhooks
 
@@ -91,7 +88,7 @@ class Dispatcher:
         self._listen_socket = listen_socket
         self._stop = asyncio.Event()
         self._stack = AsyncExitStack()
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
         self._writer: ResilientWriter | None = None
         self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
@@ -102,7 +99,7 @@ class Dispatcher:
         self.writer_module = WRITER_MODULE
 
     @property
-    def store(self) -> SqliteStore:
+    def store(self) -> Store:
         """The open store."""
         if self._store is None:
             raise RuntimeError("the dispatcher is not open")
@@ -344,7 +341,7 @@ class Dispatcher:
 
     async def _sweep_loop(self, engine: Engine) -> None:
         # An attempt recorded but never answered (a crash between the two) is not sent again.
-        await settle_open_attempts(engine, self.clock.now())
+        await engine.settle_open_attempts(self.clock.now())
         reconciled = self.clock.now()
         while not self._stop.is_set():
             try:
@@ -352,7 +349,7 @@ class Dispatcher:
                 if now - reconciled >= RECONCILE_EVERY:
                     # Status callbacks get lost: ask the provider about attempts long silent.
                     reconciled = now
-                    await settle_open_attempts(engine, now, older_than=SILENT_FOR)
+                    await engine.settle_open_attempts(now, older_than=SILENT_FOR)
                 await engine.sweep(now)
             except Exception as exc:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never

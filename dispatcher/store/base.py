@@ -1,16 +1,23 @@
-"""The repository Protocol: intention-named methods, no SQL, so another engine can stand in."""
+"""The repository Protocols: intention-named methods, no SQL, so that another engine can stand in.
+
+Each consumer takes the narrowest Protocol that names what it uses; `Store`, their union, is what
+`open_store` returns and what a backend implements. The value types they exchange live here too.
+"""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 from dispatcher.audit.chain import ChainHead
+from dispatcher.audit.index import IndexDisagreement
+from dispatcher.audit.keys import CheckpointSigner
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import utc_text_and_key
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
 from dispatcher.domain.events import Event
 
 
@@ -94,31 +101,174 @@ class OptOut:
         return self.reason or ("opted_out" if self.opted_out else "opted_in")
 
 
-class Store(Protocol):
-    """Everything the engine and the CLI need from persistence."""
+@dataclass(frozen=True)
+class AttemptRow:
+    """An attempt as the store keeps it."""
+
+    attempt_id: str
+    account_id: str
+    person: str
+    role: Role
+    number: str
+    medium: Medium
+    stage: str | None
+    window: str | None
+    rule: str | None
+    template: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OutcomeRow:
+    """A provider's answer about one attempt."""
+
+    attempt_id: str
+    outcome: Outcome
+    at: datetime
+    provider_sid: str | None = None
+    detail: str = ""
+    wait: float = 0.0  # seconds before the account is looked at again (a provider's Retry-After)
+
+
+@dataclass(frozen=True)
+class AccountContext:
+    """What the engine reads about one account before deciding."""
+
+    state: AccountState
+    plan_json: str | None
+    history: tuple[PastAttempt, ...]
+    opted_out: frozenset[tuple[str, Medium]]
+    invalid_numbers: frozenset[str]
+    under_review: frozenset[tuple[str, Medium]] = frozenset()  # paused for a person
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """The engine's stored plan for an account and when to look at it again."""
+
+    account_id: str
+    plan_json: str
+    next_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What a pruning run did, or with `dry_run` or no signing key, would do."""
+
+    cutoff: datetime
+    through_seq: int | None  # the last record written before the cutoff
+    due: int  # records past retention
+    pruned: int  # records removed
+    accounts: int  # accounts past retention
+    checkpoints: tuple[dict[str, Any], ...] = ()
+    refused: str | None = None  # why nothing was even counted: the log does not verify
+
+
+# Called with the audit records of each committed transaction (metrics count them).
+AuditObserver = Callable[[Sequence[dict[str, Any]]], None]
+
+
+# -- ingest and consent ------------------------------------------------------------------------
+
+
+class IngestStore(Protocol):
+    """Where inbound events and dead letters are committed (the ingest writers)."""
 
     async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
                            config_version: str) -> BatchResult:
         """Commit events (ignoring seen event ids), dead letters and their audit records."""
         ...
 
+
+class AuditWriter(Protocol):
+    """Appending audit records that no other write goes with."""
+
     async def append_audit(self, records: Sequence[Mapping[str, Any]], *,
                            now: datetime) -> list[dict[str, Any]]:
         """Seal and append audit records; return them as stored."""
         ...
 
+
+class ReplyStore(IngestStore, AuditWriter, Protocol):
+    """What acting on an inbound text needs (dispatcher.contact.replies)."""
+
+    async def accounts_with_number(self, number: str) -> list[str]:
+        """Accounts on which the number is listed (debtor or contact)."""
+        ...
+
+    async def pause_for_review(self, number: str, *, key: str, account_id: str | None,
+                               at: datetime, audit: Sequence[Mapping[str, Any]],
+                               config_version: str) -> bool:
+        """Pause every channel of `number` until a person reviews a reply, with its audit
+        records; False when this very reply (same `key`) paused it before."""
+        ...
+
+
+class WebhookStore(ReplyStore, Protocol):
+    """What the provider's callbacks need: replies, and the attempt a call belongs to."""
+
+    async def attempt(self, attempt_id: str) -> AttemptRow | None:
+        """One attempt as recorded, if it exists."""
+        ...
+
+    async def account(self, account_id: str) -> AccountState | None:
+        """The account's current state, if any event named it."""
+        ...
+
+
+# -- the audit log ---------------------------------------------------------------------------
+
+
+class HeadStore(Protocol):
+    """The audit chain's head (the head job)."""
+
     async def audit_head(self) -> ChainHead:
         """The last record of the audit chain."""
         ...
+
+
+class AuditReader(Protocol):
+    """Reading audit records back (export, report, simulate, head checks)."""
 
     def audit_records(self, *, account_id: str | None = None, since: datetime | None = None,
                       until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
         """Audit records oldest first, filtered by account and [since, until)."""
         ...
 
+    async def audit_hashes(self, seqs: Iterable[int]) -> dict[int, str]:
+        """The hashes of the records at `seqs` that are stored."""
+        ...
+
+
+class VerifiableStore(Protocol):
+    """What verifying the audit log reads (dispatcher.audit.verify)."""
+
     def audit_rows(self) -> AsyncIterator[tuple[int, str]]:
         """(seq, stored JSON) of every audit record in seq order, for verification."""
         ...
+
+    async def latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest checkpoint record: where a pruned chain is anchored."""
+        ...
+
+    async def index_disagreements(self, limit: int = 100) -> list[IndexDisagreement]:
+        """Index columns beside the records that differ from them: at most `limit` rows'
+        worth, in seq order."""
+        ...
+
+
+class RetentionStore(VerifiableStore, Protocol):
+    """Pruning what is past retention, once the log verifies (dispatcher.audit.retention)."""
+
+    async def prune_audit(self, *, cutoff: datetime, now: datetime, retention_years: int,
+                          signer: CheckpointSigner | None, config_version: str,
+                          dry_run: bool = False) -> PruneResult:
+        """Remove what is past retention, in steps, each under a signed checkpoint."""
+        ...
+
+
+class OutboxStore(Protocol):
+    """The audit records waiting for the MQTT publisher."""
 
     async def unpublished(self, limit: int) -> list[dict[str, Any]]:
         """Audit records still to be published to MQTT, oldest first."""
@@ -132,23 +282,109 @@ class Store(Protocol):
         """Note that these audit records can never be published, so that they are not retried."""
         ...
 
-    async def account(self, account_id: str) -> AccountState | None:
-        """The account's current state, if any event named it."""
+
+# -- contact ---------------------------------------------------------------------------------
+
+
+class ContextStore(Protocol):
+    """What is known about accounts before deciding (the engine, explain)."""
+
+    async def contexts(self, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, AccountContext]:
+        """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
         ...
 
-    async def opt_outs(self, number: str) -> list[OptOut]:
-        """The opt-out state of a number on each channel it has one for."""
+
+class OpenAttemptStore(Protocol):
+    """Attempts still waiting for their outcome (reconciliation)."""
+
+    async def open_attempts(self) -> list[AttemptRow]:
+        """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""
         ...
+
+
+class ContactStore(ContextStore, OpenAttemptStore, Protocol):
+    """The repository methods the contact engine uses."""
+
+    async def claim_due(self, now: datetime, limit: int) -> list[str]:
+        """Accounts due at `now`, leased to this process."""
+        ...
+
+    async def release_claims(self, account_ids: Sequence[str]) -> None:
+        """Give claimed accounts back before their lease runs out."""
+        ...
+
+    async def record_decisions(self, *, attempts: Sequence[AttemptRow],
+                               plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
+                               now: datetime, config_version: str) -> list[dict[str, Any]]:
+        """Attempts, plans and audit records in one transaction."""
+        ...
+
+    async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,
+                              config_version: str, audit_for: Any,
+                              plans: Sequence[PlanRow] = (),
+                              audit_after: Sequence[Mapping[str, Any]] = (),
+                              ) -> list[dict[str, Any]]:
+        """Final outcomes, once each; with `plans`, the accounts' next plans too."""
+        ...
+
+
+class DueStore(Protocol):
+    """When the engine next has work (the daemon's lag, simulate's clock)."""
+
+    async def next_due_at(self) -> datetime | None:
+        """The earliest instant any account is due, if one is."""
+        ...
+
+
+# -- queries and the daemon's upkeep ---------------------------------------------------------
+
+
+class DeadLetterStore(Protocol):
+    """Stored dead letters, for listing and replay."""
 
     async def dead_letters(self, ids: Sequence[int] | None = None, *,
                            include_replayed: bool = False) -> list[DeadLetter]:
         """Stored dead letters, oldest first; by id when `ids` is given."""
         ...
 
+
+class QueryStore(Protocol):
+    """Read-only questions from the command line and from tests."""
+
+    async def opt_outs(self, number: str) -> list[OptOut]:
+        """The opt-out state of a number on each channel it has one for."""
+        ...
+
+    async def invalid_numbers(self) -> list[dict[str, str]]:
+        """Numbers found invalid, for the data team to fix."""
+        ...
+
     async def count_events(self) -> int:
         """How many distinct events are stored."""
         ...
 
+
+class HealthStore(Protocol):
+    """What `/healthz` asks of the store."""
+
     async def ping(self) -> None:
         """Fail when the store cannot be written."""
         ...
+
+
+class UpkeepStore(Protocol):
+    """What only the daemon's own loops use: metrics' hook, and housekeeping."""
+
+    audit_observers: list[AuditObserver]
+
+    async def checkpoint(self) -> None:
+        """Housekeeping left to the daemon while the writer process commits (for SQLite:
+        copying the write-ahead log into the database without blocking writers)."""
+        ...
+
+
+class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
+            DueStore, DeadLetterStore, QueryStore, HealthStore, UpkeepStore, Protocol):
+    """Everything the daemon, the CLI and the tests need from persistence: every Protocol
+    above. `open_store` returns one."""

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from dispatcher.service.metrics import Metrics
 from dispatcher.service.problems import Problems
-from dispatcher.store import Store
+from dispatcher.store import HealthStore
 
 log = logging.getLogger("dispatcher.webhooks")
 
@@ -42,7 +42,7 @@ class Health:
         return reasons
 
 
-def build_app(store: Store, metrics: Metrics, health: Health,
+def build_app(store: HealthStore, metrics: Metrics, health: Health,
               more_routes: Callable[[web.Application], None] | None = None) -> web.Application:
     """The aiohttp application with its routes (and a provider's, when given)."""
 

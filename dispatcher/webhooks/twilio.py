@@ -38,8 +38,7 @@ from dispatcher.contact.templates import (
 from dispatcher.domain.clock import Clock
 from dispatcher.domain.contact import Outcome, Party, Role
 from dispatcher.service.aio import pause
-from dispatcher.store import SqliteStore
-from dispatcher.store.sqlite.contact_rows import AttemptRow, OutcomeRow
+from dispatcher.store import AttemptRow, OutcomeRow, WebhookStore
 from dispatcher.webhooks.forms import RefusedBody, parse_form
 from dispatcher.webhooks.rejections import RejectionTally
 
@@ -177,7 +176,7 @@ RecordOutcomes = Callable[[list[OutcomeRow], datetime], Awaitable[int]]
 class TwilioWebhooks:
     """The Twilio routes of the webhook server."""
 
-    def __init__(self, *, token: str, public_url: str, store: SqliteStore, clock: Clock,
+    def __init__(self, *, token: str, public_url: str, store: WebhookStore, clock: Clock,
                  record_outcomes: RecordOutcomes, policy: ContactPolicy,
                  max_payload_bytes: int,
                  count_refusal: Callable[[str, str], None] = lambda route, reason: None) -> None:

@@ -25,7 +25,7 @@ from dispatcher.domain.clock import VirtualClock
 from dispatcher.domain.contact import Medium, Role
 from dispatcher.ingest.classify import classify
 from dispatcher.service.app import Dispatcher
-from dispatcher.store.sqlite.contact_rows import AttemptRow
+from dispatcher.store import AttemptRow
 from dispatcher.webhooks.twilio import CallTexts, call_texts
 from tests.integration.inprocess import wait_for
 from tests.integration.test_twilio_webhooks import PUBLIC, TOKEN, Twilio

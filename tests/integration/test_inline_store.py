@@ -11,14 +11,16 @@ from pathlib import Path
 import pytest
 
 from dispatcher.ingest.classify import classify
-from dispatcher.store import SqliteStore, open_store
+from dispatcher.store import Store, open_store
+from dispatcher.store.sqlite import SqliteStore
 from dispatcher.store.sqlite.inline import InlineConnection
 from tests.support import encode, overdue_event
 
 NOW = datetime(2026, 12, 1, 15, tzinfo=UTC)
 
 
-def _connection(store: SqliteStore) -> sqlite3.Connection:
+def _connection(store: Store) -> sqlite3.Connection:
+    assert isinstance(store, SqliteStore)
     db = store._db  # noqa: SLF001 - the test watches which thread runs each statement
     assert isinstance(db, InlineConnection)
     return db._connection  # noqa: SLF001

@@ -21,7 +21,7 @@ from dispatcher.cli import main as cli
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
-from dispatcher.store import SqliteStore, open_store
+from dispatcher.store import Store, open_store
 from dispatcher.store.sqlite import retention_rows
 from tests.support import encode, make_config, overdue_event
 
@@ -45,18 +45,18 @@ def config(tmp_path: Path, key: str) -> LoadedConfig:
     return load_config(path, {KEY_VARIABLE: key})
 
 
-async def ingest(store: SqliteStore, n: int, account: str, when: datetime) -> None:
+async def ingest(store: Store, n: int, account: str, when: datetime) -> None:
     payload = encode(overdue_event(n, account, occurred_at=when.isoformat()))
     await store.record_batch([classify(payload, "collections/events/x", 65536)], now=when,
                              config_version="v-test")
 
 
-async def dead_letter(store: SqliteStore, when: datetime) -> None:
+async def dead_letter(store: Store, when: datetime) -> None:
     await store.record_batch([classify(b"not json at all", "collections/events/x", 65536)],
                              now=when, config_version="v-test")
 
 
-async def history(store: SqliteStore) -> None:
+async def history(store: Store) -> None:
     """A: active in 2019 only. B: 2019 and 2025. C: 2021-09 (inside 5 years of NOW)."""
     await store.append_audit([{"kind": "config", "status": "loaded", "config_version": "v-1"}],
                              now=OLD)

@@ -17,7 +17,7 @@ from dispatcher.config.settings import load_config
 from dispatcher.domain.contact import Medium, Role
 from dispatcher.ingest.classify import classify
 from dispatcher.service.app import Dispatcher
-from dispatcher.store.sqlite.contact_rows import AttemptRow
+from dispatcher.store import AttemptRow
 from tests.integration.inprocess import wait_for
 from tests.support import Broker, make_config
 

@@ -7,7 +7,6 @@ import functools
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -17,59 +16,10 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.sqlite.inline import InlineConnection
 
 LEASE = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class AttemptRow:
-    """An attempt as the store keeps it."""
-
-    attempt_id: str
-    account_id: str
-    person: str
-    role: Role
-    number: str
-    medium: Medium
-    stage: str | None
-    window: str | None
-    rule: str | None
-    template: str | None
-    at: datetime
-
-
-@dataclass(frozen=True)
-class OutcomeRow:
-    """A provider's answer about one attempt."""
-
-    attempt_id: str
-    outcome: Outcome
-    at: datetime
-    provider_sid: str | None = None
-    detail: str = ""
-    wait: float = 0.0  # seconds before the account is looked at again (a provider's Retry-After)
-
-
-@dataclass(frozen=True)
-class AccountContext:
-    """What the engine reads about one account before deciding."""
-
-    state: AccountState
-    plan_json: str | None
-    history: tuple[PastAttempt, ...]
-    opted_out: frozenset[tuple[str, Medium]]
-    invalid_numbers: frozenset[str]
-    under_review: frozenset[tuple[str, Medium]] = frozenset()  # paused for a person
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    """The engine's stored plan for an account and when to look at it again."""
-
-    account_id: str
-    plan_json: str
-    next_at: datetime | None
 
 
 # The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).

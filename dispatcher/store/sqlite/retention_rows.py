@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
 
+from dispatcher.audit.checkpoint import kept_digest
 from dispatcher.audit.keys import CheckpointSigner
-from dispatcher.audit.verify import kept_digest
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
+from dispatcher.store.base import PruneResult
 from dispatcher.store.sqlite.contact_rows import Db
 
 # Records of these kinds are never pruned.
@@ -34,19 +34,6 @@ _STALE = "account_id IN (SELECT account_id FROM temp.prune_accounts)"
 # The newest record stays whatever it is: the chain's head, which the next record links to.
 _PRUNABLE = (f"seq <= ? AND kind NOT IN {KEPT_KINDS!r} "
              f"AND (account_id IS NULL OR {_STALE}) AND seq < (SELECT MAX(seq) FROM audit)")
-
-
-@dataclass(frozen=True)
-class PruneResult:
-    """What a pruning run did, or with `dry_run` or no signing key, would do."""
-
-    cutoff: datetime
-    through_seq: int | None  # the last record written before the cutoff
-    due: int  # records past retention
-    pruned: int  # records removed
-    accounts: int  # accounts past retention
-    checkpoints: tuple[dict[str, Any], ...] = ()
-    refused: str | None = None  # why nothing was even counted: the log does not verify
 
 
 class _Host(Protocol):

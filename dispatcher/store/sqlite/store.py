@@ -552,14 +552,3 @@ def check_writable(path: Path) -> None:
         except OSError as exc:
             raise StoreUnwritable(f"cannot write in {folder}: {exc.strerror or exc}") from None
 
-
-@asynccontextmanager
-async def open_store(path: Path, *, create: bool = True, checkpoints: bool = True,
-                     durable: bool = True, inline: bool = False) -> AsyncIterator[SqliteStore]:
-    """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints, durable=durable,
-                                   inline=inline)
-    try:
-        yield store
-    finally:
-        await store.close()
