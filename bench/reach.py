@@ -1,6 +1,6 @@
 """How soon the shipped schedule reaches a debtor who only answers in one part of the day.
 
-For each stage of the schedule and each availability window (contract section 3's model), one
+For each stage of the schedule and each availability window (the sandbox's model), one
 debtor enters the stage and `simulate`'s engine runs until the first answered call. It prints
 the number of the call attempt that got through and the local time it was placed.
 Run: `.venv/bin/python -m bench.reach [--config config/dispatcher.toml]`.
@@ -74,7 +74,7 @@ async def measure(config: LoadedConfig) -> list[Reach]:
 
 
 def main() -> None:
-    """Print the table the README shows."""
+    """Print the table docs/schedules.md shows."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "dispatcher.toml")
     config = load_config(parser.parse_args().config, {})

@@ -1,1 +1,1 @@
-"""Delivery adapters behind one Protocol (sandbox, Twilio); filled by the channel issues."""
+"""Delivery adapters behind one Protocol: the sandbox and Twilio."""

@@ -1,6 +1,6 @@
 """The sandbox channel: the default provider, answering from an outcomes script, without network.
 
-The outcomes file (contract section 3) says, per number and medium, which status each attempt
+The outcomes file (docs/simulate.md) says, per number and medium, which status each attempt
 gets: one status, a list consumed in order whose last value repeats, or (for calls) an
 availability model answering only inside a daily window of the debtor's local time. It also
 scripts inbound replies, which `simulate` feeds back to the engine as the virtual clock passes.

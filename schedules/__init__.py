@@ -1,1 +1,1 @@
-"""Contact strategy: stages, time windows, slot rotation and the planner (planner issue)."""
+"""Contact strategy: stages, time windows, slot rotation and the planner."""

@@ -15,7 +15,7 @@ GENESIS_HASH = "0" * 64
 
 
 class AuditKind(StrEnum):
-    """Kinds of audit record (contract section 4)."""
+    """Kinds of audit record (docs/audit-records.md)."""
 
     EVENT = "event"
     ATTEMPT = "attempt"
@@ -30,7 +30,7 @@ class AuditKind(StrEnum):
     REPLY = "reply"
 
 
-# Records of these kinds are also published to `<out prefix>/<account_id>` (contract section 2).
+# Records of these kinds are also published to `<out prefix>/<account_id>` (docs/events.md).
 PUBLISHED_KINDS = frozenset({AuditKind.ATTEMPT, AuditKind.SUPPRESSED, AuditKind.OUTCOME})
 
 EXPORT_FIELDS = (

@@ -28,7 +28,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                           help="virtual start time (RFC 3339 with offset, or a date = 00:00Z)")
     simulate.add_argument("--days", required=True, type=int, metavar="N")
     simulate.add_argument("--outcomes", type=Path, metavar="FILE",
-                          help="scripted outcomes (JSON, contract section 3)")
+                          help="scripted outcomes (JSON; see docs/simulate.md)")
     simulate.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
     explaining = sub.add_parser("explain", parents=[common],
                                 help="an account's state, counters and next planned attempt")

@@ -1,8 +1,9 @@
-"""The compliance gate: every rule of compliance.md as pure functions of one attempt and `now`.
+"""The compliance gate: every contact rule as pure functions of one attempt and `now`.
 
-`refusals()` lists every rule that forbids an attempt at an instant, each with a reason code from
-contract section 4 and, where waiting helps, the earliest instant that rule could allow it. The
-planner searches for a slot no rule refuses; the engine asks again at the moment of sending.
+`refusals()` lists every rule that forbids an attempt at an instant, each with its reason code
+(docs/compliance.md lists them) and, where waiting helps, the earliest instant that rule could
+allow it. The planner searches for a slot no rule refuses; the engine asks again at the moment
+of sending.
 """
 
 from __future__ import annotations
@@ -158,7 +159,8 @@ def _third_party_refusals(target: Target, facts: Facts, limits: Limits) -> list[
 
 
 def is_unreachable(facts: Facts, limits: Limits) -> bool:
-    """The profile's test for a debtor whose location is unknown (compliance.md)."""
+    """The profile's test for a debtor whose location is unknown: only then may a third party be
+    called, for location information (15 USC 1692b, Reg F 1006.10)."""
     debtor = facts.state.debtor
     if debtor is None or not debtor.phones:
         return False

@@ -5,7 +5,7 @@ Revocation of consent by any reasonable means must be honoured (FCC 24-24, 47 CF
 64.1200(a)(10)): besides the CTIA keywords, a reply is normalised (Unicode NFKC, case, accents on
 Latin letters, zero-width and format characters, punctuation, quotes, emoji and other symbols)
 and matched against the keyword and phrase lists below, in English, Chinese, Spanish and Hindi.
-The lists are data: extend them here (the README's opt-out section says how they are used).
+The lists are data: extend them here (docs/compliance.md says how they are used).
 Every entry is normalised the same way as a reply when this module loads.
 """
 

@@ -163,7 +163,7 @@ class ChannelSettings(_Section):
     """[channels]: which delivery provider is used."""
 
     provider: Literal["sandbox", "twilio"] = "sandbox"
-    # The sandbox's scripted outcomes (contract section 3), relative to the config file.
+    # The sandbox's scripted outcomes (docs/simulate.md), relative to the config file.
     sandbox_outcomes: str | None = None
 
 

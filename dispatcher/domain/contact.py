@@ -15,14 +15,14 @@ class Medium(StrEnum):
 
 
 class Party(StrEnum):
-    """Whom an attempt reaches (contract section 4)."""
+    """Whom an attempt reaches: the audit record's `party`."""
 
     DEBTOR = "debtor"
     THIRD_PARTY = "third_party"
 
 
 class Outcome(StrEnum):
-    """Final status of an attempt: contract section 3's call and SMS outcomes, and extensions."""
+    """Final status of an attempt: the providers' call and SMS outcomes, and our own."""
 
     COMPLETED = "completed"  # a person answered: a conversation
     MACHINE = "machine"  # voicemail / answering machine
@@ -96,7 +96,7 @@ class Target:
 
     @property
     def party(self) -> Party:
-        """The contract's party: only the debtor is `debtor`."""
+        """The audit record's party: only the debtor is `debtor`."""
         return Party.DEBTOR if self.role is Role.DEBTOR else Party.THIRD_PARTY
 
 

@@ -53,7 +53,7 @@ class DeadLetterReason(StrEnum):
 
 
 class EventType(StrEnum):
-    """The event types of contract section 1."""
+    """The event types (docs/events.md)."""
 
     OVERDUE = "account.overdue"
     UPDATED = "account.updated"
@@ -200,8 +200,8 @@ class Debtor(_Strict):
     region: RegionCode | None = None
     locale: Annotated[str, Field(pattern=r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")] | None = None
     phones: list[Phone] = Field(default_factory=list, max_length=20)
-    # Extension of schema 1 (compliance.md, "Time of day"): times the consumer named as
-    # inconvenient, honoured like quiet hours.
+    # Times the consumer named as inconvenient, honoured like quiet hours (15 USC 1692c(a)(1),
+    # Reg F 1006.6(b)(1)(i)).
     avoid_hours: list[AvoidHours] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")

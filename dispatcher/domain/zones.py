@@ -1,8 +1,8 @@
 """Where might the debtor be? Candidate IANA time zones from the zone, region and phone numbers.
 
-Location is uncertain more often than not (compliance.md, "Time of day"): the explicit zone, the
-address region and the area code of each number can disagree. Every source contributes its zones;
-the quiet-hours rule then has to hold in all of them.
+Location is uncertain more often than not (docs/compliance.md, "Time of day"): the explicit
+zone, the address region and the area code of each number can disagree. Every source contributes
+its zones; the quiet-hours rule then has to hold in all of them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Every contact rule re-checked from the audit records alone: the report's second opinion.
 
-Nothing here calls the engine's gate: each rule of design/compliance.md is written again from
+Nothing here calls the engine's gate: each rule of docs/compliance.md is written again from
 the records' fields, so that a bug in the gate shows up as a violation instead of being repeated.
 Where a record does not say enough to be sure (which candidate zone is the debtor's home, for
 instance), a rule counts as broken only when it is broken in every zone the record lists: the
@@ -57,8 +57,8 @@ RULE_TITLES: Mapping[str, str] = {
     THIRD_PARTY_TEMPLATE: "A third-party call whose template could reveal the debt",
 }
 
-# Written out again (design/compliance.md, "Who may be contacted") rather than imported from the
-# template checker, so that a word dropped there is still caught here.
+# A third party learns nothing of the debt (15 USC 1692b(2), Reg F 1006.10). Written out again
+# rather than imported from the template checker, so that a word dropped there is caught here.
 _DEBT_PLACEHOLDER = re.compile(r"\{(amount|currency|days_past_due|due_date)\}")
 _DEBT_WORD = re.compile(
     r"(?<![a-z])(debt|overdue|owe|owes|owed|owing|pay|payment|payments|paid|unpaid|repay"

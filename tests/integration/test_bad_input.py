@@ -1,4 +1,4 @@
-"""Contract section 5: each kind of bad input becomes an audited, counted dead letter."""
+"""Each kind of bad input becomes an audited, counted dead letter (docs/events.md)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_export_jsonl_all_and_filtered(config: Path) -> None:
     assert len(out.splitlines()) == 4
 
 
-def test_export_csv_has_the_contract_columns(config: Path) -> None:
+def test_export_csv_has_the_documented_columns(config: Path) -> None:
     code, out = run_cli("audit", "export", "--config", str(config), "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))

@@ -1,4 +1,4 @@
-"""Hours the consumer asked to avoid (compliance.md, "Time of day"): honoured like quiet hours."""
+"""Hours the consumer asked to avoid (docs/compliance.md): honoured like quiet hours."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Property tests of the contact engine: random accounts, events, outcomes and tightened limits
-run through `simulate`; the audit records it produces must obey every rule of compliance.md.
+run through `simulate`; the audit records it produces must obey every rule of docs/compliance.md.
 
 The oracle here is independent of the engine: it folds the generated events itself (each takes
 effect at the first whole-minute tick at or after its `occurred_at`, as `simulate` delivers them)

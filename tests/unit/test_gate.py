@@ -1,4 +1,4 @@
-"""The compliance gate, rule by rule: one table per rule of compliance.md, exact reason codes.
+"""The compliance gate, rule by rule: one table per rule of docs/compliance.md, exact reason codes.
 
 The debtor lives in Chicago (US-IL). Unless a row says otherwise, "now" is Thursday 2026-12-10
 10:00 CST (16:00 UTC); the 7 consecutive days before it start at 2026-12-03 10:00 CST. Every

@@ -26,7 +26,7 @@ DANA = "+15125550100"
 GAIL = "+15125550199"
 CHICAGO = "America/Chicago"
 NOON = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 12:00 in Chicago (CST, UTC-6)
-CONTRACT_EXAMPLE: dict[str, Any] = {
+DOCS_EXAMPLE: dict[str, Any] = {
     "default": {"call": "no-answer", "sms": "delivered"},
     "numbers": {DANA: {"call": ["no-answer", "busy", "completed"], "sms": ["delivered"]}},
     "replies": [{"at": "2026-12-02T15:00:00Z", "from": DANA, "body": "STOP"}],
@@ -143,8 +143,8 @@ async def test_each_number_has_its_own_place_in_a_list(tmp_path: Path,
     ]
 
 
-async def test_the_contract_example_loads(tmp_path: Path) -> None:
-    script = script_of(tmp_path, CONTRACT_EXAMPLE)
+async def test_the_docs_example_loads(tmp_path: Path) -> None:
+    script = script_of(tmp_path, DOCS_EXAMPLE)
     assert script.rule_for(DANA, Medium.CALL) == (Outcome.NO_ANSWER, Outcome.BUSY,
                                                   Outcome.COMPLETED)
     assert script.rule_for(DANA, Medium.SMS) == (Outcome.DELIVERED,)
@@ -406,8 +406,8 @@ def test_a_script_built_in_code_sorts_its_replies() -> None:
 
 
 async def test_two_channels_with_the_same_script_answer_alike(tmp_path: Path) -> None:
-    data = {**CONTRACT_EXAMPLE, "numbers": {
-        **CONTRACT_EXAMPLE["numbers"],
+    data = {**DOCS_EXAMPLE, "numbers": {
+        **DOCS_EXAMPLE["numbers"],
         GAIL: {"call": {"answers_between": ["18:00", "20:00"]}, "sms": ["failed", "delivered"]},
     }}
     script = script_of(tmp_path, data)
