@@ -1,6 +1,7 @@
 """The `dispatcher` command's entry point: `run` goes to the supervisor, all else to the CLI.
 
-Kept light: the supervisor never imports the daemon's libraries.
+Kept light: the supervisor never imports the daemon's libraries, and the CLI imports a
+command's libraries only once that command runs.
 """
 
 from __future__ import annotations
@@ -37,11 +38,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         is_run, config = plain_run(args)
         if is_run:
-            from dispatcher.service.supervisor import supervise  # noqa: PLC0415
+            from dispatcher.service.supervisor import supervise
 
             code = supervise(config_path_from(config), args)
             if code is not None:
                 return code
-    from dispatcher.cli.main import main as cli_main  # noqa: PLC0415 - the daemon's libraries
+    from dispatcher.cli.main import main as cli_main
 
     return cli_main(args)

@@ -1,37 +1,30 @@
-"""The `dispatcher` command: parse arguments, load settings, configure logging, run."""
+"""The `dispatcher` command: parse arguments, load settings, configure logging, run.
+
+Parsing imports nothing heavy: each command imports its libraries when it runs, so that
+`--help`, `--version` and the read-only commands start at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dispatcher import __version__
-from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
-from dispatcher.config.settings import (
-    LoadedConfig,
-    load_config,
-    provider_secret_problem,
-)
 from dispatcher.config.tomlfiles import config_path_from
 from dispatcher.domain.clock import SystemClock, parse_rfc3339
-from dispatcher.domain.phones import mask_numbers_in
 from dispatcher.errors import ConfigError, StoreError, StoreUnwritable
-from dispatcher.ingest.classify import check_time, classify
-from dispatcher.service.app import Dispatcher
-from dispatcher.service.logs import configure_logging
-from dispatcher.service.runtime import tune_gc
-from dispatcher.service.supervised import EXIT_UNAVAILABLE, Supervision
-from dispatcher.store import Accepted, Rejected, open_store
+
+if TYPE_CHECKING:
+    from dispatcher.config.settings import LoadedConfig
+    from dispatcher.service.supervised import Supervision
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -103,11 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
+    from dispatcher.config.settings import load_config
+
     return load_config(config_path_from(args.config))
 
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
     """Validate the config files; list every problem."""
+    from dispatcher.config.settings import provider_secret_problem
+
     try:
         config = _load(args)
     except ConfigError as exc:
@@ -125,6 +122,11 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
+    import asyncio
+    import signal
+
+    from dispatcher.service.app import Dispatcher
+
     loop = asyncio.get_running_loop()
     sock = supervision.listen_socket() if supervision else None
     async with Dispatcher(config, listen_socket=sock) as daemon:
@@ -138,6 +140,13 @@ async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
+    import asyncio
+
+    from dispatcher.config.settings import provider_secret_problem
+    from dispatcher.service.logs import configure_logging
+    from dispatcher.service.runtime import tune_gc
+    from dispatcher.service.supervised import EXIT_UNAVAILABLE, Supervision
+
     supervision = Supervision.take(os.environ)
     try:
         config = _load(args)
@@ -166,6 +175,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _csv_row(record: dict[str, Any]) -> list[str]:
+    from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
+
     def cell(value: object) -> str:
         if value is None:
             return ""
@@ -176,6 +187,9 @@ def _csv_row(record: dict[str, Any]) -> list[str]:
 
 
 async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
         if writer:
@@ -190,6 +204,8 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
 
 
 def _audit(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+
     if args.audit_command == "keygen":
         return cli_audit.keygen(out)  # needs no config
     config = _load(args)
@@ -201,6 +217,10 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from dispatcher.audit.chain import canonical_json
+    from dispatcher.domain.phones import mask_numbers_in
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         letters = await store.dead_letters(include_replayed=args.all)
     if args.format == "jsonl":
@@ -221,6 +241,10 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
 
 
 async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
+    from dispatcher.domain.phones import mask_numbers_in
+    from dispatcher.ingest.classify import check_time, classify
+    from dispatcher.store import Accepted, Rejected, open_store
+
     limit = config.settings.ingest.max_payload_bytes
     max_future = timedelta(seconds=config.settings.ingest.max_future_seconds)
     now = SystemClock().now()
@@ -252,7 +276,7 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
 
 
 async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
-    from dispatcher.report import build as report  # noqa: PLC0415 - only this command needs it
+    from dispatcher.report import build as report
 
     path = report.checked_request(args.since, args.until, args.out)  # ValueError: exit 2
     summary = await report.write_report(config, args.since, args.until, path,
@@ -272,6 +296,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return cmd_check_config(args, out)
         if args.command == "audit":
             return _audit(args, out)
+        import asyncio
+
         config = _load(args)
         if args.command == "simulate":
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
