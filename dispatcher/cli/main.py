@@ -13,14 +13,15 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dispatcher import __version__
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
-from dispatcher.config.tomlfiles import config_path_from
+from dispatcher.config.lookup import SYSTEM_CONFIG, find_config
 from dispatcher.domain.clock import SystemClock, parse_rfc3339
-from dispatcher.errors import ConfigError, StoreError, StoreUnwritable
+from dispatcher.errors import ConfigError, ConfigNotFound, StoreError, StoreUnwritable
 
 if TYPE_CHECKING:
     from dispatcher.config.settings import LoadedConfig
@@ -47,7 +48,8 @@ def _parse_time(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    config_help = "config file (default: $DISPATCHER_CONFIG or config/dispatcher.toml)"
+    config_help = ("config file (default: $DISPATCHER_CONFIG, else ./config/dispatcher.toml, "
+                   f"else {SYSTEM_CONFIG})")
     top = argparse.ArgumentParser(add_help=False)
     top.add_argument("--config", metavar="PATH", help=config_help)
     # Subcommands take --config too; SUPPRESS keeps one given before the subcommand.
@@ -95,22 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig:
+def _load(args: argparse.Namespace, system_config: Path) -> LoadedConfig:
     from dispatcher.config.settings import load_config
 
-    return load_config(config_path_from(args.config))
+    return load_config(find_config(args.config, os.environ, system_config))
 
 
-def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_check_config(args: argparse.Namespace, out: TextIO,
+                     system_config: Path = SYSTEM_CONFIG) -> int:
     """Validate the config files; list every problem."""
     from dispatcher.config.settings import provider_secret_problem
 
     try:
-        config = _load(args)
+        config = _load(args, system_config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = [str(exc)] if isinstance(exc, ConfigNotFound) else exc.problems
+        for problem in problems:
             print(problem, file=out)
-        print(f"{len(exc.problems)} problem(s) found", file=out)
+        print(f"{len(problems)} problem(s) found", file=out)
         return EXIT_PROBLEM
     print(f"OK: {', '.join(str(p) for p in config.files)} (config version {config.version})",
           file=out)
@@ -138,7 +142,7 @@ async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
         await daemon.run()
 
 
-def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_run(args: argparse.Namespace, out: TextIO, system_config: Path = SYSTEM_CONFIG) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
     import asyncio
 
@@ -149,7 +153,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
     supervision = Supervision.take(os.environ)
     try:
-        config = _load(args)
+        config = _load(args, system_config)
+    except ConfigNotFound as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dispatcher: invalid config: {problem}", file=sys.stderr)
@@ -203,12 +210,12 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
-def _audit(args: argparse.Namespace, out: TextIO) -> int:
+def _audit(args: argparse.Namespace, out: TextIO, system_config: Path) -> int:
     import asyncio
 
     if args.audit_command == "keygen":
         return cli_audit.keygen(out)  # needs no config
-    config = _load(args)
+    config = _load(args, system_config)
     if args.audit_command == "export":
         return asyncio.run(_export(config, args, out))
     if args.audit_command == "prune":
@@ -285,20 +292,22 @@ async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Entry point of the `dispatcher` command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         system_config: Path = SYSTEM_CONFIG) -> int:
+    """Entry point of the `dispatcher` command; returns the exit code. `system_config` is the
+    last place the config file is looked for."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            return cmd_run(args, out)
+            return cmd_run(args, out, system_config)
         if args.command == "check-config":
-            return cmd_check_config(args, out)
+            return cmd_check_config(args, out, system_config)
         if args.command == "audit":
-            return _audit(args, out)
+            return _audit(args, out, system_config)
         import asyncio
 
-        config = _load(args)
+        config = _load(args, system_config)
         if args.command == "simulate":
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
         if args.command == "invalid-numbers":
@@ -310,6 +319,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.dead_command == "list":
             return asyncio.run(_list_dead(config, args, out))
         return asyncio.run(_replay(config, args.ids, out))
+    except ConfigNotFound as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
     except ConfigError as exc:
         print(f"dispatcher: invalid config: {exc.problems[0]}"
               + (f" (+{len(exc.problems) - 1} more; run check-config)"
