@@ -29,6 +29,17 @@ class ConfigError(DispatcherError):
         super().__init__("; ".join(str(p) for p in problems))
 
 
+class ConfigNotFound(ConfigError):
+    """No config file was named and none is in the usual places; `tried` says why each was not."""
+
+    def __init__(self, tried: list[str]) -> None:
+        self.tried = tried
+        super().__init__([ConfigProblem("(no config file)", "(lookup)", "; ".join(tried))])
+
+    def __str__(self) -> str:
+        return f"no config file found: {'; '.join(self.tried)}"
+
+
 class StoreError(DispatcherError):
     """The store cannot be used as it is (for example, a newer schema)."""
 

@@ -7,12 +7,14 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from dispatcher.audit.chain import canonical_json
+
+# cryptography is imported where a key is used: the command line names KEY_VARIABLE in its
+# help, and loading a config without keys needs none of it.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 KEY_VARIABLE = "DISPATCHER_CHECKPOINT_KEY"
 _KEY_BYTES = 32  # an Ed25519 public key, and the seed of a private one
@@ -40,6 +42,8 @@ def key_id(public_key: str) -> str:
 
 def public_key_of(private: Ed25519PrivateKey) -> str:
     """The base64 public key that verifies what `private` signs."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat  # noqa: PLC0415
+
     raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return base64.b64encode(raw).decode()
 
@@ -53,6 +57,10 @@ class CheckpointSigner:
     @classmethod
     def from_text(cls, text: str) -> CheckpointSigner:
         """A signer from a base64 private key; raise CheckpointKeyError on a bad one."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+            Ed25519PrivateKey,
+        )
+
         return cls(Ed25519PrivateKey.from_private_bytes(_raw(text, KEY_VARIABLE)))
 
     @property
@@ -80,6 +88,10 @@ def signer_from(environ: Mapping[str, str]) -> CheckpointSigner | None:
 
 def new_private_key() -> str:
     """A fresh base64 private key (for DISPATCHER_CHECKPOINT_KEY)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
     seed = Ed25519PrivateKey.generate().private_bytes_raw()
     return base64.b64encode(seed).decode()
 
@@ -87,6 +99,11 @@ def new_private_key() -> str:
 def signature_valid(statement: Mapping[str, object], signature: str,
                     public_keys: Iterable[str]) -> str | None:
     """The id of the trusted public key that made `signature` over `statement`, or None."""
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PublicKey,
+    )
+
     try:
         raw_signature = base64.b64decode(signature, validate=True)
     except (binascii.Error, ValueError):

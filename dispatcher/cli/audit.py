@@ -6,20 +6,14 @@ import argparse
 import json
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from dispatcher.audit.heads import check_heads, heads_to_look_up, parse_head, read_heads
 from dispatcher.audit.keys import KEY_VARIABLE, CheckpointSigner, new_private_key
-from dispatcher.audit.retention import describe, run_retention
-from dispatcher.audit.verify import (
-    LogVerification,
-    describe_anchor,
-    verify_audit_log,
-    verify_rows,
-)
-from dispatcher.config.settings import LoadedConfig
 from dispatcher.domain.clock import SystemClock
-from dispatcher.store import open_store
+
+if TYPE_CHECKING:
+    from dispatcher.audit.verify import LogVerification
+    from dispatcher.config.settings import LoadedConfig
 
 EXIT_OK, EXIT_PROBLEM = 0, 1
 
@@ -60,6 +54,10 @@ def keygen(out: TextIO) -> int:
 
 async def verify(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Verify the store's log, or an exported file; exit 1 naming the first bad record."""
+    from dispatcher.audit.heads import check_heads, heads_to_look_up
+    from dispatcher.audit.verify import verify_audit_log, verify_rows
+    from dispatcher.store import open_store
+
     keys = [*config.settings.retention.checkpoint_public_keys, *args.public_key]
     heads, source = _heads(config, args)
     if args.file is not None:
@@ -91,6 +89,8 @@ async def verify(config: LoadedConfig, args: argparse.Namespace, out: TextIO) ->
 
 def _heads(config: LoadedConfig, args: argparse.Namespace) -> tuple[list[dict[str, Any]], str]:
     """The heads to check the log against, and where they came from."""
+    from dispatcher.audit.heads import parse_head, read_heads
+
     if args.head or args.head_file:
         heads = [parse_head(text) for text in args.head]
         for path in args.head_file:
@@ -117,6 +117,8 @@ def _file_hashes(path: Path, seqs: set[int]) -> tuple[dict[int, str], int]:
 
 def verdict(result: LogVerification) -> str:
     """The one-line result of a verification, naming the anchor of a pruned log."""
+    from dispatcher.audit.verify import describe_anchor
+
     if not result.ok and result.chain_ok:
         return (f"BROKEN: {len(result.index)} index disagreement(s): the columns beside the "
                 "records that export, the report and retention select by were edited; the "
@@ -134,6 +136,9 @@ def verdict(result: LogVerification) -> str:
 async def prune(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
                 environ: Mapping[str, str]) -> int:
     """Run the retention job once, as the daemon's daily job does."""
+    from dispatcher.audit.retention import describe, run_retention
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         result = await run_retention(store, config, environ, SystemClock().now(),
                                      dry_run=args.dry_run)

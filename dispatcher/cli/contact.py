@@ -6,14 +6,10 @@ import argparse
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from channels.sandbox import OutcomeScript, load_outcome_script
-from dispatcher.audit.chain import canonical_json
-from dispatcher.config.settings import LoadedConfig
-from dispatcher.contact.explain import explain
-from dispatcher.contact.simulate import jsonl, run_simulation, table
-from dispatcher.store import open_store
+if TYPE_CHECKING:
+    from dispatcher.config.settings import LoadedConfig
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -42,6 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Run a simulation and print the audit records it produced."""
+    from channels.sandbox import OutcomeScript, load_outcome_script
+    from dispatcher.contact.simulate import jsonl, run_simulation, table
+
     if args.days < 1:
         raise ValueError("--days must be at least 1")
     if not args.events.is_file():
@@ -57,6 +56,9 @@ async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: Text
 async def cmd_invalid_numbers(config: LoadedConfig, args: argparse.Namespace,
                               out: TextIO) -> int:
     """List the numbers found invalid, with the account and the attempt that found out."""
+    from dispatcher.audit.chain import canonical_json
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         rows = await store.invalid_numbers()
     if args.format == "jsonl":
@@ -74,6 +76,9 @@ async def cmd_invalid_numbers(config: LoadedConfig, args: argparse.Namespace,
 async def cmd_explain(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
                       now: datetime) -> int:
     """Print why the account will or will not be contacted next."""
+    from dispatcher.contact.explain import explain
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         text, found = await explain(store, config, args.account, args.at or now)
     out.write(text)

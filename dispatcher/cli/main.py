@@ -1,37 +1,31 @@
-"""The `dispatcher` command: parse arguments, load settings, configure logging, run."""
+"""The `dispatcher` command: parse arguments, load settings, configure logging, run.
+
+Parsing imports nothing heavy: each command imports its libraries when it runs, so that
+`--help`, `--version` and the read-only commands start at once.
+"""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import logging
 import os
-import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from dispatcher import __version__
-from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
-from dispatcher.config.settings import (
-    LoadedConfig,
-    load_config,
-    provider_secret_problem,
-)
-from dispatcher.config.tomlfiles import config_path_from
+from dispatcher.config.lookup import SYSTEM_CONFIG, find_config
 from dispatcher.domain.clock import SystemClock, parse_rfc3339
-from dispatcher.domain.phones import mask_numbers_in
-from dispatcher.errors import ConfigError, StoreError, StoreUnwritable
-from dispatcher.ingest.classify import check_time, classify
-from dispatcher.service.app import Dispatcher
-from dispatcher.service.logs import configure_logging
-from dispatcher.service.runtime import tune_gc
-from dispatcher.service.supervised import EXIT_UNAVAILABLE, Supervision
-from dispatcher.store import Accepted, Rejected, open_store
+from dispatcher.errors import ConfigError, ConfigNotFound, StoreError, StoreUnwritable
+
+if TYPE_CHECKING:
+    from dispatcher.config.settings import LoadedConfig
+    from dispatcher.service.supervised import Supervision
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE = 0, 1, 2
 
@@ -54,7 +48,8 @@ def _parse_time(text: str) -> datetime:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    config_help = "config file (default: $DISPATCHER_CONFIG or config/dispatcher.toml)"
+    config_help = ("config file (default: $DISPATCHER_CONFIG, else ./config/dispatcher.toml, "
+                   f"else {SYSTEM_CONFIG})")
     top = argparse.ArgumentParser(add_help=False)
     top.add_argument("--config", metavar="PATH", help=config_help)
     # Subcommands take --config too; SUPPRESS keeps one given before the subcommand.
@@ -102,18 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> LoadedConfig:
-    return load_config(config_path_from(args.config))
+def _load(args: argparse.Namespace, system_config: Path) -> LoadedConfig:
+    from dispatcher.config.settings import load_config
+
+    return load_config(find_config(args.config, os.environ, system_config))
 
 
-def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_check_config(args: argparse.Namespace, out: TextIO,
+                     system_config: Path = SYSTEM_CONFIG) -> int:
     """Validate the config files; list every problem."""
+    from dispatcher.config.settings import provider_secret_problem
+
     try:
-        config = _load(args)
+        config = _load(args, system_config)
     except ConfigError as exc:
-        for problem in exc.problems:
+        problems = [str(exc)] if isinstance(exc, ConfigNotFound) else exc.problems
+        for problem in problems:
             print(problem, file=out)
-        print(f"{len(exc.problems)} problem(s) found", file=out)
+        print(f"{len(problems)} problem(s) found", file=out)
         return EXIT_PROBLEM
     print(f"OK: {', '.join(str(p) for p in config.files)} (config version {config.version})",
           file=out)
@@ -125,6 +126,11 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
+    import asyncio
+    import signal
+
+    from dispatcher.service.app import Dispatcher
+
     loop = asyncio.get_running_loop()
     sock = supervision.listen_socket() if supervision else None
     async with Dispatcher(config, listen_socket=sock) as daemon:
@@ -136,11 +142,21 @@ async def _serve(config: LoadedConfig, supervision: Supervision | None) -> None:
         await daemon.run()
 
 
-def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+def cmd_run(args: argparse.Namespace, out: TextIO, system_config: Path = SYSTEM_CONFIG) -> int:
     """Run the daemon until SIGTERM or SIGINT."""
+    import asyncio
+
+    from dispatcher.config.settings import provider_secret_problem
+    from dispatcher.service.logs import configure_logging
+    from dispatcher.service.runtime import tune_gc
+    from dispatcher.service.supervised import EXIT_UNAVAILABLE, Supervision
+
     supervision = Supervision.take(os.environ)
     try:
-        config = _load(args)
+        config = _load(args, system_config)
+    except ConfigNotFound as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dispatcher: invalid config: {problem}", file=sys.stderr)
@@ -166,6 +182,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _csv_row(record: dict[str, Any]) -> list[str]:
+    from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
+
     def cell(value: object) -> str:
         if value is None:
             return ""
@@ -176,6 +194,9 @@ def _csv_row(record: dict[str, Any]) -> list[str]:
 
 
 async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
         if writer:
@@ -189,10 +210,12 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
-def _audit(args: argparse.Namespace, out: TextIO) -> int:
+def _audit(args: argparse.Namespace, out: TextIO, system_config: Path) -> int:
+    import asyncio
+
     if args.audit_command == "keygen":
         return cli_audit.keygen(out)  # needs no config
-    config = _load(args)
+    config = _load(args, system_config)
     if args.audit_command == "export":
         return asyncio.run(_export(config, args, out))
     if args.audit_command == "prune":
@@ -201,6 +224,10 @@ def _audit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    from dispatcher.audit.chain import canonical_json
+    from dispatcher.domain.phones import mask_numbers_in
+    from dispatcher.store import open_store
+
     async with open_store(config.store_path, create=False) as store:
         letters = await store.dead_letters(include_replayed=args.all)
     if args.format == "jsonl":
@@ -221,6 +248,10 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
 
 
 async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
+    from dispatcher.domain.phones import mask_numbers_in
+    from dispatcher.ingest.classify import check_time, classify
+    from dispatcher.store import Accepted, Rejected, open_store
+
     limit = config.settings.ingest.max_payload_bytes
     max_future = timedelta(seconds=config.settings.ingest.max_future_seconds)
     now = SystemClock().now()
@@ -252,7 +283,7 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
 
 
 async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
-    from dispatcher.report import build as report  # noqa: PLC0415 - only this command needs it
+    from dispatcher.report import build as report
 
     path = report.checked_request(args.since, args.until, args.out)  # ValueError: exit 2
     summary = await report.write_report(config, args.since, args.until, path,
@@ -261,18 +292,22 @@ async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    """Entry point of the `dispatcher` command; returns the exit code."""
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         system_config: Path = SYSTEM_CONFIG) -> int:
+    """Entry point of the `dispatcher` command; returns the exit code. `system_config` is the
+    last place the config file is looked for."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
     try:
         if args.command == "run":
-            return cmd_run(args, out)
+            return cmd_run(args, out, system_config)
         if args.command == "check-config":
-            return cmd_check_config(args, out)
+            return cmd_check_config(args, out, system_config)
         if args.command == "audit":
-            return _audit(args, out)
-        config = _load(args)
+            return _audit(args, out, system_config)
+        import asyncio
+
+        config = _load(args, system_config)
         if args.command == "simulate":
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
         if args.command == "invalid-numbers":
@@ -284,6 +319,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.dead_command == "list":
             return asyncio.run(_list_dead(config, args, out))
         return asyncio.run(_replay(config, args.ids, out))
+    except ConfigNotFound as exc:
+        print(f"dispatcher: {exc}", file=sys.stderr)
     except ConfigError as exc:
         print(f"dispatcher: invalid config: {exc.problems[0]}"
               + (f" (+{len(exc.problems) - 1} more; run check-config)"

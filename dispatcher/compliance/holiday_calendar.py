@@ -14,7 +14,7 @@ def holiday_on(day: date, region: str | None) -> str | None:
     if not region:
         return None
     country, _, subdivision = region.strip().upper().partition("-")
-    subdivisions = _supported().get(country)
+    subdivisions = subdivisions_of(country)
     if subdivisions is None:
         return None
     # An unknown subdivision ("CN-31": the package has no Chinese provinces) still has the
@@ -22,11 +22,21 @@ def holiday_on(day: date, region: str | None) -> str | None:
     return _calendar(country, subdivisions.get(subdivision), day.year).get(day)
 
 
-@lru_cache(maxsize=1)
-def _supported() -> Mapping[str, Mapping[str, str]]:
-    """Each supported country code (and alias: "GB", "UK") to its subdivisions by upper case."""
-    return {country: {code.upper(): code for code in codes}
-            for country, codes in holidays.list_supported_countries().items()}
+@cache
+def _country_codes() -> frozenset[str]:
+    """Every country code (and alias: "GB", "UK") the package has, read from its registry."""
+    return frozenset(holidays.registry.EntityLoader.get_country_codes(include_aliases=True))
+
+
+@cache
+def subdivisions_of(country: str) -> Mapping[str, str] | None:
+    """The country's subdivision codes by upper case; None when the package lacks the country.
+
+    Imports that country's module only: listing every country imports all of them (~0.1 s).
+    """
+    if country not in _country_codes():
+        return None
+    return {code.upper(): code for code in getattr(holidays, country).subdivisions}
 
 
 @cache

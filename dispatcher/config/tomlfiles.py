@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from dispatcher.errors import ConfigError, ConfigProblem
-
-DEFAULT_CONFIG_PATH = Path("config/dispatcher.toml")
-CONFIG_ENV = "DISPATCHER_CONFIG"
-
-
-def config_path_from(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
-    """--config, else DISPATCHER_CONFIG, else config/dispatcher.toml."""
-    if cli_value:
-        return Path(cli_value)
-    if environ.get(CONFIG_ENV):
-        return Path(environ[CONFIG_ENV])
-    return DEFAULT_CONFIG_PATH
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], bytes]:

@@ -221,9 +221,9 @@ class Supervisor:
                 "daemon_restarts": self._restarts}
 
 
-def supervise(config_path: Path, argv: Sequence[str]) -> int | None:
-    """Run `dispatcher run` supervised; None when it cannot be (the caller then runs it
-    unsupervised, which reports the problem as before)."""
+def supervise(config_path: Path) -> int | None:
+    """Run `dispatcher run` supervised on `config_path`; None when it cannot be (the caller then
+    runs it unsupervised, which reports the problem as before)."""
     plan = read_plan(config_path)
     if plan is None:
         return None
@@ -235,4 +235,7 @@ def supervise(config_path: Path, argv: Sequence[str]) -> int | None:
 
     configure_logging(plan.log_level, plan.log_format)
     with sock:
+        # Each daemon reads the file found here (relative paths: it shares our working
+        # directory), not the result of a lookup of its own made later.
+        argv = ["run", f"--config={config_path}"]
         return asyncio.run(Supervisor(argv, sock, os.environ).run())

@@ -40,3 +40,16 @@ def test_report_benchmark_runs_and_finds_the_engine_compliant() -> None:
     # The report's independent re-check agrees with the engine on a real run.
     assert " 0 violation(s), hash chain intact" in result.stdout
     assert "audit verify:" in result.stdout
+
+
+def test_startup_benchmark_runs_every_command_and_prints_the_baselines() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.startup", "--repeat", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    for line in ("python -c pass:", 'python -c "import dispatcher":', "dispatcher --version:",
+                 "dispatcher --help:", "dispatcher check-config:", "dispatcher explain:",
+                 "dispatcher invalid-numbers:", "dispatcher dead-letters list:",
+                 "dispatcher audit export:", "dispatcher audit verify:", "dispatcher report:",
+                 "dispatcher simulate (1 event, 1 day):", "slowest command (median):"):
+        assert line in result.stdout

@@ -1,4 +1,5 @@
-"""The CLI against a real store: check-config, audit export and verify, dead letters."""
+"""The CLI against a real store: check-config, audit export and verify, dead letters; where the
+config file is found."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import asyncio
 import csv
 import io
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +18,7 @@ import pytest
 
 from dispatcher.audit.chain import record_hash
 from dispatcher.cli.main import main
+from dispatcher.config.lookup import SYSTEM_CONFIG
 from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
 from tests.support import db_path, encode, make_config, overdue_event
@@ -226,3 +231,74 @@ def test_missing_store_is_a_clear_error(tmp_path: Path,
     code, _ = run_cli("audit", "export", "--config", str(config))
     assert code == 2
     assert "no store at" in capsys.readouterr().err
+
+
+def dispatcher_in(folder: Path, *argv: str,
+                  env_config: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`dispatcher ARGV` run from `folder`, with DISPATCHER_CONFIG only when given."""
+    env = {k: v for k, v in os.environ.items() if k != "DISPATCHER_CONFIG"}
+    if env_config is not None:
+        env["DISPATCHER_CONFIG"] = env_config
+    return subprocess.run([sys.executable, "-m", "dispatcher", *argv], cwd=folder, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_the_config_folder_of_the_working_directory_is_found(tmp_path: Path) -> None:
+    make_config(tmp_path / "config", "mqtt://127.0.0.1:1")
+    done = dispatcher_in(tmp_path, "check-config")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("OK: config/dispatcher.toml, config/profiles/us.toml")
+
+
+def test_the_variable_comes_before_the_folder_and_config_before_both(tmp_path: Path) -> None:
+    make_config(tmp_path / "config", "mqtt://127.0.0.1:1")
+    from_env = make_config(tmp_path / "env", "mqtt://127.0.0.1:1")
+    given = make_config(tmp_path / "given", "mqtt://127.0.0.1:1")
+    done = dispatcher_in(tmp_path, "check-config", env_config=str(from_env))
+    assert done.stdout.startswith(f"OK: {from_env}, ")
+    done = dispatcher_in(tmp_path, "check-config", "--config", str(given),
+                         env_config=str(from_env))
+    assert done.stdout.startswith(f"OK: {given}, ")
+
+
+@pytest.mark.parametrize("source", ["--config", "DISPATCHER_CONFIG"])
+def test_a_named_file_that_is_missing_is_an_error_not_a_fallback(tmp_path: Path,
+                                                                  source: str) -> None:
+    make_config(tmp_path / "config", "mqtt://127.0.0.1:1")  # would be found otherwise
+    missing = tmp_path / "nowhere.toml"
+    argv, env_config = (["--config", str(missing)], None) if source == "--config" else (
+        [], str(missing))
+    problem = f"{missing}: (file): file not found (named by {source})"
+    done = dispatcher_in(tmp_path, "check-config", *argv, env_config=env_config)
+    assert (done.returncode, done.stdout) == (1, f"{problem}\n1 problem(s) found\n")
+    done = dispatcher_in(tmp_path, "audit", "verify", *argv, env_config=env_config)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"dispatcher: invalid config: {problem}\n"
+
+
+def test_without_any_config_every_place_tried_is_named(tmp_path: Path) -> None:
+    assert not SYSTEM_CONFIG.exists(), f"this test needs a machine without {SYSTEM_CONFIG}"
+    tried = ("no config file found: --config not given; DISPATCHER_CONFIG not set; "
+             f"./config/dispatcher.toml: not found (working directory {tmp_path}); "
+             "/etc/overdue-dispatcher/dispatcher.toml: not found")
+    done = dispatcher_in(tmp_path, "check-config")
+    assert (done.returncode, done.stdout) == (1, f"{tried}\n1 problem(s) found\n")
+    for argv in (["audit", "verify"], ["explain", "--account", "A-1"], ["run"]):
+        done = dispatcher_in(tmp_path, *argv)
+        assert (done.returncode, done.stdout, done.stderr) == (2, "", f"dispatcher: {tried}\n")
+    done = dispatcher_in(tmp_path, "check-config", env_config="")
+    assert "; DISPATCHER_CONFIG set but empty; " in done.stdout
+    assert dispatcher_in(tmp_path, "audit", "keygen").returncode == 0  # needs no config
+
+
+def test_the_system_config_comes_last(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DISPATCHER_CONFIG", raising=False)
+    system = make_config(tmp_path / "etc", "mqtt://127.0.0.1:1")
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    assert main(["check-config"], out, system_config=system) == 0
+    assert out.getvalue().startswith(f"OK: {system}, ")
+    make_config(tmp_path / "config", "mqtt://127.0.0.1:1")
+    out = io.StringIO()
+    assert main(["check-config"], out, system_config=system) == 0
+    assert out.getvalue().startswith("OK: config/dispatcher.toml, ")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -71,3 +73,27 @@ def test_a_daemon_killed_by_something_else_is_started_again(
     wait_until(lambda: stored_events(config) == 40, 20, "intake after the restart")
     wait_until(lambda: healthz(daemon)[0] == 200, 20, "/healthz ok")
     assert daemon.terminate() == 0
+
+
+def test_the_daemon_reads_the_config_file_the_supervisor_found(
+        tmp_path: Path, broker: Broker) -> None:
+    # Found by the lookup, relative to the working directory: the daemon is told that file.
+    config = make_config(tmp_path / "config", broker.url)
+    env = {k: v for k, v in os.environ.items() if k != "DISPATCHER_CONFIG"}
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        supervisor = subprocess.Popen([sys.executable, "-m", "dispatcher", "run"], cwd=tmp_path,
+                                      env=env, stdout=out, stderr=out)
+    try:
+        wait_until(lambda: "connected to broker" in log.read_text(), 20, "daemon connected")
+        [daemon] = _children(supervisor.pid)
+        argv = Path(f"/proc/{daemon}/cmdline").read_text().split("\0")
+        assert argv[1:-1] == ["-m", "dispatcher", "run", "--config=config/dispatcher.toml"]
+        assert Path(f"/proc/{daemon}/cwd").resolve() == tmp_path.resolve()
+        assert (config.parent / "data" / "dispatcher.db").exists()  # the store beside it
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=20) == 0
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait(timeout=10)

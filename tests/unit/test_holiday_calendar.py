@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import holidays
 import pytest
 
-from dispatcher.compliance.holiday_calendar import holiday_on
+from dispatcher.compliance.holiday_calendar import holiday_on, subdivisions_of
 
 
 @pytest.mark.parametrize(
@@ -64,3 +65,11 @@ def test_names_do_not_depend_on_the_process_locale(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, "zh_CN.UTF-8")
     # 2028: a year no other test has put in the cache.
     assert holiday_on(date(2028, 1, 26), "CN") == "Chinese New Year (Spring Festival)"
+
+
+def test_each_country_and_its_subdivisions_are_the_packages_own_listing() -> None:
+    listed = holidays.list_supported_countries(include_aliases=True)
+    assert {"US", "GB", "UK", "IN", "CN"} <= set(listed)
+    for country, codes in listed.items():
+        assert subdivisions_of(country) == {code.upper(): code for code in codes}
+    assert subdivisions_of("XX") is None

@@ -13,7 +13,6 @@ from dispatcher.config.settings import (
     provider_secret_problem,
     resolve_store_path,
 )
-from dispatcher.config.tomlfiles import DEFAULT_CONFIG_PATH, config_path_from
 from dispatcher.errors import ConfigError, ConfigProblem
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
@@ -288,14 +287,6 @@ def test_problems_of_every_kind_are_reported_at_once(tmp_path: Path) -> None:
         '[compliance]\nprofile = "xx"\n'
     ))
     assert keys(problems_of(path)) == {"mqtt.urll", "twilio.from_number", "compliance.profile"}
-
-
-def test_config_path_prefers_the_command_line_then_the_environment() -> None:
-    env = {"DISPATCHER_CONFIG": "/etc/dispatcher/from-env.toml"}
-    assert config_path_from("/tmp/cli.toml", env) == Path("/tmp/cli.toml")
-    assert config_path_from(None, env) == Path("/etc/dispatcher/from-env.toml")
-    assert config_path_from(None, {}) == DEFAULT_CONFIG_PATH == Path("config/dispatcher.toml")
-    assert config_path_from(None, {"DISPATCHER_CONFIG": ""}) == DEFAULT_CONFIG_PATH
 
 
 @pytest.mark.parametrize(
