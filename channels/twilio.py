@@ -7,7 +7,8 @@ Outcome of `send()`:
   contact attempt), `reconcile` (the request may have created a message or call, for example a
   timeout after sending: ask `find_sent()` before sending again; `outcome` is UNKNOWN until
   then), `unsubscribed` (21610: record an opt-out), or a final `outcome` (INVALID_NUMBER for
-  21211/21614: mark the number and try the next; FAILED with the code for other 4xx).
+  the codes channels/twilio_status.py lists: mark the number and try the next; FAILED with the
+  code for other 4xx).
 An error is raised rather than returned as `DeliveryResult(outcome=UNKNOWN)` so that no caller
 can record a lost answer as a final outcome by accident.
 """
@@ -30,6 +31,12 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from channels.base import ChannelError, SendFailed
+from channels.twilio_status import (
+    INVALID_NUMBER_CODES,
+    UNSUBSCRIBED_CODE,
+    outcome_detail,
+    outcome_of,
+)
 from dispatcher.domain.contact import Delivery, DeliveryResult, Medium, Outcome
 
 log = logging.getLogger(__name__)
@@ -43,8 +50,6 @@ SMS_STATUS_PATH = "/twilio/sms/status"
 CALL_STATUS_PATH = "/twilio/call/status"
 CALL_TWIML_PATH = "/twilio/call/twiml"
 CALL_EVENTS = ("initiated", "ringing", "answered", "completed")
-INVALID_NUMBER_CODES = frozenset({21211, 21614})
-UNSUBSCRIBED_CODE = 21610
 TOO_MANY_REQUESTS_CODE = 20429
 # A gateway error or timeout may hide a message or call already created upstream.
 MAYBE_CREATED_STATUSES = frozenset({502, 504})
@@ -89,6 +94,11 @@ class SentRecord:
     outcome: Outcome | None
     answered_by: str | None = None
     error_code: int | None = None
+
+    @property
+    def detail(self) -> str:
+        """The outcome record's detail: the provider's error code, if any."""
+        return outcome_detail(self.error_code)
 
 
 # --- building requests -----------------------------------------------------------------------
@@ -229,26 +239,7 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
 
-# --- provider statuses ---------------------------------------------------------------------------
-
-_SMS_FINAL = {"delivered": Outcome.DELIVERED, "undelivered": Outcome.UNDELIVERED,
-              "failed": Outcome.FAILED, "canceled": Outcome.FAILED}
-_CALL_FINAL = {"busy": Outcome.BUSY, "no-answer": Outcome.NO_ANSWER, "failed": Outcome.FAILED,
-               "canceled": Outcome.CANCELED}
-
-
-def outcome_of_status(medium: Medium, status: str | None,
-                      answered_by: str | None = None) -> Outcome | None:
-    """The final outcome a provider status means; None while the message or call is in flight."""
-    if status is None:
-        return None
-    if medium is Medium.SMS:
-        return _SMS_FINAL.get(status)
-    if status == "completed":
-        # A fax or an undecided detection is counted as answered: the stricter reading.
-        is_machine = (answered_by or "").startswith("machine") or answered_by == "fax"
-        return Outcome.MACHINE if is_machine else Outcome.COMPLETED
-    return _CALL_FINAL.get(status)
+# --- provider records ---------------------------------------------------------------------------
 
 
 def pick_sent(records: Iterable[SentRecord], since: datetime, until: datetime | None = None,
@@ -266,10 +257,12 @@ def _record(medium: Medium, instance: Any) -> SentRecord | None:
     if instance.date_created is None:
         return None
     answered_by = getattr(instance, "answered_by", None)
+    # Only a Message has an error code: the Call resource carries none.
+    code = getattr(instance, "error_code", None)
     return SentRecord(sid=instance.sid, medium=medium, to=instance.to, status=instance.status,
                       created=instance.date_created,
-                      outcome=outcome_of_status(medium, instance.status, answered_by),
-                      answered_by=answered_by, error_code=getattr(instance, "error_code", None))
+                      outcome=outcome_of(medium, instance.status, code, answered_by),
+                      answered_by=answered_by, error_code=code)
 
 
 # --- the client --------------------------------------------------------------------------------

@@ -21,6 +21,11 @@ class Sent(Protocol):
     sid: str
     outcome: Outcome | None
 
+    @property
+    def detail(self) -> str:
+        """What the provider said beyond the status (an error code), for the outcome record."""
+        ...
+
 
 @runtime_checkable
 class FindsSent(Protocol):
@@ -50,7 +55,7 @@ async def reconcile(channel: Channel, delivery: Delivery, now: datetime) -> Outc
         return OutcomeRow(delivery.attempt_id, Outcome.NOT_SENT, now, None,
                           "the provider has no such message or call: it was never sent")
     if found.outcome is not None:
-        return OutcomeRow(delivery.attempt_id, found.outcome, now, found.sid)
+        return OutcomeRow(delivery.attempt_id, found.outcome, now, found.sid, found.detail)
     return None  # it exists and is under way: its status callback will tell
 
 

@@ -22,6 +22,13 @@ from aiohttp import web
 from multidict import MultiDictProxy
 from twilio.request_validator import RequestValidator
 
+from channels.twilio_status import (
+    UNSUBSCRIBED_CODE,
+    error_code,
+    is_machine,
+    outcome_detail,
+    outcome_of,
+)
 from dispatcher.compliance.keywords import Keyword
 from dispatcher.contact.account_facts import ContactPolicy, message_values
 from dispatcher.contact.replies import handle_reply
@@ -36,37 +43,13 @@ from dispatcher.contact.templates import (
     render,
 )
 from dispatcher.domain.clock import Clock
-from dispatcher.domain.contact import Outcome, Party, Role
+from dispatcher.domain.contact import Medium, Outcome, Party, Role
 from dispatcher.service.aio import pause
 from dispatcher.store import AttemptRow, OutcomeRow, WebhookStore
 from dispatcher.webhooks.forms import RefusedBody, parse_form
 from dispatcher.webhooks.rejections import RejectionTally
 
 log = logging.getLogger("dispatcher.twilio_webhooks")
-
-SMS_FINAL = {"delivered": Outcome.DELIVERED, "undelivered": Outcome.UNDELIVERED,
-             "failed": Outcome.FAILED}
-CALL_FINAL = {"no-answer": Outcome.NO_ANSWER, "busy": Outcome.BUSY, "failed": Outcome.FAILED,
-              "canceled": Outcome.CANCELED}
-# Twilio error codes that say the number itself is the problem (invalid, not a mobile).
-INVALID_NUMBER_CODES = frozenset({"21211", "21614"})
-UNSUBSCRIBED_CODE = "21610"
-
-
-def sms_outcome(status: str, error_code: str | None) -> Outcome | None:
-    """The final outcome of an SMS status callback; None while it is not final."""
-    if error_code in INVALID_NUMBER_CODES:
-        return Outcome.INVALID_NUMBER
-    return SMS_FINAL.get(status.lower())
-
-
-def call_outcome(status: str, answered_by: str | None) -> Outcome | None:
-    """The final outcome of a call status callback; None while it is not final."""
-    status = status.lower()
-    if status == "completed":
-        machine = (answered_by or "").startswith("machine") or answered_by == "fax"
-        return Outcome.MACHINE if machine else Outcome.COMPLETED
-    return CALL_FINAL.get(status)
 
 
 def _response(body: str) -> str:
@@ -110,7 +93,7 @@ def call_twiml(*, role: Role, answered_by: str | None, step: str, digits: str | 
     """What a call says: only the limited-content message to a machine, only the greeting to
     whoever answers until they press the confirm digit, and to a third party only the location
     question (a third party's machine gets nothing: the call hangs up)."""
-    machine = (answered_by or "").startswith("machine") or answered_by == "fax"
+    machine = is_machine(answered_by)
     if role is not Role.DEBTOR:
         speak = "" if machine or not texts.location else _say(texts.location)
         return _response(speak + "<Hangup/>")
@@ -279,23 +262,20 @@ class TwilioWebhooks:
     async def _sms_status(self, request: web.Request,
                           form: MultiDictProxy[str]) -> web.StreamResponse:
         error = form.get("ErrorCode")
-        if error == UNSUBSCRIBED_CODE and form.get("To"):
+        if error_code(error) == UNSUBSCRIBED_CODE and form.get("To"):
             await handle_reply(self._store, form["To"], "STOP", self._clock.now(),
                                config_version=self.policy.config_version,
                                max_payload_bytes=self._max_payload_bytes,
-                               message_id=f"{form.get('MessageSid')}:21610")
-        outcome = sms_outcome(form.get("MessageStatus") or form.get("SmsStatus") or "", error)
-        detail = f"error {error}" if error else ""
-        return await self._status(request, outcome, form.get("MessageSid"), detail)
+                               message_id=f"{form.get('MessageSid')}:{UNSUBSCRIBED_CODE}")
+        status = form.get("MessageStatus") or form.get("SmsStatus")
+        return await self._status(request, outcome_of(Medium.SMS, status, error),
+                                  form.get("MessageSid"), outcome_detail(error))
 
     async def _call_status(self, request: web.Request,
                            form: MultiDictProxy[str]) -> web.StreamResponse:
-        outcome = call_outcome(form.get("CallStatus", ""), form.get("AnsweredBy"))
         error = form.get("ErrorCode")
-        if error in INVALID_NUMBER_CODES:
-            outcome = Outcome.INVALID_NUMBER
-        return await self._status(request, outcome, form.get("CallSid"),
-                                  f"error {error}" if error else "")
+        outcome = outcome_of(Medium.CALL, form.get("CallStatus"), error, form.get("AnsweredBy"))
+        return await self._status(request, outcome, form.get("CallSid"), outcome_detail(error))
 
     async def _sms_inbound(self, request: web.Request,
                            form: MultiDictProxy[str]) -> web.StreamResponse:

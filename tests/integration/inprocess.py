@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 
 from dispatcher.config.settings import load_config
 from dispatcher.service.app import Dispatcher
 
+T = TypeVar("T")
+
 
 async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
     """Poll a condition that other processes change, without blocking the loop."""
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 - the condition lives in a file or another task
-            await asyncio.sleep(0.02)
-    assert predicate(), what
+    await wait_for_async(lambda: _now(predicate()), seconds, what)
+
+
+async def wait_for_async(check: Callable[[], Awaitable[T]], seconds: float, what: str) -> T:
+    """Poll an async check (a store query, an HTTP fetch) until it returns something truthy,
+    and return that; fail naming `what` after `seconds`."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not (found := await check()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(0.02)
+    return found
+
+
+async def _now(value: T) -> T:
+    return value
 
 
 @asynccontextmanager

@@ -18,8 +18,8 @@ from channels.twilio import (
     TwilioChannel,
     TwilioConfig,
     make_client,
-    outcome_of_status,
 )
+from channels.twilio_status import outcome_of
 from dispatcher.domain.contact import Delivery, Medium, Outcome
 from tests.fake_twilio import (
     ACCOUNT_SID,
@@ -175,7 +175,8 @@ async def test_call_scripts_end_in_their_outcome(
     await make_channel().send(delivery(Medium.CALL))
     await fake.settle()
     last = sink.at("/twilio/call/status")[-1].params
-    assert outcome_of_status(Medium.CALL, last["CallStatus"], last.get("AnsweredBy")) is outcome
+    assert outcome_of(Medium.CALL, last["CallStatus"], last.get("ErrorCode"),
+                      last.get("AnsweredBy")) is outcome
 
 
 async def test_third_party_call_detects_machines_without_waiting_for_the_beep(
@@ -316,7 +317,7 @@ async def test_undelivered_sms_callback_carries_the_error_code(
     await fake.settle()
     last = sink.at("/twilio/sms/status")[-1].params
     assert (last["MessageStatus"], last["ErrorCode"]) == ("undelivered", "30006")
-    assert outcome_of_status(Medium.SMS, last["MessageStatus"]) is Outcome.UNDELIVERED
+    assert outcome_of(Medium.SMS, last["MessageStatus"], last["ErrorCode"]) is Outcome.UNDELIVERED
 
 
 # --- the fake itself, through the library ---

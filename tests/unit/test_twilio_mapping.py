@@ -1,4 +1,4 @@
-"""The Twilio channel's pure parts: request parameters, error mapping, backoff, rate, statuses."""
+"""The Twilio channel's pure parts: request parameters, error mapping, backoff, rate, records."""
 
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from channels.twilio import (
     classify_exception,
     create_params,
     error_for_status,
-    outcome_of_status,
     pick_sent,
     rebase_url,
     sender_key,
@@ -237,35 +236,7 @@ async def test_rate_limiter_waits_on_its_clock() -> None:
     assert limiter.reserve(now[0]) == pytest.approx(0.02)
 
 
-# --- provider statuses and reconciliation ---
-
-
-@pytest.mark.parametrize(("medium", "status", "answered_by", "expected"), [
-    (Medium.SMS, "queued", None, None),
-    (Medium.SMS, "accepted", None, None),
-    (Medium.SMS, "sent", None, None),
-    (Medium.SMS, "delivered", None, Outcome.DELIVERED),
-    (Medium.SMS, "undelivered", None, Outcome.UNDELIVERED),
-    (Medium.SMS, "failed", None, Outcome.FAILED),
-    (Medium.SMS, None, None, None),
-    (Medium.CALL, "queued", None, None),
-    (Medium.CALL, "initiated", None, None),
-    (Medium.CALL, "ringing", None, None),
-    (Medium.CALL, "in-progress", "human", None),
-    (Medium.CALL, "completed", None, Outcome.COMPLETED),  # no detection asked
-    (Medium.CALL, "completed", "human", Outcome.COMPLETED),
-    (Medium.CALL, "completed", "unknown", Outcome.COMPLETED),
-    (Medium.CALL, "completed", "machine_start", Outcome.MACHINE),
-    (Medium.CALL, "completed", "machine_end_beep", Outcome.MACHINE),
-    (Medium.CALL, "completed", "fax", Outcome.MACHINE),
-    (Medium.CALL, "busy", None, Outcome.BUSY),
-    (Medium.CALL, "no-answer", None, Outcome.NO_ANSWER),
-    (Medium.CALL, "failed", None, Outcome.FAILED),
-    (Medium.CALL, "canceled", None, Outcome.CANCELED),
-])
-def test_outcome_of_status(medium: Medium, status: str | None, answered_by: str | None,
-                           expected: Outcome | None) -> None:
-    assert outcome_of_status(medium, status, answered_by) is expected
+# --- reconciliation ---
 
 
 def record(sid: str, seconds: int) -> SentRecord:
