@@ -11,11 +11,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from dispatcher.audit.verify import LogVerification, verify_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +38,16 @@ def wait_until(predicate: Callable[[], bool], timeout: float, what: str,
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def verify_log(rows: Iterable[tuple[int, str]]) -> LogVerification:
+    """What `dispatcher audit verify` concludes about (stored seq, record JSON) rows of a log
+    that retention never pruned: the same function, fed from memory instead of the store."""
+    async def feed() -> AsyncIterator[tuple[int, str]]:
+        for row in rows:
+            yield row
+
+    return await verify_rows(feed(), None, ())
 
 
 @dataclass

@@ -92,16 +92,6 @@ def seal_all(items: Iterable[Mapping[str, Any]], head: ChainHead,
     return sealed
 
 
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of a chain check: ok, or the first bad record and what is wrong with it."""
-
-    ok: bool
-    checked: int
-    bad_seq: int | None = None
-    problem: str | None = None
-
-
 class ChainVerifier:
     """Checks (stored seq, record JSON) rows fed in seq order: hashes, links, consecutive seqs."""
 
@@ -130,13 +120,3 @@ class ChainVerifier:
         self.head = ChainHead(seq, record["hash"])
         self.checked += 1
         return None
-
-
-def verify_chain(rows: Iterable[tuple[int, str]], start: ChainHead = EMPTY_CHAIN) -> VerifyResult:
-    """Check every row in seq order; stop at the first bad one."""
-    verifier = ChainVerifier(start)
-    for stored_seq, text in rows:
-        problem = verifier.feed(stored_seq, text)
-        if problem:
-            return VerifyResult(False, verifier.checked, stored_seq, problem)
-    return VerifyResult(True, verifier.checked)

@@ -40,10 +40,6 @@ CONTACT_CAP_7D = "contact_cap_7d"
 CONVERSATION_CAP = "conversation_cap"
 DAILY_CAP = "daily_cap"
 MIN_GAP = "min_gap"
-# Waiting for these to pass is how the planner finds a slot; the rest need an event to change.
-TIME_REASONS = frozenset({QUIET_HOURS, HOLIDAY, NO_CONTACT_DAY, POST_CONVERSATION, CALL_CAP_7D,
-                          SMS_CAP_7D, CONTACT_CAP_7D, CONVERSATION_CAP, DAILY_CAP, MIN_GAP,
-                          PROMISE_PENDING})
 WEEK = timedelta(days=7)
 
 

@@ -24,8 +24,6 @@ from dispatcher.config.tomlfiles import read_toml
 from dispatcher.domain.contact import Medium, Party
 from dispatcher.errors import ConfigError, ConfigProblem
 
-DEFAULT_TEMPLATES_PATH = Path("config/templates.toml")
-
 
 class Purpose(StrEnum):
     """What a template is for; it decides which content rules apply."""

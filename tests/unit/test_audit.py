@@ -1,10 +1,12 @@
-"""The audit hash chain: sealing, hashing, and verify_chain's detection of tampering."""
+"""The audit hash chain: sealing, hashing, and how `audit verify` detects tampering."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import pytest
@@ -19,8 +21,9 @@ from dispatcher.audit.chain import (
     record_hash,
     seal,
     seal_all,
-    verify_chain,
 )
+from dispatcher.audit.verify import LogVerification
+from tests.support import verify_log
 
 ZEROS = "0" * 64
 
@@ -42,6 +45,11 @@ def chain(n: int = 5) -> list[dict[str, Any]]:
 
 def rows(records: list[dict[str, Any]]) -> list[tuple[int, str]]:
     return [(r["seq"], canonical_json(r)) for r in records]
+
+
+def verdict(stored: Iterable[tuple[int, str]]) -> LogVerification:
+    """The verdict of the function `dispatcher audit verify` runs, on these rows."""
+    return asyncio.run(verify_log(stored))
 
 
 def test_canonical_json_sorts_keys_without_whitespace() -> None:
@@ -81,29 +89,31 @@ def test_seal_continues_from_a_head() -> None:
     head = ChainHead(records[-1]["seq"], records[-1]["hash"])
     record = seal(fields(4), head)
     assert (record["seq"], record["prev_hash"]) == (4, records[-1]["hash"])
-    assert verify_chain(rows([*records, record])).ok
+    assert verdict(rows([*records, record])).ok
 
 
 def test_an_intact_chain_verifies() -> None:
-    result = verify_chain(rows(chain(5)))
+    result = verdict(rows(chain(5)))
     assert (result.ok, result.checked, result.bad_seq, result.problem) == (True, 5, None, None)
 
 
 def test_an_empty_chain_verifies() -> None:
-    assert verify_chain([]).ok
+    assert verdict([]).ok
 
 
 def test_the_second_half_verifies_from_its_start_head() -> None:
+    # As `audit verify` continues from a retention checkpoint's anchor.
     records = chain(6)
     start = ChainHead(records[2]["seq"], records[2]["hash"])
-    assert verify_chain(rows(records[3:]), start).ok
-    assert not verify_chain(rows(records[3:])).ok
+    verifier = ChainVerifier(start)
+    assert [verifier.feed(seq, text) for seq, text in rows(records[3:])] == [None] * 3
+    assert not verdict(rows(records[3:])).ok
 
 
 def test_an_edited_field_is_named() -> None:
     records = chain(5)
     records[2] = {**records[2], "account_id": "A-9999"}
-    result = verify_chain(rows(records))
+    result = verdict(rows(records))
     assert (result.ok, result.bad_seq, result.checked) == (False, 3, 2)
     assert result.problem is not None
     assert "hash" in result.problem
@@ -114,7 +124,7 @@ def test_an_edited_and_rehashed_record_breaks_the_next_link() -> None:
     edited = {**records[2], "account_id": "A-9999"}
     edited["hash"] = record_hash(edited)
     records[2] = edited
-    result = verify_chain(rows(records))
+    result = verdict(rows(records))
     assert (result.ok, result.bad_seq) == (False, 4)
     assert result.problem is not None
     assert "prev_hash" in result.problem
@@ -123,12 +133,12 @@ def test_an_edited_and_rehashed_record_breaks_the_next_link() -> None:
 def test_a_deleted_record_in_the_middle_is_found() -> None:
     records = chain(5)
     del records[2]
-    result = verify_chain(rows(records))
+    result = verdict(rows(records))
     assert (result.ok, result.bad_seq) == (False, 4)
 
 
 def test_a_deleted_first_record_is_found() -> None:
-    result = verify_chain(rows(chain(5)[1:]))
+    result = verdict(rows(chain(5)[1:]))
     assert (result.ok, result.bad_seq, result.checked) == (False, 2, 0)
 
 
@@ -139,7 +149,7 @@ def test_an_inserted_record_with_a_correct_own_hash_is_found() -> None:
     # The store renumbers the rows after the forged one; their JSON still says their old seq.
     stored = [*rows(records[:2]), (3, canonical_json(forged))]
     stored += [(seq + 1, text) for seq, text in rows(records[2:])]
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert (result.ok, result.bad_seq) == (False, 4)
 
 
@@ -148,7 +158,7 @@ def test_an_inserted_record_reusing_a_seq_is_found() -> None:
     forged = seal(fields(99), ChainHead(2, records[1]["hash"]))
     stored = rows(records)
     stored.insert(2, (3, canonical_json(forged)))
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert not result.ok
     assert result.bad_seq == 3
     assert result.checked == 3
@@ -158,21 +168,21 @@ def test_swapped_records_are_found() -> None:
     records = chain(5)
     stored = rows(records)
     stored[1], stored[2] = (2, stored[2][1]), (3, stored[1][1])
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert (result.ok, result.bad_seq) == (False, 2)
 
 
 def test_swapped_records_with_renumbered_json_are_found() -> None:
     records = chain(5)
     records[1], records[2] = {**records[2], "seq": 2}, {**records[1], "seq": 3}
-    result = verify_chain(rows(records))
+    result = verdict(rows(records))
     assert (result.ok, result.bad_seq) == (False, 2)
 
 
 def test_a_seq_mismatch_between_row_and_json_is_named() -> None:
     stored = rows(chain(3))
     stored[1] = (2, stored[1][1].replace('"seq":2', '"seq":7'))
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert (result.ok, result.bad_seq) == (False, 2)
     assert result.problem is not None
     assert "7" in result.problem
@@ -181,7 +191,7 @@ def test_a_seq_mismatch_between_row_and_json_is_named() -> None:
 def test_a_row_that_is_not_json_is_named() -> None:
     stored = rows(chain(3))
     stored[2] = (3, stored[2][1][:-5])
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert (result.ok, result.bad_seq) == (False, 3)
 
 
@@ -189,7 +199,7 @@ def test_a_row_that_is_not_json_is_named() -> None:
 def test_a_row_that_is_json_but_not_an_object_is_named(text: str) -> None:
     stored = rows(chain(3))
     stored[1] = (2, text)
-    result = verify_chain(stored)
+    result = verdict(stored)
     assert (result.ok, result.bad_seq) == (False, 2)
 
 
@@ -218,13 +228,13 @@ RECORD_FIELDS = st.dictionaries(st.sampled_from(["at", "kind", "account_id", "to
 def test_changing_any_value_breaks_the_chain_there_or_next(items: list[dict[str, Any]],
                                                            data: st.DataObject) -> None:
     records = seal_all(items, EMPTY_CHAIN)
-    assert verify_chain(rows(records)).ok
+    assert verdict(rows(records)).ok
     index = data.draw(st.integers(0, len(records) - 1))
     key = data.draw(st.sampled_from(sorted(records[index])))
     old = json.dumps(records[index][key])
     new = data.draw(st.one_of(JSON_SCALARS, st.none()).filter(lambda v: json.dumps(v) != old))
     records[index] = {**records[index], key: new}
     # The stored seq is the row's, not the (possibly tampered) JSON's.
-    result = verify_chain([(n, canonical_json(r)) for n, r in enumerate(records, start=1)])
+    result = verdict([(n, canonical_json(r)) for n, r in enumerate(records, start=1)])
     assert not result.ok
     assert result.bad_seq in (index + 1, index + 2)

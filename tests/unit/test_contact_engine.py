@@ -17,7 +17,6 @@ import pytest
 
 from bench.reach import WINDOWS, reach
 from channels.sandbox import SandboxChannel, load_outcome_script
-from dispatcher.audit.chain import verify_chain
 from dispatcher.cli.main import main
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.contact.account_facts import policy_of
@@ -30,6 +29,7 @@ from dispatcher.domain.events import parse_stored_event
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Accepted, open_store
+from tests.support import verify_log
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "config"
@@ -231,7 +231,7 @@ async def test_a_stop_reply_ends_texts_to_that_number(
 async def test_the_audit_chain_of_a_simulation_verifies(
         tmp_path: Path, config: LoadedConfig) -> None:
     records = await simulate(tmp_path, config, [overdue(days=25)], days=7)
-    assert verify_chain([(r["seq"], json.dumps(r)) for r in records]).ok
+    assert (await verify_log([(r["seq"], json.dumps(r)) for r in records])).ok
     kinds = Counter(r["kind"] for r in records)
     assert kinds["attempt"] == kinds["outcome"] > 0
 

@@ -30,13 +30,12 @@ from hypothesis import event as note_event
 from hypothesis import strategies as st
 
 from channels.sandbox import load_outcome_script
-from dispatcher.audit.chain import verify_chain
 from dispatcher.compliance.policy import Limits
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.contact.simulate import run_simulation
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.domain.zones import candidate_zones
-from tests.support import make_config
+from tests.support import make_config, verify_log
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = {name: tomllib.loads((ROOT / "config" / "profiles" / f"{name}.toml").read_text())
@@ -707,7 +706,7 @@ def check_records(run: Run) -> None:
         assert (found[0]["to"], found[0]["channel"]) == (attempt["to"], attempt["channel"])
         assert at_of(found[0]) >= at_of(attempt)
     assert set(by_attempt) <= set(ids), "an outcome without its attempt"
-    result = verify_chain((r["seq"], json.dumps(r)) for r in run.records)
+    result = asyncio.run(verify_log((r["seq"], json.dumps(r)) for r in run.records))
     assert result.ok, f"audit chain broken at seq {result.bad_seq}: {result.problem}"
     assert [r["seq"] for r in run.records] == list(range(1, len(run.records) + 1))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -257,22 +257,8 @@ class ContactRows:
         return [dict(zip(("number", "account_id", "marked_at", "attempt_id", "detail"), r,
                          strict=True)) for r in rows]
 
-    async def account_attempts(self: _Host, account_id: str) -> AsyncIterator[PastAttempt]:
-        """Every attempt on the account, oldest first (explain)."""
-        for r in await self._fetch(
-                "SELECT attempt_id, at, person, role, number, medium, window_name, stage, outcome "
-                "FROM attempts WHERE account_id = ? ORDER BY at", (account_id,)):
-            yield PastAttempt(r[0], parse_rfc3339(r[1]), r[2], Role(r[3]), r[4],
-                              Medium(r[5]), r[6], r[7], Outcome(r[8]) if r[8] else None)
-
     async def accounts_with_number(self: _Host, number: str) -> list[str]:
         """Accounts on which the number is listed (debtor or contact)."""
         rows = await self._fetch("SELECT DISTINCT account_id FROM party_numbers WHERE "
                                  "number = ? ORDER BY account_id", (number,))
         return [row[0] for row in rows]
-
-    async def stored_plan(self: _Host, account_id: str) -> tuple[str | None, str | None]:
-        """(plan_json, next_attempt_at) of the account."""
-        rows = await self._fetch("SELECT plan_json, next_attempt_at FROM accounts WHERE "
-                                 "account_id = ?", (account_id,))
-        return (rows[0][0], rows[0][1]) if rows else (None, None)
