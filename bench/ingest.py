@@ -135,7 +135,7 @@ async def dispatcher_ingest(broker: Broker, payloads: list[bytes], folder: Path,
 async def store_alone(payloads: list[bytes], folder: Path, batch: int = 1000) -> float:
     """Events/s of validation plus commit alone, in one process, without MQTT: the writer
     process's ceiling (its store, and the next batch validated while the last one commits)."""
-    async with open_store(folder / "alone.db", checkpoints=False, inline=True) as store:
+    async with open_store(folder / "alone.db", wal_checkpoints=False, inline=True) as store:
         started = time.perf_counter()
         items = [classify(p, "bench", 65536) for p in payloads[:batch]]
         for start in range(batch, len(payloads) + batch, batch):

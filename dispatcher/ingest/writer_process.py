@@ -50,7 +50,7 @@ async def serve(store_path: Path, max_bytes: int, max_future: timedelta) -> None
         await jobs.put(None)
 
     # The daemon's own connection checkpoints the WAL on the other core (Dispatcher.run).
-    async with open_store(store_path, checkpoints=False, inline=True) as store:
+    async with open_store(store_path, wal_checkpoints=False, inline=True) as store:
         await write_frame(writer, "ready")
         async with asyncio.TaskGroup() as group:
             group.create_task(receive())

@@ -378,7 +378,7 @@ class UpkeepStore(Protocol):
 
     audit_observers: list[AuditObserver]
 
-    async def checkpoint(self) -> None:
+    async def wal_checkpoint(self) -> None:
         """Housekeeping left to the daemon while the writer process commits (for SQLite:
         copying the write-ahead log into the database without blocking writers)."""
         ...

@@ -13,11 +13,11 @@ __all__ = ["check_writable", "open_store"]
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, create: bool = True, checkpoints: bool = True,
+async def open_store(path: Path, *, create: bool = True, wal_checkpoints: bool = True,
                      durable: bool = True, inline: bool = False) -> AsyncIterator[Store]:
     """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create, checkpoints=checkpoints, durable=durable,
-                                   inline=inline)
+    store = await SqliteStore.open(path, create=create, wal_checkpoints=wal_checkpoints,
+                                   durable=durable, inline=inline)
     try:
         yield store
     finally:

@@ -133,12 +133,12 @@ class SqliteStore(ContactRows, RetentionRows):
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, create: bool = True, checkpoints: bool = True,
+    async def open(cls, path: Path, *, create: bool = True, wal_checkpoints: bool = True,
                    durable: bool = True, inline: bool = False) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code.
 
-        `checkpoints=False` leaves copying the WAL into the database to another connection
-        (`checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
+        `wal_checkpoints=False` leaves copying the WAL into the database to another connection
+        (`wal_checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
         store, as `simulate` uses) skips fsync;
         `inline=True` runs SQLite on the caller's thread (`dispatcher.store.sqlite.inline`), but for
         a durable commit, which waits for the disk on a worker thread.
@@ -156,7 +156,7 @@ class SqliteStore(ContactRows, RetentionRows):
             await db.execute(f"PRAGMA synchronous = {'FULL' if durable else 'OFF'}")
             await db.execute("PRAGMA foreign_keys = ON")
             await db.execute("PRAGMA cache_size = -65536")
-            if not checkpoints:
+            if not wal_checkpoints:
                 await db.execute("PRAGMA wal_autocheckpoint = 0")
             await cls._migrate(db, path)
             if not durable:
@@ -526,7 +526,7 @@ class SqliteStore(ContactRows, RetentionRows):
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def checkpoint(self) -> None:
+    async def wal_checkpoint(self) -> None:
         """Copy committed WAL pages into the database without blocking writers (PASSIVE)."""
         async with self._lock, self._db.execute("PRAGMA wal_checkpoint(PASSIVE)"):
             pass
@@ -551,4 +551,3 @@ def check_writable(path: Path) -> None:
             probe.unlink()
         except OSError as exc:
             raise StoreUnwritable(f"cannot write in {folder}: {exc.strerror or exc}") from None
-
