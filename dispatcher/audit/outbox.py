@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import aiomqtt
 
@@ -26,6 +27,10 @@ log = logging.getLogger("dispatcher.publisher")
 # A broker that drops the connection this many times while one record is in flight, and never
 # acknowledges it in between, is refusing that record; fewer could be an ordinary outage.
 DROPS_BEFORE_GIVING_UP = 3
+
+
+# Why a record cannot be published under its topic, or None.
+TopicCheck = Callable[[dict[str, object]], str | None]
 
 
 def topic_for(prefix: str, record: dict[str, object]) -> str:
@@ -49,13 +54,15 @@ class AuditPublisher:
 
     def __init__(self, store: OutboxStore, metrics: Metrics, prefix: str, *,
                  poll_seconds: float = 0.5, batch: int = 200,
-                 heads: HeadAnchor | None = None) -> None:
+                 heads: HeadAnchor | None = None,
+                 topic_problem: TopicCheck = topic_level_problem) -> None:
         self._store = store
         self._heads = heads
         self._metrics = metrics
         self._prefix = prefix
         self._poll = poll_seconds
         self._batch = batch
+        self._topic_problem = topic_problem
         self._in_flight: int | None = None
         self._dropped_seq: int | None = None
         self._drops = 0
@@ -97,7 +104,7 @@ class AuditPublisher:
 
     async def _publish(self, client: aiomqtt.Client, seq: int,
                        record: dict[str, object]) -> str | None:
-        problem = topic_level_problem(record)
+        problem = self._topic_problem(record)
         if problem is not None:
             return problem
         if seq == self._dropped_seq and self._drops >= DROPS_BEFORE_GIVING_UP:

@@ -23,8 +23,10 @@ def retention_cutoff(now: datetime, years: int) -> datetime:
 
 
 async def run_retention(store: RetentionStore, config: LoadedConfig, environ: Mapping[str, str],
-                        now: datetime, *, dry_run: bool = False) -> PruneResult:
-    """Prune what is past retention (or, dry, count it); log what was done and why not."""
+                        now: datetime, *, dry_run: bool = False,
+                        step_seqs: int | None = None) -> PruneResult:
+    """Prune what is past retention (or, dry, count it) in steps of at most `step_seqs` seqs
+    (None: the store's own size); log what was done and why not."""
     years = config.profile.records.retention_years
     signer = signer_from(environ)
     # Pruning selects by the index columns and signs what it removed: on a log that does not
@@ -38,7 +40,7 @@ async def run_retention(store: RetentionStore, config: LoadedConfig, environ: Ma
         return PruneResult(retention_cutoff(now, years), None, 0, 0, 0, refused=why)
     result = await store.prune_audit(
         cutoff=retention_cutoff(now, years), now=now, retention_years=years, signer=signer,
-        config_version=config.version, dry_run=dry_run)
+        config_version=config.version, dry_run=dry_run, step_seqs=step_seqs)
     if result.due and signer is None and not dry_run:
         # Pruning without a signed checkpoint would leave a chain no reviewer can verify.
         log.error("retention: %d audit records are past the %d-year period but %s is not set; "

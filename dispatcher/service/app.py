@@ -21,7 +21,7 @@ from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.audit.anchor import HeadAnchor
 from dispatcher.audit.keys import KEY_VARIABLE, signer_from
-from dispatcher.audit.outbox import AuditPublisher
+from dispatcher.audit.outbox import AuditPublisher, TopicCheck, topic_level_problem
 from dispatcher.audit.retention import run_retention
 from dispatcher.config.reload import needs_restart, stamps
 from dispatcher.config.settings import LoadedConfig, load_config, provider_secret_problem
@@ -77,7 +77,9 @@ class Dispatcher:
 
     def __init__(self, config: LoadedConfig, *, clock: Clock | None = None,
                  environ: Mapping[str, str] = os.environ,
-                 listen_socket: socket.socket | None = None) -> None:
+                 listen_socket: socket.socket | None = None,
+                 writer_module: str = WRITER_MODULE,
+                 topic_problem: TopicCheck = topic_level_problem) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.environ = environ
@@ -96,7 +98,9 @@ class Dispatcher:
         self._jobs = PeriodicJobs(self.metrics)
         self._heads: HeadAnchor | None = None
         # The writer process's module: tests stand in one that fails on purpose.
-        self.writer_module = WRITER_MODULE
+        self._writer_module = writer_module
+        # How the outbox screens a record's topic before the MQTT client sees it.
+        self._topic_problem = topic_problem
 
     @property
     def store(self) -> Store:
@@ -176,7 +180,7 @@ class Dispatcher:
         else:
             writer = ProcessWriter(self.config.store_path, settings.ingest.max_payload_bytes,
                                    max_future, settings.service.log_level,
-                                   settings.service.log_format, module=self.writer_module)
+                                   settings.service.log_format, module=self._writer_module)
             await writer.start()
         resilient = ResilientWriter(writer, self.health.problems)
         self._stack.push_async_callback(resilient.close)
@@ -401,7 +405,7 @@ class Dispatcher:
                             batch_max=settings.ingest.batch_max_events,
                             config_version=lambda: self.config.version)
         publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix,
-                                   heads=self._heads)
+                                   heads=self._heads, topic_problem=self._topic_problem)
         rng = random.Random()
         failures = 0
         while not self._stop.is_set():

@@ -262,8 +262,9 @@ class RetentionStore(VerifiableStore, Protocol):
 
     async def prune_audit(self, *, cutoff: datetime, now: datetime, retention_years: int,
                           signer: CheckpointSigner | None, config_version: str,
-                          dry_run: bool = False) -> PruneResult:
-        """Remove what is past retention, in steps, each under a signed checkpoint."""
+                          dry_run: bool = False, step_seqs: int | None = None) -> PruneResult:
+        """Remove what is past retention, in steps (of at most `step_seqs` seqs; None: the
+        backend's own size), each under a signed checkpoint."""
         ...
 
 

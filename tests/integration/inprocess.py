@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -37,13 +37,11 @@ async def _now(value: T) -> T:
 
 
 @asynccontextmanager
-async def running(config_path: Path, *,
-                  writer_module: str | None = None) -> AsyncIterator[Dispatcher]:
-    """A started, connected Dispatcher; stopped gracefully at the end of the block."""
+async def running(config_path: Path, **options: Any) -> AsyncIterator[Dispatcher]:
+    """A started, connected Dispatcher (`options` go to its constructor); stopped gracefully
+    at the end of the block."""
     config = load_config(config_path)
-    dispatcher = Dispatcher(config)
-    if writer_module is not None:
-        dispatcher.writer_module = writer_module
+    dispatcher = Dispatcher(config, **options)
     async with dispatcher:
         task = asyncio.create_task(dispatcher.run())
         await wait_for(lambda: dispatcher.health.mqtt_connected or task.done(), 10, "connected")

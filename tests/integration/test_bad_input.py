@@ -11,7 +11,6 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from dispatcher.audit import outbox as publisher
 from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events
@@ -167,15 +166,14 @@ async def test_a_record_that_cannot_be_published_does_not_block_the_outbox(
 ])
 async def test_a_record_refused_on_the_way_is_given_up_without_the_topic_check(
         tmp_path: Path, broker: Broker, account_id: str, why: str,
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     # Whatever else a client or broker may refuse: the outbox learns it from the refusal itself.
-    monkeypatch.setattr(publisher, "topic_level_problem", lambda record: None)
     config = make_config(tmp_path / "cfg", broker.url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
         # One level: the accounts' records, not the signed head under `_audit/head`.
         await watcher.subscribe("collections/attempts/+", qos=1)
         with caplog.at_level(logging.INFO, logger="dispatcher"):
-            async with running(config) as dispatcher:
+            async with running(config, topic_problem=lambda record: None) as dispatcher:
                 await dispatcher.store.append_audit(
                     [_attempt("A-1", 1), _attempt(account_id, 2), _attempt("A-3", 3)],
                     now=dispatcher.clock.now())

@@ -22,7 +22,6 @@ from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Store, open_store
-from dispatcher.store.sqlite import retention_rows
 from tests.support import encode, make_config, overdue_event
 
 OLD = datetime(2019, 3, 1, 12, tzinfo=UTC)
@@ -225,13 +224,12 @@ async def test_pruning_again_is_a_no_op_and_later_prunes_extend_the_anchor(
 
 
 async def test_a_large_backlog_is_pruned_in_steps_each_under_its_own_checkpoint(
-        config: LoadedConfig, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retention_rows, "STEP_SEQS", 3)
+        config: LoadedConfig, key: str) -> None:
     async with open_store(config.store_path) as store:
         for n in range(10):
             await ingest(store, 100 + n, f"OLD-{n}", OLD)
         await ingest(store, 200, "NEW", RECENT)
-        result = await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
+        result = await run_retention(store, config, {KEY_VARIABLE: key}, NOW, step_seqs=3)
         verdict = await verify_audit_log(store, config.settings.retention.checkpoint_public_keys)
     assert result.pruned == 10
     assert len(result.checkpoints) == 4  # seqs 1-3, 4-6, 7-9, 10
@@ -309,17 +307,16 @@ async def test_the_report_shows_the_chain_anchored_at_the_checkpoint(
 
 
 async def test_records_kept_behind_an_anchor_are_pruned_later_without_moving_it_back(
-        config: LoadedConfig, key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        config: LoadedConfig, key: str) -> None:
     # One seq per step: B's 2019 record, kept behind the first run's anchor, becomes prunable
     # when B goes quiet; the next checkpoint must not anchor before the first one did.
-    monkeypatch.setattr(retention_rows, "STEP_SEQS", 1)
     environ = {KEY_VARIABLE: key}
     async with open_store(config.store_path) as store:
         await history(store)
-        first = await run_retention(store, config, environ, NOW)
+        first = await run_retention(store, config, environ, NOW, step_seqs=1)
         anchor = first.checkpoints[-1]["through_seq"]
         much_later = await run_retention(store, config, environ,
-                                         datetime(2031, 1, 1, tzinfo=UTC))
+                                         datetime(2031, 1, 1, tzinfo=UTC), step_seqs=1)
         verdict = await verify_audit_log(store, config.settings.retention.checkpoint_public_keys)
     assert much_later.pruned == 3  # B twice, C once
     assert all(c["through_seq"] >= anchor for c in much_later.checkpoints)

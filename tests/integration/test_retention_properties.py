@@ -19,7 +19,6 @@ from dispatcher.audit.keys import CheckpointSigner, new_private_key
 from dispatcher.audit.retention import retention_cutoff
 from dispatcher.audit.verify import verify_audit_log
 from dispatcher.store import open_store
-from dispatcher.store.sqlite import retention_rows
 
 START = datetime(2018, 1, 1, tzinfo=UTC)
 KEY = CheckpointSigner.from_text(new_private_key())
@@ -39,7 +38,6 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 async def _scenario(path: Path, history: list[tuple[int, str | None, str]], runs: list[int],
                     step: int) -> None:
-    retention_rows.STEP_SEQS = step
     pending = sorted(history, key=lambda e: e[0])
     written: list[tuple[datetime, str | None, str]] = []
     gone: set[int] = set()  # pruned once: an account seen again later does not bring them back
@@ -59,7 +57,7 @@ async def _scenario(path: Path, history: list[tuple[int, str | None, str]], runs
                 written.append((at, account, kind))
             cutoff = retention_cutoff(now, YEARS)
             await store.prune_audit(cutoff=cutoff, now=now, retention_years=YEARS, signer=KEY,
-                                    config_version="v")
+                                    config_version="v", step_seqs=step)
             verdict = await verify_audit_log(store, (KEY.public_key,))
             assert verdict.ok, verdict.problem
             last: dict[str, datetime] = {}
@@ -85,9 +83,5 @@ async def _scenario(path: Path, history: list[tuple[int, str | None, str]], runs
 @given(history=entries, runs=prunes, step=st.integers(1, 6))
 def test_pruning_keeps_exactly_what_the_period_requires_and_always_verifies(
         history: list[tuple[int, str | None, str]], runs: list[int], step: int) -> None:
-    saved = retention_rows.STEP_SEQS
-    try:
-        with tempfile.TemporaryDirectory() as folder:
-            asyncio.run(_scenario(Path(folder) / "store.db", history, runs, step))
-    finally:
-        retention_rows.STEP_SEQS = saved
+    with tempfile.TemporaryDirectory() as folder:
+        asyncio.run(_scenario(Path(folder) / "store.db", history, runs, step))

@@ -56,8 +56,9 @@ class RetentionRows:
 
     async def prune_audit(self: _Host, *, cutoff: datetime, now: datetime, retention_years: int,
                           signer: CheckpointSigner | None, config_version: str,
-                          dry_run: bool = False) -> PruneResult:
-        """Remove what is past retention, in steps, each under a signed checkpoint."""
+                          dry_run: bool = False, step_seqs: int | None = None) -> PruneResult:
+        """Remove what is past retention, in steps of at most `step_seqs` seqs (STEP_SEQS
+        unless given), each under a signed checkpoint."""
         async with self._lock:
             through, due, accounts = await _prepare(self._db, cutoff)
         if through is None:
@@ -69,7 +70,7 @@ class RetentionRows:
             step = await _prune_step(self, through, cutoff=cutoff, now=now,
                                      retention_years=retention_years, signer=signer,
                                      config_version=config_version,
-                                     forget=not checkpoints)
+                                     forget=not checkpoints, step_seqs=step_seqs or STEP_SEQS)
             if step is None:
                 break
             pruned += step["pruned_count"]
@@ -100,7 +101,8 @@ async def _prepare(db: Db, cutoff: datetime) -> tuple[int | None, int, int]:
 
 async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datetime,
                       retention_years: int, signer: CheckpointSigner,
-                      config_version: str, forget: bool) -> dict[str, Any] | None:
+                      config_version: str, forget: bool,
+                      step_seqs: int) -> dict[str, Any] | None:
     """One transaction: prune up to the next step's anchor and append its checkpoint; with
     `forget` (the run's first step), also the store rows of the accounts past retention."""
     async with host._write() as db:  # noqa: SLF001 - the mixin's own host
@@ -117,7 +119,7 @@ async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datet
         # Never anchor before an earlier checkpoint: records between the two were pruned then,
         # and the chain continues only from the later anchor.
         floor = int(previous["through_seq"]) if previous is not None else 0
-        anchor = max(floor, min(through, start + STEP_SEQS - 1))
+        anchor = max(floor, min(through, start + step_seqs - 1))
         anchor_hash = await _hash_of(db, anchor)
         if anchor_hash is None:  # pruned before: the previous checkpoint anchored here
             if previous is None or previous["through_seq"] != anchor:
