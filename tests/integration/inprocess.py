@@ -21,7 +21,7 @@ async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> 
     await wait_for_async(lambda: _now(predicate()), seconds, what)
 
 
-async def wait_for_async(check: Callable[[], Awaitable[T]], seconds: float, what: str) -> T:
+async def wait_for_async(check: Callable[[], Awaitable[T | None]], seconds: float, what: str) -> T:
     """Poll an async check (a store query, an HTTP fetch) until it returns something truthy,
     and return that; fail naming `what` after `seconds`."""
     deadline = asyncio.get_running_loop().time() + seconds
@@ -34,6 +34,11 @@ async def wait_for_async(check: Callable[[], Awaitable[T]], seconds: float, what
 
 async def _now(value: T) -> T:
     return value
+
+
+def sweeps(daemon: Dispatcher) -> float:
+    """How many due sweeps the daemon has completed (`dispatcher_sweeps_total`)."""
+    return daemon.metrics.registry.get_sample_value("dispatcher_sweeps_total") or 0.0
 
 
 @asynccontextmanager

@@ -14,11 +14,24 @@ import pytest
 from dispatcher.config.settings import load_config
 from dispatcher.domain.clock import VirtualClock
 from dispatcher.service.app import Dispatcher
-from tests.integration.inprocess import wait_for
+from dispatcher.store import Store
+from tests.integration.inprocess import sweeps, wait_for, wait_for_async
 from tests.integration.publish import publish_all
 from tests.support import Broker, make_config
 
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+
+
+async def planned_after(store: Store, now: datetime) -> datetime | None:
+    """When the store next has an account due, once that is later than `now` (planned)."""
+    due = await store.next_due_at()
+    return due if due is not None and due > now else None
+
+
+async def kinds_of(store: Store) -> list[str]:
+    """The kinds of the audit records, once an outcome is among them; else nothing."""
+    kinds = [r["kind"] async for r in store.audit_records()]
+    return kinds if "outcome" in kinds else []
 
 
 async def test_a_failing_sweep_is_logged_and_retried(
@@ -50,11 +63,14 @@ async def test_a_failing_sweep_is_logged_and_retried(
             await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
             await publish_all(broker.port, [json.dumps(event).encode()])
             await wait_for(lambda: failures == 1, 10, "the injected failure")
-            await asyncio.sleep(0.2)  # later sweeps run normally
-            due = await store.next_due_at()
-            assert due is not None
+            # Later sweeps run normally: the next one records the plan the failed one lost.
+            due = await wait_for_async(lambda: planned_after(store, clock.now()), 10,
+                                       "the plan recorded")
             clock.set(due)
-            await asyncio.sleep(0.3)
+            await wait_for_async(lambda: kinds_of(store), 10, "the attempt and its outcome")
+            settled = sweeps(daemon)
+            # Sweeps after it find nothing more to send.
+            await wait_for(lambda: sweeps(daemon) >= settled + 3, 10, "three more sweeps")
             assert not task.done()
         daemon.request_stop()
         await task

@@ -71,8 +71,9 @@ async def test_a_cancelled_caller_waits_for_the_commit_to_end(tmp_path: Path) ->
         task = asyncio.create_task(store.record_batch([item], now=NOW, config_version="v"))
         assert await asyncio.to_thread(committing.wait, 10)
         task.cancel()
+        # The time under test: a caller that let go of the commit on cancel would be done
+        # within it. This one is still waiting: the store's lock is held, nothing else may run.
         await asyncio.sleep(0.05)
-        # Still waiting for the commit: the store's lock is held, nothing else may run yet.
         assert not task.done()
         release.set()
         with pytest.raises(asyncio.CancelledError):

@@ -25,18 +25,32 @@ def token(message: aiomqtt.Message) -> tuple[int, int]:
     return message.mid, message.qos
 
 
-async def nothing_arrives(client: aiomqtt.Client, wait: float = 1.0) -> bool:
-    try:
-        async with asyncio.timeout(wait):
-            await anext(aiter(client.messages))
-    except TimeoutError:
-        return True
-    return False
-
-
 async def publish(broker: Broker, payload: bytes) -> None:
     async with aiomqtt.Client("127.0.0.1", broker.port) as publisher:
         await publisher.publish("t/x", payload, qos=1)
+
+
+async def nothing_arrives(client: aiomqtt.Client, broker: Broker) -> bool:
+    """Whether the session had nothing queued: a marker published now is the first to arrive
+    (the broker delivers what a session kept before anything newer)."""
+    await publish(broker, b"marker")
+    return (await receive_one(client)).payload == b"marker"
+
+
+async def flush(client: aiomqtt.Client) -> None:
+    """Return once the broker has read everything sent before on this connection: it answers
+    a QoS 1 publish only after the packets ahead of it (MQTT keeps a connection's order)."""
+    await client.publish("flush/x", b"", qos=1)
+
+
+async def take(client: aiomqtt.Client, count: int, seconds: float = 10) -> list[aiomqtt.Message]:
+    """The `count` messages that arrive next, taken as they queue up (at most `seconds`)."""
+    got = [await receive_one(client)]
+    async with asyncio.timeout(seconds):
+        while len(got) < count:
+            await asyncio.sleep(0.02)
+            got += take_queued(client, count - len(got))
+    return got
 
 
 async def test_unacknowledged_message_is_redelivered_to_the_next_session(broker: Broker) -> None:
@@ -54,10 +68,10 @@ async def test_unacknowledged_message_is_redelivered_to_the_next_session(broker:
             again = await receive_one(second)
             assert again.payload == b"one"
             ack(second, *token(again))
-            await asyncio.sleep(0.2)
+            await flush(second)
     third = make_client(settings)
     async with third:
-        assert await nothing_arrives(third)
+        assert await nothing_arrives(third, broker)
 
 
 async def test_acknowledged_message_is_not_redelivered(broker: Broker) -> None:
@@ -68,10 +82,10 @@ async def test_acknowledged_message_is_not_redelivered(broker: Broker) -> None:
         await publish(broker, b"two")
         received = await receive_one(first)
         ack(first, *token(received))
-        await asyncio.sleep(0.2)
+        await flush(first)
     second = make_client(settings)
     async with second:
-        assert await nothing_arrives(second)
+        assert await nothing_arrives(second, broker)
 
 
 async def test_session_keeps_messages_published_while_away(broker: Broker) -> None:
@@ -82,9 +96,7 @@ async def test_session_keeps_messages_published_while_away(broker: Broker) -> No
         await publish(broker, f"m{n}".encode())
     client = make_client(settings)
     async with client:
-        got = [await receive_one(client)]
-        await asyncio.sleep(0.3)
-        got += take_queued(client, 100)
+        got = await take(client, 5)
         assert [m.payload for m in got] == [f"m{n}".encode() for n in range(5)]
         for message in got:
             ack(client, *token(message))
@@ -98,19 +110,16 @@ async def test_ack_all_acknowledges_exactly_the_messages_given(broker: Broker) -
         await publish(broker, f"m{n}".encode())
     client = make_client(settings)
     async with client:
-        got = [await receive_one(client)]
-        while len(got) < 300:
-            await asyncio.sleep(0.05)
-            got += take_queued(client, 1000)
+        got = await take(client, 300)
         # All 300 were parsed from buffered reads, in order, without more traffic.
         assert [m.payload for m in got] == [f"m{n}".encode() for n in range(300)]
         ack_all(client, [token(m) for m in got[:200]])
-        await asyncio.sleep(0.3)
+        await flush(client)
     client = make_client(settings)
     async with client:
-        again = [await receive_one(client)]
-        await asyncio.sleep(0.5)
-        again += take_queued(client, 1000)
+        again = await take(client, 100)
         # One write of 200 PUBACKs: the broker forgot those and only those.
         assert [m.payload for m in again] == [f"m{n}".encode() for n in range(200, 300)]
         ack_all(client, [token(m) for m in again])
+        await flush(client)
+        assert await nothing_arrives(client, broker)  # and redelivers no more than those

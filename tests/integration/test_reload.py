@@ -3,7 +3,6 @@ the daemon keeps its last good config."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -12,7 +11,7 @@ from typing import Any
 
 from dispatcher.service.app import Dispatcher
 from dispatcher.service.jobs import HEAD_JOB, RETENTION_JOB
-from tests.integration.inprocess import running, wait_for
+from tests.integration.inprocess import running, wait_for, wait_for_async
 from tests.integration.publish import publish_all
 from tests.support import Broker, Daemon, make_config, overdue_event, query, wait_until
 
@@ -56,10 +55,7 @@ async def test_a_bad_change_is_refused_audited_and_the_last_good_config_kept(
         async def refused() -> list[dict[str, Any]]:
             return [r for r in await _configs(daemon) if r["status"] == "refused"]
 
-        async with asyncio.timeout(10):
-            while not await refused():  # noqa: ASYNC110 - the watcher writes the store
-                await asyncio.sleep(0.05)
-        [record] = await refused()
+        [record] = await wait_for_async(refused, 10, "the refused change audited")
         assert record["problems"] == [
             f"{path}: compliance.limits.calls_per_7_days: 9 is looser than the profile allows "
             f"(7; it may only be lowered)"]

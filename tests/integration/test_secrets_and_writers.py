@@ -80,7 +80,7 @@ def test_cli_writes_during_ingest_keep_the_chain_intact(
                 await store.append_audit([{"kind": "config", "status": f"probe-{probes}"}],
                                          now=datetime.now(UTC))
                 probes += 1
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0.005)  # paces the probes: not a wait for anything
         return probes
 
     written = asyncio.run(append_while_ingest_runs())

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,6 +12,7 @@ import pytest
 
 from dispatcher.domain.zones import number_zones_for
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
+from tests.integration.inprocess import metrics_once, wait_for, wait_for_async
 from tests.integration.publish import publish_all
 from tests.support import Broker, Daemon, free_port, make_config, query
 
@@ -56,10 +55,15 @@ windows = ["soon"]
 """)
 
 
-async def _until(predicate: Callable[[], bool], seconds: float, what: str) -> None:
-    async with asyncio.timeout(seconds):
-        while not predicate():  # noqa: ASYNC110 - the condition lives in another process
-            await asyncio.sleep(0.05)
+async def _sweeps(port: int) -> float:
+    """How many due sweeps the daemon serving `port` has completed since it started."""
+    text = await metrics_once(port, "dispatcher_sweeps_total ")
+    return float(next(line.split()[1] for line in text.splitlines()
+                      if line.startswith("dispatcher_sweeps_total ")))
+
+
+async def _sweeps_beyond(port: int, count: float) -> bool:
+    return await _sweeps(port) >= count
 
 
 @pytest.mark.slow
@@ -89,7 +93,7 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
         fake.delay_next(30)
         fake.faults.drop_callbacks = True
         daemon.start(wait_connected=False)
-        await _until(lambda: "connected to broker" in daemon.new_log(), 20, "connected")
+        await wait_for(lambda: "connected to broker" in daemon.new_log(), 20, "connected")
         event = {"schema": 1, "event_id": "e-1", "type": "account.overdue",
                  "occurred_at": now.isoformat(), "account_id": "A-1",
                  "data": {"days_past_due": 3, "amount_due": "9.00", "currency": "USD",
@@ -97,16 +101,18 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
                                      "phones": [{"number": number, "type": "mobile",
                                                  "sms_consent": True, "call_consent": True}]}}}
         await publish_all(broker.port, [json.dumps(event).encode()])
-        await _until(lambda: len(fake.received("POST", "Messages")) == 1, 200,
+        await wait_for(lambda: len(fake.received("POST", "Messages")) == 1, 200,
                      "the message reached the provider")
         # ...and the dispatcher dies before it hears back.
         daemon.kill()
         [(attempt_id, outcome)] = query(path, "SELECT attempt_id, outcome FROM attempts")
         assert outcome is None
         daemon.start(wait_connected=False)
-        await _until(lambda: bool(query(path, "SELECT 1 FROM attempts WHERE outcome IS NOT "
+        await wait_for(lambda: bool(query(path, "SELECT 1 FROM attempts WHERE outcome IS NOT "
                                               "NULL")), 30, "the attempt reconciled")
-        await asyncio.sleep(1.0)  # sweeps after the restart: none may send it again
+        # Sweeps after the restart: none may send it again.
+        swept = await _sweeps(port)
+        await wait_for_async(lambda: _sweeps_beyond(port, swept + 3), 20, "three more sweeps")
         daemon.terminate()
         posts = fake.received("POST", "Messages")
         [sid] = list(fake.messages)

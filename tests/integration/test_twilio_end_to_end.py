@@ -17,7 +17,7 @@ from dispatcher.domain.clock import VirtualClock
 from dispatcher.service.app import Dispatcher
 from dispatcher.store import open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
-from tests.integration.inprocess import wait_for
+from tests.integration.inprocess import wait_for, wait_for_async
 from tests.integration.publish import publish_all
 from tests.support import Broker, free_port, make_config
 
@@ -35,6 +35,21 @@ def _event(days: int) -> dict[str, Any]:
                                             "sms_consent": True, "call_consent": True}]}}}
 
 
+async def _recorded(daemon: Dispatcher, kind: str) -> bool:
+    """Whether the audit log holds a record of `kind`."""
+    return any([r["kind"] == kind async for r in daemon.store.audit_records()])
+
+
+async def _attempted(daemon: Dispatcher, clock: VirtualClock) -> bool:
+    """Whether an attempt was recorded; if not, move the clock to when the next account is due."""
+    if await _recorded(daemon, "attempt"):
+        return True
+    due = await daemon.store.next_due_at()
+    if due is not None and due > clock.now():
+        clock.set(due)
+    return False
+
+
 async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> str:
     """Run the daemon until the first outcome; return its /metrics text."""
     config = load_config(config_path, ENV)
@@ -44,17 +59,8 @@ async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> st
         await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
         await publish_all(broker.port, [json.dumps(_event(days)).encode()])
 
-        async def kinds() -> list[str]:
-            return [r["kind"] async for r in daemon.store.audit_records()]
-
-        async with asyncio.timeout(15):
-            while "attempt" not in await kinds():
-                due = await daemon.store.next_due_at()
-                if due is not None and due > clock.now():
-                    clock.set(due)
-                await asyncio.sleep(0.05)
-            while "outcome" not in await kinds():  # noqa: ASYNC110 - the store is polled
-                await asyncio.sleep(0.05)
+        await wait_for_async(lambda: _attempted(daemon, clock), 15, "the attempt")
+        await wait_for_async(lambda: _recorded(daemon, "outcome"), 15, "its outcome")
         metrics = daemon.metrics.render().decode()
         daemon.request_stop()
         await task
@@ -155,23 +161,15 @@ async def test_a_lost_status_callback_is_reconciled_with_the_provider(
             await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
             await publish_all(broker.port, [json.dumps(_event(2)).encode()])
 
-            async def records() -> list[dict[str, Any]]:
-                return [r async for r in daemon.store.audit_records()]
-
-            async with asyncio.timeout(15):
-                while not any(r["kind"] == "attempt" for r in await records()):
-                    due = await daemon.store.next_due_at()
-                    if due is not None and due > clock.now():
-                        clock.set(due)
-                    await asyncio.sleep(0.05)
-                await asyncio.sleep(0.3)
-                assert not any(r["kind"] == "outcome" for r in await records())
-                clock.set(clock.now() + timedelta(minutes=16))  # silent for a quarter hour
-                while not any(r["kind"] == "outcome" for r in await records()):  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)
+            await wait_for_async(lambda: _attempted(daemon, clock), 15, "the attempt")
+            await wait_for(lambda: bool(fake.messages), 10, "the message at the provider")
+            await fake.settle()  # the provider is done with it: its callbacks were all lost
+            assert not await _recorded(daemon, "outcome")
+            clock.set(clock.now() + timedelta(minutes=16))  # silent for a quarter hour
+            await wait_for_async(lambda: _recorded(daemon, "outcome"), 15, "the reconciled outcome")
             daemon.request_stop()
             await task
-            produced = await records()
+            produced = [r async for r in daemon.store.audit_records()]
         [sid] = list(fake.messages)
     [outcome] = [r for r in produced if r["kind"] == "outcome"]
     assert (outcome["status"], outcome["provider_sid"]) == ("delivered", sid)
