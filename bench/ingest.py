@@ -9,8 +9,8 @@ receive and acknowledge each message (manual ack):
   client.messages`: the reference rate;
 - bare aiomqtt v5: the same over the dispatcher's own v5 session
   (dispatcher.ingest.mqtt.make_client);
-- bare v5 drained: the dispatcher's own receive loop (whatever has arrived, taken from aiomqtt's
-  queue in one go), with no processing at all.
+- bare v5 drained: the dispatcher's own receive loop (whatever has arrived, taken from the
+  client's queue in one go), with no processing at all.
 
 The dispatcher receives, validates, commits to SQLite and then acknowledges. After an unmeasured
 warm-up drain, the bare aiomqtt reference and the dispatcher are measured in `--rounds`
@@ -31,11 +31,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
-
 from dispatcher.config.settings import MqttSettings, load_config
 from dispatcher.ingest.classify import classify
-from dispatcher.ingest.mqtt import ack, ack_all, enable_manual_ack, make_client, take_queued
+from dispatcher.ingest.mqtt import ManualAckClient, make_client
 from dispatcher.service.app import Dispatcher
 from dispatcher.service.runtime import tune_gc
 from dispatcher.store import open_store
@@ -67,16 +65,14 @@ def make_events(count: int, accounts: int, seed: int = 7) -> list[bytes]:
     return payloads
 
 
-def _bare_client(broker: Broker, name: str, v5: bool) -> aiomqtt.Client:
+def _bare_client(broker: Broker, name: str, v5: bool) -> ManualAckClient:
     if v5:
         settings = MqttSettings(url=broker.url, client_id=f"bench-{name}",
                                 topics=(f"bench/{name}/#",))
         return make_client(settings)
     # aiomqtt's defaults: MQTT 3.1.1; clean_session=False keeps the session across connections.
-    client = aiomqtt.Client("127.0.0.1", broker.port, identifier=f"bench-{name}",
-                            clean_session=False)
-    enable_manual_ack(client)
-    return client
+    return ManualAckClient("127.0.0.1", broker.port, identifier=f"bench-{name}",
+                           clean_session=False)
 
 
 async def bare_subscriber(broker: Broker, payloads: list[bytes], *, v5: bool,
@@ -93,12 +89,13 @@ async def bare_subscriber(broker: Broker, payloads: list[bytes], *, v5: bool,
         if drained:
             messages = aiter(client.messages)
             while received < len(payloads):
-                batch = [await anext(messages), *take_queued(client, 1000)]
-                ack_all(client, [(message.mid, message.qos) for message in batch])
+                batch = [await anext(messages), *client.inbox.take(1000)]
+                for message in batch:
+                    client.ack(message.mid, message.qos)
                 received += len(batch)
         else:
             async for message in client.messages:
-                ack(client, message.mid, message.qos)
+                client.ack(message.mid, message.qos)
                 received += 1
                 if received == len(payloads):
                     break

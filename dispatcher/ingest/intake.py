@@ -11,7 +11,7 @@ import aiomqtt
 
 from dispatcher.domain.clock import Clock
 from dispatcher.ingest.classify import as_bytes
-from dispatcher.ingest.mqtt import ack_all, take_queued
+from dispatcher.ingest.mqtt import ManualAckClient
 from dispatcher.ingest.writers import BatchWriter
 from dispatcher.service.metrics import Metrics
 from dispatcher.store import BatchResult
@@ -35,7 +35,7 @@ class Ingestor:
         self._config_version = config_version
         self._in_flight = in_flight
 
-    async def run(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
+    async def run(self, client: ManualAckClient, stop: asyncio.Event) -> None:
         """Consume until `stop` is set (then finish what has arrived) or the connection drops."""
         submitted: asyncio.Queue[_Submitted | None] = asyncio.Queue()
         slots = asyncio.Semaphore(self._in_flight)
@@ -46,7 +46,7 @@ class Ingestor:
             finally:
                 submitted.put_nowait(None)
 
-    async def _receive(self, client: aiomqtt.Client, stop: asyncio.Event,
+    async def _receive(self, client: ManualAckClient, stop: asyncio.Event,
                        submitted: asyncio.Queue[_Submitted | None],
                        slots: asyncio.Semaphore) -> None:
         messages = aiter(client.messages)
@@ -59,19 +59,19 @@ class Ingestor:
                 if not receiving.done():
                     break
                 await slots.acquire()
-                batch = [receiving.result(), *take_queued(client, self._batch_max - 1)]
+                batch = [receiving.result(), *client.inbox.take(self._batch_max - 1)]
                 submitted.put_nowait(self._submit(client, batch))
             # Drain: what the broker already delivered is committed and acknowledged now.
             while True:
                 await slots.acquire()
-                if not (batch := take_queued(client, self._batch_max)):
+                if not (batch := client.inbox.take(self._batch_max)):
                     break
                 submitted.put_nowait(self._submit(client, batch))
         finally:
             stopping.cancel()
             _discard(receiving)
 
-    def _submit(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> _Submitted:
+    def _submit(self, client: ManualAckClient, batch: list[aiomqtt.Message]) -> _Submitted:
         raw = [(str(m.topic), as_bytes(m.payload)) for m in batch]
         future = self._writer.submit(raw, now=self._clock.now(),
                                      config_version=self._config_version())
@@ -84,7 +84,8 @@ class Ingestor:
         while (item := await submitted.get()) is not None:
             result = await item.future
             # Only now, with the batch committed, may the broker forget these messages.
-            ack_all(item.client, item.acks)
+            for mid, qos in item.acks:
+                item.client.ack(mid, qos)
             slots.release()
             self._count(result)
 
@@ -105,7 +106,7 @@ class Ingestor:
 
 @dataclass(frozen=True)
 class _Submitted:
-    client: aiomqtt.Client
+    client: ManualAckClient
     acks: list[tuple[int, int]]
     future: asyncio.Future[BatchResult]
 

@@ -1,4 +1,4 @@
-"""The broker forgets a message only when `ack` is called: the function ingest relies on."""
+"""The broker forgets a message only when `ack` is called: what ingest relies on, on stock paho."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import aiomqtt
 
 from dispatcher.config.settings import MqttSettings
-from dispatcher.ingest.mqtt import ack, ack_all, make_client, take_queued
+from dispatcher.ingest.mqtt import ManualAckClient, make_client
 from tests.support import Broker
 
 
@@ -20,9 +20,9 @@ async def receive_one(client: aiomqtt.Client) -> aiomqtt.Message:
         return await anext(aiter(client.messages))
 
 
-def token(message: aiomqtt.Message) -> tuple[int, int]:
-    """What `ack` needs of a message."""
-    return message.mid, message.qos
+def acknowledge(client: ManualAckClient, messages: list[aiomqtt.Message]) -> None:
+    for message in messages:
+        client.ack(message.mid, message.qos)
 
 
 async def publish(broker: Broker, payload: bytes) -> None:
@@ -43,13 +43,13 @@ async def flush(client: aiomqtt.Client) -> None:
     await client.publish("flush/x", b"", qos=1)
 
 
-async def take(client: aiomqtt.Client, count: int, seconds: float = 10) -> list[aiomqtt.Message]:
+async def take(client: ManualAckClient, count: int, seconds: float = 10) -> list[aiomqtt.Message]:
     """The `count` messages that arrive next, taken as they queue up (at most `seconds`)."""
     got = [await receive_one(client)]
     async with asyncio.timeout(seconds):
         while len(got) < count:
             await asyncio.sleep(0.02)
-            got += take_queued(client, count - len(got))
+            got += client.inbox.take(count - len(got))
     return got
 
 
@@ -67,7 +67,7 @@ async def test_unacknowledged_message_is_redelivered_to_the_next_session(broker:
         async with second:
             again = await receive_one(second)
             assert again.payload == b"one"
-            ack(second, *token(again))
+            second.ack(again.mid, again.qos)
             await flush(second)
     third = make_client(settings)
     async with third:
@@ -81,7 +81,7 @@ async def test_acknowledged_message_is_not_redelivered(broker: Broker) -> None:
         await first.subscribe("t/#", qos=1)
         await publish(broker, b"two")
         received = await receive_one(first)
-        ack(first, *token(received))
+        first.ack(received.mid, received.qos)
         await flush(first)
     second = make_client(settings)
     async with second:
@@ -98,11 +98,10 @@ async def test_session_keeps_messages_published_while_away(broker: Broker) -> No
     async with client:
         got = await take(client, 5)
         assert [m.payload for m in got] == [f"m{n}".encode() for n in range(5)]
-        for message in got:
-            ack(client, *token(message))
+        acknowledge(client, got)
 
 
-async def test_ack_all_acknowledges_exactly_the_messages_given(broker: Broker) -> None:
+async def test_the_broker_forgets_exactly_the_messages_acknowledged(broker: Broker) -> None:
     settings = settings_for(broker)
     async with make_client(settings) as client:
         await client.subscribe("t/#", qos=1)
@@ -111,15 +110,36 @@ async def test_ack_all_acknowledges_exactly_the_messages_given(broker: Broker) -
     client = make_client(settings)
     async with client:
         got = await take(client, 300)
-        # All 300 were parsed from buffered reads, in order, without more traffic.
         assert [m.payload for m in got] == [f"m{n}".encode() for n in range(300)]
-        ack_all(client, [token(m) for m in got[:200]])
+        acknowledge(client, got[:200])
         await flush(client)
     client = make_client(settings)
     async with client:
         again = await take(client, 100)
-        # One write of 200 PUBACKs: the broker forgot those and only those.
+        # The broker forgot those 200 and only those.
         assert [m.payload for m in again] == [f"m{n}".encode() for n in range(200, 300)]
-        ack_all(client, [token(m) for m in again])
+        acknowledge(client, again)
         await flush(client)
         assert await nothing_arrives(client, broker)  # and redelivers no more than those
+
+
+async def test_unacknowledged_message_is_redelivered_after_a_reconnect(broker: Broker) -> None:
+    settings = settings_for(broker)
+    async with make_client(settings) as client:
+        await client.subscribe("t/#", qos=1)
+    await publish(broker, b"kept")
+    await publish(broker, b"forgotten")
+    first = make_client(settings)
+    async with first:
+        kept, forgotten = await take(first, 2)
+        assert (kept.payload, forgotten.payload) == (b"kept", b"forgotten")
+        first.ack(forgotten.mid, forgotten.qos)
+        await flush(first)
+    # The connection closed with one message acknowledged and one not: only that one comes back.
+    second = make_client(settings)
+    async with second:
+        again = await receive_one(second)
+        assert again.payload == b"kept"
+        second.ack(again.mid, again.qos)
+        await flush(second)
+        assert await nothing_arrives(second, broker)
