@@ -26,7 +26,7 @@ from dispatcher.compliance.gate import (
     time_refusals,
 )
 from dispatcher.compliance.policy import GuarantorRule, Limits
-from dispatcher.compliance.quiet_hours import AMBIGUOUS
+from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage, TimeWindow
@@ -179,7 +179,11 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             last = found[0]
             if any(r.retry_at is None for r in found):
                 return found[0]
-            not_before = max(not_before, *(r.retry_at for r in found if r.retry_at))
+            # Hours refuse one time of day, not the earlier slots of this day that a
+            # lower-ranked window may offer; every other rule holds until its retry time.
+            lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
+            if lasting:
+                not_before = max(not_before, *lasting)
     return last or Refusal(NO_STAGE, f"stage {stage.name!r} has no window in the next "
                                      f"{HORIZON_DAYS} days")
 
