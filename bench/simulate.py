@@ -1,8 +1,10 @@
 """Simulate benchmark: 10,000 accounts over 30 days through the real engine on a virtual clock.
 
-Run: `.venv/bin/python -m bench.simulate [--accounts 10000] [--days 30]`. It writes the events
-file it uses, runs `dispatcher simulate`'s engine in-process, and prints the wall time, the
-number of audit records and attempts, and the rate.
+Run: `.venv/bin/python -m bench.simulate [--accounts 10000] [--days 30] [--population mixed|silent|both]`.
+It writes the events file it uses, runs `dispatcher simulate`'s engine in-process, and prints the
+wall time, the number of audit records, attempts and decisions, and their rates, per population:
+`mixed` (a quarter of calls answered, some second numbers and emergency contacts) and `silent`
+(one number each, nobody ever answers: the engine searches the most for them).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 from channels.sandbox import load_outcome_script
 from dispatcher.config.settings import load_config
-from dispatcher.contact.simulate import run_simulation
+from dispatcher.contact.simulate import run_simulation_counted
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -28,20 +30,21 @@ _PEOPLE = [("America/New_York", "US-NY", "+1212555"), ("America/Chicago", "US-IL
            ("America/Denver", "US-CO", "+1303555"), ("America/Los_Angeles", "US-CA", "+1415555")]
 
 
-def make_events(accounts: int, seed: int = 11) -> list[dict[str, Any]]:
-    """One overdue event per account at a random time of the first day, 1-40 days past due."""
+def make_events(accounts: int, seed: int = 11, *, silent: bool = False) -> list[dict[str, Any]]:
+    """One overdue event per account at a random time of the first day, 1-40 days past due; the
+    silent population has one number each and no contacts."""
     rng = random.Random(seed)
     events = []
     for n in range(accounts):
         zone, region, prefix = _PEOPLE[n % len(_PEOPLE)]
         phones = [{"number": f"{prefix}{n % 10000:04d}", "type": "mobile", "sms_consent": True,
                    "call_consent": True}]
-        if n % 3 == 0:
+        if n % 3 == 0 and not silent:
             phones.append({"number": f"{prefix[:-3]}556{n % 10000:04d}", "type": "home",
                            "sms_consent": False, "call_consent": True})
         contacts = ([{"contact_id": f"c{n}", "name": "Kim Roe", "relation": "brother",
                       "number": f"{prefix[:-3]}557{n % 10000:04d}", "role": "emergency"}]
-                    if n % 4 == 0 else [])
+                    if n % 4 == 0 and not silent else [])
         occurred = START + timedelta(seconds=rng.randrange(86_400))
         events.append({"schema": 1, "event_id": f"e-{n}", "type": "account.overdue",
                        "occurred_at": occurred.isoformat(), "account_id": f"A-{n:06d}",
@@ -53,28 +56,47 @@ def make_events(accounts: int, seed: int = 11) -> list[dict[str, Any]]:
     return events
 
 
+POPULATIONS = {
+    "mixed": {"default": {"call": ["no-answer", "no-answer", "machine", "completed"],
+                          "sms": "delivered"}},
+    "silent": {"default": {"call": "no-answer", "sms": "delivered"}},
+}
+
+
+async def run(population: str, accounts: int, days: int) -> None:
+    """Simulate one population and print its figures."""
+    config = load_config(ROOT / "config" / "dispatcher.toml", {})
+    with tempfile.TemporaryDirectory() as folder:
+        events_path = Path(folder) / "events.jsonl"
+        events = make_events(accounts, silent=population == "silent")
+        events_path.write_text("\n".join(json.dumps(e) for e in events))
+        outcomes = Path(folder) / "outcomes.json"
+        outcomes.write_text(json.dumps(POPULATIONS[population]))
+        script = load_outcome_script(outcomes)
+        started = time.perf_counter()
+        records, decisions = await run_simulation_counted(config, events_path, START, days,
+                                                          script)
+        elapsed = time.perf_counter() - started
+    kinds = Counter(r["kind"] for r in records)
+    print(f"population:             {population}")
+    print(f"accounts x days:        {accounts:,} x {days}")
+    print(f"wall time:              {elapsed:.1f} s")
+    print(f"audit records:          {len(records):,}  ({dict(sorted(kinds.items()))})")
+    print(f"attempts per second:    {kinds['attempt'] / elapsed:,.0f}")
+    print(f"decisions:              {decisions:,}  ({decisions / elapsed:,.0f} per second)")
+    print()
+
+
 async def main() -> None:
     """Run and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--population", choices=("mixed", "silent", "both"), default="both")
     args = parser.parse_args()
-    config = load_config(ROOT / "config" / "dispatcher.toml", {})
-    with tempfile.TemporaryDirectory() as folder:
-        events_path = Path(folder) / "events.jsonl"
-        events_path.write_text("\n".join(json.dumps(e) for e in make_events(args.accounts)))
-        outcomes = Path(folder) / "outcomes.json"
-        outcomes.write_text(json.dumps({"default": {"call": ["no-answer", "no-answer", "machine",
-                                                             "completed"], "sms": "delivered"}}))
-        script = load_outcome_script(outcomes)
-        started = time.perf_counter()
-        records = await run_simulation(config, events_path, START, args.days, script)
-        elapsed = time.perf_counter() - started
-    kinds = Counter(r["kind"] for r in records)
-    print(f"accounts x days:        {args.accounts:,} x {args.days}")
-    print(f"wall time:              {elapsed:.1f} s")
-    print(f"audit records:          {len(records):,}  ({dict(sorted(kinds.items()))})")
-    print(f"attempts per second:    {kinds['attempt'] / elapsed:,.0f}")
+    for population in ("mixed", "silent"):
+        if args.population in (population, "both"):
+            await run(population, args.accounts, args.days)
 
 
 if __name__ == "__main__":

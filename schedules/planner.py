@@ -1,16 +1,19 @@
 """The planner: from an account's state, its attempts so far and the schedule, the next attempt.
 
-Pure: `plan_next(facts, schedule, limits, now)` answers with the next lawful attempt (when, whom,
-which number and medium, which stage, window and rule) or every reason there is none. It asks
-the compliance gate at each candidate slot, so whatever it plans the gate allows at that instant.
+Pure: `plan_next(facts, schedule, limits, now, model)` answers with the next lawful attempt (when,
+whom, which number and medium, which stage, window and rule) or every reason there is none. It
+takes the first day with a lawful slot, and in that day the slot most likely to be answered
+(schedules/slots.py scores them), asking the compliance gate at each slot it tries, so whatever
+it plans the gate allows at that instant.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dispatcher.compliance.gate import (
@@ -24,12 +27,25 @@ from dispatcher.compliance.gate import (
     local_midnight,
     target_refusals,
     time_refusals,
+    zones_for,
 )
 from dispatcher.compliance.policy import GuarantorRule, Limits
-from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS
+from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, allowed_intervals
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
-from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage, TimeWindow
+from schedules.answer_model import AnswerModel
+from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
+from schedules.slots import (
+    GRID_MINUTES,
+    REACH_MINUTES,
+    TIE_BREAK,
+    Slot,
+    day_slots,
+    estimate,
+    personal_factors,
+    tie_break,
+    window_specs,
+)
 
 HORIZON_DAYS = 21
 # Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
@@ -41,7 +57,7 @@ NO_STAGE = "no_stage"
 
 @dataclass(frozen=True)
 class PlannedAttempt:
-    """The next attempt: when, to whom, and the rule that chose it."""
+    """The next attempt: when, to whom, the rule that chose it and why this time."""
 
     at: datetime
     target: Target
@@ -49,6 +65,18 @@ class PlannedAttempt:
     window: str
     rule: str
     template: str
+    # The estimated chance it is answered, and what that rests on (shown by `explain`).
+    estimate: float | None = field(default=None, compare=False)
+    basis: str = field(default="", compare=False)
+
+
+class Slotted(NamedTuple):
+    """A slot found for one target: when, in which window, and its estimate."""
+
+    at: datetime
+    window: str
+    estimate: float
+    basis: str
 
 
 @dataclass(frozen=True)
@@ -70,34 +98,40 @@ def days_past_due(state: AccountState, now: datetime, zone: str | None) -> int |
     return state.days_past_due + max(elapsed, 0)
 
 
-def van_der_corput(n: int) -> float:
-    """0.5, 0.25, 0.75, 0.125, ...: each new try lands between the earlier ones."""
-    value, denominator = 0.0, 1
-    n += 1
-    while n:
-        denominator *= 2
-        n, bit = divmod(n, 2)
-        value += bit / denominator
-    return value
+def text_owed(stage: Stage, history: Sequence[PastAttempt]) -> bool:
+    """Whether the stage's pattern owes the debtor a text: the pattern's texts that come before
+    its next call outnumber the texts sent in this stage. Calls alone move the pattern on, so a
+    text never takes a call's place."""
+    pattern = stage.channels
+    if Medium.SMS not in pattern:
+        return False
+    if Medium.CALL not in pattern:
+        return True
+    mine = [a for a in history if a.role is Role.DEBTOR and a.stage == stage.name]
+    calls = sum(1 for a in mine if a.medium is Medium.CALL)
+    texts = sum(1 for a in mine if a.medium is Medium.SMS)
+    call_positions = [i for i, m in enumerate(pattern) if m is Medium.CALL]
+    cycles, nth = divmod(calls, len(call_positions))
+    owed = cycles * pattern.count(Medium.SMS) + pattern[:call_positions[nth]].count(Medium.SMS)
+    return texts < owed
 
 
-def slot_time(window: TimeWindow, tries: int) -> time:
-    """The local time of the `tries`-th attempt in `window` (0 = its middle)."""
-    return _slot_time(window.start, window.minutes, tries)
-
-
-@functools.lru_cache(maxsize=4096)
-def _slot_time(window_start: time, minutes: int, tries: int) -> time:
-    start = window_start.hour * 60 + window_start.minute
-    offset = min(int(van_der_corput(tries) * minutes), minutes - 1)
-    minute = start + offset
-    return time(minute // 60, minute % 60)
-
-
-def _mediums(stage: Stage, history: Sequence[PastAttempt]) -> list[Medium]:
-    done = sum(1 for a in history if a.role is Role.DEBTOR and a.stage == stage.name)
-    first = stage.channels[done % len(stage.channels)]
+def _mediums(stage: Stage, owed: bool) -> list[Medium]:
+    first = Medium.SMS if owed else Medium.CALL
+    if first not in stage.channels:
+        first = stage.channels[0]
     return [first, *dict.fromkeys(m for m in stage.channels if m is not first)]
+
+
+def _day(plan: PlannedAttempt, facts: Facts) -> date:
+    return local_day(plan.at, facts.home_zone)
+
+
+def _room_for_two(facts: Facts, stage: Stage, limits: Limits, day: date) -> bool:
+    """Whether the day's count still allows a call and a text after it."""
+    done = sum(1 for a in facts.history if a.role is Role.DEBTOR
+               and local_day(a.at, facts.home_zone) == day)
+    return done + 2 <= min(limits.attempts_per_day, stage.attempts_per_day)
 
 
 def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
@@ -134,53 +168,91 @@ def _third_party_targets(facts: Facts, limits: Limits) -> list[Target]:
     return targets
 
 
-def _ranked_windows(stage: Stage, target: Target,
-                    history: Sequence[PastAttempt], now: datetime) -> list[str]:
-    mine = [a for a in history if a.person == target.person]
-    talked = [a.window for a in mine if a.is_conversation and a.window in stage.windows]
-    same = [a for a in mine if a.medium is target.medium and a.at >= now - timedelta(days=7)]
+def _lawful_anywhere(zones: tuple[str, ...], hours: tuple[time, time], today: date) -> bool:
+    """Whether the allowed hours of every candidate zone overlap at all around `today`."""
+    return _overlap(zones, hours, today.toordinal() // 7)
 
-    def key(item: tuple[int, str]) -> tuple[int, int, datetime, int]:
-        index, name = item
-        used = [a.at for a in same if a.window == name]
-        preferred = 0 if talked and talked[-1] == name else 1
-        return (preferred, len(used), max(used) if used else datetime.min.replace(
-            tzinfo=now.tzinfo), index)
 
-    return [name for _, name in sorted(enumerate(stage.windows), key=key)]
+@functools.lru_cache(maxsize=1 << 12)
+def _overlap(zones: tuple[str, ...], hours: tuple[time, time], week: int) -> bool:
+    monday = date.fromordinal(week * 7 + 1)
+    at = datetime.combine(monday, time(12), UTC)
+    return bool(allowed_intervals(at, zones, Window(*hours), horizon_days=9))
+
+
+def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ...],
+                                                                    tuple[int, ...]]:
+    """Minutes of the local day of this person's unanswered and answered calls."""
+    misses, talks = [], []
+    for attempt in mine:
+        if attempt.medium is not Medium.CALL:
+            continue
+        if attempt.is_conversation:
+            talks.append(_minute_of_day(attempt.at, zone))
+        elif attempt.unanswered:
+            misses.append(_minute_of_day(attempt.at, zone))
+    return tuple(sorted(misses)), tuple(sorted(talks))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _minute_of_day(moment: datetime, zone: str) -> int:
+    local = moment.astimezone(ZoneInfo(zone))
+    return local.hour * 60 + local.minute
+
+
+def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: int, *,
+           misses: Sequence[int], talks: Sequence[int]) -> str:
+    own = factors[slot.minute // GRID_MINUTES]
+    near_miss = sum(1 for m in misses if abs(m - slot.minute) <= REACH_MINUTES)
+    near_talk = sum(1 for m in talks if abs(m - slot.minute) <= REACH_MINUTES)
+    mine = (f"this debtor x{own:.2f} ({near_miss} unanswered and {near_talk} answered of "
+            f"{len(misses)} unanswered and {len(talks)} answered calls within an hour)"
+            if misses or talks else "this debtor: no calls yet")
+    return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
 def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts,
-               limits: Limits, now: datetime) -> tuple[datetime, str] | Refusal:
+               limits: Limits, now: datetime, model: AnswerModel) -> Slotted | Refusal:
     zone = facts.home_zone
     assert zone is not None
-    budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
-    ranked = _ranked_windows(stage, target, facts.history, now)
-    mine = [a for a in facts.history if a.person == target.person]
-    tries = {name: sum(1 for a in mine if a.window == name) for name in ranked}
+    zones = zones_for(target, facts)
+    hours = (limits.hours_start, limits.hours_end)
     today = local_day(now, zone)
+    if not _lawful_anywhere(zones, hours, today):
+        return Refusal(AMBIGUOUS, f"the allowed hours {limits.hours_start:%H:%M}-"
+                                  f"{limits.hours_end:%H:%M} of the candidate zones "
+                                  f"{list(zones)} never overlap")
+    budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
+    mine = [a for a in facts.history if a.person == target.person]
+    misses, talks = _call_minutes(mine, zone)
+    factors = personal_factors(misses, talks, hours)
+    specs = window_specs(stage.windows, schedule.windows)
+    account = facts.state.account_id
     not_before = now
     last: Refusal | None = None
     for offset in range(HORIZON_DAYS):
         day = today + timedelta(days=offset)
         if local_midnight(day + timedelta(days=1), zone) <= not_before:
             continue  # a whole day the rules already ruled out
-        for name in ranked:
-            window = schedule.windows[name]
-            if day.weekday() not in window.days:
+        weekday = day.weekday()
+        open_slots = [s for s in day_slots(day, zone, zones, hours, specs) if s.at >= not_before]
+        ranked = sorted(open_slots, key=lambda s: (
+            -estimate(model, factors, s, weekday)
+            * (1 + TIE_BREAK * tie_break(account, s.minute, misses, limits.hours_end)),
+            s.minute))
+        for slot in ranked:
+            if slot.at < not_before:
                 continue
-            at = datetime.combine(day, slot_time(window, tries[name]), ZoneInfo(zone))
-            at = at.astimezone(now.tzinfo)
-            if at < not_before:
-                continue
-            found = time_refusals(target, facts, limits, budget, at, mine=mine)
+            found = time_refusals(target, facts, limits, budget, slot.at, mine=mine)
             if not found:
-                return at, name
+                chance = estimate(model, factors, slot, weekday)
+                return Slotted(slot.at, slot.window, chance,
+                               _basis(model, factors, slot, weekday,
+                                      misses=misses, talks=talks))
             last = found[0]
             if any(r.retry_at is None for r in found):
                 return found[0]
-            # Hours refuse one time of day, not the earlier slots of this day that a
-            # lower-ranked window may offer; every other rule holds until its retry time.
+            # Hours refuse one time of day; every other rule holds until its retry time.
             lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
             if lasting:
                 not_before = max(not_before, *lasting)
@@ -188,8 +260,11 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                                      f"{HORIZON_DAYS} days")
 
 
-def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime) -> Plan:
-    """The next lawful attempt for the account at or after `now`, or why there is none."""
+def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
+              model: AnswerModel | None = None) -> Plan:
+    """The next lawful attempt for the account at or after `now`, or why there is none; slots
+    are ranked by `model`'s answer rates (the prior when there is none)."""
+    model = model or AnswerModel.prior()
     blocked = account_refusals(facts, limits, now)
     if blocked:
         retries = [r.retry_at for r in blocked]
@@ -204,7 +279,7 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime) -
     if stage is None or days is None:
         return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} covers "
                                             f"{days} days past due"),))
-    plan = _plan_in_stage(facts, schedule, stage, limits, now)
+    plan = _plan_in_stage(facts, schedule, stage, limits, now=now, model=model)
     high = stage.days_past_due[1]
     if isinstance(plan, PlannedAttempt) and high is not None:
         # The slot may fall in a later stage: plan from that stage's first day with its rules.
@@ -215,34 +290,64 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime) -
             if later is None:
                 return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} "
                                                     f"covers {high + 1} days past due"),))
-            return _plan_in_stage(facts, schedule, later, limits, max(now, start))
+            return _plan_in_stage(facts, schedule, later, limits, now=max(now, start),
+                                  model=model)
     return plan
 
 
-def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limits,
-                   now: datetime) -> Plan:
-    candidates: list[tuple[Target, str, str]] = []
-    if is_unreachable(facts, limits):
-        candidates += [(t, THIRD_PARTY_TEMPLATE, f"unreachable:{t.role.value}")
-                       for t in _third_party_targets(facts, limits)]
-    for medium in _mediums(stage, facts.history):
-        template = stage.sms_template if medium is Medium.SMS else stage.call_template
-        candidates += [(t, template, "") for t in _debtor_targets(facts, medium)]
+def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limits, *,
+                   now: datetime, model: AnswerModel) -> Plan:
+    owed = text_owed(stage, facts.history)
     reasons: list[Refusal] = []
-    for target, template, why in candidates:
-        refused = target_refusals(target, facts, limits)
-        if refused:
-            reasons.extend(refused)
-            continue
-        slot = _find_slot(target, stage, schedule, facts=facts, limits=limits, now=now)
-        if isinstance(slot, Refusal):
-            reasons.append(slot)
-            continue
-        at, window = slot
-        rule = ":".join(p for p in (schedule.name, stage.name, window, why) if p)
-        return PlannedAttempt(at, target, stage.name, window, rule, template)
+    found = _first_slot(_candidates(facts, stage, limits, owed=owed), facts, stage, schedule,
+                        limits=limits, now=now, model=model, reasons=reasons)
+    if owed and Medium.CALL in stage.channels:
+        # A text owed on a day that has room for a call and a text follows that day's call, so
+        # it never takes the call's best time.
+        call = _first_slot(_candidates(facts, stage, limits, owed=False), facts, stage,
+                           schedule, limits=limits, now=now, model=model, reasons=[])
+        if (call is not None and call.target.medium is Medium.CALL
+                and (found is None or _day(call, facts) <= _day(found, facts))
+                and _room_for_two(facts, stage, limits, _day(call, facts))):
+            return call
+    if found is not None:
+        return found
     if not reasons:
         reasons.append(Refusal(NO_VALID_NUMBER, "the debtor has no phone number"))
     unique = tuple({(r.reason, r.detail): r for r in reasons}.values())
     retries = [r.retry_at for r in unique if r.retry_at is not None]
     return NoAttempt(unique, min(retries) if retries else None)
+
+
+def _candidates(facts: Facts, stage: Stage, limits: Limits, *,
+                owed: bool) -> list[tuple[Target, str, str]]:
+    """Whom to try, in order: third parties when the debtor is unreachable, then the debtor's
+    numbers by the medium the pattern calls for next, then by the others."""
+    candidates: list[tuple[Target, str, str]] = []
+    if is_unreachable(facts, limits):
+        candidates += [(t, THIRD_PARTY_TEMPLATE, f"unreachable:{t.role.value}")
+                       for t in _third_party_targets(facts, limits)]
+    for medium in _mediums(stage, owed):
+        template = stage.sms_template if medium is Medium.SMS else stage.call_template
+        candidates += [(t, template, "") for t in _debtor_targets(facts, medium)]
+    return candidates
+
+
+def _first_slot(candidates: list[tuple[Target, str, str]], facts: Facts, stage: Stage,
+                schedule: Schedule, *, limits: Limits, now: datetime, model: AnswerModel,
+                reasons: list[Refusal]) -> PlannedAttempt | None:
+    """The first candidate's slot; the reasons of every candidate refused go into `reasons`."""
+    for target, template, why in candidates:
+        refused = target_refusals(target, facts, limits)
+        if refused:
+            reasons.extend(refused)
+            continue
+        slot = _find_slot(target, stage, schedule, facts=facts, limits=limits, now=now,
+                          model=model)
+        if isinstance(slot, Refusal):
+            reasons.append(slot)
+            continue
+        rule = ":".join(p for p in (schedule.name, stage.name, slot.window, why) if p)
+        return PlannedAttempt(slot.at.astimezone(now.tzinfo), target, stage.name, slot.window,
+                              rule, template, slot.estimate, slot.basis)
+    return None

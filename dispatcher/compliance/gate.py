@@ -305,10 +305,19 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
                              _released(recent, limits.contacts_per_7_days, zone)
                              if limits.contacts_per_7_days else None))
     per_day = min(limits.attempts_per_day, budget.attempts_per_day)
-    today_count = sum(1 for a in recent if local_day(a.at, zone) == today)
-    if today_count >= per_day:
-        found.append(Refusal(DAILY_CAP, f"{today_count} attempts today (cap {per_day})",
+    todays = [a for a in recent if local_day(a.at, zone) == today]
+    if len(todays) >= per_day:
+        found.append(Refusal(DAILY_CAP, f"{len(todays)} attempts today (cap {per_day})",
                              tomorrow))
+    else:
+        # Calls and texts each have their own daily count too: a text never takes a call's day.
+        medium_cap = (limits.calls_per_day if target.medium is Medium.CALL
+                      else limits.sms_per_day)
+        same = sum(1 for a in todays if a.medium is target.medium)
+        if same >= medium_cap:
+            noun = "calls" if target.medium is Medium.CALL else "texts"
+            found.append(Refusal(DAILY_CAP, f"{same} {noun} today (cap {medium_cap})",
+                                 tomorrow))
     gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
     on_number = [a for a in mine if a.number == target.number]
     if on_number and now - on_number[-1].at < gap:

@@ -33,6 +33,8 @@ class Limits(BaseModel):
     contact_on_sundays: bool = True
     contact_on_holidays: bool = False
     attempts_per_day: int = Field(default=1, ge=0, le=10)  # every channel, per person
+    calls_per_day: int = Field(default=1, ge=0, le=10)  # per person, within attempts_per_day
+    sms_per_day: int = Field(default=1, ge=0, le=10)  # per person, within attempts_per_day
     min_gap_minutes: int = Field(default=240, ge=0, le=10_080)  # same number, any channel
     calls_per_7_days: int = Field(default=7, ge=0, le=50)  # Reg F 1006.14(b)(2)(i)
     sms_per_7_days: int = Field(default=7, ge=0, le=50)
@@ -64,6 +66,8 @@ SAFER: dict[str, Direction] = {
     "contact_on_sundays": "false",
     "contact_on_holidays": "false",
     "attempts_per_day": "lower",
+    "calls_per_day": "lower",
+    "sms_per_day": "lower",
     "min_gap_minutes": "higher",
     "calls_per_7_days": "lower",
     "sms_per_7_days": "lower",

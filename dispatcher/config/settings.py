@@ -247,6 +247,18 @@ class RetentionSettings(_Section):
     checkpoint_public_keys: tuple[Annotated[str, AfterValidator(_public_key)], ...] = ()
 
 
+class PlannerSettings(_Section):
+    """[planner]: how the planner learns when debtors answer."""
+
+    # Off: slots are ranked by each debtor's own calls and the prior alone, never by what the
+    # population's outcomes taught.
+    learning: bool = True
+    # Daily, UTC: the answer model is learned again from the call outcomes of the last
+    # `learn_days` days (a quiet hour for the debtors is best: a material change re-plans).
+    learn_at: Annotated[time, AfterValidator(_naive_time)] = time(6, 0)
+    learn_days: int = Field(default=28, ge=1, le=90)
+
+
 class AuditSettings(_Section):
     """[audit]: the signed heads of the audit chain, kept outside the store."""
 
@@ -297,6 +309,7 @@ class Settings(_Section):
     compliance: ComplianceSettings = ComplianceSettings()
     contact: ContactSettings = ContactSettings()
     retention: RetentionSettings = RetentionSettings()
+    planner: PlannerSettings = PlannerSettings()
     audit: AuditSettings = AuditSettings()
 
 

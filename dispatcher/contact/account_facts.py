@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +13,7 @@ import phonenumbers
 
 from dispatcher.compliance.gate import Facts
 from dispatcher.compliance.policy import Limits
-from dispatcher.config.settings import LoadedConfig
+from dispatcher.config.settings import LoadedConfig, PlannerSettings
 from dispatcher.contact.templates import TemplateSet
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import sortable_utc
@@ -37,7 +37,7 @@ class ContactPolicy:
     agent: str
     default_locale: str
     config_version: str
-
+    planner: PlannerSettings = field(default_factory=PlannerSettings)
 
 
 def policy_of(config: LoadedConfig) -> ContactPolicy:
@@ -47,7 +47,8 @@ def policy_of(config: LoadedConfig) -> ContactPolicy:
                          regional=config.regional_limits,
                          templates=config.templates, business=contact.business,
                          callback=contact.callback, agent=contact.agent,
-                         default_locale=contact.default_locale, config_version=config.version)
+                         default_locale=contact.default_locale, config_version=config.version,
+                         planner=config.settings.planner)
 
 
 def facts_for(context: AccountContext) -> Facts:

@@ -18,6 +18,7 @@ from dispatcher.compliance.policy import Limits
 from dispatcher.domain.accounts import AccountStatus, Promise
 from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
 from dispatcher.domain.contact import Medium, Role, Target
+from schedules.answer_model import AnswerModel
 from schedules.model import Schedule
 from schedules.planner import NoAttempt, Plan, PlannedAttempt, plan_next
 
@@ -88,8 +89,9 @@ def _codes(plan: Plan | None) -> tuple[str, ...] | None:
 
 
 def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits, *,
-           now: datetime, attempt_id: str) -> Decision:
-    """The decision for one due account at `now`; `attempt_id` names an attempt sent now."""
+           now: datetime, attempt_id: str, model: AnswerModel | None = None) -> Decision:
+    """The decision for one due account at `now`; `attempt_id` names an attempt sent now;
+    `model` ranks the slots of a new plan."""
     suppressed: list[Suppression] = []
     send: PlannedAttempt | None = None
     previous = stored.plan
@@ -102,7 +104,7 @@ def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits,
             send = replace(previous, at=now)
     plan: Plan | None = None
     if send is None:
-        plan = plan_next(facts, schedule, limits, now)
+        plan = plan_next(facts, schedule, limits, now, model)
         if isinstance(plan, PlannedAttempt) and plan.at <= now:
             send = plan
     if send is not None:

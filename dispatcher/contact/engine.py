@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from channels.base import Channel, ChannelError, SendFailed
 from dispatcher.compliance.gate import (
@@ -43,6 +44,7 @@ from dispatcher.contact.decide import (
     plan_from_json,
     plan_to_json,
 )
+from dispatcher.contact.learning import Learning
 from dispatcher.contact.reconcile import reconcile, settle_open_attempts
 from dispatcher.contact.templates import content_hash, render
 from dispatcher.domain.clock import Clock, utc_rfc3339
@@ -50,6 +52,7 @@ from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
 from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
+from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.planner import PlannedAttempt
 
 log = logging.getLogger("dispatcher.engine")
@@ -107,10 +110,13 @@ class Engine:
         self.on_sent = on_sent  # how long the provider took to take each delivery
         # The provider said the recipient unsubscribed (Twilio 21610): record the opt-out.
         self.on_unsubscribed = on_unsubscribed
+        self.learning = Learning(store, policy.planner)
+        self.model = AnswerModel.prior()
 
     async def sweep(self, now: datetime) -> SweepStats:
         """Decide for every account due at `now`, until none is left."""
         stats = SweepStats()
+        self.model, _changed = await self.learning.current(now)
         while ids := await self.store.claim_due(now, BATCH):
             try:
                 contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
@@ -181,7 +187,7 @@ class Engine:
         """Decide for one account; its suppressions and broken promise go into `audit`."""
         limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
         decision = decide(facts, stored, self.policy.schedule, limits, now=now,
-                          attempt_id=attempt_id)
+                          attempt_id=attempt_id, model=self.model)
         stats.decided += 1
         audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
         stats.suppressed += len(decision.suppressed)
@@ -315,7 +321,7 @@ class Engine:
         body = render(text, message_values(self.policy, facts.state, facts.home_zone, now))
         row = AttemptRow(attempt_id, state.account_id, target.person, target.role, target.number,
                          target.medium, planned.stage, planned.window, planned.rule,
-                         planned.template, now)
+                         planned.template, now, hour_of_week_at(now, facts.home_zone))
         record = {
             "kind": "attempt", "attempt_id": attempt_id, "account_id": state.account_id,
             "channel": target.medium.value, "party": target.party.value,
@@ -350,6 +356,14 @@ class Engine:
                        "window": planned.window, "rule": planned.rule,
                        "planned_at": utc_rfc3339(planned.at)}
         return record
+
+
+def hour_of_week_at(moment: datetime, zone: str | None) -> int | None:
+    """The local hour of the week of `moment` in `zone` (Monday 00h = 0), when the zone is known."""
+    if zone is None:
+        return None
+    local = moment.astimezone(ZoneInfo(zone))
+    return hour_of_week(local.weekday(), local.hour)
 
 
 def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:

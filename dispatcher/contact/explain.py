@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from dispatcher.compliance.gate import Facts, counters, is_unreachable
 from dispatcher.compliance.policy import for_region
@@ -10,10 +11,11 @@ from dispatcher.config.settings import LoadedConfig
 from dispatcher.contact.account_facts import facts_for, local_times
 from dispatcher.contact.decide import plan_from_json
 from dispatcher.contact.engine import HISTORY_DAYS
+from dispatcher.contact.learning import stored_model
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Role, Target
 from dispatcher.domain.phones import mask_number
-from dispatcher.store import ContextStore
+from dispatcher.store import AnswerStore, ContextStore
 from schedules.planner import Plan, PlannedAttempt, days_past_due, plan_next
 
 RECENT_ATTEMPTS = 10
@@ -98,6 +100,9 @@ def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
                  f"{mask_number(t.number)} ({t.number_type or 'contact'}), stage {plan.stage}, "
                  f"window {plan.window}, template {plan.template}",
                  f"  rule: {plan.rule}"]
+        if plan.estimate is not None:
+            lines.append(f"  why this time: estimated answer chance {plan.estimate:.1%}, the "
+                         f"best of the first day with a lawful slot: {plan.basis}")
         return lines + [f"    {zone}: {text}"
                         for zone, text in local_times(facts.zones, plan.at).items()]
     lines = ["  none. Every reason:"]
@@ -109,7 +114,11 @@ def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
     return lines
 
 
-async def explain(store: ContextStore, config: LoadedConfig, account_id: str,
+class ExplainStore(ContextStore, AnswerStore, Protocol):
+    """What `explain` reads: the account's context and the answer model in force."""
+
+
+async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
                   now: datetime) -> tuple[str, bool]:
     """The explanation as text, and whether the account exists."""
     contexts = await store.contexts([account_id], now - timedelta(days=HISTORY_DAYS))
@@ -118,7 +127,8 @@ async def explain(store: ContextStore, config: LoadedConfig, account_id: str,
         return f"no account {account_id!r} in {config.store_path}\n", False
     facts = facts_for(context)
     limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
-    plan = plan_next(facts, config.schedule, limits, now)
+    model = await stored_model(store, config.settings.planner)
+    plan = plan_next(facts, config.schedule, limits, now, model)
     lines = [f"account {account_id} as of {utc_rfc3339(now)}",
              *_state_lines(facts, config, now), *_number_lines(facts),
              *_counter_lines(facts, config, now), "next attempt:", *_plan_lines(plan, facts)]

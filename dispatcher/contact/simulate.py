@@ -69,6 +69,7 @@ class Simulation:
         self.clock = VirtualClock(start)
         self.channel = SandboxChannel(script)
         self.engine = Engine(store, self.channel, policy_of(config))
+        self.decisions = 0
 
     async def _deliver(self, payloads: list[bytes], now: datetime) -> None:
         ingest = self.config.settings.ingest
@@ -103,7 +104,8 @@ class Simulation:
             if batch:
                 await self._deliver(batch, moment)
             await self._replies(moment)
-            await self.engine.sweep(moment)
+            stats = await self.engine.sweep(moment)
+            self.decisions += stats.decided
 
 
 def _ceil(moment: datetime, tick: timedelta) -> datetime:
@@ -116,12 +118,21 @@ def _ceil(moment: datetime, tick: timedelta) -> datetime:
 async def run_simulation(config: LoadedConfig, events_path: Path, start: datetime, days: int,
                          script: OutcomeScript) -> list[dict[str, Any]]:
     """Run a simulation in a temporary store and return every audit record it produced."""
+    records, _ = await run_simulation_counted(config, events_path, start, days, script)
+    return records
+
+
+async def run_simulation_counted(config: LoadedConfig, events_path: Path, start: datetime,
+                                 days: int, script: OutcomeScript
+                                 ) -> tuple[list[dict[str, Any]], int]:
+    """`run_simulation`, with the number of decisions the engine made."""
     events = read_events(events_path, start)
     with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-") as folder:
         async with open_store(Path(folder) / "simulate.db", durable=False,
                               inline=True) as store:
-            await Simulation(config, store, script, start).run(events, days)
-            return [record async for record in store.audit_records()]
+            simulation = Simulation(config, store, script, start)
+            await simulation.run(events, days)
+            return [record async for record in store.audit_records()], simulation.decisions
 
 
 def jsonl(records: list[dict[str, Any]]) -> Iterator[str]:

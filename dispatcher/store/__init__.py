@@ -3,6 +3,7 @@
 from dispatcher.store.base import (
     Accepted,
     AccountContext,
+    AnswerStore,
     AttemptRow,
     AuditObserver,
     AuditReader,
@@ -37,6 +38,7 @@ from dispatcher.store.factory import check_writable, open_store
 __all__ = [
     "Accepted",
     "AccountContext",
+    "AnswerStore",
     "AttemptRow",
     "AuditObserver",
     "AuditReader",

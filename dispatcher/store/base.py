@@ -116,6 +116,7 @@ class AttemptRow:
     rule: str | None
     template: str | None
     at: datetime
+    hour_of_week: int | None = None  # the debtor's local weekday x 24 + hour, for learning
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,25 @@ class OpenAttemptStore(Protocol):
         ...
 
 
-class ContactStore(ContextStore, OpenAttemptStore, Protocol):
+class AnswerStore(Protocol):
+    """What the planner's answer model is learned from, and the model in force."""
+
+    async def call_answer_counts(self, since: datetime,
+                                 until: datetime) -> dict[int, tuple[int, int]]:
+        """Debtor calls with an outcome placed in [since, until), by local hour of the week:
+        (calls that rang, answered, or reached voicemail; calls answered)."""
+        ...
+
+    async def answer_model(self) -> tuple[str, datetime] | None:
+        """The model in force (as JSON) and when learning last looked, if ever."""
+        ...
+
+    async def save_answer_model(self, body: str, checked_at: datetime) -> None:
+        """Keep the model in force and when learning last looked."""
+        ...
+
+
+class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, Protocol):
     """The repository methods the contact engine uses."""
 
     async def claim_due(self, now: datetime, limit: int) -> list[str]:

@@ -172,10 +172,11 @@ class ContactRows:
             if attempts:
                 await db.executemany(
                     "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
-                    "stage, window_name, rule, template, at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "stage, window_name, rule, template, at, hour_of_week) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at))
+                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
+                      a.hour_of_week)
                      for a in attempts])
             await db.executemany(
                 "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "

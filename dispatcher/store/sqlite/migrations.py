@@ -106,6 +106,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "ALTER TABLE opt_outs ADD COLUMN reason TEXT",
     ),
+    # 5: the debtor's local hour of the week of each attempt (Monday 00h = 0), and the answer
+    # model in force, which the planner learns from those hours' outcomes.
+    (
+        "ALTER TABLE attempts ADD COLUMN hour_of_week INTEGER",
+        """CREATE TABLE answer_model (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            body TEXT NOT NULL,
+            checked_at TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

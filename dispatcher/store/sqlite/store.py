@@ -42,6 +42,7 @@ from dispatcher.store.base import (
     OptOut,
     Rejected,
 )
+from dispatcher.store.sqlite.answer_rows import AnswerRows
 from dispatcher.store.sqlite.consent_rows import apply_opt_events, opt_audit, pause_for_review
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
 from dispatcher.store.sqlite.inline import connect_inline
@@ -118,7 +119,7 @@ class _StateCache:
             self._entries.popitem(last=False)
 
 
-class SqliteStore(ContactRows, RetentionRows):
+class SqliteStore(ContactRows, AnswerRows, RetentionRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: Db, path: Path) -> None:

@@ -1,0 +1,74 @@
+"""The answer model in force: learned again once a day, replaced only when it changed materially.
+
+The engine asks at every sweep; the daemon's sweeps run on the wall clock and `simulate`'s on its
+virtual clock, so both learn at the same instants from the same outcomes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, time, timedelta
+
+from dispatcher.config.settings import PlannerSettings
+from dispatcher.store import AnswerStore
+from schedules.answer_model import AnswerModel
+
+log = logging.getLogger("dispatcher.learning")
+
+
+def last_learning(now: datetime, learn_at: time) -> datetime:
+    """The latest daily learning instant (`learn_at`, UTC) at or before `now`."""
+    today = datetime.combine(now.astimezone(UTC).date(), learn_at, UTC)
+    return today if today <= now else today - timedelta(days=1)
+
+
+async def stored_model(store: AnswerStore, settings: PlannerSettings) -> AnswerModel:
+    """The model the planner uses now: the one in force, or the prior when none is or when
+    learning is off."""
+    if not settings.learning:
+        return AnswerModel.prior()
+    kept = await store.answer_model()
+    if kept is None:
+        return AnswerModel.prior()
+    try:
+        return AnswerModel.from_json(kept[0])
+    except ValueError as error:
+        log.error("the stored answer model is unreadable (%s): the prior is used", error)  # noqa: TRY400
+        return AnswerModel.prior()
+
+
+class Learning:
+    """Keeps the model in force for one engine, learning again when a learning instant passed."""
+
+    def __init__(self, store: AnswerStore, settings: PlannerSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self.model = AnswerModel.prior()
+        self.checked_at: datetime | None = None
+        self._loaded = False
+
+    async def current(self, now: datetime) -> tuple[AnswerModel, bool]:
+        """The model in force at `now`, and whether it has just changed materially (every stored
+        plan should then be made again)."""
+        if not self.settings.learning:
+            return AnswerModel.prior(), False
+        if not self._loaded:
+            self._loaded = True
+            kept = await self.store.answer_model()
+            if kept is not None:
+                self.model = await stored_model(self.store, self.settings)
+                self.checked_at = kept[1]
+        due = last_learning(now, self.settings.learn_at)
+        if self.checked_at is not None and self.checked_at >= due:
+            return self.model, False
+        since = due - timedelta(days=self.settings.learn_days)
+        learned = AnswerModel.learned(await self.store.call_answer_counts(since, due), since,
+                                      due)
+        changed = learned.differs_materially(self.model)
+        if changed:
+            log.info("answer model learned from %d calls (%d answered): it changed, plans are "
+                     "made again", sum(learned.calls), sum(learned.answered))
+            self.model = learned
+        self.checked_at = due
+        await self.store.save_answer_model(self.model.to_json(), due)
+        return self.model, changed

@@ -1,0 +1,134 @@
+"""The population's answer rates by local weekday and hour, learned from call outcomes.
+
+Pure: the counts come from the store, the prior from here. Each of the week's 168 hours has its
+own rate, (answered + prior rate x prior weight) / (calls + prior weight), so an hour with few
+calls stays near the prior and an hour with many speaks for itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+
+from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
+
+HOURS = 7 * 24
+# Without outcomes every hour is as likely as any other: the search alone spreads the tries.
+PRIOR_RATE = 0.25
+# The prior weighs as much as this many calls placed in that hour of the week.
+PRIOR_CALLS = 20
+# A newly learned model replaces the one in force (and every stored plan is made again) only
+# when some hour's rate moved by at least this much; smaller moves change no decision worth a
+# re-plan of every account.
+MATERIAL_CHANGE = 0.02
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hour_of_week(weekday: int, hour: int) -> int:
+    """The index of a local weekday (Monday 0) and hour in the model's 168 hours."""
+    return weekday * 24 + hour
+
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """Answer rates by local hour of the week, the counts they came from, and when learned."""
+
+    calls: tuple[int, ...] = (0,) * HOURS
+    answered: tuple[int, ...] = (0,) * HOURS
+    learned_at: datetime | None = None  # None: the prior alone, nothing learned yet
+    since: datetime | None = None  # the outcomes counted are from [since, learned_at)
+    rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.calls) != HOURS or len(self.answered) != HOURS:
+            raise ValueError(f"an answer model has {HOURS} hours")
+        if any(a < 0 or c < a for c, a in zip(self.calls, self.answered, strict=True)):
+            raise ValueError("answered calls must be between 0 and the calls placed")
+        rates = tuple(round((a + PRIOR_RATE * PRIOR_CALLS) / (c + PRIOR_CALLS), 4)
+                      for c, a in zip(self.calls, self.answered, strict=True))
+        object.__setattr__(self, "rates", rates)
+
+    @classmethod
+    def prior(cls) -> AnswerModel:
+        """The model of a deployment that has learned nothing yet."""
+        return cls()
+
+    @classmethod
+    def learned(cls, counts: Mapping[int, tuple[int, int]], since: datetime,
+                learned_at: datetime) -> AnswerModel:
+        """The model from (calls, answered) per hour of the week; other hours have none."""
+        calls = [0] * HOURS
+        answered = [0] * HOURS
+        for index, (placed, talked) in counts.items():
+            if 0 <= index < HOURS:
+                calls[index], answered[index] = placed, min(talked, placed)
+        return cls(tuple(calls), tuple(answered), learned_at, since)
+
+    def rate(self, weekday: int, hour: int) -> float:
+        """The estimated share of calls answered at this local weekday and hour."""
+        return self.rates[hour_of_week(weekday, hour)]
+
+    def basis(self, weekday: int, hour: int) -> str:
+        """What the rate of this hour rests on, in words."""
+        index = hour_of_week(weekday, hour)
+        placed, talked = self.calls[index], self.answered[index]
+        when = f"{DAY_NAMES[weekday]} {hour:02d}h"
+        if placed == 0:
+            return f"{when}: no calls yet, prior {PRIOR_RATE:.0%}"
+        return (f"{when}: {self.rates[index]:.1%} ({talked} answered of {placed} calls, "
+                f"with a prior of {PRIOR_RATE:.0%} weighing {PRIOR_CALLS} calls)")
+
+    def differs_materially(self, other: AnswerModel) -> bool:
+        """True when some hour's rate differs by at least MATERIAL_CHANGE."""
+        return any(abs(a - b) >= MATERIAL_CHANGE
+                   for a, b in zip(self.rates, other.rates, strict=True))
+
+    @property
+    def version(self) -> str:
+        """A short digest of the rates: plans made under equal rates are equal."""
+        digest = hashlib.sha256(orjson.dumps(self.rates)).hexdigest()
+        return digest[:12]
+
+    def to_json(self) -> str:
+        """The model as the store keeps it."""
+        return orjson.dumps({
+            "calls": self.calls, "answered": self.answered,
+            "learned_at": utc_rfc3339(self.learned_at) if self.learned_at else None,
+            "since": utc_rfc3339(self.since) if self.since else None}).decode()
+
+    @classmethod
+    def from_json(cls, text: str) -> AnswerModel:
+        """Read a stored model back; ValueError when it is not one."""
+        try:
+            body = orjson.loads(text)
+            learned = body["learned_at"]
+            since = body["since"]
+            return cls(tuple(int(n) for n in body["calls"]),
+                       tuple(int(n) for n in body["answered"]),
+                       parse_rfc3339(learned) if learned else None,
+                       parse_rfc3339(since) if since else None)
+        except (orjson.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"not an answer model: {error}") from None
+
+    def table(self) -> list[str]:
+        """The rates as a text table: one row per hour, one column per weekday."""
+        learned = (f"learned {utc_rfc3339(self.learned_at)} from call outcomes since "
+                   f"{utc_rfc3339(self.since)}" if self.learned_at and self.since
+                   else "nothing learned yet")
+        total_calls, total_answered = sum(self.calls), sum(self.answered)
+        lines = [f"answer rates by the debtor's local hour ({learned}; {total_answered} answered "
+                 f"of {total_calls} calls; prior {PRIOR_RATE:.0%} weighing {PRIOR_CALLS} calls "
+                 f"per hour)",
+                 "hour  " + "  ".join(f"{d:>12}" for d in DAY_NAMES)]
+        for hour in range(24):
+            cells = []
+            for day in range(7):
+                index = hour_of_week(day, hour)
+                cells.append(f"{self.rates[index]:6.1%} {self.calls[index]:>5}")
+            lines.append(f"{hour:02d}h   " + "  ".join(cells))
+        lines.append("each cell: estimated answer rate, and the calls placed in that hour")
+        return lines

@@ -1,0 +1,135 @@
+"""Where in a day an attempt may go, and how likely each place is to be answered.
+
+Pure. A day's slots are the quarter hours of the debtor's local day that lie inside one of the
+stage's windows and inside the allowed hours of every candidate zone. Each slot is scored by the
+population's answer rate at that hour times the debtor's own factor: a person is modelled as
+answering within an hour either side of some preferred time; an unanswered call makes the times
+around it unlikely to be that preferred time, a conversation makes them likely.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+from schedules.answer_model import AnswerModel
+from schedules.model import TimeWindow
+
+GRID_MINUTES = 15
+CELLS = 24 * 60 // GRID_MINUTES
+# A person answers within an hour either side of their preferred time: (t - 60, t + 60].
+REACH_MINUTES = 60
+_BEFORE = REACH_MINUTES // GRID_MINUTES - 1  # grid cells strictly inside the hour before
+_AFTER = REACH_MINUTES // GRID_MINUTES  # grid cells up to and including the hour after
+# After an unanswered call the times around it keep this much of their weight (a person can be
+# busy at their usual time); after a conversation they weigh this many times more.
+MISS_KEEPS = 0.2
+TALK_WEIGHS = 5.0
+# Near-equal slots are told apart by at most this share: for a debtor never called, by a
+# per-account jitter, so that new debtors are spread over the day instead of all called at one
+# time; after unanswered calls, by closeness to them, so that tries tile the day two hours apart
+# instead of leaving stretches too short for another try.
+TIE_BREAK = 0.05
+
+WindowSpec = tuple[str, int, int, tuple[int, ...]]  # name, start and end minute, weekdays
+
+
+class Slot(NamedTuple):
+    """A place in a local day: its instant, its minute of the day and its window."""
+
+    at: datetime  # UTC
+    minute: int
+    window: str
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def day_slots(day: date, home: str, zones: tuple[str, ...], hours: tuple[time, time],
+              windows: tuple[WindowSpec, ...]) -> tuple[Slot, ...]:
+    """The quarter hours of `day` in `home` inside a window and inside `hours` in every zone."""
+    home_zone = ZoneInfo(home)
+    others = [ZoneInfo(z) for z in zones]
+    start, end = hours
+    slots = []
+    # The quarter hours, and the start of every window (one shorter than a quarter hour, or
+    # starting between two, still has a slot).
+    minutes = sorted({*range(0, 24 * 60, GRID_MINUTES), *(first for _, first, _, _ in windows)})
+    for minute in minutes:
+        window = next((name for name, first, last, days in windows
+                       if first <= minute < last and day.weekday() in days), None)
+        if window is None:
+            continue
+        local = datetime.combine(day, time(minute // 60, minute % 60), home_zone)
+        if local.astimezone(home_zone).time() != local.time():
+            continue  # a time the clocks skip
+        at = local.astimezone(UTC)
+        if all(start <= at.astimezone(z).time() < end for z in others):
+            slots.append(Slot(at, minute, window))
+    return tuple(slots)
+
+
+def window_specs(names: Sequence[str],
+                 windows: Mapping[str, TimeWindow]) -> tuple[WindowSpec, ...]:
+    """A stage's windows as plain values (first named first), for `day_slots`."""
+    return tuple((name, windows[name].start.hour * 60 + windows[name].start.minute,
+                  windows[name].end.hour * 60 + windows[name].end.minute,
+                  tuple(int(d) for d in windows[name].days)) for name in names)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def personal_factors(misses: tuple[int, ...], talks: tuple[int, ...],
+                     hours: tuple[time, time]) -> tuple[float, ...]:
+    """For each quarter hour of the day, the debtor's own factor: how much of the hour around it
+    could still be their preferred time, given the calls missed and answered (minutes of day)."""
+    first = (hours[0].hour * 60 + hours[0].minute + GRID_MINUTES - 1) // GRID_MINUTES
+    last = (hours[1].hour * 60 + hours[1].minute) // GRID_MINUTES  # exclusive
+    weight = [1.0 if first <= cell < last else 0.0 for cell in range(CELLS)]
+    for minutes, factor in ((misses, MISS_KEEPS), (talks, TALK_WEIGHS)):
+        for minute in minutes:
+            # The preferred times t with t - 60 < minute <= t + 60, on the grid.
+            low = -(-(minute - REACH_MINUTES) // GRID_MINUTES)
+            if (minute - REACH_MINUTES) % GRID_MINUTES == 0:
+                low += 1
+            high = (minute + REACH_MINUTES) // GRID_MINUTES
+            for cell in range(max(low, 0), min(high, CELLS - 1) + 1):
+                weight[cell] *= factor
+    factors = []
+    for cell in range(CELLS):
+        near = range(cell - _BEFORE, cell + _AFTER + 1)
+        lawful = sum(1 for c in near if first <= c < last)
+        # A preferred time outside the allowed hours counts half: such people exist (they answer
+        # at the edges), but a try at the edge of the day reaches fewer people than one inside.
+        span = lawful + (_BEFORE + _AFTER + 1 - lawful) / 2
+        factors.append(round(sum(weight[c] for c in near if 0 <= c < CELLS) / span, 4))
+    return tuple(factors)
+
+
+def jitter(account_id: str, minute: int) -> float:
+    """A fixed number in [0, 1) per account and minute of the day."""
+    seed = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
+    return ((minute * 2654435761) ^ seed) % 65521 / 65521
+
+
+def on_lattice(minute: int, hours_end: time) -> bool:
+    """Whether `minute` lies on the two-hour lattice that ends an hour and a quarter before the
+    end of the allowed hours (19:45, 17:45, ... for 21:00): one try at each of its points meets
+    anyone who answers in some two hours of the allowed day."""
+    last = hours_end.hour * 60 + hours_end.minute - REACH_MINUTES - GRID_MINUTES
+    return (last - minute) % (2 * REACH_MINUTES) == 0
+
+
+def tie_break(account_id: str, minute: int, misses: Sequence[int], hours_end: time) -> float:
+    """In [0, 1]: how much this slot is preferred among slots of equal estimate."""
+    if not misses:
+        return (0.5 if on_lattice(minute, hours_end) else 0.0) + jitter(account_id, minute) / 2
+    nearest = min(abs(minute - m) for m in misses)
+    beyond = max(nearest - 2 * REACH_MINUTES, 0)
+    return max(0.0, 1 - beyond / (2 * REACH_MINUTES)) * 0.98 + 0.02 * jitter(account_id, minute)
+
+
+def estimate(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: int) -> float:
+    """The estimated chance that a call in `slot` is answered."""
+    return model.rate(weekday, slot.minute // 60) * factors[slot.minute // GRID_MINUTES]
