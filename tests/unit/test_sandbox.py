@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from channels.availability import Availability
 from channels.base import Channel
 from channels.sandbox import (
-    Availability,
     OutcomeScript,
     Reply,
     SandboxChannel,
