@@ -169,6 +169,10 @@ def _read_json(path: Path) -> object:
     except json.JSONDecodeError as exc:
         raise fail("(syntax)", f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
                    ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise fail("(syntax)", f"not usable JSON: {exc}") from None
+    except RecursionError:
+        raise fail("(syntax)", "not usable JSON: nested too deeply") from None
 
 
 def _child(key: str, name: str) -> str:
