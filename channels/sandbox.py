@@ -2,23 +2,23 @@
 
 The outcomes file (docs/simulate.md) says, per number and medium, which status each attempt
 gets: one status, a list consumed in order whose last value repeats, or (for calls) an
-availability model answering only inside a daily window of the debtor's local time. It also
-scripts inbound replies, which `simulate` feeds back to the engine as the virtual clock passes.
+availability model (channels/availability.py): answering only inside a daily window of the
+debtor's local time, or with a probability by local hour and weekday. It also scripts inbound
+replies, which `simulate` feeds back to the engine as the virtual clock passes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
-from zoneinfo import ZoneInfo
 
+from channels.availability import CallModel, parse_call_model
 from dispatcher.domain.clock import parse_rfc3339
 from dispatcher.domain.contact import (
     CALL_OUTCOMES,
@@ -33,35 +33,11 @@ from dispatcher.errors import ConfigError, ConfigProblem
 
 _ALLOWED: Mapping[Medium, frozenset[Outcome]] = {Medium.CALL: CALL_OUTCOMES,
                                                   Medium.SMS: SMS_OUTCOMES}
-_HH_MM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class Availability:
-    """A debtor who answers calls only inside a daily window [start, end) of local time."""
-
-    start: time
-    end: time
-    otherwise: Outcome = Outcome.NO_ANSWER
-
-    def answers_at(self, local: time) -> bool:
-        """Whether a call at wall-clock time `local` falls inside the window."""
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end  # the window crosses midnight
-
-    def outcome_at(self, moment: datetime, zone: str) -> Outcome:
-        """The outcome of a call placed at `moment` to a debtor living in `zone`."""
-        if moment.tzinfo is None:
-            # astimezone() would read a naive time as the host's zone: not deterministic.
-            raise ValueError("the moment of a call must be timezone-aware")
-        local = moment.astimezone(ZoneInfo(zone)).time()
-        return Outcome.COMPLETED if self.answers_at(local) else self.otherwise
-
-
-# A list of statuses consumed in order (the last repeats), or an availability model.
-Rule: TypeAlias = tuple[Outcome, ...] | Availability
+# A list of statuses consumed in order (the last repeats), or a model of when calls are answered.
+Rule: TypeAlias = tuple[Outcome, ...] | CallModel
 
 DEFAULT_RULES: Mapping[Medium, Rule] = {Medium.CALL: (Outcome.NO_ANSWER,),
                                         Medium.SMS: (Outcome.DELIVERED,)}
@@ -69,9 +45,9 @@ DEFAULT_RULES: Mapping[Medium, Rule] = {Medium.CALL: (Outcome.NO_ANSWER,),
 
 def outcome_of(rule: Rule, nth: int, delivery: Delivery) -> Outcome:
     """The outcome `rule` gives `delivery`, the `nth` (from 0) to its number by its medium."""
-    if isinstance(rule, Availability):
-        return rule.outcome_at(delivery.at, delivery.local_zone)
-    return rule[min(nth, len(rule) - 1)]
+    if isinstance(rule, tuple):
+        return rule[min(nth, len(rule) - 1)]
+    return rule.outcome_for(delivery)
 
 
 @dataclass(frozen=True)
@@ -193,6 +169,10 @@ def _read_json(path: Path) -> object:
     except json.JSONDecodeError as exc:
         raise fail("(syntax)", f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
                    ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise fail("(syntax)", f"not usable JSON: {exc}") from None
+    except RecursionError:
+        raise fail("(syntax)", "not usable JSON: nested too deeply") from None
 
 
 def _child(key: str, name: str) -> str:
@@ -255,10 +235,14 @@ def _parse_rule(value: object, medium: Medium, key: str, p: _Problems) -> Rule |
     if isinstance(value, list):
         return _parse_sequence(value, medium, key, p)
     if isinstance(value, dict) and medium is Medium.CALL:
-        return _parse_availability(value, key, p)
+        return parse_call_model(value, key, p.add,
+                                lambda v, k: _parse_status(v, Medium.CALL, k, p))
     expected = "a status or a non-empty list of statuses"
     if medium is Medium.CALL:
         expected += ", or an availability model"
+    elif isinstance(value, dict):
+        expected += " (availability models, answers_between and answer_probability, " \
+                    "are for calls only: a text is delivered or not, never answered)"
     p.add(key, f"expected {expected}")
     return None
 
@@ -280,42 +264,6 @@ def _parse_sequence(values: list[object], medium: Medium, key: str,
     statuses = [_parse_status(v, medium, f"{key}[{i}]", p) for i, v in enumerate(values)]
     valid = tuple(s for s in statuses if s is not None)
     return valid if len(valid) == len(statuses) else None
-
-
-def _parse_availability(value: dict[str, Any], key: str, p: _Problems) -> Availability | None:
-    _check_keys(value, ("answers_between", "otherwise"), key, p)
-    window_key = _child(key, "answers_between")
-    if "answers_between" not in value:
-        p.add(window_key, 'missing: an availability model needs ["HH:MM", "HH:MM"]')
-        window = None
-    else:
-        window = _parse_window(value["answers_between"], window_key, p)
-    otherwise = _parse_status(value.get("otherwise", Outcome.NO_ANSWER.value), Medium.CALL,
-                              _child(key, "otherwise"), p)
-    if window is None or otherwise is None:
-        return None
-    return Availability(*window, otherwise)
-
-
-def _parse_window(value: object, key: str, p: _Problems) -> tuple[time, time] | None:
-    if not (isinstance(value, list) and len(value) == 2):
-        p.add(key, 'expected [start, end] as two "HH:MM" local times')
-        return None
-    start, end = (_parse_clock_time(v, f"{key}[{i}]", p) for i, v in enumerate(value))
-    if start is None or end is None:
-        return None
-    if start == end:
-        p.add(key, "start and end are the same: the window is empty")
-        return None
-    return start, end
-
-
-def _parse_clock_time(value: object, key: str, p: _Problems) -> time | None:
-    match = _HH_MM.fullmatch(value) if isinstance(value, str) else None
-    if match is None:
-        p.add(key, f'{_shown(value)} is not a 24-hour "HH:MM" time')
-        return None
-    return time(int(match[1]), int(match[2]))
 
 
 def _parse_replies(value: object, p: _Problems) -> tuple[Reply, ...]:

@@ -278,6 +278,47 @@ def test_simulate_prints_byte_identical_output_for_the_same_inputs(tmp_path: Pat
     assert "America/Chicago" in runs[2]
 
 
+def test_simulate_with_answer_probabilities_is_byte_identical_run_after_run(
+        tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(overdue(f"A-{n}", days=1 + 9 * (n % 3), n=n,
+                                                    phones=[{"number": f"+1512555{n:04d}",
+                                                             "type": "mobile",
+                                                             "sms_consent": True,
+                                                             "call_consent": True}]))
+                                 for n in range(12)))
+    by_hour = {"08": 0.2, "09": 0.3, "12": 0.5, "18": 0.7, "19": 0.7}
+
+    def run(seed: int, fmt: str) -> str:
+        outcomes = tmp_path / f"outcomes-{seed}.json"
+        outcomes.write_text(json.dumps({"default": {"call": {"answer_probability": {
+            "by_hour": by_hour, "by_weekday": {"sat": 0.5, "sun": 0}, "seed": seed}}}}))
+        out = StringIO()
+        code = main(["simulate", "--config", str(SHIPPED / "dispatcher.toml"), "--events",
+                     str(events), "--outcomes", str(outcomes), "--start", START.isoformat(),
+                     "--days", "10", "--format", fmt], out=out)
+        assert code == 0
+        return out.getvalue()
+
+    first = run(7, "jsonl")
+    assert run(7, "jsonl") == first
+    assert run(7, "table") == run(7, "table")
+    assert run(8, "jsonl") != first
+    records = [json.loads(line) for line in first.splitlines()]
+    placed = {r["attempt_id"]: r for r in records if r["kind"] == "attempt"}
+    calls = [(placed[r["attempt_id"]], r["status"]) for r in records
+             if r["kind"] == "outcome" and placed[r["attempt_id"]]["channel"] == "call"]
+    statuses = Counter(status for _, status in calls)
+    assert statuses["completed"] > 0
+    assert statuses["no-answer"] > 0
+    assert set(statuses) == {"completed", "no-answer"}
+    for attempt, status in calls:  # answered only where the debtor's hour and day allow it
+        local = datetime.fromisoformat(attempt["local_times"]["America/Chicago"])
+        if status == "completed":
+            assert f"{local.hour:02d}" in by_hour
+            assert local.strftime("%a") != "Sun"
+
+
 async def test_explain_names_the_next_attempt_or_every_reason(
         tmp_path: Path, config: LoadedConfig) -> None:
     events_path = tmp_path / "events.jsonl"

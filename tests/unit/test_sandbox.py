@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from channels.availability import Availability
 from channels.base import Channel
 from channels.sandbox import (
-    Availability,
     OutcomeScript,
     Reply,
     SandboxChannel,
@@ -270,6 +270,9 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
     ("data", "key", "reason"),
     [
         ('{"default": ', "(syntax)", "not JSON"),
+        ('{"default": {"call": ' + "1" * 5000 + "}}", "(syntax)",
+         "not usable JSON"),
+        ("[" * 100_000 + "]" * 100_000, "(syntax)", "not usable JSON: nested too deeply"),
         ([], "(root)", "expected a JSON object"),
         ({"defaults": {}}, "defaults", "unknown key"),
         ({"default": []}, "default", 'expected an object with "call" and/or "sms"'),
