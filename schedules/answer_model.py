@@ -1,8 +1,10 @@
 """The population's answer rates by local weekday and hour, learned from call outcomes.
 
-Pure: the counts come from the store, the prior from here. Each of the week's 168 hours has its
-own rate, (answered + prior rate x prior weight) / (calls + prior weight), so an hour with few
-calls stays near the prior and an hour with many speaks for itself.
+Pure: the counts come from the store, the prior from here. Each hour of the day has a rate over
+every day of the week, (answered + prior rate x prior weight) / (calls + prior weight), with its
+neighbouring hours' calls counting half; each of the week's 168 hours has its own rate, drawn
+toward its hour's the same way. An hour with few calls stays near what is known around it, an
+hour with many speaks for itself.
 """
 
 from __future__ import annotations
@@ -19,8 +21,14 @@ from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
 HOURS = 7 * 24
 # Without outcomes every hour is as likely as any other: the search alone spreads the tries.
 PRIOR_RATE = 0.25
-# The prior weighs as much as this many calls placed in that hour of the week.
+# The prior weighs as much as this many calls against all the calls learned from.
 PRIOR_CALLS = 20
+# An hour's rate is drawn toward the average hour as if this many calls had been placed at it
+# with the average result, and a weekday's hour toward its hour the same way with WEEKDAY_CALLS:
+# a few hundred calls must disagree before an hour is told apart from the others, so chance
+# differences between hours do not move the tries off their even spread.
+HOUR_CALLS = 200
+WEEKDAY_CALLS = 100
 # A newly learned model replaces the one in force (and every stored plan is made again) only
 # when some hour's rate moved by at least this much; smaller moves change no decision worth a
 # re-plan of every account.
@@ -48,9 +56,28 @@ class AnswerModel:
             raise ValueError(f"an answer model has {HOURS} hours")
         if any(a < 0 or c < a for c, a in zip(self.calls, self.answered, strict=True)):
             raise ValueError("answered calls must be between 0 and the calls placed")
-        rates = tuple(round((a + PRIOR_RATE * PRIOR_CALLS) / (c + PRIOR_CALLS), 4)
-                      for c, a in zip(self.calls, self.answered, strict=True))
+        by_hour = self.hour_rates()
+        rates = tuple(round((self.answered[i] + by_hour[i % 24] * WEEKDAY_CALLS)
+                            / (self.calls[i] + WEEKDAY_CALLS), 4) for i in range(HOURS))
         object.__setattr__(self, "rates", rates)
+
+    def hour_rates(self) -> tuple[float, ...]:
+        """Each hour's rate over every day of the week, its neighbours' calls counting half (a
+        person who answers at 18:00 often answers at 17:00 or 19:00), near the prior when few
+        calls were placed."""
+        calls = [sum(self.calls[day * 24 + hour] for day in range(7)) for hour in range(24)]
+        answered = [sum(self.answered[day * 24 + hour] for day in range(7))
+                    for hour in range(24)]
+
+        def pooled(values: list[int], hour: int) -> float:
+            near = [values[h] for h in (hour - 1, hour + 1) if 0 <= h < 24]
+            return values[hour] + sum(near) / 2
+
+        # An hour nobody was called at is as good as the average hour, not as the prior: else
+        # untried hours would look better than every hour tried.
+        overall = (sum(answered) + PRIOR_RATE * PRIOR_CALLS) / (sum(calls) + PRIOR_CALLS)
+        return tuple((pooled(answered, h) + overall * HOUR_CALLS)
+                     / (pooled(calls, h) + HOUR_CALLS) for h in range(24))
 
     @classmethod
     def prior(cls) -> AnswerModel:
@@ -77,10 +104,13 @@ class AnswerModel:
         index = hour_of_week(weekday, hour)
         placed, talked = self.calls[index], self.answered[index]
         when = f"{DAY_NAMES[weekday]} {hour:02d}h"
-        if placed == 0:
-            return f"{when}: no calls yet, prior {PRIOR_RATE:.0%}"
-        return (f"{when}: {self.rates[index]:.1%} ({talked} answered of {placed} calls, "
-                f"with a prior of {PRIOR_RATE:.0%} weighing {PRIOR_CALLS} calls)")
+        every_day = sum(self.calls[day * 24 + hour] for day in range(7))
+        answered_every_day = sum(self.answered[day * 24 + hour] for day in range(7))
+        if every_day == 0 and self.learned_at is None:
+            return f"{when}: {self.rates[index]:.1%}, the prior (nothing learned yet)"
+        return (f"{when}: {self.rates[index]:.1%} ({talked} answered of {placed} calls on "
+                f"{DAY_NAMES[weekday]}s, {answered_every_day} of {every_day} at {hour:02d}h on "
+                f"every day, neighbouring hours and a prior of {PRIOR_RATE:.0%})")
 
     def differs_materially(self, other: AnswerModel) -> bool:
         """True when some hour's rate differs by at least MATERIAL_CHANGE."""

@@ -33,7 +33,7 @@ TALK_WEIGHS = 5.0
 # per-account jitter, so that new debtors are spread over the day instead of all called at one
 # time; after unanswered calls, by closeness to them, so that tries tile the day two hours apart
 # instead of leaving stretches too short for another try.
-TIE_BREAK = 0.05
+TIE_BREAK = 0.15
 
 WindowSpec = tuple[str, int, int, tuple[int, ...]]  # name, start and end minute, weekdays
 
