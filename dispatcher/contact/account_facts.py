@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
+import orjson
 import phonenumbers
+from pydantic import BaseModel
 
 from dispatcher.compliance.gate import Facts
 from dispatcher.compliance.policy import Limits
@@ -38,6 +41,25 @@ class ContactPolicy:
     default_locale: str
     config_version: str
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+
+    @cached_property
+    def digest(self) -> str:
+        """A hash of every field but `config_version`: equal for two policies that plan alike,
+        whatever else the config file changed; stored with each plan made under it."""
+        body = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
+                if f.name != "config_version"}
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _plain(value: object) -> object:
+    """`value` as JSON values that are the same in every process (no sets, no object ids)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, TemplateSet):
+        return value.version  # a hash of the templates file's bytes
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def policy_of(config: LoadedConfig) -> ContactPolicy:

@@ -2,7 +2,9 @@
 
 Pure: `decide(facts, stored, schedule, limits, now)` is what the engine does for every due
 account, in the daemon and in `simulate` alike. The stored plan is what the last decision chose;
-when its time has come the gate is asked again, because events may have changed everything.
+when its time has come the gate is asked again, because events may have changed everything. A
+plan made under another contact policy (the config changed since) is never sent: it is planned
+afresh under the policy in force.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class StoredPlan:
 
     plan: Plan | None
     promise_broken: str | None = None  # event id of the promise already recorded as broken
+    policy_digest: str | None = None  # the contact policy it was made under (ContactPolicy.digest)
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,12 @@ class Decision:
     plan: Plan
     suppressed: tuple[Suppression, ...]
     broken_promise: Promise | None
+    policy_digest: str | None
 
     def stored(self, previous: StoredPlan) -> StoredPlan:
         """The plan to keep for the next decision."""
         broken = self.broken_promise.event_id if self.broken_promise else previous.promise_broken
-        return StoredPlan(self.plan, broken)
+        return StoredPlan(self.plan, broken, self.policy_digest)
 
     def next_look(self, now: datetime) -> datetime | None:
         """When the engine should decide for this account again."""
@@ -89,13 +93,18 @@ def _codes(plan: Plan | None) -> tuple[str, ...] | None:
 
 
 def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits, *,
-           now: datetime, attempt_id: str, model: AnswerModel | None = None) -> Decision:
-    """The decision for one due account at `now`; `attempt_id` names an attempt sent now;
+           now: datetime, attempt_id: str, policy_digest: str | None,
+           model: AnswerModel | None = None) -> Decision:
+    """The decision for one due account at `now` under the contact policy `policy_digest`
+    names (`schedule` and `limits` are part of it); `attempt_id` names an attempt sent now;
     `model` ranks the slots of a new plan."""
     suppressed: list[Suppression] = []
     send: PlannedAttempt | None = None
     previous = stored.plan
-    if isinstance(previous, PlannedAttempt) and previous.at <= now:
+    # Only a plan made under this policy is sent as planned: one made under another was chosen
+    # by windows or limits no longer in force, so it is planned again like a plan not yet due.
+    current = stored.policy_digest == policy_digest
+    if isinstance(previous, PlannedAttempt) and previous.at <= now and current:
         refused = refusals(previous.target, facts, limits,
                            budget_for(schedule, previous.stage, limits), now)
         if refused:
@@ -112,14 +121,15 @@ def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits,
         wait = Refusal(AWAITING_OUTCOME, f"attempt {attempt_id} sent; the next is planned when "
                                          f"its outcome arrives")
         return Decision(send, NoAttempt((wait,), now + OUTCOME_WAIT), tuple(suppressed),
-                        _broken_promise(facts, stored, limits, now))
+                        _broken_promise(facts, stored, limits, now), policy_digest)
     assert plan is not None
     if isinstance(plan, NoAttempt) and not suppressed:
         codes = _codes(plan)
         cancelled = previous if isinstance(previous, PlannedAttempt) else None
         if (cancelled or codes != _codes(previous)) and codes != (NOT_OVERDUE,):
             suppressed.append(Suppression(plan.reasons, cancelled))
-    return Decision(send, plan, tuple(suppressed), _broken_promise(facts, stored, limits, now))
+    return Decision(send, plan, tuple(suppressed), _broken_promise(facts, stored, limits, now),
+                    policy_digest)
 
 
 # -- the stored plan as JSON ---------------------------------------------------------------------
@@ -137,7 +147,8 @@ def _refusal_json(refusal: Refusal) -> dict[str, Any]:
 def plan_to_json(stored: StoredPlan) -> str:
     """Serialise a stored plan for the accounts table (explain reads it too)."""
     plan = stored.plan
-    body: dict[str, Any] = {"promise_broken": stored.promise_broken}
+    body: dict[str, Any] = {"promise_broken": stored.promise_broken,
+                            "policy_digest": stored.policy_digest}
     if isinstance(plan, PlannedAttempt):
         body |= {"kind": "attempt", "at": utc_rfc3339(plan.at), "target": _target_json(
             plan.target), "stage": plan.stage, "window": plan.window, "rule": plan.rule,
@@ -165,4 +176,4 @@ def plan_from_json(text: str | None) -> StoredPlan:
                                 parse_rfc3339(r["retry_at"]) if r["retry_at"] else None)
                         for r in body["reasons"])
         plan = NoAttempt(reasons, parse_rfc3339(body["retry_at"]) if body["retry_at"] else None)
-    return StoredPlan(plan, body.get("promise_broken"))
+    return StoredPlan(plan, body.get("promise_broken"), body.get("policy_digest"))

@@ -151,7 +151,7 @@ class Engine:
             if decision.send is not None and budget[decision.send.target.medium] <= 0:
                 # Over this sweep's sending budget: the same attempt, decided again a tick later.
                 later = StoredPlan(replace(decision.send, at=now + NEXT_TRY),
-                                   stored.promise_broken)
+                                   stored.promise_broken, decision.policy_digest)
                 plans.append(PlanRow(account_id, plan_to_json(later), now + NEXT_TRY))
                 continue
             if decision.send is not None:
@@ -187,7 +187,8 @@ class Engine:
         """Decide for one account; its suppressions and broken promise go into `audit`."""
         limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
         decision = decide(facts, stored, self.policy.schedule, limits, now=now,
-                          attempt_id=attempt_id, model=self.model)
+                          attempt_id=attempt_id, policy_digest=self.policy.digest,
+                          model=self.model)
         stats.decided += 1
         audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
         stats.suppressed += len(decision.suppressed)

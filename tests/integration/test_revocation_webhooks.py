@@ -48,7 +48,7 @@ async def suppressed_for(running: Dispatcher, medium: Medium, number: str = NUMB
     planned = PlannedAttempt(now, Target(role, person, number, "mobile", medium), "early",
                              "morning", "r", "reminder_sms")
     decision = decide(facts, StoredPlan(planned), policy.schedule, limits, now=now,
-                      attempt_id="at-x")
+                      attempt_id="at-x", policy_digest=None)
     return tuple(r.reason for s in decision.suppressed for r in s.reasons)
 
 
