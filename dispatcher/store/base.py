@@ -349,6 +349,15 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, Protocol):
         ...
 
 
+class ReplanStore(Protocol):
+    """Stored plans given back to the engine for a fresh decision (the contact policy changed)."""
+
+    async def replan(self, now: datetime) -> int:
+        """In one transaction, make every open account with a stored plan due at `now`, unless
+        it is due already or an attempt of it awaits its outcome; how many were made due."""
+        ...
+
+
 class DueStore(Protocol):
     """When the engine next has work (the daemon's lag, simulate's clock)."""
 
@@ -405,6 +414,7 @@ class UpkeepStore(Protocol):
 
 
 class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
-            DueStore, DeadLetterStore, QueryStore, HealthStore, UpkeepStore, Protocol):
+            ReplanStore, DueStore, DeadLetterStore, QueryStore, HealthStore, UpkeepStore,
+            Protocol):
     """Everything the daemon, the CLI and the tests need from persistence: every Protocol
     above. `open_store` returns one."""

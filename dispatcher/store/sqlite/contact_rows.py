@@ -13,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 import aiosqlite
 
 from dispatcher.compliance.consent import Standing
-from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
@@ -103,6 +103,18 @@ class ContactRows:
         async with self._write() as db:
             await db.executemany("UPDATE accounts SET lease_until = NULL WHERE account_id = ?",
                                  [(a,) for a in account_ids])
+
+    async def replan(self: _Host, now: datetime) -> int:
+        """Every open account with a stored plan due at `now` (not one due already, nor one
+        whose attempt awaits its outcome: the outcome plans it); how many were made due."""
+        key = sortable_utc(now)
+        async with self._write() as db:
+            rows = await db.execute_fetchall(
+                "UPDATE accounts SET next_attempt_at = ? WHERE status = ? "
+                "AND plan_json IS NOT NULL AND (next_attempt_at IS NULL OR next_attempt_at > ?) "
+                "AND account_id NOT IN (SELECT account_id FROM attempts WHERE outcome IS NULL) "
+                "RETURNING account_id", (key, AccountStatus.OPEN.value, key))
+        return len(list(rows))
 
     async def next_due_at(self: _Host) -> datetime | None:
         """The earliest instant any account is due, if one is."""
