@@ -25,8 +25,9 @@ from dispatcher.audit.outbox import AuditPublisher, TopicCheck, topic_level_prob
 from dispatcher.audit.retention import run_retention
 from dispatcher.config.reload import needs_restart, stamps
 from dispatcher.config.settings import LoadedConfig, load_config, provider_secret_problem
-from dispatcher.contact.account_facts import policy_of
+from dispatcher.contact.account_facts import ContactPolicy, policy_of
 from dispatcher.contact.engine import Engine
+from dispatcher.contact.replan import replan_all
 from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import Clock, SystemClock
 from dispatcher.domain.contact import Medium, Party
@@ -95,6 +96,8 @@ class Dispatcher:
         self._contact_engine: Engine | None = None
         self._webhooks: TwilioWebhooks | None = None
         self._reload = asyncio.Event()
+        # Held by each sweep and each reload: a reload changes the policy between two sweeps.
+        self._deciding = asyncio.Lock()
         self._jobs = PeriodicJobs(self.metrics)
         self._heads: HeadAnchor | None = None
         # The writer process's module: tests stand in one that fails on purpose.
@@ -211,6 +214,10 @@ class Dispatcher:
 
     async def reload(self) -> bool:
         """Load the config files again; apply a valid new config, refuse (and audit) a bad one."""
+        async with self._deciding:  # between two sweeps: each decides under one policy
+            return await self._reload_between_sweeps()
+
+    async def _reload_between_sweeps(self) -> bool:
         now = self.clock.now()
         try:
             new = load_config(self.config.path, self.environ)
@@ -227,18 +234,36 @@ class Dispatcher:
             return False
         if new.version == self.config.version:
             return True
+        replanned = await self._apply_policy(policy_of(new))
+        record: dict[str, Any] = {"kind": "config", "status": "loaded",
+                                  "config_version": new.version,
+                                  "files": [str(p) for p in new.files]}
+        if replanned is not None:
+            record["replanned"] = replanned
+        await self.store.append_audit([record], now=now)
+        # The new version shows (and stamps events) once its policy is in force and audited.
         self.config = new
         self._schedule_jobs()
-        policy = policy_of(new)
+        logging.getLogger().setLevel(new.settings.service.log_level.upper())
+        log.info("config reloaded", extra={"config_version": new.version})
+        return True
+
+    async def _apply_policy(self, policy: ContactPolicy) -> int | None:
+        """Put `policy` in force; when it plans otherwise than the one it replaces, every stored
+        plan is due for a fresh decision: how many, then."""
+        changed = policy.digest != self._running_engine().policy.digest
         for holder in (self._contact_engine, self._webhooks):
             if holder is not None:
                 holder.policy = policy
-        logging.getLogger().setLevel(new.settings.service.log_level.upper())
-        await self.store.append_audit([{
-            "kind": "config", "status": "loaded", "config_version": new.version,
-            "files": [str(p) for p in new.files]}], now=now)
-        log.info("config reloaded", extra={"config_version": new.version})
-        return True
+        if not changed:
+            return None
+        why = f"the contact policy changed (config {policy.config_version})"
+        try:
+            return await replan_all(self.store, self.clock.now(), why=why)
+        except Exception as exc:  # the plans stay, and none made under the old policy is sent
+            log.error("stored plans not made due: %s: %s; each is planned afresh when due",  # noqa: TRY400
+                      type(exc).__name__, exc)
+            return None
 
     def request_stop(self) -> None:
         """Begin a graceful shutdown (SIGTERM, SIGINT)."""
@@ -354,7 +379,8 @@ class Dispatcher:
                     # Status callbacks get lost: ask the provider about attempts long silent.
                     reconciled = now
                     await engine.settle_open_attempts(now, older_than=SILENT_FOR)
-                await engine.sweep(now)
+                async with self._deciding:
+                    await engine.sweep(self.clock.now())  # not `now`: a reload may have run
             except Exception as exc:
                 # Whatever was recorded stays recorded (an attempt without an outcome is never
                 # resent); ingest and the webhooks keep running, and the next sweep tries again.

@@ -1,0 +1,171 @@
+"""Re-planning: the store makes stored plans due at once, and a plan made under another contact
+policy is planned afresh, never sent at the time the old policy chose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from channels.sandbox import SandboxChannel, load_outcome_script
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.contact.account_facts import policy_of
+from dispatcher.contact.decide import StoredPlan, plan_from_json, plan_to_json
+from dispatcher.contact.engine import Engine
+from dispatcher.contact.replan import replan_all
+from dispatcher.domain.clock import sortable_utc
+from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.ingest.classify import classify
+from dispatcher.store import AttemptRow, PlanRow, Store, open_store
+from schedules.planner import NoAttempt, PlannedAttempt
+
+ROOT = Path(__file__).resolve().parents[2]
+START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Monday, before 08:00 in every US zone
+CHICAGO = ZoneInfo("America/Chicago")
+EVENING = 'evening   = { start = "18:00", end = "20:00" }'
+
+
+def config_in(folder: Path, *, schedule_from: str = "", schedule_to: str = "",
+              extra: str = "") -> LoadedConfig:
+    """The shipped config copied to `folder`, its schedule and dispatcher.toml edited."""
+    shutil.copytree(ROOT / "config", folder, ignore=shutil.ignore_patterns("*.db"))
+    schedule = folder / "schedules" / "standard.toml"
+    text = schedule.read_text()
+    assert schedule_from in text
+    schedule.write_text(text.replace(schedule_from, schedule_to))
+    path = folder / "dispatcher.toml"
+    path.write_text(path.read_text() + extra)
+    return load_config(path, {})
+
+
+def overdue(account: str, days: int = 8, at: datetime = START) -> bytes:
+    return json.dumps({
+        "schema": 1, "event_id": f"e-{account}", "type": "account.overdue",
+        "occurred_at": at.isoformat(), "account_id": account,
+        "data": {"days_past_due": days, "amount_due": "100.00", "currency": "USD",
+                 "debtor": {"name": "Pat Doe", "timezone": "America/Chicago", "region": "US-TX",
+                            "phones": [{"number": "+15125550100", "type": "mobile",
+                                        "sms_consent": True, "call_consent": True}]}}}).encode()
+
+
+def resolved(account: str, at: datetime) -> bytes:
+    return json.dumps({"schema": 1, "event_id": f"r-{account}", "type": "account.resolved",
+                       "occurred_at": at.isoformat(), "account_id": account,
+                       "data": {"reason": "paid"}}).encode()
+
+
+async def ingest(store: Store, *payloads: bytes, now: datetime = START) -> None:
+    await store.record_batch([classify(p, "t", 65536) for p in payloads], now=now,
+                             config_version="t")
+
+
+def _rows(path: Path, sql: str) -> list[Any]:
+    with sqlite3.connect(path) as db:
+        return list(db.execute(sql))
+
+
+def sandbox(folder: Path) -> SandboxChannel:
+    path = folder / "outcomes.json"
+    path.write_text("{}")
+    return SandboxChannel(load_outcome_script(path))
+
+
+# -- the store -------------------------------------------------------------------------------
+
+def _planned(at: datetime) -> str:
+    target = Target(Role.DEBTOR, "debtor", "+15125550100", "mobile", Medium.CALL)
+    return plan_to_json(StoredPlan(PlannedAttempt(at, target, "middle", "evening",
+                                                  "standard:middle:evening", "call_script")))
+
+
+async def test_replan_makes_each_open_account_with_a_stored_plan_due_once(
+        tmp_path: Path) -> None:
+    now = START + timedelta(hours=1)
+    later, earlier = now + timedelta(hours=12), now - timedelta(minutes=5)
+    nothing = plan_to_json(StoredPlan(NoAttempt(())))
+    async with open_store(tmp_path / "s.db") as store:
+        await ingest(store, *(overdue(a) for a in ("A-1", "A-2", "A-3", "A-4", "A-5", "A-6")))
+        await ingest(store, resolved("A-5", START + timedelta(minutes=1)))
+        await store.record_decisions(
+            attempts=[AttemptRow("at-4", "A-4", "debtor", Role.DEBTOR, "+15125550100",
+                                 Medium.CALL, "middle", "evening", "r", "call_script", START)],
+            plans=[PlanRow("A-1", _planned(later), later),
+                   PlanRow("A-2", nothing, None),  # no attempt and no retry: a limit may lift
+                   PlanRow("A-3", _planned(earlier), earlier),  # due already
+                   PlanRow("A-4", _planned(later), later),  # its attempt awaits the outcome
+                   PlanRow("A-5", nothing, None)],  # resolved
+            audit=[], now=START, config_version="t")
+        # A-6 was never decided: no stored plan, and due since it was ingested.
+        assert await store.replan(now) == 2
+        due = dict(_rows(tmp_path / "s.db", "SELECT account_id, next_attempt_at FROM accounts"))
+        assert await replan_all(store, now, why="again") == 0
+    assert due == {"A-1": sortable_utc(now), "A-2": sortable_utc(now),
+                   "A-3": sortable_utc(earlier), "A-4": sortable_utc(later), "A-5": None,
+                   "A-6": sortable_utc(START)}
+
+
+# -- the stored plan --------------------------------------------------------------------------
+
+def test_a_stored_plan_keeps_the_policy_it_was_made_under() -> None:
+    plan = PlannedAttempt(START, Target(Role.DEBTOR, "debtor", "+15125550100", "mobile",
+                                        Medium.SMS), "early", "morning", "r", "reminder_sms")
+    stored = StoredPlan(plan, "e-1", "abc")
+    assert plan_from_json(plan_to_json(stored)) == stored
+    written = json.loads(plan_to_json(stored))
+    del written["policy_digest"]  # a plan stored before plans carried it
+    assert plan_from_json(json.dumps(written)) == StoredPlan(plan, "e-1", None)
+
+
+def test_the_policy_digest_changes_with_the_policy_not_with_service_settings(
+        tmp_path: Path) -> None:
+    shipped = policy_of(config_in(tmp_path / "shipped"))
+    service = policy_of(config_in(tmp_path / "service", extra=(
+        "\n[contact]\nsweep_seconds = 5\n")))
+    assert service.config_version != shipped.config_version
+    assert service.digest == shipped.digest
+    changed = [
+        config_in(tmp_path / "window", schedule_from=EVENING,
+                  schedule_to=EVENING.replace('"18:00"', '"19:00"')),
+        config_in(tmp_path / "limit", extra="\n[compliance.limits]\ncalls_per_7_days = 5\n"),
+        config_in(tmp_path / "business", extra='\n[contact]\nbusiness = "Other Lending"\n'),
+    ]
+    digests = {policy_of(c).digest for c in changed}
+    assert len(digests) == len(changed)
+    assert shipped.digest not in digests
+
+
+# -- the engine ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("evening", "sent"), [
+    (EVENING, 1),  # the same policy: the plan is sent at its time
+    (EVENING.replace('"18:00"', '"19:00"').replace('"20:00"', '"20:30"'), 0),
+])
+async def test_a_due_plan_made_under_another_policy_is_planned_again_not_sent(
+        tmp_path: Path, evening: str, sent: int) -> None:
+    before = config_in(tmp_path / "before")
+    after = config_in(tmp_path / "after", schedule_from=EVENING, schedule_to=evening)
+    async with open_store(tmp_path / "s.db") as store:
+        await ingest(store, overdue("A-1"))
+        await Engine(store, sandbox(tmp_path), policy_of(before)).sweep(START)
+        due = await store.next_due_at()
+        assert due is not None
+        assert due.astimezone(CHICAGO).strftime("%a %H:%M") == "Mon 19:00"  # the evening's middle
+        engine = Engine(store, sandbox(tmp_path), policy_of(after))
+        stats = await engine.sweep(due)
+        context = (await store.contexts(["A-1"], START))["A-1"]
+        records = [r async for r in store.audit_records()]
+    assert stats.sent == sent
+    assert len([r for r in records if r["kind"] == "attempt"]) == sent
+    stored = plan_from_json(context.plan_json)
+    assert stored.policy_digest == engine.policy.digest
+    if not sent:
+        assert isinstance(stored.plan, PlannedAttempt)
+        # The moved evening's middle: the old policy's 19:00 was not its choice.
+        assert stored.plan.at.astimezone(CHICAGO).strftime("%a %H:%M") == "Mon 19:45"
+        assert stored.plan.rule == "standard:middle:evening"
