@@ -259,6 +259,14 @@ def overdue_at(at: datetime, account: str, days: int, number: str, zone: str, re
                      "contacts": contacts or []}}
 
 
+def evening_schedule(start: str, end: str) -> str:
+    """A schedule file, `name = "evening"`, whose one stage calls once a day between `start` and
+    `end` (HH:MM, the debtor's local time) on weekdays: a plan can only be in that window."""
+    return (f'name = "evening"\n[windows]\nevening = {{ start = "{start}", end = "{end}" }}\n'
+            '[[stages]]\nname = "any"\ndays_past_due = [1]\nchannels = ["call"]\n'
+            'attempts_per_day = 1\nmin_gap_minutes = 240\nwindows = ["evening"]\n')
+
+
 def encode(event: dict[str, Any]) -> bytes:
     """JSON bytes of an event."""
     return json.dumps(event).encode()
