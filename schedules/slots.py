@@ -16,7 +16,6 @@ from datetime import UTC, date, datetime, time
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from schedules.answer_model import AnswerModel
 from schedules.model import TimeWindow
 
 GRID_MINUTES = 15
@@ -96,20 +95,27 @@ def personal_factors(misses: tuple[int, ...], talks: tuple[int, ...],
             high = (minute + REACH_MINUTES) // GRID_MINUTES
             for cell in range(max(low, 0), min(high, CELLS - 1) + 1):
                 weight[cell] *= factor
+    weights, lawful = [0.0], [0]
+    for cell in range(CELLS):
+        weights.append(weights[-1] + weight[cell])
+        lawful.append(lawful[-1] + (1 if first <= cell < last else 0))
     factors = []
     for cell in range(CELLS):
-        near = range(cell - _BEFORE, cell + _AFTER + 1)
-        lawful = sum(1 for c in near if first <= c < last)
+        low, high = max(cell - _BEFORE, 0), min(cell + _AFTER + 1, CELLS)
+        inside = lawful[high] - lawful[low]
         # A preferred time outside the allowed hours counts half: such people exist (they answer
         # at the edges), but a try at the edge of the day reaches fewer people than one inside.
-        span = lawful + (_BEFORE + _AFTER + 1 - lawful) / 2
-        factors.append(round(sum(weight[c] for c in near if 0 <= c < CELLS) / span, 4))
+        span = inside + (_BEFORE + _AFTER + 1 - inside) / 2
+        factors.append(round((weights[high] - weights[low]) / span, 4))
     return tuple(factors)
 
 
 def jitter(account_id: str, minute: int) -> float:
     """A fixed number in [0, 1) per account and minute of the day."""
-    seed = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
+    return _jitter(zlib.crc32(account_id.encode("utf-8", "surrogatepass")), minute)
+
+
+def _jitter(seed: int, minute: int) -> float:
     return ((minute * 2654435761) ^ seed) % 65521 / 65521
 
 
@@ -121,15 +127,31 @@ def on_lattice(minute: int, hours_end: time) -> bool:
     return (last - minute) % (2 * REACH_MINUTES) == 0
 
 
-def tie_break(account_id: str, minute: int, misses: Sequence[int], hours_end: time) -> float:
-    """In [0, 1]: how much this slot is preferred among slots of equal estimate."""
+def preferences(account_id: str, misses: Sequence[int], hours_end: time) -> list[float]:
+    """For each quarter hour, in [0, 1]: how much it is preferred among slots of equal estimate.
+    Never called: the lattice, then a per-account jitter. Called before: two hours from the
+    nearest unanswered call, so tries tile the day."""
+    seed = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
+    minutes = range(0, CELLS * GRID_MINUTES, GRID_MINUTES)
     if not misses:
-        return (0.5 if on_lattice(minute, hours_end) else 0.0) + jitter(account_id, minute) / 2
-    nearest = min(abs(minute - m) for m in misses)
-    beyond = max(nearest - 2 * REACH_MINUTES, 0)
-    return max(0.0, 1 - beyond / (2 * REACH_MINUTES)) * 0.98 + 0.02 * jitter(account_id, minute)
+        last = hours_end.hour * 60 + hours_end.minute - REACH_MINUTES - GRID_MINUTES
+        return [(0.5 if (last - m) % (2 * REACH_MINUTES) == 0 else 0.0)
+                + ((m * 2654435761) ^ seed) % 65521 / 131042 for m in minutes]
+    # The distance to the nearest miss, in two sweeps over the day.
+    nearest = [24 * 60] * CELLS
+    ordered = sorted(misses)
+    at = 0
+    for cell, minute in enumerate(minutes):
+        while at + 1 < len(ordered) and ordered[at + 1] <= minute:
+            at += 1
+        nearest[cell] = min(abs(minute - ordered[at]),
+                            abs(ordered[at + 1] - minute) if at + 1 < len(ordered) else 24 * 60)
+    span = 2 * REACH_MINUTES
+    return [max(0.0, 1 - max(d - span, 0) / span) * 0.98
+            + 0.02 * (((m * 2654435761) ^ seed) % 65521 / 65521)
+            for d, m in zip(nearest, minutes, strict=True)]
 
 
-def estimate(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: int) -> float:
-    """The estimated chance that a call in `slot` is answered."""
-    return model.rate(weekday, slot.minute // 60) * factors[slot.minute // GRID_MINUTES]
+def cell_of(minute: int) -> int:
+    """The quarter hour of the day a minute of the day falls in."""
+    return minute // GRID_MINUTES

@@ -46,6 +46,7 @@ from dispatcher.contact.decide import (
 )
 from dispatcher.contact.learning import Learning
 from dispatcher.contact.reconcile import reconcile, settle_open_attempts
+from dispatcher.contact.replan import replan_all
 from dispatcher.contact.templates import content_hash, render
 from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
@@ -116,7 +117,10 @@ class Engine:
     async def sweep(self, now: datetime) -> SweepStats:
         """Decide for every account due at `now`, until none is left."""
         stats = SweepStats()
-        self.model, _changed = await self.learning.current(now)
+        self.model, changed = await self.learning.current(now)
+        if changed:
+            # Every stored plan was ranked by the model just replaced: decide them all again.
+            await replan_all(self.store, now, why="the answer model changed")
         while ids := await self.store.claim_due(now, BATCH):
             try:
                 contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
@@ -176,6 +180,10 @@ class Engine:
         return {"kind": "suppressed", "account_id": account_id, "reason": INTERNAL_ERROR,
                 "reasons": [INTERNAL_ERROR], "detail": detail}
 
+    def _digest(self) -> str:
+        """What plans are made under: the contact policy and the answer model in force."""
+        return f"{self.policy.digest}:{self.model.version}"
+
     def _send_budget(self) -> dict[Medium, float]:
         if not isinstance(self.channel, RateLimited):
             return {m: float("inf") for m in Medium}
@@ -187,7 +195,7 @@ class Engine:
         """Decide for one account; its suppressions and broken promise go into `audit`."""
         limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
         decision = decide(facts, stored, self.policy.schedule, limits, now=now,
-                          attempt_id=attempt_id, policy_digest=self.policy.digest,
+                          attempt_id=attempt_id, policy_digest=self._digest(),
                           model=self.model)
         stats.decided += 1
         audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)

@@ -323,7 +323,16 @@ class AnswerStore(Protocol):
         ...
 
 
-class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, Protocol):
+class ReplanStore(Protocol):
+    """Stored plans given back to the engine for a fresh decision (the contact policy changed)."""
+
+    async def replan(self, now: datetime) -> int:
+        """In one transaction, make every open account with a stored plan due at `now`, unless
+        it is due already or an attempt of it awaits its outcome; how many were made due."""
+        ...
+
+
+class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Protocol):
     """The repository methods the contact engine uses."""
 
     async def claim_due(self, now: datetime, limit: int) -> list[str]:
@@ -346,15 +355,6 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, Protocol):
                               audit_after: Sequence[Mapping[str, Any]] = (),
                               ) -> list[dict[str, Any]]:
         """Final outcomes, once each; with `plans`, the accounts' next plans too."""
-        ...
-
-
-class ReplanStore(Protocol):
-    """Stored plans given back to the engine for a fresh decision (the contact policy changed)."""
-
-    async def replan(self, now: datetime) -> int:
-        """In one transaction, make every open account with a stored plan due at `now`, unless
-        it is due already or an attempt of it awaits its outcome; how many were made due."""
         ...
 
 

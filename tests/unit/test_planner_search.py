@@ -110,11 +110,11 @@ def test_the_learned_model_draws_a_new_debtor_to_the_hours_people_answer(
               for day in range(7) for hour in range(8, 21)}
     model = AnswerModel.learned(counts, datetime(2026, 11, 1, tzinfo=UTC),
                                 datetime(2026, 12, 7, 6, tzinfo=UTC))
-    assert model.rate(monday, 19) > 0.7
+    assert model.rate(monday, 19) > 0.6
     plan = plan_next(_facts(), schedule, Limits(), _local(7, 5), model)
     assert isinstance(plan, PlannedAttempt), plan
     assert plan.at.astimezone(ZoneInfo(CHICAGO)).hour == 19
-    assert plan.estimate is not None and plan.estimate > 0.7
+    assert plan.estimate is not None and plan.estimate > 0.6
     assert "Mon 19h" in plan.basis and "300 answered of 400 calls" in plan.basis
     # Without the model the same debtor is planned elsewhere: the model decided.
     prior = plan_next(_facts(), schedule, Limits(), _local(7, 5))
