@@ -351,7 +351,7 @@ LI_WEI = "+8613900139000"
 
 
 def shanghai_overdue() -> dict[str, Any]:
-    """A CN-31 debtor 8 days past due: the middle stage, whose first window is the evening."""
+    """A CN-31 debtor 8 days past due, with a +86 mobile number."""
     return {"schema": 1, "event_id": "e-cn", "type": "account.overdue",
             "occurred_at": START.isoformat(), "account_id": "A-CN",
             "data": {"days_past_due": 8, "amount_due": "1800.00", "currency": "CNY",
@@ -361,21 +361,33 @@ def shanghai_overdue() -> dict[str, Any]:
                                             "sms_consent": True, "call_consent": True}]}}}
 
 
+NIGHT = """name = "night"
+description = "one window, 21:00-22:00: inside cn's hours (to 22:00), outside us's (to 21:00)"
+[windows]
+night = { start = "21:00", end = "22:00" }
+[[stages]]
+name = "any"
+purpose = "reach the customer"
+days_past_due = [1]
+channels = ["call", "sms"]
+attempts_per_day = 1
+min_gap_minutes = 240
+windows = ["night"]
+"""
+
+
 def us_deployment(tmp_path: Path, regions: str) -> LoadedConfig:
-    """The shipped config (profile us) with `regions` as its [compliance.regions] table, and an
-    evening window of 21:00-22:00: inside cn's hours (to 22:00), outside us's (to 21:00)."""
+    """The shipped config (profile us) with `regions` as its [compliance.regions] table, and a
+    schedule whose only window is 21:00-22:00."""
     folder = tmp_path / "cfg"
     shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
-    schedule = folder / "schedules" / "standard.toml"
-    text = schedule.read_text()
-    assert text.count('evening   = { start = "18:00", end = "20:00" }') == 1
-    schedule.write_text(text.replace('evening   = { start = "18:00", end = "20:00" }',
-                                     'evening   = { start = "21:00", end = "22:00" }'))
+    (folder / "schedules" / "night.toml").write_text(NIGHT)
     path = folder / "dispatcher.toml"
     text = path.read_text()
     start = text.index("[compliance.regions]\n")
     end = text.index("\n[", start + 1)
-    path.write_text(text[:start] + f"[compliance.regions]\n{regions}\n" + text[end:])
+    path.write_text(text[:start] + f"[compliance.regions]\n{regions}\n" + text[end:]
+                    + '\n[contact]\nschedule = "night"\n')
     config = load_config(path, {})
     assert config.settings.compliance.profile == "us"
     return config
@@ -386,23 +398,22 @@ async def test_a_shanghai_debtor_is_contacted_under_the_profile_mapped_to_china(
     config = us_deployment(tmp_path, 'US = "us"\nCN = "cn"')
     records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
     sent = attempts(records)
-    assert sent
+    assert len(sent) >= 3
     assert {r["profile"] for r in sent} == {"cn"}
     assert {r["region"] for r in sent} == {"CN-31"}
-    hours = [local(r, SHANGHAI).time() for r in sent]
-    assert all(time(8) <= h < time(22) for h in hours)
-    # The evening window lies past the us profile's 21:00: only cn's hours allow it.
-    assert [h for h in hours if h >= time(21)]
+    # Past the us profile's 21:00 and before cn's 22:00: only cn's hours allow these.
+    assert all(time(21) <= local(r, SHANGHAI).time() < time(22) for r in sent)
     assert not [r for r in records if r["kind"] == "suppressed"]
 
 
 async def test_the_same_debtor_under_us_rules_is_never_called_after_21(tmp_path: Path) -> None:
     config = us_deployment(tmp_path, 'US = "us"\nCN = "us"')
     records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
-    sent = attempts(records)
-    assert sent
-    assert {r["profile"] for r in sent} == {"us"}
-    assert all(time(8) <= local(r, SHANGHAI).time() < time(21) for r in sent)
+    # Covered (not no_profile), but us's hours leave no lawful slot in a 21:00-22:00 window.
+    assert attempts(records) == []
+    reasons = [r["reason"] for r in records if r["kind"] == "suppressed"]
+    assert reasons
+    assert "no_profile" not in reasons
 
 
 async def test_a_shanghai_debtor_no_profile_covers_is_suppressed_and_explained(
