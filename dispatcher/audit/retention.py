@@ -27,7 +27,7 @@ async def run_retention(store: RetentionStore, config: LoadedConfig, environ: Ma
                         step_seqs: int | None = None) -> PruneResult:
     """Prune what is past retention (or, dry, count it) in steps of at most `step_seqs` seqs
     (None: the store's own size); log what was done and why not."""
-    years = config.profile.records.retention_years
+    years = config.retention_years
     signer = signer_from(environ)
     # Pruning selects by the index columns and signs what it removed: on a log that does not
     # verify (an edited record or index column) it could remove recent records under a valid

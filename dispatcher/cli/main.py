@@ -61,7 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("run", parents=[common], help="run the daemon")
-    sub.add_parser("check-config", parents=[common], help="validate every config file")
+    check = sub.add_parser("check-config", parents=[common], help="validate every config file",
+                           description="Validate every config file and list each problem "
+                                       "(exit 1); print the profile of each region. With "
+                                       "--events, warn of each account whose debtor's region "
+                                       "no profile covers (the exit code stays 0).")
+    check.add_argument("--events", type=Path, metavar="FILE",
+                       help="JSONL file of events (as for simulate): warn of accounts whose "
+                            "debtor's region maps to no profile")
 
     audit = sub.add_parser("audit", parents=[common],
                            help="export, verify or prune the audit log")
@@ -105,9 +112,13 @@ def _load(args: argparse.Namespace, system_config: Path) -> LoadedConfig:
 
 def cmd_check_config(args: argparse.Namespace, out: TextIO,
                      system_config: Path = SYSTEM_CONFIG) -> int:
-    """Validate the config files; list every problem."""
+    """Validate the config files; list every problem; show the profile of each region."""
+    from dispatcher.cli.regions import mapping_lines, uncovered_lines
     from dispatcher.config.settings import provider_secret_problem
 
+    if args.events is not None and not args.events.is_file():
+        print(f"dispatcher: --events: no file {args.events}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         config = _load(args, system_config)
     except ConfigError as exc:
@@ -118,10 +129,16 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO,
         return EXIT_PROBLEM
     print(f"OK: {', '.join(str(p) for p in config.files)} (config version {config.version})",
           file=out)
+    for line in mapping_lines(config):
+        print(line, file=out)
     missing = provider_secret_problem(config, os.environ)
     if missing is not None:
         # Not a problem of the files: other commands run without them; only `run` needs them.
         print(f"note: `dispatcher run` will refuse here: {missing.reason}", file=out)
+    if args.events is not None:
+        # Warnings, not problems: the config is sound; these debtors are refused by design.
+        for line in uncovered_lines(config, args.events):
+            print(line, file=out)
     return EXIT_OK
 
 

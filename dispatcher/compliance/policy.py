@@ -123,13 +123,6 @@ def _explain(direction: Direction) -> str:
             "order": "allowed: " + ", then ".join(_GUARANTOR_ORDER)}[direction]
 
 
-def for_region(limits: Limits, regional: Mapping[str, Limits], region: str | None) -> Limits:
-    """The limits for a debtor in `region` ('US-MA'): the region's own, else the country's."""
-    if region is None:
-        return limits
-    return regional.get(region) or regional.get(region.partition("-")[0]) or limits
-
-
 def apply_overrides(base: Limits, overrides: Mapping[str, Any]) -> Limits:
     """`base` with the operator's `[compliance.limits]` values; validation errors propagate."""
     return Limits.model_validate({**base.model_dump(), **overrides})

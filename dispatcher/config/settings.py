@@ -27,6 +27,7 @@ from dispatcher.audit.keys import (
     signer_from,
 )
 from dispatcher.compliance.policy import Limits, apply_overrides, looser_than_legal
+from dispatcher.compliance.profiles import ProfileLimits, RegionProfiles, region_code_problem
 from dispatcher.config.tomlfiles import read_toml
 from dispatcher.contact.templates import Purpose, TemplateSet, debt_terms, load_templates
 from dispatcher.domain.contact import Medium, Party
@@ -192,11 +193,17 @@ class WebhookSettings(_Section):
 
 
 
-class ComplianceSettings(_Section):
-    """[compliance]: the jurisdiction profile in force, and limits tightened from it."""
+ProfileName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
-    profile: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")] = "us"
-    # Checked against the profile's [legal] bounds in load_config.
+
+class ComplianceSettings(_Section):
+    """[compliance]: the jurisdiction profiles in force by region, and limits tightened."""
+
+    profile: ProfileName = "us"
+    # [compliance.regions]: ISO 3166 country or subdivision code -> profile name. Absent: the
+    # main profile for the countries its [profile] declares. Keys are checked in load_config.
+    regions: dict[str, ProfileName] | None = None
+    # Checked against the [legal] bounds of every profile in use in load_config.
     limits: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -269,12 +276,21 @@ class AuditSettings(_Section):
     head_file: str = ""
 
 
+def _country_code(value: str) -> str:
+    if problem := region_code_problem(value, subdivisions=False):
+        raise ValueError(problem)
+    return value
+
+
 class ProfileInfo(_Section):
     """[profile] of a jurisdiction profile file."""
 
     name: str
     description: str
     notice: str
+    # The countries the profile is written for: a deployment without [compliance.regions]
+    # contacts debtors of these countries only.
+    countries: tuple[Annotated[str, AfterValidator(_country_code)], ...] = ()
 
 
 class RecordsPolicy(_Section):
@@ -322,10 +338,16 @@ class LoadedConfig:
     profile: Profile
     version: str
     files: tuple[Path, ...]
-    limits: Limits
+    limits: Limits  # the main profile's, with the operator's overrides
     schedule: Schedule
     templates: TemplateSet
-    regional_limits: Mapping[str, Limits]
+    regions: RegionProfiles  # which profile governs each region, and its limits
+    profiles: Mapping[str, Profile]  # every profile in use, the main one first
+
+    @property
+    def retention_years(self) -> int:
+        """How long audit records are kept: the longest period of any profile in use."""
+        return max(p.records.retention_years for p in self.profiles.values())
 
     @property
     def store_path(self) -> Path:
@@ -446,7 +468,10 @@ def _load_named(path: Path, key: str, folder: str, name: str,
 
 
 def _effective_limits(path: Path, profile_path: Path, profile: Profile,
-                      overrides: Mapping[str, Any]) -> tuple[Limits | None, list[ConfigProblem]]:
+                      overrides: Mapping[str, Any], *,
+                      name: str | None) -> tuple[Limits | None, list[ConfigProblem]]:
+    """The profile's limits with the operator's overrides; `name` is said in each problem
+    (when several profiles are in use, an override may be too loose for one of them only)."""
     problems = [ConfigProblem(str(profile_path), f"limits.{key}", reason)
                 for key, reason in looser_than_legal(profile.limits, profile.legal)]
     try:
@@ -454,7 +479,9 @@ def _effective_limits(path: Path, profile_path: Path, profile: Profile,
     except ValidationError as exc:
         return None, problems + _problems(path, exc, prefix="compliance.limits")
     # A profile default beyond its own bounds is the profile file's problem, named above.
-    problems += [ConfigProblem(str(path), f"compliance.limits.{key}", reason)
+    said = "the profile allows" if name is None else f"profile {name!r} allows"
+    problems += [ConfigProblem(str(path), f"compliance.limits.{key}",
+                               reason.replace("the profile allows", said))
                  for key, reason in looser_than_legal(limits, profile.legal) if key in overrides]
     return limits, problems
 
@@ -479,6 +506,94 @@ def _regional_limits(profile_path: Path, profile: Profile,
         found[region] = Limits.model_validate(
             {**regional.model_dump(), **{k: getattr(limits, k) for k, _ in looser}})
     return found, problems
+
+
+@dataclass(frozen=True)
+class _InForce:
+    """The profiles a config puts in force, the main one first, and what they govern."""
+
+    profiles: dict[str, Profile]
+    raw: tuple[bytes, ...]
+    paths: tuple[Path, ...]
+    limits: Limits
+    regions: RegionProfiles
+
+
+def _explicit_mapping(path: Path, regions: Mapping[str, str]) -> list[ConfigProblem]:
+    """The problems of a [compliance.regions] table's keys."""
+    problems = [ConfigProblem(str(path), f"compliance.regions.{key}", reason)
+                for key in regions if (reason := region_code_problem(key))]
+    if not regions:
+        problems.append(ConfigProblem(
+            str(path), "compliance.regions", "maps no region to a profile, so no debtor could "
+            "be contacted: map at least one country (US = \"us\"), or remove the table to "
+            "contact the countries of the main profile"))
+    return problems
+
+
+def _default_mapping(compliance: ComplianceSettings, main: Profile,
+                     main_path: Path) -> tuple[dict[str, str], list[ConfigProblem]]:
+    """Without [compliance.regions]: the main profile for the countries it declares."""
+    if not main.profile.countries:
+        return {}, [ConfigProblem(
+            str(main_path), "profile.countries", "declares no country and the config has no "
+            "[compliance.regions], so no debtor could be contacted: list the ISO 3166-1 "
+            "countries the profile is for (countries = [\"US\"]), or map regions to profiles "
+            "in [compliance.regions]")]
+    return dict.fromkeys(main.profile.countries, compliance.profile), []
+
+
+def _profiles_in_force(path: Path,
+                       compliance: ComplianceSettings) -> tuple[_InForce | None,
+                                                                list[ConfigProblem]]:
+    """Load the main profile and every profile [compliance.regions] names; each one's limits
+    with the operator's overrides (checked against each one's [legal]) and regional rules."""
+    problems: list[ConfigProblem] = []
+    loaded: dict[str, tuple[Profile, bytes, Path]] = {}
+    main, raw, found = _load_named(path, "compliance.profile", "profiles", compliance.profile,
+                                   Profile)
+    problems += found
+    if main is not None:
+        loaded[compliance.profile] = (main, raw, path.parent / "profiles" /
+                                      f"{compliance.profile}.toml")
+    if compliance.regions is not None:
+        problems += _explicit_mapping(path, compliance.regions)
+        for name in sorted(set(compliance.regions.values()) - {compliance.profile}):
+            keys = [key for key, value in compliance.regions.items() if value == name]
+            named = path.parent / "profiles" / f"{name}.toml"
+            if not named.is_file():
+                problems += [ConfigProblem(str(path), f"compliance.regions.{key}",
+                                           f"no profile file {named}") for key in keys]
+                continue
+            profile, raw, found = _load_named(path, f"compliance.regions.{keys[0]}", "profiles",
+                                              name, Profile)
+            problems += found
+            if profile is not None:
+                loaded[name] = (profile, raw, named)
+    if main is None:
+        return None, problems
+    if compliance.regions is None:
+        mapping, found = _default_mapping(compliance, main, loaded[compliance.profile][2])
+        problems += found
+    else:
+        mapping = dict(compliance.regions)
+    several = len(loaded) > 1
+    applied: dict[str, ProfileLimits] = {}
+    for name, (profile, _, profile_path) in loaded.items():
+        limits, found = _effective_limits(path, profile_path, profile, compliance.limits,
+                                          name=name if several else None)
+        problems += found
+        if limits is not None:
+            regional, found = _regional_limits(profile_path, profile, limits)
+            problems += found
+            applied[name] = ProfileLimits(name, limits, regional)
+    if problems or set(applied) != set(loaded):
+        return None, problems
+    return _InForce(profiles={name: p for name, (p, _, _) in loaded.items()},
+                    raw=tuple(raw for _, raw, _ in loaded.values()),
+                    paths=tuple(p for _, _, p in loaded.values()),
+                    limits=applied[compliance.profile].limits,
+                    regions=RegionProfiles(mapping, applied)), []
 
 
 def _template_problems(schedule_path: Path, schedule: Schedule,
@@ -522,20 +637,10 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
     sections, problems = _validate_sections(path, data)
     problems.extend(_environment_problems(path, sections, environ))
     compliance, contact = sections.get("compliance"), sections.get("contact")
-    profile, profile_raw, limits = None, b"", None
-    regional: dict[str, Limits] = {}
+    in_force = None
     if isinstance(compliance, ComplianceSettings):
-        profile, profile_raw, profile_problems = _load_named(
-            path, "compliance.profile", "profiles", compliance.profile, Profile)
+        in_force, profile_problems = _profiles_in_force(path, compliance)
         problems.extend(profile_problems)
-        if profile is not None:
-            profile_path = path.parent / "profiles" / f"{compliance.profile}.toml"
-            limits, limit_problems = _effective_limits(path, profile_path, profile,
-                                                       compliance.limits)
-            problems.extend(limit_problems)
-            if limits is not None:
-                regional, regional_problems = _regional_limits(profile_path, profile, limits)
-                problems.extend(regional_problems)
     schedule, schedule_raw, templates = None, b"", None
     if isinstance(contact, ContactSettings):
         schedule, schedule_raw, schedule_problems = _load_named(
@@ -548,14 +653,14 @@ def load_config(path: Path, environ: Mapping[str, str] = os.environ) -> LoadedCo
         if schedule is not None and templates is not None:
             problems.extend(_template_problems(
                 path.parent / "schedules" / f"{contact.schedule}.toml", schedule, templates))
-    if problems or profile is None or limits is None or schedule is None or templates is None:
+    if problems or in_force is None or schedule is None or templates is None:
         raise ConfigError(problems)
     settings = Settings(**sections)
-    profile_path = path.parent / "profiles" / f"{settings.compliance.profile}.toml"
     schedule_path = path.parent / "schedules" / f"{settings.contact.schedule}.toml"
-    digest = hashlib.sha256(b"\0".join((raw, profile_raw, schedule_raw,
+    digest = hashlib.sha256(b"\0".join((raw, *in_force.raw, schedule_raw,
                                          templates.version.encode()))).hexdigest()[:16]
-    return LoadedConfig(settings=settings, path=path, profile=profile, version=digest,
-                        files=(path, profile_path, schedule_path, templates.path),
-                        limits=limits, schedule=schedule, templates=templates,
-                        regional_limits=regional)
+    return LoadedConfig(settings=settings, path=path,
+                        profile=in_force.profiles[settings.compliance.profile], version=digest,
+                        files=(path, *in_force.paths, schedule_path, templates.path),
+                        limits=in_force.limits, schedule=schedule, templates=templates,
+                        regions=in_force.regions, profiles=in_force.profiles)

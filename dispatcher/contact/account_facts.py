@@ -15,12 +15,13 @@ import phonenumbers
 from pydantic import BaseModel
 
 from dispatcher.compliance.gate import Facts
-from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.profiles import RegionProfiles
 from dispatcher.config.settings import LoadedConfig, PlannerSettings
 from dispatcher.contact.templates import TemplateSet
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.contact import Outcome, PastAttempt
+from dispatcher.domain.events import Debtor
 from dispatcher.domain.zones import candidate_zones
 from dispatcher.store import AccountContext, OutcomeRow
 from schedules.model import Schedule
@@ -32,9 +33,8 @@ class ContactPolicy:
     """Everything from the config that shapes contact."""
 
     schedule: Schedule
-    limits: Limits
+    regions: RegionProfiles  # the profile and limits of each debtor's region: limits_for
     templates: TemplateSet
-    regional: Mapping[str, Limits]
     business: str
     callback: str
     agent: str
@@ -65,8 +65,7 @@ def _plain(value: object) -> object:
 def policy_of(config: LoadedConfig) -> ContactPolicy:
     """The contact policy the config describes."""
     contact = config.settings.contact
-    return ContactPolicy(schedule=config.schedule, limits=config.limits,
-                         regional=config.regional_limits,
+    return ContactPolicy(schedule=config.schedule, regions=config.regions,
                          templates=config.templates, business=contact.business,
                          callback=contact.callback, agent=contact.agent,
                          default_locale=contact.default_locale, config_version=config.version,
@@ -82,14 +81,26 @@ def facts_for(context: AccountContext) -> Facts:
                             debtor.region if debtor else None, numbers)
     names = tuple(z.zone for z in zones)
     home = (debtor.timezone if debtor and debtor.timezone else names[0] if names else None)
-    region = debtor.region if debtor and debtor.region else None
-    if region is None and numbers:
-        region = phonenumbers.region_code_for_number(phonenumbers.parse(numbers[0], None))
+    region = debtor_region(debtor)
     refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
                  under_review=context.under_review,
                  history=context.history, refused_contacts=refused)
+
+
+def debtor_region(debtor: Debtor | None) -> str | None:
+    """The debtor's region: the one the events give, else the country of their first number.
+
+    It picks the holidays and the jurisdiction profile that governs the debtor.
+    """
+    if debtor is None:
+        return None
+    if debtor.region:
+        return debtor.region
+    if not debtor.phones:
+        return None
+    return phonenumbers.region_code_for_number(phonenumbers.parse(debtor.phones[0].number, None))
 
 
 def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,

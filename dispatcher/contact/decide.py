@@ -1,10 +1,11 @@
 """One account, one instant: send the planned attempt, suppress it, or plan the next one.
 
-Pure: `decide(facts, stored, schedule, limits, now)` is what the engine does for every due
-account, in the daemon and in `simulate` alike. The stored plan is what the last decision chose;
-when its time has come the gate is asked again, because events may have changed everything. A
-plan made under another contact policy (the config changed since) is never sent: it is planned
-afresh under the policy in force.
+Pure: `decide_for_region(regions, facts, stored, schedule, now)` is what the engine does for
+every due account, in the daemon and in `simulate` alike: `decide` under the limits of the
+profile that governs the debtor's region, or a `no_profile` refusal where none does. The
+stored plan is what the last decision chose; when its time has come the gate is asked again,
+because events may have changed everything. A plan made under another contact policy (the
+config changed since) is never sent: it is planned afresh under the policy in force.
 """
 
 from __future__ import annotations
@@ -15,8 +16,17 @@ from typing import Any
 
 import orjson
 
-from dispatcher.compliance.gate import NOT_OVERDUE, Budget, Facts, Refusal, local_day, refusals
+from dispatcher.compliance.gate import (
+    NOT_OVERDUE,
+    Budget,
+    Facts,
+    Refusal,
+    account_refusals,
+    local_day,
+    refusals,
+)
 from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.profiles import RegionProfiles, limits_for, no_profile
 from dispatcher.domain.accounts import AccountStatus, Promise
 from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
 from dispatcher.domain.contact import Medium, Role, Target
@@ -130,6 +140,37 @@ def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits,
             suppressed.append(Suppression(plan.reasons, cancelled))
     return Decision(send, plan, tuple(suppressed), _broken_promise(facts, stored, limits, now),
                     policy_digest)
+
+
+def decide_for_region(regions: RegionProfiles, facts: Facts, stored: StoredPlan,
+                      schedule: Schedule, *, now: datetime, attempt_id: str,
+                      policy_digest: str | None, model: AnswerModel | None = None) -> Decision:
+    """`decide` under the profile of the debtor's region; without one, nothing is sent."""
+    applied = limits_for(regions, facts.holiday_region)
+    if applied is None:
+        return refuse_account(facts, stored, no_profile(facts.holiday_region, now), now=now,
+                              policy_digest=policy_digest)
+    return decide(facts, stored, schedule, applied.limits, now=now, attempt_id=attempt_id,
+                  policy_digest=policy_digest, model=model)
+
+
+def refuse_account(facts: Facts, stored: StoredPlan, refusal: Refusal, *,
+                   now: datetime, policy_digest: str | None) -> Decision:
+    """The decision for an open account that nothing may reach, whatever the time or number
+    (`refusal`): no attempt, a planned one cancelled, audited once, as a hold is."""
+    if facts.state.status is AccountStatus.OPEN:
+        reasons: tuple[Refusal, ...] = (refusal,)
+    else:
+        # Resolved or not yet overdue: its status says why; no limit is read for it.
+        reasons = tuple(account_refusals(facts, Limits(), now))
+    plan = NoAttempt(reasons, min((r.retry_at for r in reasons if r.retry_at), default=None))
+    previous = stored.plan
+    cancelled = previous if isinstance(previous, PlannedAttempt) else None
+    codes = _codes(plan)
+    suppressed: tuple[Suppression, ...] = ()
+    if (cancelled or codes != _codes(previous)) and codes != (NOT_OVERDUE,):
+        suppressed = (Suppression(reasons, cancelled),)
+    return Decision(None, plan, suppressed, None, policy_digest)
 
 
 # -- the stored plan as JSON ---------------------------------------------------------------------

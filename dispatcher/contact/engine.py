@@ -25,7 +25,7 @@ from dispatcher.compliance.gate import (
     time_refusals,
     zones_for,
 )
-from dispatcher.compliance.policy import for_region
+from dispatcher.compliance.profiles import limits_for, no_profile
 from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS
 from dispatcher.contact.account_facts import (
     ContactPolicy,
@@ -40,7 +40,7 @@ from dispatcher.contact.decide import (
     StoredPlan,
     Suppression,
     budget_for,
-    decide,
+    decide_for_region,
     plan_from_json,
     plan_to_json,
 )
@@ -193,10 +193,9 @@ class Engine:
     def _decide(self, facts: Facts, stored: StoredPlan, attempt_id: str, *, now: datetime,
                 audit: list[dict[str, Any]], stats: SweepStats) -> Decision:
         """Decide for one account; its suppressions and broken promise go into `audit`."""
-        limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
-        decision = decide(facts, stored, self.policy.schedule, limits, now=now,
-                          attempt_id=attempt_id, policy_digest=self._digest(),
-                          model=self.model)
+        decision = decide_for_region(self.policy.regions, facts, stored, self.policy.schedule,
+                                     now=now, attempt_id=attempt_id,
+                                     policy_digest=self._digest(), model=self.model)
         stats.decided += 1
         audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
         stats.suppressed += len(decision.suppressed)
@@ -260,7 +259,10 @@ class Engine:
         must not carry an attempt past the end of the allowed hours."""
         if self.clock is None:
             return None
-        limits = for_region(self.policy.limits, self.policy.regional, facts.holiday_region)
+        applied = limits_for(self.policy.regions, facts.holiday_region)
+        if applied is None:  # a reload took the region's profile away meanwhile
+            return (no_profile(facts.holiday_region, self.clock.now()),)
+        limits = applied.limits
         found = time_refusals(planned.target, facts, limits,
                               budget_for(self.policy.schedule, planned.stage, limits),
                               self.clock.now())
@@ -323,6 +325,7 @@ class Engine:
                  now: datetime) -> tuple[AttemptRow, dict[str, Any], Delivery]:
         target = planned.target
         state = facts.state
+        applied = limits_for(self.policy.regions, facts.holiday_region)
         template = self.policy.templates.get(planned.template)
         locale = state.debtor.locale if state.debtor else None
         # A call's body is its every part, so the audited hash covers all it could say.
@@ -342,6 +345,8 @@ class Engine:
             "counters": counters(target, facts.history, facts.home_zone, now),
             # The region whose limits applied (a state's stricter ones), for re-checking later.
             "region": facts.holiday_region,
+            # The profile that governs that region (decided just now, so there is one).
+            "profile": applied.profile if applied else None,
         }
         delivery = Delivery(attempt_id, target.medium, target.number, body, planned.template,
                             facts.home_zone or "UTC", now)

@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from dispatcher.compliance.gate import Facts, counters, is_unreachable
-from dispatcher.compliance.policy import for_region
+from dispatcher.compliance.profiles import AppliedLimits, limits_for, no_profile
 from dispatcher.config.settings import LoadedConfig
 from dispatcher.contact.account_facts import facts_for, local_times
-from dispatcher.contact.decide import plan_from_json
+from dispatcher.contact.decide import StoredPlan, plan_from_json, refuse_account
 from dispatcher.contact.engine import HISTORY_DAYS
 from dispatcher.contact.learning import stored_model
 from dispatcher.domain.clock import utc_rfc3339
@@ -21,7 +21,8 @@ from schedules.planner import Plan, PlannedAttempt, days_past_due, plan_next
 RECENT_ATTEMPTS = 10
 
 
-def _state_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]:
+def _state_lines(facts: Facts, config: LoadedConfig, applied: AppliedLimits | None,
+                 now: datetime) -> list[str]:
     state = facts.state
     days = days_past_due(state, now, facts.home_zone)
     stage = config.schedule.stage_for(days) if days else None
@@ -32,14 +33,22 @@ def _state_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]
              f"  days past due: {days if days is not None else '-'}; stage: "
              f"{stage.name if stage else '-'}; amount: {state.amount_due or '-'} "
              f"{state.currency or ''}",
+             _profile_line(facts, applied),
              f"  zones considered: {', '.join(facts.zones) or 'none'} "
              f"(home: {facts.home_zone or '-'})"]
     lines += [f"    {zone}: {text}" for zone, text in local_times(facts.zones, now).items()]
     lines.append(f"  holds: {holds or 'none'}")
     if state.promise:
-        lines.append(f"  promise: pay by {state.promise.due_on} (grace "
-                     f"{config.limits.promise_grace_days} days)")
+        grace = (applied or config).limits.promise_grace_days
+        lines.append(f"  promise: pay by {state.promise.due_on} (grace {grace} days)")
     return lines
+
+
+def _profile_line(facts: Facts, applied: AppliedLimits | None) -> str:
+    region = facts.holiday_region or "unknown"
+    if applied is None:
+        return f"  profile: none for region {region}: never contacted (no_profile)"
+    return f"  profile: {applied.profile} (region {region})"
 
 
 def _number_lines(facts: Facts) -> list[str]:
@@ -73,7 +82,7 @@ def _review_flags(facts: Facts, number: str) -> list[str]:
             f"until a person decides (contact.opt_out confirms, a later contact.opt_in lifts)"]
 
 
-def _counter_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[str]:
+def _counter_lines(facts: Facts, applied: AppliedLimits | None, now: datetime) -> list[str]:
     lines = ["  counters (last 7 days, per person):"]
     people = [("debtor", Role.DEBTOR)] + [(c.contact_id, Role(c.role))
                                           for c in facts.state.contacts]
@@ -81,8 +90,8 @@ def _counter_lines(facts: Facts, config: LoadedConfig, now: datetime) -> list[st
         values = counters(Target(role, person, "", None, Medium.CALL), facts.history,
                           facts.home_zone, now)
         lines.append(f"    {person}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
-    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
-    unreachable = "yes" if is_unreachable(facts, limits) else "no"
+    unreachable = ("-" if applied is None
+                   else "yes" if is_unreachable(facts, applied.limits) else "no")
     lines.append(f"  debtor unreachable (profile test): {unreachable}")
     recent = facts.history[-RECENT_ATTEMPTS:]
     lines.append(f"  recent attempts ({len(recent)} of {len(facts.history)} in "
@@ -126,12 +135,17 @@ async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
     if context is None:
         return f"no account {account_id!r} in {config.store_path}\n", False
     facts = facts_for(context)
-    limits = for_region(config.limits, config.regional_limits, facts.holiday_region)
-    model = await stored_model(store, config.settings.planner)
-    plan = plan_next(facts, config.schedule, limits, now, model)
+    applied = limits_for(config.regions, facts.holiday_region)
+    plan: Plan
+    if applied is None:
+        plan = refuse_account(facts, StoredPlan(None), no_profile(facts.holiday_region, now),
+                              now=now, policy_digest=None).plan
+    else:
+        model = await stored_model(store, config.settings.planner)
+        plan = plan_next(facts, config.schedule, applied.limits, now, model)
     lines = [f"account {account_id} as of {utc_rfc3339(now)}",
-             *_state_lines(facts, config, now), *_number_lines(facts),
-             *_counter_lines(facts, config, now), "next attempt:", *_plan_lines(plan, facts)]
+             *_state_lines(facts, config, applied, now), *_number_lines(facts),
+             *_counter_lines(facts, applied, now), "next attempt:", *_plan_lines(plan, facts)]
     stored = plan_from_json(context.plan_json)
     if isinstance(stored.plan, PlannedAttempt) and stored.plan != plan:
         lines.append(f"  (the engine's stored plan, made earlier: {utc_rfc3339(stored.plan.at)} "

@@ -48,15 +48,16 @@ async def _verify(store: VerifiableStore, config: LoadedConfig) -> LogVerificati
 async def build_page(config: LoadedConfig, since: datetime, until: datetime,
                      now: datetime) -> ReportPage:
     """Read the store and compute everything the report shows."""
-    back = lookback(config.limits)
+    # Read back far enough for the profile with the longest look back.
+    back = max(lookback(p.limits) for p in config.regions.profiles.values())
     async with open_store(config.store_path, create=False) as store:
         log = await read_log(store.audit_records(since=None, until=read_until(until)), since,
                              until, back)
         verification = await _verify(store, config)
     attempts = attempts_of(log.records, outcome_statuses(log.records))
-    violations = in_window(recheck_by_region(log.records, attempts, config.limits,
-                                             config.regional_limits,
-                                             config.templates.templates), since, until)
+    violations = in_window(recheck_by_region(log.records, attempts, config.regions,
+                                             config.limits, config.templates.templates),
+                           since, until)
     figures = compute_figures(log.window, attempts, since, until)
     chain = Chain(verification.ok, verification.checked, verification.head.seq,
                   verification.bad_seq, verification.problem, describe_anchor(verification))

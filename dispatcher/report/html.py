@@ -356,9 +356,11 @@ def _method(page: ReportPage) -> str:
         "log; a violation is listed when its last record falls in the window. Where a record "
         "lists several candidate zones, a rule about local days counts as broken only when it "
         "is broken in every one.",
-        "Each account is held to the limits of the region its latest attempt records (a "
-        "state's stricter ones where the profile has them); attempts recorded without a region "
-        "get the profile's general limits, listed here.",
+        "Each account is held to the limits of the profile that governs the region its latest "
+        "attempt records, as the config maps regions to profiles (with a state's stricter ones "
+        "where the profile has them); an attempt to a region no profile covers is a violation; "
+        "attempts recorded without a region get the main profile's general limits, listed "
+        "here.",
         "Not re-checkable from the log alone: consent flags, holidays, hours the consumer asked "
         "to avoid, a pending promise to pay, and the unreachable test before third-party calls.",
         "Phone numbers are masked; the audit export has them in full.",

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from dispatcher.compliance.policy import Limits, for_region
+from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.profiles import RegionProfiles, limits_for
 from dispatcher.contact.templates import Template
 from dispatcher.report.attempt_log import Attempt, Record, at_of, local, local_dates
 
@@ -38,6 +39,7 @@ RESOLVED = "resolved"
 THIRD_PARTY_CHANNEL = "third_party_channel"
 THIRD_PARTY_LIMIT = "third_party_limit"
 THIRD_PARTY_TEMPLATE = "third_party_template"
+NO_PROFILE = "no_profile"
 
 RULE_TITLES: Mapping[str, str] = {
     HOURS: "Outside the allowed hours in a candidate zone",
@@ -55,6 +57,7 @@ RULE_TITLES: Mapping[str, str] = {
     THIRD_PARTY_CHANNEL: "A third party contacted by something other than a call",
     THIRD_PARTY_LIMIT: "A third party called more often than allowed",
     THIRD_PARTY_TEMPLATE: "A third-party call whose template could reveal the debt",
+    NO_PROFILE: "Contact with a debtor whose region no profile covers",
 }
 
 # A third party learns nothing of the debt (15 USC 1692b(2), Reg F 1006.10). Written out again
@@ -96,20 +99,28 @@ def recheck(records: Sequence[Record], attempts: Sequence[Attempt], limits: Limi
     return sorted(found, key=lambda v: (v.seqs[-1], v.rule, v.seqs))
 
 
-def recheck_by_region(records: Sequence[Record], attempts: Sequence[Attempt], limits: Limits,
-                      regional: Mapping[str, Limits],
+def recheck_by_region(records: Sequence[Record], attempts: Sequence[Attempt],
+                      regions: RegionProfiles, limits: Limits,
                       templates: Mapping[str, Template]) -> list[Violation]:
-    """`recheck` with each account held to its region's limits (a state's stricter ones).
+    """`recheck` with each account held to the limits of its region's profile (and a state's
+    stricter ones), as the config maps regions to profiles.
 
     An account's region is the one its latest attempt records; attempts written before records
-    carried a region are held to the profile's limits.
+    carried a region are held to `limits` (the main profile's). An attempt sent to a region no
+    profile covers is a violation itself, and is held to `limits` too.
     """
     region_of = {a.account_id: a.region for a in attempts}
     groups: dict[str | None, list[Attempt]] = defaultdict(list)
     for a in attempts:
         groups[region_of[a.account_id]].append(a)
-    found = [v for region, group in groups.items()
-             for v in recheck(records, group, for_region(limits, regional, region), templates)]
+    found = []
+    for region, group in groups.items():
+        applied = limits_for(regions, region) if region is not None else None
+        if region is not None and applied is None:
+            found += [Violation(NO_PROFILE, a.account_id, f"sent to a debtor in {region}, which "
+                                f"no profile covers", (a.seq,), a.at)
+                      for a in group if a.sent]
+        found += recheck(records, group, applied.limits if applied else limits, templates)
     return sorted(found, key=lambda v: (v.seqs[-1], v.rule, v.seqs))
 
 

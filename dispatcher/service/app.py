@@ -149,7 +149,7 @@ class Dispatcher:
         if self.config.settings.retention.enabled and not self.environ.get(KEY_VARIABLE):
             log.warning("retention: %s is not set: records past the %d-year period will be "
                         "counted, not pruned", KEY_VARIABLE,
-                        self.config.profile.records.retention_years)
+                        self.config.retention_years)
         log.info("dispatcher started", extra={
             "config_version": self.config.version, "store": str(self.config.store_path),
             "webhook": f"{webhook.host}:{self.webhook_port}",

@@ -77,6 +77,89 @@ def test_check_config_names_a_call_greeting_that_reveals_the_debt(tmp_path: Path
     assert f"{templates}: {who}: word 'past due'" in out
 
 
+def test_check_config_prints_the_profile_of_each_region(tmp_path: Path) -> None:
+    default = make_config(tmp_path / "default", "mqtt://127.0.0.1:1883")
+    code, out = run_cli("check-config", "--config", str(default))
+    assert code == 0
+    assert out.splitlines()[1:] == [
+        "profiles by region (no [compliance.regions]: the countries of profile 'us'; a "
+        "subdivision's wins over its country's):",
+        f"  US  us  {default.parent / 'profiles' / 'us.toml'}",
+        "  any other region: none (its debtors are never contacted: no_profile)"]
+    mapped = make_config(tmp_path / "mapped", "mqtt://127.0.0.1:1883",
+                         extra='[compliance.regions]\nUS = "us"\nCN = "cn"\nCN-31 = "in"\n')
+    code, out = run_cli("check-config", "--config", str(mapped))
+    assert code == 0
+    profiles = mapped.parent / "profiles"
+    assert out.splitlines()[2:5] == [f"  CN     cn  {profiles / 'cn.toml'}",
+                                     f"  CN-31  in  {profiles / 'in.toml'}",
+                                     f"  US     us  {profiles / 'us.toml'}"]
+
+
+def uncovered_events(folder: Path) -> Path:
+    """Events of a Texas debtor, a Shanghai one, one with no region and a +44 number, a line
+    that is no event, and an opt-out of an account no overdue event names."""
+    shanghai = overdue_event(2, "A-CN")
+    shanghai["data"]["debtor"] |= {"timezone": "Asia/Shanghai", "region": "CN-31",
+                                   "phones": [{"number": "+8613900139000", "type": "mobile",
+                                               "sms_consent": True, "call_consent": True}]}
+    london = overdue_event(3, "A-GB")
+    del london["data"]["debtor"]["region"]
+    london["data"]["debtor"] |= {"timezone": "Europe/London",
+                                 "phones": [{"number": "+442079460123", "type": "mobile",
+                                             "sms_consent": True, "call_consent": True}]}
+    opt_out = {"schema": 1, "event_id": "e-opt", "type": "contact.opt_out",
+               "occurred_at": "2026-12-01T09:00:00Z", "account_id": "A-NONE",
+               "data": {"number": "+15125550100", "channel": "all"}}
+    path = folder / "events.jsonl"
+    path.write_bytes(b"\n".join([encode(overdue_event(1, "A-TX")), encode(shanghai),
+                                 b"not json", encode(london), b"", encode(opt_out)]) + b"\n")
+    return path
+
+
+def test_check_config_warns_of_accounts_whose_region_has_no_profile(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1883")
+    events = uncovered_events(tmp_path)
+    code, out = run_cli("check-config", "--config", str(config), "--events", str(events))
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("OK: ")
+    [note] = [line for line in lines if line.startswith("note:")]
+    assert note.startswith(f"note: {events} line 3: not a valid event (not_json: ")
+    assert note.endswith("); skipped")
+    assert [line for line in lines if line.startswith("warning:")] == [
+        "warning: account A-CN: the debtor's region CN-31 maps to no profile: never contacted "
+        "(no_profile)",
+        "warning: account A-GB: the debtor's region GB maps to no profile: never contacted "
+        "(no_profile)"]
+    assert lines[-1] == f"{events}: 4 account(s), 2 whose debtor's region has no profile"
+    # Mapped, they are covered: no warning, and the same exit code.
+    covered = make_config(tmp_path / "covered", "mqtt://127.0.0.1:1883",
+                          extra='[compliance.regions]\nUS = "us"\nCN = "cn"\nGB = "uk"\n')
+    code, out = run_cli("check-config", "--config", str(covered), "--events", str(events))
+    assert code == 0
+    assert not [line for line in out.splitlines() if line.startswith("warning:")]
+    assert out.splitlines()[-1] == f"{events}: 4 account(s), 0 whose debtor's region has no " \
+        "profile"
+
+
+def test_check_config_events_keeps_the_exit_code_of_the_config(tmp_path: Path) -> None:
+    events = uncovered_events(tmp_path)
+    bad = make_config(tmp_path / "bad", "mqtt://127.0.0.1:1883",
+                      extra='[compliance.regions]\nUS = "us"\nCN = "cm"\n')
+    code, out = run_cli("check-config", "--config", str(bad), "--events", str(events))
+    assert code == 1
+    assert out.splitlines() == [
+        f"{bad}: compliance.regions.CN: no profile file {bad.parent / 'profiles' / 'cm.toml'}",
+        "1 problem(s) found"]
+    good = make_config(tmp_path / "good", "mqtt://127.0.0.1:1883")
+    done = subprocess.run([sys.executable, "-m", "dispatcher", "check-config", "--config",
+                           str(good), "--events", str(tmp_path / "nowhere.jsonl")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"dispatcher: --events: no file {tmp_path / 'nowhere.jsonl'}\n"
+
+
 def test_dispatcher_config_env_names_the_file(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISPATCHER_CONFIG", str(tmp_path / "nowhere.toml"))

@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 
 from channels.sandbox import load_outcome_script
 from dispatcher.cli.main import main
+from dispatcher.compliance.profiles import limits_for
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.contact.templates import content_hash, debt_placeholders, debt_terms, render
 from dispatcher.domain.clock import parse_rfc3339
@@ -196,13 +197,21 @@ def in_window(local: datetime, start: time, end: time) -> bool:
 
 
 def test_us_and_cn_debtors_are_contacted_only_at_lawful_local_times(simulated: Simulated) -> None:
-    limits, schedule = simulated.config.limits, simulated.config.schedule
-    for account_id, zone in (("EX-US-1001", "America/Chicago"), ("EX-CN-2001", "Asia/Shanghai")):
+    config, schedule = simulated.config, simulated.config.schedule
+    for account_id, zone, profile in (("EX-US-1001", "America/Chicago", "us"),
+                                      ("EX-CN-2001", "Asia/Shanghai", "cn")):
         assert debtor_of(account_id)["timezone"] == zone
         attempts = simulated.attempts(account_id)
         assert {a["channel"] for a in attempts} == {"sms", "call"}, account_id
+        assert {a["profile"] for a in attempts} == {profile}, account_id
     for attempt in simulated.attempts():
         at = parse_rfc3339(attempt["at"])
+        # Each debtor is held to the hours of the profile of their own region.
+        assert attempt["region"] == debtor_of(attempt["account_id"])["region"]
+        applied = limits_for(config.regions, attempt["region"])
+        assert applied is not None, attempt
+        assert applied.profile == attempt["profile"]
+        limits = applied.limits
         for zone, text in attempt["local_times"].items():
             local = at.astimezone(ZoneInfo(zone))
             assert text == local.isoformat(timespec="minutes")
@@ -214,9 +223,31 @@ def test_us_and_cn_debtors_are_contacted_only_at_lawful_local_times(simulated: S
             assert in_window(home, window.start, window.end), attempt
     # The report's independent re-check finds nothing wrong in the whole run either.
     logged = attempts_of(simulated.records, outcome_statuses(simulated.records))
-    assert recheck_by_region(simulated.records, logged, limits,
-                             simulated.config.regional_limits,
-                             simulated.config.templates.templates) == []
+    assert recheck_by_region(simulated.records, logged, config.regions, config.limits,
+                             config.templates.templates) == []
+
+
+def test_the_debtor_no_profile_covers_is_never_contacted(simulated: Simulated) -> None:
+    uncovered = [e["account_id"] for e in valid_examples("account.overdue")
+                 if limits_for(simulated.config.regions, e["data"]["debtor"]["region"]) is None]
+    assert uncovered == ["EX-CN-2002"]
+    assert debtor_of("EX-CN-2002")["region"] == "CN-31"
+    assert simulated.attempts("EX-CN-2002") == []
+    [suppressed] = [r for r in simulated.kind("suppressed") if r["account_id"] == "EX-CN-2002"]
+    assert (suppressed["reason"], suppressed["detail"]) == ("no_profile",
+                                                            "no profile covers region CN-31")
+
+
+def test_check_config_warns_of_that_debtor_as_the_examples_readme_shows() -> None:
+    readme = (ROOT / "examples" / "README.md").read_text(encoding="utf-8").splitlines()
+    command = next(line for line in readme if line.startswith(".venv/bin/dispatcher check-config"))
+    start = readme.index("```text", readme.index(command)) + 1
+    shown = readme[start:readme.index("```", start)]
+    printed = run_readme_command(as_argv(command)).splitlines()
+    version = re.compile(r"\(config version [0-9a-f]{16}\)$")
+    assert [version.sub("(config version …)", line) for line in printed] == shown
+    assert "warning: account EX-CN-2002: the debtor's region CN-31 maps to no profile: never " \
+        "contacted (no_profile)" in printed
 
 
 def test_the_opted_out_number_is_never_contacted(simulated: Simulated) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from dispatcher.compliance.gate import OPTED_OUT, REVOCATION_REVIEW
-from dispatcher.compliance.policy import for_region
+from dispatcher.compliance.profiles import limits_for
 from dispatcher.contact.account_facts import facts_for
 from dispatcher.contact.decide import StoredPlan, decide
 from dispatcher.contact.explain import explain
@@ -43,7 +43,9 @@ async def suppressed_for(running: Dispatcher, medium: Medium, number: str = NUMB
     context = (await running.store.contexts(["A-1"], now - timedelta(days=30)))["A-1"]
     facts = facts_for(context)
     policy = running.config
-    limits = for_region(policy.limits, policy.regional_limits, facts.holiday_region)
+    applied = limits_for(policy.regions, facts.holiday_region)
+    assert applied is not None
+    limits = applied.limits
     person = "debtor" if role is Role.DEBTOR else "c-1"
     planned = PlannedAttempt(now, Target(role, person, number, "mobile", medium), "early",
                              "morning", "r", "reminder_sms")

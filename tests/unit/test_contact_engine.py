@@ -7,7 +7,7 @@ import itertools
 import json
 import shutil
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -77,8 +77,8 @@ def attempts(records: list[dict[str, Any]], channel: str | None = None) -> list[
             and (channel is None or r["channel"] == channel)]
 
 
-def local(record: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(record["at"]).astimezone(CHICAGO)
+def local(record: dict[str, Any], zone: ZoneInfo = CHICAGO) -> datetime:
+    return datetime.fromisoformat(record["at"]).astimezone(zone)
 
 
 # Two-hour windows across the lawful day, including the stretches between the old named windows.
@@ -195,8 +195,9 @@ async def test_a_contact_who_refuses_is_never_called_again(
     path = tmp_path / "cfg" / "dispatcher.toml"
     shutil.copytree(SHIPPED, path.parent, ignore=shutil.ignore_patterns("*.db"))
     profile = path.parent / "profiles" / "cn.toml"
-    path.write_text(path.read_text().replace('profile = "us"', 'profile = "cn"') + (
-        "\n[compliance.limits]\nthird_party_calls_per_contact = 2\n"))
+    # The debtor is in Texas: cn governs the US here, as it allows two calls per contact.
+    path.write_text(path.read_text().replace('profile = "us"', 'profile = "cn"').replace(
+        'US = "us"', 'US = "cn"') + "\n[compliance.limits]\nthird_party_calls_per_contact = 2\n")
     assert profile.exists()
     config_cn = load_config(path, {})
     contacts = [{"contact_id": "c-1", "name": "Sam Roe", "relation": "sister",
@@ -343,6 +344,97 @@ async def test_explain_names_the_next_attempt_or_every_reason(
         assert "none. Every reason:" in held
         _, found = await explain(store, config, "A-404", START)
         assert not found
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+LI_WEI = "+8613900139000"
+
+
+def shanghai_overdue() -> dict[str, Any]:
+    """A CN-31 debtor 8 days past due, with a +86 mobile number."""
+    return {"schema": 1, "event_id": "e-cn", "type": "account.overdue",
+            "occurred_at": START.isoformat(), "account_id": "A-CN",
+            "data": {"days_past_due": 8, "amount_due": "1800.00", "currency": "CNY",
+                     "debtor": {"name": "Li Wei", "timezone": "Asia/Shanghai",
+                                "region": "CN-31", "locale": "zh-CN",
+                                "phones": [{"number": LI_WEI, "type": "mobile",
+                                            "sms_consent": True, "call_consent": True}]}}}
+
+
+NIGHT = """name = "night"
+description = "one window, 21:00-22:00: inside cn's hours (to 22:00), outside us's (to 21:00)"
+[windows]
+night = { start = "21:00", end = "22:00" }
+[[stages]]
+name = "any"
+purpose = "reach the customer"
+days_past_due = [1]
+channels = ["call", "sms"]
+attempts_per_day = 1
+min_gap_minutes = 240
+windows = ["night"]
+"""
+
+
+def us_deployment(tmp_path: Path, regions: str) -> LoadedConfig:
+    """The shipped config (profile us) with `regions` as its [compliance.regions] table, and a
+    schedule whose only window is 21:00-22:00."""
+    folder = tmp_path / "cfg"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
+    (folder / "schedules" / "night.toml").write_text(NIGHT)
+    path = folder / "dispatcher.toml"
+    text = path.read_text()
+    start = text.index("[compliance.regions]\n")
+    end = text.index("\n[", start + 1)
+    path.write_text(text[:start] + f"[compliance.regions]\n{regions}\n" + text[end:]
+                    + '\n[contact]\nschedule = "night"\n')
+    config = load_config(path, {})
+    assert config.settings.compliance.profile == "us"
+    return config
+
+
+async def test_a_shanghai_debtor_is_contacted_under_the_profile_mapped_to_china(
+        tmp_path: Path) -> None:
+    config = us_deployment(tmp_path, 'US = "us"\nCN = "cn"')
+    records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
+    sent = attempts(records)
+    assert len(sent) >= 3
+    assert {r["profile"] for r in sent} == {"cn"}
+    assert {r["region"] for r in sent} == {"CN-31"}
+    # Past the us profile's 21:00 and before cn's 22:00: only cn's hours allow these.
+    assert all(time(21) <= local(r, SHANGHAI).time() < time(22) for r in sent)
+    assert not [r for r in records if r["kind"] == "suppressed"]
+
+
+async def test_the_same_debtor_under_us_rules_is_never_called_after_21(tmp_path: Path) -> None:
+    config = us_deployment(tmp_path, 'US = "us"\nCN = "us"')
+    records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
+    # Covered (not no_profile), but us's hours leave no lawful slot in a 21:00-22:00 window.
+    assert attempts(records) == []
+    reasons = [r["reason"] for r in records if r["kind"] == "suppressed"]
+    assert reasons
+    assert "no_profile" not in reasons
+
+
+async def test_a_shanghai_debtor_no_profile_covers_is_suppressed_and_explained(
+        tmp_path: Path) -> None:
+    config = us_deployment(tmp_path, 'US = "us"')
+    records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
+    assert attempts(records) == []
+    [suppressed] = [r for r in records if r["kind"] == "suppressed"]
+    assert (suppressed["account_id"], suppressed["reason"], suppressed["reasons"]) == (
+        "A-CN", "no_profile", ["no_profile"])
+    assert "CN-31" in suppressed["detail"]
+    assert suppressed["local_times"] == {"Asia/Shanghai": local(suppressed, SHANGHAI).isoformat(
+        timespec="minutes")}
+    events_path = tmp_path / "events.jsonl"
+    async with open_store(tmp_path / "s.db") as store:
+        simulation = Simulation(config, store, load_outcome_script_empty(tmp_path), START)
+        await simulation.run(read_events(events_path, START), 1)
+        text, found = await explain(store, config, "A-CN", START + timedelta(hours=1))
+    assert found
+    assert "  profile: none for region CN-31: never contacted (no_profile)" in text
+    assert "  - no_profile: no profile covers region CN-31 (could change " in text
 
 
 def load_outcome_script_empty(folder: Path) -> Any:

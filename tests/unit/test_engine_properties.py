@@ -83,6 +83,9 @@ PLACES = (
 )
 
 
+COUNTRIES = sorted({place.region.partition("-")[0] for place in PLACES})
+
+
 def hhmm(minute: int) -> str:
     return f"{minute // 60 % 24:02d}:{minute % 60:02d}"
 
@@ -112,7 +115,10 @@ class Scenario:
     outcomes: dict[str, Any] = field(hash=False)
 
     def config_text(self) -> str:
-        lines = ["[compliance]", f'profile = "{self.profile}"', "[compliance.limits]"]
+        # One profile for every place a debtor may be drawn from.
+        lines = ["[compliance]", f'profile = "{self.profile}"', "[compliance.regions]"]
+        lines += [f'{country} = "{self.profile}"' for country in COUNTRIES]
+        lines += ["[compliance.limits]"]
         lines += [f"{key} = {toml_value(value)}" for key, value in self.limits]
         return "\n".join(lines) + "\n"
 
@@ -369,13 +375,13 @@ class Run:
     records: list[dict[str, Any]]
 
     def limits(self, account: str, now: datetime) -> Limits:
-        """The limits for the account's debtor: a region's stricter rules, else the config's."""
+        """The limits for the account's debtor: a region's stricter rules, else the profile's."""
         region = self.world.view(account, now).holiday_region()
-        regional = self.config.regional_limits
+        regional = self.config.regions.profiles[self.scenario.profile].regional
+        limits = self.config.regions.profiles[self.scenario.profile].limits
         if region is None:
-            return self.config.limits
-        return regional.get(region) or regional.get(region.partition("-")[0]) or \
-            self.config.limits
+            return limits
+        return regional.get(region) or regional.get(region.partition("-")[0]) or limits
 
     @functools.cached_property
     def attempts(self) -> list[dict[str, Any]]:
@@ -705,6 +711,8 @@ def check_records(run: Run) -> None:
         assert len(found) == 1, f"{len(found)} outcomes for {described(attempt)}"
         assert (found[0]["to"], found[0]["channel"]) == (attempt["to"], attempt["channel"])
         assert at_of(found[0]) >= at_of(attempt)
+        # Every drawn country is mapped to the scenario's one profile, which the record names.
+        assert attempt["profile"] == run.scenario.profile, described(attempt)
     assert set(by_attempt) <= set(ids), "an outcome without its attempt"
     result = asyncio.run(verify_log((r["seq"], json.dumps(r)) for r in run.records))
     assert result.ok, f"audit chain broken at seq {result.bad_seq}: {result.problem}"

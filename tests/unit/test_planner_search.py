@@ -114,8 +114,10 @@ def test_the_learned_model_draws_a_new_debtor_to_the_hours_people_answer(
     plan = plan_next(_facts(), schedule, Limits(), _local(7, 5), model)
     assert isinstance(plan, PlannedAttempt), plan
     assert plan.at.astimezone(ZoneInfo(CHICAGO)).hour == 19
-    assert plan.estimate is not None and plan.estimate > 0.6
-    assert "Mon 19h" in plan.basis and "300 answered of 400 calls" in plan.basis
+    assert plan.estimate is not None
+    assert plan.estimate > 0.6
+    assert "Mon 19h" in plan.basis
+    assert "300 answered of 400 calls" in plan.basis
     # Without the model the same debtor is planned elsewhere: the model decided.
     prior = plan_next(_facts(), schedule, Limits(), _local(7, 5))
     assert isinstance(prior, PlannedAttempt)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.profiles import ProfileLimits, RegionProfiles
 from dispatcher.contact.templates import AFTER_IDENTITY, GREETING, TEXT, Purpose, Template
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Party
@@ -390,12 +391,34 @@ def test_an_account_is_held_to_its_regions_stricter_limits() -> None:
         if record["kind"] == "attempt":
             record["region"] = "US-MA"
     regional = {"US-MA": LOOSE.model_copy(update={"contacts_per_7_days": 2})}
+    regions = RegionProfiles({"US": "us"}, {"us": ProfileLimits("us", LOOSE, regional)})
     records = log.records
     attempts = attempts_of(records, outcome_statuses(records))
-    found = recheck_by_region(records, attempts, LOOSE, regional, TEMPLATES)
+    found = recheck_by_region(records, attempts, regions, LOOSE, TEMPLATES)
     assert [v.rule for v in found] == ["contact_cap_7d"]
     assert found[0].seqs[-1] == records[-2]["seq"]
     for record in records:
         record.pop("region", None)
     elsewhere = attempts_of(records, outcome_statuses(records))
-    assert recheck_by_region(records, elsewhere, LOOSE, regional, TEMPLATES) == []
+    assert recheck_by_region(records, elsewhere, regions, LOOSE, TEMPLATES) == []
+
+
+def test_an_account_is_held_to_the_profile_of_its_region() -> None:
+    """Three texts in a week: within cn's caps, over in's; a region no profile covers is itself
+    a violation for each attempt sent there."""
+    log = Log()
+    for day in (7, 9, 11):
+        log.attempt(cst(day, 10), channel="sms", status="delivered")
+    strict = LOOSE.model_copy(update={"sms_per_7_days": 2})
+    regions = RegionProfiles({"CN": "cn", "IN": "in"}, {"cn": ProfileLimits("cn", LOOSE, {}),
+                                                        "in": ProfileLimits("in", strict, {})})
+    verdicts = {}
+    for region in ("CN-31", "IN-MH", "JP-13"):
+        for record in log.records:
+            if record["kind"] == "attempt":
+                record["region"] = region
+        attempts = attempts_of(log.records, outcome_statuses(log.records))
+        verdicts[region] = [v.rule for v in recheck_by_region(log.records, attempts, regions,
+                                                              LOOSE, TEMPLATES)]
+    assert verdicts == {"CN-31": [], "IN-MH": ["sms_cap_7d"],
+                        "JP-13": ["no_profile", "no_profile", "no_profile"]}

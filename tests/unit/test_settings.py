@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.compliance.policy import for_region
+from dispatcher.compliance.policy import Limits
+from dispatcher.compliance.profiles import limits_for
 from dispatcher.config.settings import (
+    LoadedConfig,
     load_config,
     provider_secret_problem,
     resolve_store_path,
@@ -30,6 +32,13 @@ def write_config(folder: Path, text: str) -> Path:
     return path
 
 
+def limits_of(config: LoadedConfig, region: str) -> Limits:
+    """The limits that apply to a debtor in `region`, which a profile must cover."""
+    applied = limits_for(config.regions, region)
+    assert applied is not None, region
+    return applied.limits
+
+
 def problems_of(path: Path, environ: dict[str, str] | None = None) -> list[ConfigProblem]:
     with pytest.raises(ConfigError) as caught:
         load_config(path, environ or {})
@@ -49,9 +58,11 @@ def test_the_shipped_config_loads() -> None:
     assert config.settings.channels.provider == "sandbox"
     assert config.settings.compliance.profile == "us"
     assert config.profile.profile.name == "us"
-    assert config.files == (path, SHIPPED / "profiles" / "us.toml",
-                            SHIPPED / "schedules" / "standard.toml", SHIPPED / "templates.toml")
+    assert config.files == (path, SHIPPED / "profiles" / "us.toml", SHIPPED / "profiles" /
+                            "cn.toml", SHIPPED / "schedules" / "standard.toml",
+                            SHIPPED / "templates.toml")
     assert config.limits == config.profile.limits
+    assert config.regions.mapping == {"US": "us", "CN-44": "cn"}
     assert config.schedule.name == "standard"
     assert len(config.version) == 16
     int(config.version, 16)
@@ -326,10 +337,11 @@ def test_the_config_version_follows_the_profile_file(tmp_path: Path) -> None:
 
 def test_a_state_rule_tightens_the_limits_for_debtors_in_that_state(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path, ""), {})
-    massachusetts = for_region(config.limits, config.regional_limits, "US-MA")
+    massachusetts = limits_of(config, "US-MA")
     assert massachusetts.contacts_per_7_days == 2
-    assert for_region(config.limits, config.regional_limits, "US-TX") == config.limits
-    assert for_region(config.limits, config.regional_limits, None) == config.limits
+    assert limits_of(config, "US-TX") == config.limits
+    assert limits_of(config, "US") == config.limits
+    assert limits_for(config.regions, None) is None
 
 
 def test_a_state_rule_may_not_loosen_the_deployment(tmp_path: Path) -> None:
