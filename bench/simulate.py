@@ -1,8 +1,8 @@
 """Simulate benchmark: 10,000 accounts over 30 days through the real engine on a virtual clock.
 
 Run: `.venv/bin/python -m bench.simulate [--accounts 10000] [--days 30]
-[--population mixed|silent|both]`. It writes the events file it uses, runs `dispatcher simulate`'s engine in-process, and prints the
-wall time, the number of audit records, attempts and decisions, and their rates, per population:
+[--population mixed|silent|both]`. It writes the events file it uses, runs `dispatcher
+simulate`'s engine in-process, and prints the wall time, the number of audit records, attempts and decisions, and their rates, per population:
 `mixed` (a quarter of calls answered, some second numbers and emergency contacts) and `silent`
 (one number each, nobody ever answers: the engine searches the most for them).
 """
