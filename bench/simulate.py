@@ -2,9 +2,10 @@
 
 Run: `.venv/bin/python -m bench.simulate [--accounts 10000] [--days 30]
 [--population mixed|silent|both]`. It writes the events file it uses, runs `dispatcher
-simulate`'s engine in-process, and prints the wall time, the number of audit records, attempts and decisions, and their rates, per population:
-`mixed` (a quarter of calls answered, some second numbers and emergency contacts) and `silent`
-(one number each, nobody ever answers: the engine searches the most for them).
+simulate`'s engine in-process, and prints the wall time, the number of audit records, attempts
+and decisions, and their rates, per population: `mixed` (a quarter of calls answered, some
+second numbers and emergency contacts) and `silent` (one number each, nobody ever answers: the
+engine searches the most for them).
 """
 
 from __future__ import annotations
