@@ -1,4 +1,4 @@
-"""The contact subcommands: `simulate` and `explain`."""
+"""The contact subcommands: `simulate`, `explain`, `answer-rates` and `invalid-numbers`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                 common: argparse.ArgumentParser,
                 parse_time: Callable[[str], datetime]) -> None:
-    """Register `simulate` and `explain`."""
+    """Register `simulate`, `explain`, `answer-rates` and `invalid-numbers`."""
     simulate = sub.add_parser("simulate", parents=[common],
                               help="run the engine on a virtual clock with the sandbox channel")
     simulate.add_argument("--events", required=True, type=Path, metavar="FILE",
@@ -31,6 +31,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     explaining.add_argument("--account", required=True, metavar="ID")
     explaining.add_argument("--at", type=parse_time, metavar="ISO",
                             help="decide as of this instant (default: now)")
+    rates = sub.add_parser("answer-rates", parents=[common],
+                           help="the answer model the planner ranks slots by: rates by the "
+                                "debtor's local weekday and hour")
+    rates.add_argument("--format", choices=("table", "json"), default="table")
     invalid = sub.add_parser("invalid-numbers", parents=[common],
                              help="numbers the provider reported invalid, for the data team")
     invalid.add_argument("--format", choices=("table", "jsonl"), default="table")
@@ -83,3 +87,21 @@ async def cmd_explain(config: LoadedConfig, args: argparse.Namespace, out: TextI
         text, found = await explain(store, config, args.account, args.at or now)
     out.write(text)
     return 0 if found else 1
+
+
+async def cmd_answer_rates(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    """Print the answer model in force (the prior when nothing was learned or learning is off)."""
+    from dispatcher.contact.learning import stored_model
+    from dispatcher.store import open_store
+
+    async with open_store(config.store_path, create=False) as store:
+        model = await stored_model(store, config.settings.planner)
+    if args.format == "json":
+        out.write(model.to_json() + "\n")
+        return 0
+    if not config.settings.planner.learning:
+        out.write("learning is off ([planner] learning = false): slots are ranked by the prior "
+                  "and each debtor's own calls\n")
+    for line in model.table():
+        out.write(line + "\n")
+    return 0

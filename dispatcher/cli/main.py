@@ -329,6 +329,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return asyncio.run(cli_contact.cmd_simulate(config, args, out))
         if args.command == "invalid-numbers":
             return asyncio.run(cli_contact.cmd_invalid_numbers(config, args, out))
+        if args.command == "answer-rates":
+            return asyncio.run(cli_contact.cmd_answer_rates(config, args, out))
         if args.command == "explain":
             return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
         if args.command == "report":
