@@ -105,3 +105,18 @@ async def cmd_answer_rates(config: LoadedConfig, args: argparse.Namespace, out: 
     for line in model.table():
         out.write(line + "\n")
     return 0
+
+
+COMMANDS = ("simulate", "explain", "answer-rates", "invalid-numbers")
+
+
+async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
+              now: datetime) -> int:
+    """Run the contact subcommand `args.command`."""
+    if args.command == "simulate":
+        return await cmd_simulate(config, args, out)
+    if args.command == "explain":
+        return await cmd_explain(config, args, out, now)
+    if args.command == "answer-rates":
+        return await cmd_answer_rates(config, args, out)
+    return await cmd_invalid_numbers(config, args, out)

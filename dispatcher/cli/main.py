@@ -325,14 +325,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         import asyncio
 
         config = _load(args, system_config)
-        if args.command == "simulate":
-            return asyncio.run(cli_contact.cmd_simulate(config, args, out))
-        if args.command == "invalid-numbers":
-            return asyncio.run(cli_contact.cmd_invalid_numbers(config, args, out))
-        if args.command == "answer-rates":
-            return asyncio.run(cli_contact.cmd_answer_rates(config, args, out))
-        if args.command == "explain":
-            return asyncio.run(cli_contact.cmd_explain(config, args, out, SystemClock().now()))
+        if args.command in cli_contact.COMMANDS:
+            return asyncio.run(cli_contact.run(config, args, out, SystemClock().now()))
         if args.command == "report":
             return asyncio.run(_report(config, args, out))
         if args.dead_command == "list":

@@ -50,7 +50,7 @@ def test_hours_without_calls_take_the_average_and_chance_differences_are_drawn_i
 @pytest.mark.parametrize("text", ["", "[]", '{"calls": [1]}', json.dumps(
     {"calls": [1] * HOURS, "answered": [2] * HOURS, "learned_at": None, "since": None})])
 def test_a_stored_model_that_is_not_one_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="answer model|answered calls"):
+    with pytest.raises(ValueError, match=r"answer model|answered calls"):
         AnswerModel.from_json(text)
 
 
