@@ -82,7 +82,7 @@ class AnswerModel:
     @classmethod
     def prior(cls) -> AnswerModel:
         """The model of a deployment that has learned nothing yet."""
-        return cls()
+        return _PRIOR
 
     @classmethod
     def learned(cls, counts: Mapping[int, tuple[int, int]], since: datetime,
@@ -162,3 +162,6 @@ class AnswerModel:
             lines.append(f"{hour:02d}h   " + "  ".join(cells))
         lines.append("each cell: estimated answer rate, and the calls placed in that hour")
         return lines
+
+
+_PRIOR = AnswerModel()

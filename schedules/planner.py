@@ -39,10 +39,12 @@ from schedules.slots import (
     REACH_MINUTES,
     TIE_BREAK,
     Slot,
+    account_seed,
     cell_of,
     day_slots,
     personal_factors,
-    preferences,
+    personal_scores,
+    preference,
     window_specs,
 )
 
@@ -225,9 +227,17 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     mine = [a for a in facts.history if a.person == target.person]
     misses, talks = _call_minutes(mine, zone)
     factors = personal_factors(misses, talks, hours)
-    # Each quarter hour's own factor, nudged by the tie-break: computed once, looked up per slot.
-    weighed = [f * (1 + TIE_BREAK * t) for f, t in zip(
-        factors, preferences(facts.state.account_id, misses, limits.hours_end), strict=True)]
+    seed = account_seed(facts.state.account_id)
+    personal = personal_scores(factors, seed, misses, hours)
+
+    def score(slot: Slot, hour_base: int) -> float:
+        """The slot's estimate nudged by the tie-break, negated: best first when sorted."""
+        own = personal.get(slot.minute)
+        if own is None:  # a window starting between two quarter hours
+            own = factors[cell_of(slot.minute)] * (
+                1 + TIE_BREAK * preference(seed, slot.minute, misses, hours[1]))
+        return -rates[hour_base + slot.minute // 60] * own
+
     rates = model.rates
     specs = window_specs(stage.windows, schedule.windows)
     not_before = now
@@ -240,8 +250,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
         hour_base = hour_of_week(weekday, 0)
         ranked = sorted((s for s in day_slots(day, zone, zones, hours, specs)
                          if s.at >= not_before),
-                        key=lambda s: (-rates[hour_base + s.minute // 60]
-                                       * weighed[cell_of(s.minute)], s.minute))
+                        key=lambda slot: (score(slot, hour_base), slot.minute))
         for slot in ranked:
             if slot.at < not_before:
                 continue

@@ -9,6 +9,7 @@ around it unlikely to be that preferred time, a conversation makes them likely.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import zlib
 from collections.abc import Mapping, Sequence
@@ -26,7 +27,7 @@ _BEFORE = REACH_MINUTES // GRID_MINUTES - 1  # grid cells strictly inside the ho
 _AFTER = REACH_MINUTES // GRID_MINUTES  # grid cells up to and including the hour after
 # After an unanswered call the times around it keep this much of their weight (a person can be
 # busy at their usual time); after a conversation they weigh this many times more.
-MISS_KEEPS = 0.2
+MISS_KEEPS = 0.1
 TALK_WEIGHS = 5.0
 # Near-equal slots are told apart by at most this share: for a debtor never called, by a
 # per-account jitter, so that new debtors are spread over the day instead of all called at one
@@ -110,15 +111,6 @@ def personal_factors(misses: tuple[int, ...], talks: tuple[int, ...],
     return tuple(factors)
 
 
-def jitter(account_id: str, minute: int) -> float:
-    """A fixed number in [0, 1) per account and minute of the day."""
-    return _jitter(zlib.crc32(account_id.encode("utf-8", "surrogatepass")), minute)
-
-
-def _jitter(seed: int, minute: int) -> float:
-    return ((minute * 2654435761) ^ seed) % 65521 / 65521
-
-
 def on_lattice(minute: int, hours_end: time) -> bool:
     """Whether `minute` lies on the two-hour lattice that ends an hour and a quarter before the
     end of the allowed hours (19:45, 17:45, ... for 21:00): one try at each of its points meets
@@ -127,29 +119,35 @@ def on_lattice(minute: int, hours_end: time) -> bool:
     return (last - minute) % (2 * REACH_MINUTES) == 0
 
 
-def preferences(account_id: str, misses: Sequence[int], hours_end: time) -> list[float]:
-    """For each quarter hour, in [0, 1]: how much it is preferred among slots of equal estimate.
-    Never called: the lattice, then a per-account jitter. Called before: two hours from the
+def account_seed(account_id: str) -> int:
+    """The number an account's jitter is drawn from."""
+    return zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
+
+
+def preference(seed: int, minute: int, misses: Sequence[int], hours_end: time) -> float:
+    """In [0, 1]: how much a slot is preferred among slots of equal estimate. Never called: the
+    lattice, then a per-account jitter. Called before (`misses` sorted): two hours from the
     nearest unanswered call, so tries tile the day."""
-    seed = zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
-    minutes = range(0, CELLS * GRID_MINUTES, GRID_MINUTES)
+    jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
     if not misses:
-        last = hours_end.hour * 60 + hours_end.minute - REACH_MINUTES - GRID_MINUTES
-        return [(0.5 if (last - m) % (2 * REACH_MINUTES) == 0 else 0.0)
-                + ((m * 2654435761) ^ seed) % 65521 / 131042 for m in minutes]
-    # The distance to the nearest miss, in two sweeps over the day.
-    nearest = [24 * 60] * CELLS
-    ordered = sorted(misses)
-    at = 0
-    for cell, minute in enumerate(minutes):
-        while at + 1 < len(ordered) and ordered[at + 1] <= minute:
-            at += 1
-        nearest[cell] = min(abs(minute - ordered[at]),
-                            abs(ordered[at + 1] - minute) if at + 1 < len(ordered) else 24 * 60)
-    span = 2 * REACH_MINUTES
-    return [max(0.0, 1 - max(d - span, 0) / span) * 0.98
-            + 0.02 * (((m * 2654435761) ^ seed) % 65521 / 65521)
-            for d, m in zip(nearest, minutes, strict=True)]
+        return (0.5 if on_lattice(minute, hours_end) else 0.0) + jitter / 2
+    at = bisect.bisect_left(misses, minute)
+    nearest = min(minute - misses[at - 1] if at else 24 * 60,
+                  misses[at] - minute if at < len(misses) else 24 * 60)
+    beyond = nearest - 2 * REACH_MINUTES
+    closeness = 1.0 if beyond <= 0 else max(0.0, 1 - beyond / (2 * REACH_MINUTES))
+    return closeness * 0.98 + 0.02 * jitter
+
+
+def personal_scores(factors: Sequence[float], seed: int, misses: Sequence[int],
+                    hours: tuple[time, time]) -> dict[int, float]:
+    """For each quarter hour inside `hours`: the debtor's own factor nudged by the tie-break,
+    which multiplied by the population's rate ranks the slots."""
+    first = hours[0].hour * 60 + hours[0].minute
+    last = hours[1].hour * 60 + hours[1].minute
+    return {minute: factors[minute // GRID_MINUTES]
+            * (1 + TIE_BREAK * preference(seed, minute, misses, hours[1]))
+            for minute in range(first - first % GRID_MINUTES, last, GRID_MINUTES)}
 
 
 def cell_of(minute: int) -> int:

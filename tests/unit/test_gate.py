@@ -68,7 +68,8 @@ def ct(text: str, zone: str = CHICAGO) -> datetime:
 NOW = ct("2026-12-10T10:00")
 
 # Every frequency limit as loose as the profile allows; each table tightens its own rule.
-RELAXED: dict[str, Any] = {"attempts_per_day": 10, "min_gap_minutes": 0,
+RELAXED: dict[str, Any] = {"attempts_per_day": 10, "calls_per_day": 10, "sms_per_day": 10,
+                           "min_gap_minutes": 0,
                            "contacts_per_7_days": 100, "sms_per_7_days": 50,
                            "conversation_cooldown_days": 0, "conversations_per_day": 10}
 LOOSE = Budget(attempts_per_day=10, min_gap_minutes=0)
@@ -428,6 +429,26 @@ def test_daily_cap(per_day: int, budget: int, history: list[PastAttempt], target
     assert reasons(found) == expected
     if expected:
         assert retry_of(found, DAILY_CAP) == TOMORROW
+
+
+@pytest.mark.parametrize(("history", "target", "expected"), [
+    pytest.param([call(ct("2026-12-10T08:30"))], to_debtor(), [DAILY_CAP], id="second-call"),
+    pytest.param([call(ct("2026-12-10T08:30"))], to_debtor(SMS), [], id="text-beside-call"),
+    pytest.param([text(ct("2026-12-10T08:30"))], to_debtor(), [],
+                 id="call-beside-text"),
+    pytest.param([text(ct("2026-12-10T08:30"))], to_debtor(SMS), [DAILY_CAP],
+                 id="second-text"),
+])
+def test_calls_and_texts_have_their_own_daily_counts(history: list[PastAttempt], target: Target,
+                                                     expected: list[str]) -> None:
+    # Two attempts a day, but one call and one text: a text never takes the day's call.
+    found = time_refusals(target, facts(history=history),
+                          limits(attempts_per_day=2, calls_per_day=1, sms_per_day=1),
+                          Budget(attempts_per_day=2, min_gap_minutes=0), NOW)
+    assert reasons(found) == expected
+    if expected:
+        assert retry_of(found, DAILY_CAP) == TOMORROW
+        assert "today (cap 1)" in found[0].detail
 
 
 @pytest.mark.parametrize(

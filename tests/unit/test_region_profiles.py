@@ -254,7 +254,7 @@ def test_an_uncovered_debtor_is_refused_with_no_profile_and_a_planned_attempt_ca
     config = load_config(write_config(tmp_path, '[compliance]\nprofile = "us"\n'), {})
     facts = facts_of(shanghai_debtor())
     decision = decide_for_region(config.regions, facts, StoredPlan(None), config.schedule,
-                                 now=NOW, attempt_id="at-1")
+                                 now=NOW, attempt_id="at-1", policy_digest=None)
     assert decision.send is None
     assert isinstance(decision.plan, NoAttempt)
     [refusal] = decision.plan.reasons
@@ -267,13 +267,13 @@ def test_an_uncovered_debtor_is_refused_with_no_profile_and_a_planned_attempt_ca
     assert suppressed.planned is None
     # Audited once: the same refusal next time records nothing new.
     again = decide_for_region(config.regions, facts, decision.stored(StoredPlan(None)),
-                              config.schedule, now=NOW + timedelta(days=1), attempt_id="at-2")
+                              config.schedule, now=NOW + timedelta(days=1), attempt_id="at-2", policy_digest=None)
     assert again.suppressed == ()
     # An attempt planned under an earlier config (that mapped CN) is cancelled, and says so.
     planned = PlannedAttempt(NOW, Target(Role.DEBTOR, "debtor", "+8613900139000", "mobile",
                                          Medium.SMS), "early", "morning", "r", "reminder_sms")
     cancelled = decide_for_region(config.regions, facts, StoredPlan(planned), config.schedule,
-                                  now=NOW, attempt_id="at-3")
+                                  now=NOW, attempt_id="at-3", policy_digest=None)
     assert cancelled.send is None
     [suppressed] = cancelled.suppressed
     assert suppressed.planned == planned
@@ -290,7 +290,7 @@ def test_a_debtor_with_no_known_region_is_refused_too(tmp_path: Path) -> None:
     facts = Facts(state=state, zones=(), home_zone=None, holiday_region=debtor_region(
         state.debtor))
     decision = decide_for_region(config.regions, facts, StoredPlan(None), config.schedule,
-                                 now=NOW, attempt_id="at-1")
+                                 now=NOW, attempt_id="at-1", policy_digest=None)
     assert isinstance(decision.plan, NoAttempt)
     [refusal] = decision.plan.reasons
     assert refusal.reason == NO_PROFILE
@@ -304,7 +304,7 @@ def test_a_resolved_or_new_account_keeps_its_own_reason(tmp_path: Path) -> None:
                                     (AccountStatus.UNKNOWN, "not_overdue", False)):
         facts = facts_of(state.model_copy(update={"status": status}))
         decision = decide_for_region(config.regions, facts, StoredPlan(None), config.schedule,
-                                     now=NOW, attempt_id="at-1")
+                                     now=NOW, attempt_id="at-1", policy_digest=None)
         assert isinstance(decision.plan, NoAttempt)
         assert [r.reason for r in decision.plan.reasons] == [reason]
         assert bool(decision.suppressed) is audited
@@ -320,7 +320,7 @@ def test_an_attempt_at_2130_in_shanghai_goes_under_cn_and_not_under_us(
                                           Medium.SMS), "early", "evening", "r", "reminder_sms")
     decision = decide_for_region(config.regions, facts_of(shanghai_debtor()),
                                  StoredPlan(planned), config.schedule, now=late,
-                                 attempt_id="at-1")
+                                 attempt_id="at-1", policy_digest=None)
     if sent:
         assert decision.send == planned
         assert decision.suppressed == ()

@@ -171,7 +171,8 @@ async def test_a_due_plan_made_under_another_policy_is_planned_again_not_sent(
     assert stats.sent == sent
     assert len([r for r in records if r["kind"] == "attempt"]) == sent
     stored = plan_from_json(context.plan_json)
-    assert stored.policy_digest == engine.policy.digest
+    # Plans carry the policy and the answer model they were made under.
+    assert stored.policy_digest == f"{engine.policy.digest}:{engine.model.version}"
     if not sent:
         assert isinstance(stored.plan, PlannedAttempt)
         assert stored.plan.at.date() == due.date()
