@@ -267,7 +267,8 @@ def test_an_uncovered_debtor_is_refused_with_no_profile_and_a_planned_attempt_ca
     assert suppressed.planned is None
     # Audited once: the same refusal next time records nothing new.
     again = decide_for_region(config.regions, facts, decision.stored(StoredPlan(None)),
-                              config.schedule, now=NOW + timedelta(days=1), attempt_id="at-2", policy_digest=None)
+                              config.schedule, now=NOW + timedelta(days=1), attempt_id="at-2",
+                              policy_digest=None)
     assert again.suppressed == ()
     # An attempt planned under an earlier config (that mapped CN) is cancelled, and says so.
     planned = PlannedAttempt(NOW, Target(Role.DEBTOR, "debtor", "+8613900139000", "mobile",
