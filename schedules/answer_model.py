@@ -30,9 +30,9 @@ PRIOR_CALLS = 20
 HOUR_CALLS = 200
 WEEKDAY_CALLS = 100
 # A newly learned model replaces the one in force (and every stored plan is made again) only
-# when some hour's rate moved by at least this much; smaller moves change no decision worth a
-# re-plan of every account.
-MATERIAL_CHANGE = 0.02
+# when some hour's rate over the week moved by at least this much (a weekday's hour: twice this);
+# smaller moves change no decision worth a re-plan of every account.
+MATERIAL_CHANGE = 0.05
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -113,9 +113,12 @@ class AnswerModel:
                 f"every day, neighbouring hours and a prior of {PRIOR_RATE:.0%})")
 
     def differs_materially(self, other: AnswerModel) -> bool:
-        """True when some hour's rate differs by at least MATERIAL_CHANGE."""
-        return any(abs(a - b) >= MATERIAL_CHANGE
-                   for a, b in zip(self.rates, other.rates, strict=True))
+        """True when some hour's rate over the week differs by at least MATERIAL_CHANGE, or some
+        weekday's hour by twice that (fewer calls: more chance in it)."""
+        return (any(abs(a - b) >= MATERIAL_CHANGE
+                    for a, b in zip(self.hour_rates(), other.hour_rates(), strict=True))
+                or any(abs(a - b) >= 2 * MATERIAL_CHANGE
+                       for a, b in zip(self.rates, other.rates, strict=True)))
 
     @property
     def version(self) -> str:

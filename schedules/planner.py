@@ -37,14 +37,12 @@ from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
 from schedules.slots import (
     REACH_MINUTES,
-    TIE_BREAK,
     Slot,
     account_seed,
     cell_of,
     day_slots,
     personal_factors,
     personal_scores,
-    preference,
     window_specs,
 )
 
@@ -228,18 +226,9 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     misses, talks = _call_minutes(mine, zone)
     factors = personal_factors(misses, talks, hours)
     seed = account_seed(facts.state.account_id)
-    personal = personal_scores(factors, seed, misses, hours)
-
-    def score(slot: Slot, hour_base: int) -> float:
-        """The slot's estimate nudged by the tie-break, negated: best first when sorted."""
-        own = personal.get(slot.minute)
-        if own is None:  # a window starting between two quarter hours
-            own = factors[cell_of(slot.minute)] * (
-                1 + TIE_BREAK * preference(seed, slot.minute, misses, hours[1]))
-        return -rates[hour_base + slot.minute // 60] * own
-
-    rates = model.rates
     specs = window_specs(stage.windows, schedule.windows)
+    personal = personal_scores(factors, seed, misses, hours, specs)
+    rates = model.rates
     not_before = now
     last: Refusal | None = None
     for offset in range(HORIZON_DAYS):
@@ -248,10 +237,24 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             continue  # a whole day the rules already ruled out
         weekday = day.weekday()
         hour_base = hour_of_week(weekday, 0)
-        ranked = sorted((s for s in day_slots(day, zone, zones, hours, specs)
-                         if s.at >= not_before),
-                        key=lambda slot: (score(slot, hour_base), slot.minute))
-        for slot in ranked:
+        if offset == 0 and mine and local_day(mine[-1].at, zone) == today:
+            # Tried today already: a rule that rules out the rest of the day (the day's count)
+            # is found at the first open slot, before the day's slots are ranked.
+            first = next((s for s in day_slots(day, zone, zones, hours, specs)
+                          if s.at >= not_before), None)
+            found = [] if first is None else time_refusals(target, facts, limits, budget,
+                                                           first.at, mine=mine)
+            end_of_day = local_midnight(day + timedelta(days=1), zone)
+            lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
+            if lasting and max(lasting) >= end_of_day:
+                last = found[0]
+                not_before = max(not_before, *lasting)
+                continue
+        # Best first: the highest estimate, nudged by the tie-break; then the earliest.
+        ranked = sorted((-rates[hour_base + s.minute // 60] * personal[s.minute], s.minute, s)
+                        for s in day_slots(day, zone, zones, hours, specs)
+                        if s.at >= not_before)
+        for _, _, slot in ranked:
             if slot.at < not_before:
                 continue
             found = time_refusals(target, facts, limits, budget, slot.at, mine=mine)

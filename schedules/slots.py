@@ -9,7 +9,6 @@ around it unlikely to be that preferred time, a conversation makes them likely.
 
 from __future__ import annotations
 
-import bisect
 import functools
 import zlib
 from collections.abc import Mapping, Sequence
@@ -83,40 +82,28 @@ def window_specs(names: Sequence[str],
 def personal_factors(misses: tuple[int, ...], talks: tuple[int, ...],
                      hours: tuple[time, time]) -> tuple[float, ...]:
     """For each quarter hour of the day, the debtor's own factor: how much of the hour around it
-    could still be their preferred time, given the calls missed and answered (minutes of day)."""
+    could still be their preferred time, given the calls missed and answered (minutes of day);
+    0 outside `hours`."""
     first = (hours[0].hour * 60 + hours[0].minute + GRID_MINUTES - 1) // GRID_MINUTES
     last = (hours[1].hour * 60 + hours[1].minute) // GRID_MINUTES  # exclusive
-    weight = [1.0 if first <= cell < last else 0.0 for cell in range(CELLS)]
+    weight = [0.0] * CELLS
+    weight[first:last] = [1.0] * (last - first)
     for minutes, factor in ((misses, MISS_KEEPS), (talks, TALK_WEIGHS)):
         for minute in minutes:
             # The preferred times t with t - 60 < minute <= t + 60, on the grid.
-            low = -(-(minute - REACH_MINUTES) // GRID_MINUTES)
-            if (minute - REACH_MINUTES) % GRID_MINUTES == 0:
-                low += 1
-            high = (minute + REACH_MINUTES) // GRID_MINUTES
-            for cell in range(max(low, 0), min(high, CELLS - 1) + 1):
+            low = (minute - REACH_MINUTES) // GRID_MINUTES + 1
+            high = min((minute + REACH_MINUTES) // GRID_MINUTES, last - 1)
+            for cell in range(max(low, first), high + 1):
                 weight[cell] *= factor
-    weights, lawful = [0.0], [0]
-    for cell in range(CELLS):
-        weights.append(weights[-1] + weight[cell])
-        lawful.append(lawful[-1] + (1 if first <= cell < last else 0))
-    factors = []
-    for cell in range(CELLS):
-        low, high = max(cell - _BEFORE, 0), min(cell + _AFTER + 1, CELLS)
-        inside = lawful[high] - lawful[low]
+    width = _BEFORE + _AFTER + 1
+    factors = [0.0] * CELLS
+    for cell in range(first, last):
+        low, high = max(cell - _BEFORE, first), min(cell + _AFTER + 1, last)
+        inside = high - low
         # A preferred time outside the allowed hours counts half: such people exist (they answer
         # at the edges), but a try at the edge of the day reaches fewer people than one inside.
-        span = inside + (_BEFORE + _AFTER + 1 - inside) / 2
-        factors.append(round((weights[high] - weights[low]) / span, 4))
+        factors[cell] = sum(weight[low:high]) / (inside + (width - inside) / 2)
     return tuple(factors)
-
-
-def on_lattice(minute: int, hours_end: time) -> bool:
-    """Whether `minute` lies on the two-hour lattice that ends an hour and a quarter before the
-    end of the allowed hours (19:45, 17:45, ... for 21:00): one try at each of its points meets
-    anyone who answers in some two hours of the allowed day."""
-    last = hours_end.hour * 60 + hours_end.minute - REACH_MINUTES - GRID_MINUTES
-    return (last - minute) % (2 * REACH_MINUTES) == 0
 
 
 def account_seed(account_id: str) -> int:
@@ -124,30 +111,38 @@ def account_seed(account_id: str) -> int:
     return zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
 
 
-def preference(seed: int, minute: int, misses: Sequence[int], hours_end: time) -> float:
-    """In [0, 1]: how much a slot is preferred among slots of equal estimate. Never called: the
-    lattice, then a per-account jitter. Called before (`misses` sorted): two hours from the
-    nearest unanswered call, so tries tile the day."""
-    jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
-    if not misses:
-        return (0.5 if on_lattice(minute, hours_end) else 0.0) + jitter / 2
-    at = bisect.bisect_left(misses, minute)
-    nearest = min(minute - misses[at - 1] if at else 24 * 60,
-                  misses[at] - minute if at < len(misses) else 24 * 60)
-    beyond = nearest - 2 * REACH_MINUTES
-    closeness = 1.0 if beyond <= 0 else max(0.0, 1 - beyond / (2 * REACH_MINUTES))
-    return closeness * 0.98 + 0.02 * jitter
-
-
-def personal_scores(factors: Sequence[float], seed: int, misses: Sequence[int],
-                    hours: tuple[time, time]) -> dict[int, float]:
-    """For each quarter hour inside `hours`: the debtor's own factor nudged by the tie-break,
-    which multiplied by the population's rate ranks the slots."""
+@functools.lru_cache(maxsize=1 << 12)
+def personal_scores(factors: tuple[float, ...], seed: int, misses: tuple[int, ...],
+                    hours: tuple[time, time],
+                    windows: tuple[WindowSpec, ...]) -> dict[int, float]:
+    """For each slot minute inside `hours` (the quarter hours and the windows' starts): the
+    debtor's own factor nudged by the tie-break, which times the population's rate ranks the
+    slots. The tie-break, in [0, 1]: for a debtor never called, the two-hour lattice that ends an
+    hour and a quarter before the end of `hours` (19:45, 17:45, ... for 21:00: one try at each
+    point meets anyone who answers in some two hours of the day), then a per-account jitter;
+    after unanswered calls (`misses`, sorted), two hours from the nearest, so tries tile the
+    day."""
     first = hours[0].hour * 60 + hours[0].minute
     last = hours[1].hour * 60 + hours[1].minute
-    return {minute: factors[minute // GRID_MINUTES]
-            * (1 + TIE_BREAK * preference(seed, minute, misses, hours[1]))
-            for minute in range(first - first % GRID_MINUTES, last, GRID_MINUTES)}
+    span = 2 * REACH_MINUTES
+    lattice_end = last - REACH_MINUTES - GRID_MINUTES
+    scores = {}
+    at, count = 0, len(misses)
+    minutes = sorted({*range(first - first % GRID_MINUTES, last, GRID_MINUTES),
+                      *(start for _, start, _, _ in windows if first <= start < last)})
+    for minute in minutes:
+        jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
+        if not count:
+            liked = (0.5 if (lattice_end - minute) % span == 0 else 0.0) + jitter / 2
+        else:
+            while at < count and misses[at] < minute:
+                at += 1
+            nearest = min(minute - misses[at - 1] if at else 24 * 60,
+                          misses[at] - minute if at < count else 24 * 60)
+            beyond = nearest - span
+            liked = (0.98 if beyond <= 0 else max(0.0, 1 - beyond / span) * 0.98) + 0.02 * jitter
+        scores[minute] = factors[minute // GRID_MINUTES] * (1 + TIE_BREAK * liked)
+    return scores
 
 
 def cell_of(minute: int) -> int:

@@ -263,6 +263,8 @@ class PlannerSettings(_Section):
     # Daily, UTC: the answer model is learned again from the call outcomes of the last
     # `learn_days` days (a quiet hour for the debtors is best: a material change re-plans).
     learn_at: Annotated[time, AfterValidator(_naive_time)] = time(6, 0)
+    # Once the model rests on many calls it changes slowly: learn every this many days then.
+    learn_every_days: int = Field(default=7, ge=1, le=28)
     learn_days: int = Field(default=28, ge=1, le=90)
 
 

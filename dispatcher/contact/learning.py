@@ -1,4 +1,5 @@
-"""The answer model in force: learned again once a day, replaced only when it changed materially.
+"""The answer model in force: learned again at the daily learning instant (once it rests on
+MATURE_CALLS calls, every `learn_every_days` days), replaced only when it changed materially.
 
 The engine asks at every sweep; the daemon's sweeps run on the wall clock and `simulate`'s on its
 virtual clock, so both learn at the same instants from the same outcomes.
@@ -14,6 +15,9 @@ from dispatcher.store import AnswerStore
 from schedules.answer_model import AnswerModel
 
 log = logging.getLogger("dispatcher.learning")
+
+# A model resting on fewer calls learns every day: a new deployment's first days teach the most.
+MATURE_CALLS = 10_000
 
 
 def last_learning(now: datetime, learn_at: time) -> datetime:
@@ -60,6 +64,10 @@ class Learning:
                 self.checked_at = kept[1]
         due = last_learning(now, self.settings.learn_at)
         if self.checked_at is not None and self.checked_at >= due:
+            return self.model, False
+        mature = sum(self.model.calls) >= MATURE_CALLS
+        if (mature and self.checked_at is not None
+                and due - self.checked_at < timedelta(days=self.settings.learn_every_days)):
             return self.model, False
         since = due - timedelta(days=self.settings.learn_days)
         learned = AnswerModel.learned(await self.store.call_answer_counts(since, due), since,

@@ -14,7 +14,7 @@ import pytest
 
 from dispatcher.cli.main import main
 from dispatcher.config.settings import PlannerSettings
-from dispatcher.contact.learning import Learning, last_learning, stored_model
+from dispatcher.contact.learning import MATURE_CALLS, Learning, last_learning, stored_model
 from dispatcher.domain.contact import Medium, Outcome, Role
 from dispatcher.store import AttemptRow, OutcomeRow, open_store
 from schedules.answer_model import HOURS, MATERIAL_CHANGE, AnswerModel, hour_of_week
@@ -133,3 +133,22 @@ def test_answer_rates_prints_the_model_in_force(tmp_path: Path) -> None:
     assert f"{learned.rate(1, 19):6.1%}" in row
     code, text = _cli("answer-rates", "--config", str(config), "--format", "json")
     assert AnswerModel.from_json(text) == learned
+
+
+async def test_a_model_resting_on_many_calls_is_learned_again_weekly(tmp_path: Path) -> None:
+    evening = hour_of_week(6, 18)
+    sunday = MONDAY - timedelta(hours=12)
+    async with open_store(tmp_path / "s.db") as store:
+        mature = AnswerModel.learned({evening: (MATURE_CALLS, MATURE_CALLS // 2)},
+                                     MONDAY - timedelta(days=28), MONDAY)
+        await store.save_answer_model(mature.to_json(), MONDAY)
+        # Calls that would change the model a lot, placed after the model was learned.
+        await _calls(store, [(sunday + timedelta(days=1), hour_of_week(0, 9), Outcome.COMPLETED,
+                              Role.DEBTOR, Medium.CALL)] * 500)
+        learning = Learning(store, PlannerSettings(learn_every_days=7))
+        for day in range(1, 7):
+            model, changed = await learning.current(MONDAY + timedelta(days=day, minutes=1))
+            assert (model, changed) == (mature, False), day
+        model, changed = await learning.current(MONDAY + timedelta(days=7, minutes=1))
+        assert changed
+        assert model.calls[hour_of_week(0, 9)] == 500
