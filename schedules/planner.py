@@ -41,6 +41,7 @@ from schedules.slots import (
     account_seed,
     cell_of,
     day_slots,
+    on_lattice,
     personal_factors,
     personal_scores,
     window_specs,
@@ -250,10 +251,16 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                 last = found[0]
                 not_before = max(not_before, *lasting)
                 continue
+        open_slots = [s for s in day_slots(day, zone, zones, hours, specs)
+                      if s.at >= not_before]
+        if not talks:
+            # Until a conversation says when this debtor answers, tries go on the account's
+            # two-hour lattice while the day still has a point of it.
+            on = [s for s in open_slots if on_lattice(s.minute, seed, hours)]
+            open_slots = on or open_slots
         # Best first: the highest estimate, nudged by the tie-break; then the earliest.
         ranked = sorted((-rates[hour_base + s.minute // 60] * personal[s.minute], s.minute, s)
-                        for s in day_slots(day, zone, zones, hours, specs)
-                        if s.at >= not_before)
+                        for s in open_slots)
         for _, _, slot in ranked:
             if slot.at < not_before:
                 continue

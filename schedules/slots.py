@@ -111,21 +111,33 @@ def account_seed(account_id: str) -> int:
     return zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
 
 
+def on_lattice(minute: int, seed: int, hours: tuple[time, time]) -> bool:
+    """Whether `minute` is on the account's two-hour lattice. Its points are two hours apart,
+    as few as cover every two hours of the allowed day (one try at each point meets anyone who
+    answers in some two hours of it), and shifted by account within the slack that leaves, so
+    that accounts are not all called at the same instants: for 08:00-21:00, six points, the last
+    between 19:00 and 19:45."""
+    first = hours[0].hour * 60 + hours[0].minute
+    end = hours[1].hour * 60 + hours[1].minute
+    span = 2 * REACH_MINUTES
+    starts = max(end - first - span, 0)  # the latest start of a two-hour stretch, from `first`
+    points = starts // span + 1
+    phases = max((points * span - starts) // GRID_MINUTES, 1)
+    last = end - span + points * span - starts - GRID_MINUTES - seed % phases * GRID_MINUTES
+    return (last - minute) % span == 0
+
+
 @functools.lru_cache(maxsize=1 << 12)
 def personal_scores(factors: tuple[float, ...], seed: int, misses: tuple[int, ...],
                     hours: tuple[time, time],
                     windows: tuple[WindowSpec, ...]) -> dict[int, float]:
     """For each slot minute inside `hours` (the quarter hours and the windows' starts): the
     debtor's own factor nudged by the tie-break, which times the population's rate ranks the
-    slots. The tie-break, in [0, 1]: for a debtor never called, the two-hour lattice that ends an
-    hour and a quarter before the end of `hours` (19:45, 17:45, ... for 21:00: one try at each
-    point meets anyone who answers in some two hours of the day), then a per-account jitter;
-    after unanswered calls (`misses`, sorted), two hours from the nearest, so tries tile the
-    day."""
+    slots. The tie-break, in [0, 1]: for a debtor never called, a per-account jitter; after
+    unanswered calls (`misses`, sorted), two hours from the nearest, so tries tile the day."""
     first = hours[0].hour * 60 + hours[0].minute
     last = hours[1].hour * 60 + hours[1].minute
     span = 2 * REACH_MINUTES
-    lattice_end = last - REACH_MINUTES - GRID_MINUTES
     scores = {}
     at, count = 0, len(misses)
     minutes = sorted({*range(first - first % GRID_MINUTES, last, GRID_MINUTES),
@@ -133,7 +145,7 @@ def personal_scores(factors: tuple[float, ...], seed: int, misses: tuple[int, ..
     for minute in minutes:
         jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
         if not count:
-            liked = (0.5 if (lattice_end - minute) % span == 0 else 0.0) + jitter / 2
+            liked = jitter
         else:
             while at < count and misses[at] < minute:
                 at += 1
