@@ -146,7 +146,7 @@ class Engine:
         audit: list[dict[str, Any]] = []
         sent: list[_Sent] = []
         budget = self._send_budget()
-        ledger = NumberLedger()
+        ledger = NumberLedger(contexts)
         for account_id in turn_order(contexts):
             context = contexts[account_id]
             try:

@@ -50,43 +50,69 @@ def turn_order(contexts: Mapping[str, AccountContext]) -> list[str]:
 
 
 class NumberLedger:
-    """What one batch decided so far on each number: attempts made, and each account's plan."""
+    """What one batch decided so far on the numbers two or more of its accounts list: attempts
+    made, and each account's plan. Other numbers concern no account decided after."""
 
-    def __init__(self) -> None:
+    def __init__(self, contexts: Mapping[str, AccountContext]) -> None:
+        listed: dict[str, list[str]] = defaultdict(list)
+        for account_id, context in contexts.items():
+            for number in numbers_of(context.state):
+                listed[number].append(account_id)
+        self._shared: dict[str, frozenset[str]] = defaultdict(frozenset)  # account: numbers
+        for number, accounts in listed.items():
+            if len(accounts) > 1:
+                for account_id in accounts:
+                    self._shared[account_id] |= {number}
         self._attempts: dict[str, list[tuple[str, PastAttempt]]] = defaultdict(list)
-        self._claims: dict[str, tuple[NumberClaim, ...]] = {}  # by account: its plan now
+        self._decided: dict[str, str | None] = {}  # account: the number its new plan claims
+        self._claims: dict[str, dict[str, NumberClaim]] = defaultdict(dict)  # number: account
 
     def facts(self, facts: Facts) -> Facts:
         """`facts` with what the batch decided for other accounts on this account's numbers."""
-        if not self._attempts and not self._claims:
-            return facts
         account_id = facts.state.account_id
-        mine = numbers_of(facts.state)
+        mine = self._shared.get(account_id)
+        if not mine:
+            return facts
         made = sorted((a for n in mine for owner, a in self._attempts.get(n, ())
                        if owner != account_id), key=lambda a: (a.at, a.attempt_id))
-        claims = [c for c in facts.number_claims if c.account_id not in self._claims]
-        claims += [c for owner, planned in self._claims.items() if owner != account_id
-                   for c in planned if c.number in mine]
+        fresh = [c for n in sorted(mine) for owner, c in self._claims.get(n, {}).items()
+                 if owner != account_id]
+        stale = [c for c in facts.number_claims if c.account_id in self._decided]
+        if not made and not fresh and not stale:
+            return facts
+        kept = [c for c in facts.number_claims if c.account_id not in self._decided]
         return replace(facts, number_history=(*facts.number_history, *made),
-                       number_claims=tuple(claims))
+                       number_claims=(*kept, *fresh))
 
     def attempted(self, facts: Facts, planned: PlannedAttempt, attempt_id: str,
                   now: datetime) -> None:
         """Note an attempt recorded in this batch; the account plans nothing until its
         outcome."""
         account_id = facts.state.account_id
+        if account_id not in self._shared:
+            return
         target = planned.target
         self._attempts[target.number].append((account_id, PastAttempt(
             attempt_id, now, target.person, target.role, target.number, target.medium,
             planned.window, planned.stage, None)))
-        self._claims[account_id] = ()
+        self._claim(account_id, None)
 
     def planned(self, facts: Facts, plan: Plan) -> None:
         """Note the account's new plan: a planned attempt claims its number at its instant."""
         account_id = facts.state.account_id
+        if account_id not in self._shared:
+            return
         if not isinstance(plan, PlannedAttempt):
-            self._claims[account_id] = ()
+            self._claim(account_id, None)
             return
         number = plan.target.number
-        self._claims[account_id] = (NumberClaim(account_id, number, plan.at,
-                                                last_used(facts, number)),)
+        self._claim(account_id, NumberClaim(account_id, number, plan.at,
+                                            last_used(facts, number)))
+
+    def _claim(self, account_id: str, claim: NumberClaim | None) -> None:
+        before = self._decided.get(account_id)
+        if before is not None:
+            self._claims[before].pop(account_id, None)
+        self._decided[account_id] = claim.number if claim else None
+        if claim is not None:
+            self._claims[claim.number][account_id] = claim

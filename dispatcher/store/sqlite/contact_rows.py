@@ -93,7 +93,7 @@ class _Shared(NamedTuple):
 
 async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
                           since: datetime) -> _Shared:
-    """Every account's attempts on the accounts' `numbers` since `since`, the stored plans of
+    """Other accounts' attempts on the accounts' `numbers` since `since`, the stored plans of
     other accounts that will use one of them, and, for numbers another account uses, when each
     account last used them, however long ago: one number is paced as one person, whichever
     accounts list it."""
@@ -106,34 +106,40 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     if not every:
         return shared
     number_marks = marks(len(every))
+    rows: dict[str, list[Any]] = defaultdict(list)
     for row in await fetch(
             f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
             f"stage, outcome FROM attempts WHERE number IN ({number_marks}) AND at >= ? AND "
             f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
             [*every, sortable_utc(since)]):
-        shared.attempts[row[5]].append((row[1], PastAttempt(
-            attempt_id=row[0], at=_instant(row[2]), person=row[3], role=_ROLES[row[4]],
-            number=row[5], medium=_MEDIUMS[row[6]], window=row[7], stage=row[8],
-            outcome=_OUTCOMES[row[9]] if row[9] else None)))
+        rows[row[5]].append(row)
+    # Most numbers are one account's alone: the next queries look only at the others.
+    elsewhere = {n for n, in await fetch(
+        f"SELECT number FROM party_numbers WHERE number IN ({number_marks}) "
+        f"GROUP BY number HAVING COUNT(DISTINCT account_id) > 1", every)}
+    busy = sorted(elsewhere | {n for n, made in rows.items()
+                               if len(listed[n] | {r[1] for r in made}) > 1})
+    if not busy:
+        return shared
+    for number in busy:
+        shared.attempts[number] = [(r[1], PastAttempt(
+            attempt_id=r[0], at=_instant(r[2]), person=r[3], role=_ROLES[r[4]], number=r[5],
+            medium=_MEDIUMS[r[6]], window=r[7], stage=r[8],
+            outcome=_OUTCOMES[r[9]] if r[9] else None)) for r in rows.get(number, ())]
+    busy_marks = marks(len(busy))
     # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
-    # attempt names its target's number and its instant. An account's plan on a number no
-    # other account of the batch lists concerns nobody here.
-    planned = [(number, account_id, at) for number, account_id, at in await fetch(
+    # attempt names its target's number and its instant.
+    planned = await fetch(
         f"SELECT DISTINCT p.number, a.account_id, json_extract(a.plan_json, '$.at') "
         f"FROM party_numbers p JOIN accounts a ON a.account_id = p.account_id "
-        f"WHERE p.number IN ({number_marks}) AND a.plan_json IS NOT NULL "
+        f"WHERE p.number IN ({busy_marks}) AND a.plan_json IS NOT NULL "
         f"AND json_extract(a.plan_json, '$.kind') = 'attempt' "
         f"AND json_extract(a.plan_json, '$.target.number') = p.number "
-        f"ORDER BY p.number, a.account_id", every) if listed[number] - {account_id}]
-    busy = sorted({n for n, _, _ in planned}
-                  | {n for n, made in shared.attempts.items()
-                     if len(listed[n] | {owner for owner, _ in made}) > 1})
-    if busy:
-        for account_id, number, at in await fetch(
-                f"SELECT account_id, number, MAX(at) FROM attempts WHERE number IN "
-                f"({marks(len(busy))}) AND (outcome IS NULL OR outcome != 'not-sent') "
-                f"GROUP BY account_id, number", busy):
-            shared.last_used[(account_id, number)] = _instant(at)
+        f"ORDER BY p.number, a.account_id", busy)
+    for account_id, number, at in await fetch(
+            f"SELECT account_id, number, MAX(at) FROM attempts WHERE number IN ({busy_marks}) "
+            f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id, number", busy):
+        shared.last_used[(account_id, number)] = _instant(at)
     for number, account_id, at in planned:
         shared.claims[number].append(NumberClaim(
             account_id, number, _instant(at), shared.last_used.get((account_id, number))))
