@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from dispatcher.compliance.gate import Facts, Refusal, counters, is_unreachable, number_refusals
+from dispatcher.compliance.gate import (
+    Budget,
+    Facts,
+    Refusal,
+    counters,
+    is_unreachable,
+    number_refusals,
+)
 from dispatcher.compliance.policy import Limits
 from dispatcher.compliance.profiles import AppliedLimits, limits_for, no_profile
 from dispatcher.config.settings import LoadedConfig
@@ -147,6 +154,17 @@ def _plan_lines(plan: Plan, facts: Facts, config: LoadedConfig, limits: Limits |
     lines += [_reason_line(r) for r in plan.reasons]
     if plan.retry_at:
         lines.append(f"  the engine looks again at {utc_rfc3339(plan.retry_at)}")
+    if limits is None:
+        return lines
+    # A turn further ahead than the planner looks shows as whatever refused its last day.
+    budget = Budget(limits.attempts_per_day, limits.min_gap_minutes)
+    debtor = facts.state.debtor
+    for phone in debtor.phones if debtor else []:
+        target = Target(Role.DEBTOR, "debtor", phone.number, phone.type, Medium.CALL)
+        shared = number_refusals(target, facts, limits, budget, now)
+        if shared:
+            lines.append(f"  other accounts on {mask_number(phone.number)}:")
+            lines += [_reason_line(r) for r in shared]
     return lines
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -19,9 +20,10 @@ from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.decide import StoredPlan, plan_to_json
 from dispatcher.contact.engine import Engine
 from dispatcher.contact.explain import explain
-from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.contact.simulate import Simulation, read_events
+from dispatcher.domain.contact import Medium, Outcome, Role, Target
 from dispatcher.ingest.classify import classify
-from dispatcher.store import AttemptRow, PlanRow, open_store
+from dispatcher.store import AttemptRow, OutcomeRow, PlanRow, open_store
 from schedules.planner import PlannedAttempt
 from tests.unit.test_contact_engine import (
     CHICAGO,
@@ -181,3 +183,62 @@ async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
     assert f"number_turn: another account used {MASKED} today at 15:30Z" in text
     assert "shared: another account's last attempt 2026-12-07T15:30:00.000Z" in text
     assert SHARED not in text
+
+
+async def test_explain_says_an_account_waits_its_turn(tmp_path: Path,
+                                                      unlearned: LoadedConfig) -> None:
+    events_path = tmp_path / "events.jsonl"
+    events_path.write_text("\n".join(json.dumps(e) for e in _sharing(30)))
+    async with open_store(tmp_path / "s.db") as store:
+        simulation = Simulation(unlearned, store, load_outcome_script_empty(tmp_path), START)
+        await simulation.run(read_events(events_path, START), 1)
+        text, found = await explain(store, unlearned, "S-029", START + timedelta(hours=23))
+    assert found
+    # 29 accounts wait longer than S-029 (none used the number, the ids are smaller): no plan
+    # within the planner's 21 days, and explain names the number rules whatever the planner's
+    # last refusal was.
+    assert "none. Every reason:" in text
+    assert f"  other accounts on {MASKED}:" in text
+    assert f"  - number_turn: another account used {MASKED} today at 15:45Z" in text
+    assert re.search(r"shared: \d+ other account\(s\) planned on it, the next 2026-12-08T", text)
+    assert SHARED not in text
+
+
+async def test_the_store_reads_other_accounts_on_the_numbers(tmp_path: Path,
+                                                              config: LoadedConfig) -> None:
+    now = datetime(2026, 12, 9, 18, 0, tzinfo=START.tzinfo)
+    other = "+15125559999"
+    async with open_store(tmp_path / "s.db") as store:
+        events = [overdue(a, days=2, n=n, phones=_phone(number)) for n, (a, number) in
+                  enumerate([("A", SHARED), ("B", SHARED), ("C", other), ("D", SHARED)])]
+        await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
+                                 now=START, config_version="t")
+
+        def row(attempt_id: str, account_id: str, at: datetime,
+                number: str = SHARED) -> AttemptRow:
+            return AttemptRow(attempt_id, account_id, "debtor", Role.DEBTOR, number,
+                              Medium.CALL, "early", "morning", None, None, at)
+
+        made = [row("a-own", "A", now - timedelta(days=1)),
+                row("b-recent", "B", now - timedelta(hours=2)),
+                row("b-not-sent", "B", now - timedelta(hours=1)),
+                # C no longer lists the number, but called it yesterday: it counts.
+                row("c-old-number", "C", now - timedelta(hours=30)),
+                row("d-long-ago", "D", now - timedelta(days=100)),
+                row("c-own", "C", now - timedelta(hours=3), other)]
+        plans = [PlanRow("B", _plan(config, now + timedelta(days=1)), now + timedelta(days=1)),
+                 PlanRow("D", _plan(config, now + timedelta(days=2)), now + timedelta(days=2))]
+        await store.record_decisions(attempts=made, plans=plans, audit=[], now=now,
+                                     config_version="t")
+        await store.record_outcomes([OutcomeRow("b-not-sent", Outcome.NOT_SENT, now)], now=now,
+                                    config_version="t", audit_for=lambda row, o: {
+                                        "kind": "outcome", "attempt_id": o.attempt_id})
+        contexts = await store.contexts(["A"], now - timedelta(days=35),
+                                        number_since=now - timedelta(days=2))
+    context = contexts["A"]
+    assert [a.attempt_id for a in context.number_history] == ["c-old-number", "b-recent"]
+    assert [(c.account_id, c.planned_at, c.last_used) for c in context.number_claims] == [
+        ("B", now + timedelta(days=1), now - timedelta(hours=2)),
+        ("D", now + timedelta(days=2), now - timedelta(days=100))]
+    assert context.number_last_used == {SHARED: now - timedelta(days=1)}
+    assert [a.attempt_id for a in context.history] == ["a-own"]
