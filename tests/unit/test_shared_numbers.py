@@ -17,10 +17,11 @@ import pytest
 from channels.sandbox import SandboxChannel
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.contact.account_facts import policy_of
-from dispatcher.contact.decide import StoredPlan, plan_to_json
+from dispatcher.contact.decide import StoredPlan, plan_from_json, plan_to_json
 from dispatcher.contact.engine import Engine
 from dispatcher.contact.explain import explain
 from dispatcher.contact.simulate import Simulation, read_events
+from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Outcome, Role, Target
 from dispatcher.ingest.classify import classify
 from dispatcher.store import AttemptRow, OutcomeRow, PlanRow, open_store
@@ -139,25 +140,34 @@ def _plan(config: LoadedConfig, at: datetime) -> str:
     pytest.param("A-1", "A-2", "A-1", id="a-1-used-it-before"),
 ])
 async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
-        tmp_path: Path, config: LoadedConfig, used_before: str | None, first: str,
+        tmp_path: Path, unlearned: LoadedConfig, used_before: str | None, first: str,
         second: str) -> None:
-    at = datetime(2026, 12, 7, 15, 30, tzinfo=START.tzinfo)  # Monday 09:30 in Chicago
     async with open_store(tmp_path / "s.db") as store:
         events = [overdue(a, days=2, n=n, phones=_phone(SHARED))
                   for n, a in enumerate(["A-1", "A-2"])]
         await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
                                  now=START, config_version="t")
-        before = []
         if used_before is not None:
-            before.append(AttemptRow("at-old", used_before, "debtor", Role.DEBTOR, SHARED,
-                                     Medium.CALL, "early", "morning", None, None,
-                                     START - timedelta(days=60)))
-        # Both planned on the number at the same instant: one batch decides both.
-        await store.record_decisions(
-            attempts=before, plans=[PlanRow(a, _plan(config, at), at) for a in ("A-1", "A-2")],
-            audit=[], now=START, config_version="t")
+            await store.record_decisions(attempts=[AttemptRow(
+                "at-old", used_before, "debtor", Role.DEBTOR, SHARED, Medium.CALL, "early",
+                "morning", None, None, START - timedelta(days=60))], plans=[], audit=[],
+                now=START, config_version="t")
         channel = SandboxChannel(load_outcome_script_empty(tmp_path))
-        engine = Engine(store, channel, policy_of(config))
+        engine = Engine(store, channel, policy_of(unlearned))
+        # The engine plans one of them; the other gets the very same plan: both are due at the
+        # same instant, and one sweep batch decides both.
+        await store.record_decisions(attempts=[], plans=[
+            PlanRow("A-2", plan_to_json(StoredPlan(None)), None)], audit=[], now=START,
+            config_version="t")
+        await engine.sweep(START)
+        [planned] = (await store.contexts(["A-1"], START)).values()
+        assert planned.plan_json
+        plan = plan_from_json(planned.plan_json).plan
+        assert isinstance(plan, PlannedAttempt)
+        at = plan.at
+        await store.record_decisions(
+            attempts=[], plans=[PlanRow(a, planned.plan_json, at) for a in ("A-1", "A-2")],
+            audit=[], now=START, config_version="t")
         stats = await engine.sweep(at)
         assert stats.sent == 1
         # The rest of the day: nothing more on the number, and no refusal audited twice.
@@ -166,7 +176,7 @@ async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
             now = max(due, now + timedelta(minutes=1))
             await engine.sweep(now)
         records = [r async for r in store.audit_records()]
-        text, found = await explain(store, config, second, at + timedelta(minutes=5))
+        text, found = await explain(store, unlearned, second, at + timedelta(minutes=5))
     [sent] = attempts(records)
     assert sent["account_id"] == first
     assert [d.to for d in channel.sent] == [SHARED]
@@ -174,14 +184,14 @@ async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
     assert refused["account_id"] == second
     # The shipped cap (attempts_per_day, 2) is not reached, but the day is the other's.
     assert refused["reason"] == "number_turn"
-    assert refused["planned_at"] == "2026-12-07T15:30:00.000Z"
+    assert refused["planned_at"] == utc_rfc3339(at)
     assert MASKED in refused["detail"]
     assert SHARED not in refused["detail"]
     # explain names the rule and, masked, the number.
     assert found
     assert "not sooner, because of other accounts on the number:" in text
-    assert f"number_turn: another account used {MASKED} today at 15:30Z" in text
-    assert "shared: another account's last attempt 2026-12-07T15:30:00.000Z" in text
+    assert f"number_turn: another account used {MASKED} today at {at:%H:%M}Z" in text
+    assert f"shared: another account's last attempt {utc_rfc3339(at)}" in text
     assert SHARED not in text
 
 

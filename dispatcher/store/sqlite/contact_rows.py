@@ -132,7 +132,7 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     planned = await fetch(
         f"SELECT DISTINCT p.number, a.account_id, json_extract(a.plan_json, '$.at') "
         f"FROM party_numbers p JOIN accounts a ON a.account_id = p.account_id "
-        f"WHERE p.number IN ({busy_marks}) AND a.plan_json IS NOT NULL "
+        f"WHERE p.number IN ({busy_marks}) AND json_valid(a.plan_json) "
         f"AND json_extract(a.plan_json, '$.kind') = 'attempt' "
         f"AND json_extract(a.plan_json, '$.target.number') = p.number "
         f"ORDER BY p.number, a.account_id", busy)
