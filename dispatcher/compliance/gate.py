@@ -9,7 +9,7 @@ of sending.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -18,8 +18,9 @@ from dispatcher.compliance.holiday_calendar import holiday_on
 from dispatcher.compliance.policy import GuarantorRule, Limits
 from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
 from dispatcher.domain.accounts import AccountState, AccountStatus
-from dispatcher.domain.contact import Medium, PastAttempt, Role, Target
+from dispatcher.domain.contact import Medium, NumberClaim, PastAttempt, Role, Target
 from dispatcher.domain.events import Phone
+from dispatcher.domain.phones import mask_number
 from dispatcher.domain.zones import number_zones_for
 
 RESOLVED = "resolved"
@@ -40,6 +41,9 @@ CONTACT_CAP_7D = "contact_cap_7d"
 CONVERSATION_CAP = "conversation_cap"
 DAILY_CAP = "daily_cap"
 MIN_GAP = "min_gap"
+NUMBER_DAILY_CAP = "number_daily_cap"
+NUMBER_MIN_GAP = "number_min_gap"
+NUMBER_TURN = "number_turn"
 WEEK = timedelta(days=7)
 
 
@@ -66,6 +70,13 @@ class Facts:
     refused_contacts: frozenset[str] = field(default_factory=frozenset)
     # Paused until a person reviews a reply from the number that might be a revocation.
     under_review: frozenset[tuple[str, Medium]] = frozenset()
+    # Other accounts on this account's numbers: their recent attempts (oldest first) and their
+    # planned ones. One number is one person, whichever accounts list it.
+    number_history: tuple[PastAttempt, ...] = ()
+    number_claims: tuple[NumberClaim, ...] = ()
+    # The account's own last attempt on each number another account uses, however long ago:
+    # whose turn it is.
+    number_last_used: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,6 +214,7 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
         mine = [a for a in facts.history if a.person == target.person]
     found.extend(_frequency_refusals(target, mine, facts.home_zone, limits=limits,
                                      budget=budget, now=now))
+    found.extend(number_refusals(target, facts, limits, budget, now))
     return found
 
 
@@ -324,6 +336,69 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
         found.append(Refusal(MIN_GAP, f"last attempt on this number at "
                                       f"{on_number[-1].at:%Y-%m-%dT%H:%MZ}",
                              on_number[-1].at + gap))
+    return found
+
+
+def turn_key(last_used: datetime | None, account_id: str) -> tuple[datetime, str]:
+    """Who goes first on a shared number: the account whose own last attempt on it is oldest
+    (never counts as oldest), then the smaller account id."""
+    return (last_used or datetime.min.replace(tzinfo=UTC), account_id)
+
+
+def last_used(facts: Facts, number: str) -> datetime | None:
+    """The account's own last attempt on `number`, as far back as the facts know."""
+    recent = [a.at for a in facts.history if a.number == number]
+    known = facts.number_last_used.get(number)
+    return max([*recent, *([known] if known else [])], default=None)
+
+
+def number_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
+                    now: datetime) -> list[Refusal]:
+    """Rules about the number across accounts: its daily cap, the gap, and whose turn it is."""
+    others = [a for a in facts.number_history if a.number == target.number]
+    claims = [c for c in facts.number_claims if c.number == target.number]
+    cap = limits.number_daily_cap
+    per_day = min(limits.attempts_per_day, budget.attempts_per_day)
+    if not others and not claims and cap >= per_day:
+        return []  # no other account on the number: the account's own caps say it all
+    zone = facts.home_zone
+    today = local_day(now, zone)
+    tomorrow = local_midnight(today + timedelta(days=1), zone)
+    number = mask_number(target.number)
+    own = [a for a in facts.history if a.number == target.number]
+    others_today = [a for a in others if local_day(a.at, zone) == today]
+    used = sum(1 for a in own if local_day(a.at, zone) == today) + len(others_today)
+    person_today = sum(1 for a in facts.history
+                       if a.person == target.person and local_day(a.at, zone) == today)
+    found = []
+    # Without another account's attempt, a cap no lower than the account's own adds nothing
+    # to `daily_cap`, which then refuses too, until the same midnight.
+    if used >= cap and (others_today or person_today < per_day):
+        found.append(Refusal(NUMBER_DAILY_CAP, f"{used} attempts on {number} today, every "
+                                               f"account on the number counted (cap {cap})",
+                             tomorrow))
+    elif others_today:
+        last = others_today[-1].at.astimezone(UTC)
+        found.append(Refusal(NUMBER_TURN, f"another account used {number} today at "
+                                          f"{last:%H:%MZ}: accounts on one number take turns, "
+                                          f"a day each", tomorrow))
+    elif claims:
+        mine = turn_key(last_used(facts, target.number), facts.state.account_id)
+        taken = {local_day(c.planned_at, zone) for c in claims
+                 if turn_key(c.last_used, c.account_id) < mine}
+        if today in taken:
+            free = today + timedelta(days=1)
+            while free in taken:
+                free += timedelta(days=1)
+            found.append(Refusal(NUMBER_TURN, f"{len(taken)} other account(s) waiting longer "
+                                              f"for {number} are planned on it, one today: "
+                                              f"accounts on one number take turns, a day each",
+                                 local_midnight(free, zone)))
+    gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
+    if others and now - others[-1].at < gap:
+        found.append(Refusal(NUMBER_MIN_GAP, f"another account's attempt on {number} at "
+                                             f"{others[-1].at.astimezone(UTC):%Y-%m-%dT%H:%MZ}",
+                             others[-1].at + gap))
     return found
 
 

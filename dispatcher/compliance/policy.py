@@ -35,6 +35,8 @@ class Limits(BaseModel):
     attempts_per_day: int = Field(default=1, ge=0, le=10)  # every channel, per person
     calls_per_day: int = Field(default=1, ge=0, le=10)  # per person, within attempts_per_day
     sms_per_day: int = Field(default=1, ge=0, le=10)  # per person, within attempts_per_day
+    # Every channel, every account on one phone number; None: `attempts_per_day`.
+    attempts_per_number_per_day: int | None = Field(default=None, ge=0, le=10)
     min_gap_minutes: int = Field(default=240, ge=0, le=10_080)  # same number, any channel
     calls_per_7_days: int = Field(default=7, ge=0, le=50)  # Reg F 1006.14(b)(2)(i)
     sms_per_7_days: int = Field(default=7, ge=0, le=50)
@@ -49,6 +51,13 @@ class Limits(BaseModel):
     unreachable_distinct_windows: int = Field(default=3, ge=1, le=24)
     promise_grace_days: int = Field(default=2, ge=0, le=60)
     call_work_numbers: bool = False
+
+    @property
+    def number_daily_cap(self) -> int:
+        """Attempts a phone number may get per local day, whichever accounts list it."""
+        if self.attempts_per_number_per_day is None:
+            return self.attempts_per_day
+        return self.attempts_per_number_per_day
 
     @model_validator(mode="after")
     def _hours_make_a_window(self) -> Limits:
@@ -68,6 +77,7 @@ SAFER: dict[str, Direction] = {
     "attempts_per_day": "lower",
     "calls_per_day": "lower",
     "sms_per_day": "lower",
+    "attempts_per_number_per_day": "lower",
     "min_gap_minutes": "higher",
     "calls_per_7_days": "lower",
     "sms_per_7_days": "lower",
@@ -84,6 +94,8 @@ SAFER: dict[str, Direction] = {
     "call_work_numbers": "false",
 }
 _GUARANTOR_ORDER = list(GuarantorRule)
+# A limit left unset takes another's value; it is compared as that value.
+_UNSET_MEANS: dict[str, str] = {"attempts_per_number_per_day": "attempts_per_day"}
 
 
 def _looser(direction: Direction, value: Any, bound: Any) -> bool:
@@ -102,11 +114,16 @@ def looser_than_legal(limits: Limits, legal: Limits) -> list[tuple[str, str]]:
     """(key, reason) for every limit in `limits` that is looser than `legal` allows."""
     problems = []
     for key, direction in SAFER.items():
-        value, bound = getattr(limits, key), getattr(legal, key)
+        value, bound = _value(limits, key), _value(legal, key)
         if _looser(direction, value, bound):
             problems.append((key, f"{_text(value)} is looser than the profile allows "
                                   f"({_text(bound)}; {_explain(direction)})"))
     return problems
+
+
+def _value(limits: Limits, key: str) -> Any:
+    value = getattr(limits, key)
+    return getattr(limits, _UNSET_MEANS[key]) if value is None else value
 
 
 def _text(value: Any) -> str:

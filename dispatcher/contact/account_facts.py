@@ -90,7 +90,9 @@ def facts_for(context: AccountContext) -> Facts:
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
                  under_review=context.under_review,
-                 history=context.history, refused_contacts=refused)
+                 history=context.history, refused_contacts=refused,
+                 number_history=context.number_history, number_claims=context.number_claims,
+                 number_last_used=context.number_last_used)
 
 
 def debtor_region(debtor: Debtor | None) -> str | None:

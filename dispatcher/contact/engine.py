@@ -47,6 +47,7 @@ from dispatcher.contact.decide import (
 from dispatcher.contact.learning import Learning
 from dispatcher.contact.reconcile import reconcile, settle_open_attempts
 from dispatcher.contact.replan import replan_all
+from dispatcher.contact.shared_numbers import NumberLedger, turn_order
 from dispatcher.contact.templates import content_hash, render
 from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
@@ -59,6 +60,9 @@ from schedules.planner import PlannedAttempt
 log = logging.getLogger("dispatcher.engine")
 
 HISTORY_DAYS = 35
+# Other accounts' attempts on an account's numbers are read this far back (or the longest gap
+# between attempts the policy sets, if longer): far enough for today's count in any zone.
+NUMBER_HISTORY = timedelta(days=2)
 BATCH = 500
 # One sweep sends no more than its channel's rate allows in this time: an attempt is sent within
 # seconds of the decision that checked its hours, never minutes later behind a queue.
@@ -123,7 +127,9 @@ class Engine:
             await replan_all(self.store, now, why="the answer model changed")
         while ids := await self.store.claim_due(now, BATCH):
             try:
-                contexts = await self.store.contexts(ids, now - timedelta(days=HISTORY_DAYS))
+                contexts = await self.store.contexts(
+                    ids, now - timedelta(days=HISTORY_DAYS),
+                    number_since=now - number_lookback(self.policy))
                 await self._decide_batch(contexts, now, stats)
             except BaseException:
                 # Nothing of the batch was committed: let the next sweep take it at once.
@@ -140,9 +146,12 @@ class Engine:
         audit: list[dict[str, Any]] = []
         sent: list[_Sent] = []
         budget = self._send_budget()
-        for account_id, context in contexts.items():
+        ledger = NumberLedger(contexts)
+        for account_id in turn_order(contexts):
+            context = contexts[account_id]
             try:
-                facts = facts_for(context)
+                base = facts_for(context)
+                facts = ledger.facts(base)
                 stored = plan_from_json(context.plan_json)
                 attempt_id = attempt_id_for(account_id, now)
                 decision = self._decide(facts, stored, attempt_id, now=now, audit=audit,
@@ -154,8 +163,9 @@ class Engine:
                 continue
             if decision.send is not None and budget[decision.send.target.medium] <= 0:
                 # Over this sweep's sending budget: the same attempt, decided again a tick later.
-                later = StoredPlan(replace(decision.send, at=now + NEXT_TRY),
-                                   stored.promise_broken, decision.policy_digest)
+                deferred = replace(decision.send, at=now + NEXT_TRY)
+                later = StoredPlan(deferred, stored.promise_broken, decision.policy_digest)
+                ledger.planned(facts, deferred)
                 plans.append(PlanRow(account_id, plan_to_json(later), now + NEXT_TRY))
                 continue
             if decision.send is not None:
@@ -163,11 +173,14 @@ class Engine:
                 row, record, delivery = self._attempt(facts, decision.send, attempt_id, now)
                 attempts.append(row)
                 audit.append(record)
-                sent.append(_Sent(delivery, decision.send, facts, decision.stored(stored)))
+                ledger.attempted(facts, decision.send, attempt_id, now)
+                sent.append(_Sent(delivery, decision.send, base, decision.stored(stored)))
+            else:
+                ledger.planned(facts, decision.plan)
             plans.append(self._plan_row(account_id, decision, stored, now))
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
                                           config_version=self.policy.config_version)
-        await self._send(sent, now, stats)
+        await self._send(sent, now, stats, ledger)
 
     @staticmethod
     def _set_aside(account_id: str, error: Exception, now: datetime,
@@ -205,10 +218,10 @@ class Engine:
                           "due_on": decision.broken_promise.due_on.isoformat()})
         return decision
 
-    async def _send(self, sent: list[_Sent], now: datetime,
-                    stats: SweepStats) -> None:
+    async def _send(self, sent: list[_Sent], now: datetime, stats: SweepStats,
+                    ledger: NumberLedger) -> None:
         """Call the channel for each recorded attempt; answers given at once are applied and
-        their accounts planned again here."""
+        their accounts planned again here, seeing what the batch decided on their numbers."""
         outcomes: list[OutcomeRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
@@ -232,7 +245,7 @@ class Engine:
                                      now + max(NEXT_TRY, timedelta(seconds=outcome.wait))))
                 continue
             try:
-                after = with_outcome(facts, planned, outcome)
+                after = ledger.facts(with_outcome(facts, planned, outcome))
                 decision = self._decide(after, stored, attempt_id_for(account_id, now),
                                         now=now, audit=audit, stats=stats)
             except Exception as error:  # the outcome is recorded all the same
@@ -243,6 +256,7 @@ class Engine:
                 # Never two attempts on one account in one instant: decide again a tick later.
                 plans.append(PlanRow(account_id, plan_to_json(stored), now + NEXT_TRY))
             else:
+                ledger.planned(after, decision.plan)
                 plans.append(self._plan_row(account_id, decision, stored, now))
         if outcomes:
             stats.outcomes += len(outcomes)
@@ -378,6 +392,16 @@ def hour_of_week_at(moment: datetime, zone: str | None) -> int | None:
         return None
     local = moment.astimezone(ZoneInfo(zone))
     return hour_of_week(local.weekday(), local.hour)
+
+
+def number_lookback(policy: ContactPolicy) -> timedelta:
+    """How far back other accounts' attempts on a number are read: today's in any zone, and
+    the longest gap between attempts on one number that a profile, a region or a stage sets."""
+    profiles = policy.regions.profiles.values()
+    gaps = [*(p.limits.min_gap_minutes for p in profiles),
+            *(r.min_gap_minutes for p in profiles for r in p.regional.values()),
+            *(s.min_gap_minutes for s in policy.schedule.stages)]
+    return max(NUMBER_HISTORY, timedelta(minutes=max(gaps, default=0)))
 
 
 def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:

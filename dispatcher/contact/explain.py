@@ -5,12 +5,20 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from dispatcher.compliance.gate import Facts, counters, is_unreachable
+from dispatcher.compliance.gate import (
+    Budget,
+    Facts,
+    Refusal,
+    counters,
+    is_unreachable,
+    number_refusals,
+)
+from dispatcher.compliance.policy import Limits
 from dispatcher.compliance.profiles import AppliedLimits, limits_for, no_profile
 from dispatcher.config.settings import LoadedConfig
-from dispatcher.contact.account_facts import facts_for, local_times
-from dispatcher.contact.decide import StoredPlan, plan_from_json, refuse_account
-from dispatcher.contact.engine import HISTORY_DAYS
+from dispatcher.contact.account_facts import facts_for, local_times, policy_of
+from dispatcher.contact.decide import StoredPlan, budget_for, plan_from_json, refuse_account
+from dispatcher.contact.engine import HISTORY_DAYS, number_lookback
 from dispatcher.contact.learning import stored_model
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Role, Target
@@ -60,6 +68,7 @@ def _number_lines(facts: Facts) -> list[str]:
         flags += [f"opted out of {m.value}" for m in Medium
                   if (phone.number, m) in facts.opted_out]
         flags += _review_flags(facts, phone.number)
+        flags += _shared_flags(facts, phone.number)
         if phone.number in facts.invalid_numbers:
             flags.append("INVALID (listed for the data team)")
         lines.append(f"    {mask_number(phone.number)} debtor {phone.type}: {', '.join(flags)}")
@@ -69,6 +78,7 @@ def _number_lines(facts: Facts) -> list[str]:
         flags = [f"opted out of {m.value}" for m in Medium
                  if (contact.number, m) in facts.opted_out]
         flags += _review_flags(facts, contact.number)
+        flags += _shared_flags(facts, contact.number)
         lines.append(f"    {mask_number(contact.number)} {contact.role} "
                      f"{contact.contact_id}{refused}" + (f": {', '.join(flags)}" if flags else ""))
     return lines
@@ -80,6 +90,19 @@ def _review_flags(facts: Facts, number: str) -> list[str]:
         return []
     return [f"revocation_review on {', '.join(paused)}: a reply might revoke consent; paused "
             f"until a person decides (contact.opt_out confirms, a later contact.opt_in lifts)"]
+
+
+def _shared_flags(facts: Facts, number: str) -> list[str]:
+    """Other accounts on the number: their last attempt and their next planned one."""
+    used = [a.at for a in facts.number_history if a.number == number]
+    planned = sorted(c.planned_at for c in facts.number_claims if c.number == number)
+    flags = []
+    if used:
+        flags.append(f"shared: another account's last attempt {utc_rfc3339(used[-1])}")
+    if planned:
+        flags.append(f"shared: {len(planned)} other account(s) planned on it, the next "
+                     f"{utc_rfc3339(planned[0])}")
+    return flags
 
 
 def _counter_lines(facts: Facts, applied: AppliedLimits | None, now: datetime) -> list[str]:
@@ -102,7 +125,13 @@ def _counter_lines(facts: Facts, applied: AppliedLimits | None, now: datetime) -
     return lines
 
 
-def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
+def _reason_line(r: Refusal) -> str:
+    retry = f" (could change {utc_rfc3339(r.retry_at)})" if r.retry_at else ""
+    return f"  - {r.reason}: {r.detail}{retry}"
+
+
+def _plan_lines(plan: Plan, facts: Facts, config: LoadedConfig, limits: Limits | None,
+                now: datetime) -> list[str]:
     if isinstance(plan, PlannedAttempt):
         t = plan.target
         lines = [f"  {utc_rfc3339(plan.at)}: {t.medium.value} to {t.role.value} "
@@ -112,14 +141,30 @@ def _plan_lines(plan: Plan, facts: Facts) -> list[str]:
         if plan.estimate is not None:
             lines.append(f"  why this time: estimated answer chance {plan.estimate:.1%}, the "
                          f"best of the first day with a lawful slot: {plan.basis}")
-        return lines + [f"    {zone}: {text}"
-                        for zone, text in local_times(facts.zones, plan.at).items()]
+        lines += [f"    {zone}: {text}"
+                  for zone, text in local_times(facts.zones, plan.at).items()]
+        # Other accounts on the number can push an attempt days away: say so.
+        shared = [] if limits is None else number_refusals(
+            t, facts, limits, budget_for(config.schedule, plan.stage, limits), now)
+        if shared and plan.at > now:
+            lines.append("  not sooner, because of other accounts on the number:")
+            lines += [_reason_line(r) for r in shared]
+        return lines
     lines = ["  none. Every reason:"]
-    for r in plan.reasons:
-        retry = f" (could change {utc_rfc3339(r.retry_at)})" if r.retry_at else ""
-        lines.append(f"  - {r.reason}: {r.detail}{retry}")
+    lines += [_reason_line(r) for r in plan.reasons]
     if plan.retry_at:
         lines.append(f"  the engine looks again at {utc_rfc3339(plan.retry_at)}")
+    if limits is None:
+        return lines
+    # A turn further ahead than the planner looks shows as whatever refused its last day.
+    budget = Budget(limits.attempts_per_day, limits.min_gap_minutes)
+    debtor = facts.state.debtor
+    for phone in debtor.phones if debtor else []:
+        target = Target(Role.DEBTOR, "debtor", phone.number, phone.type, Medium.CALL)
+        shared = number_refusals(target, facts, limits, budget, now)
+        if shared:
+            lines.append(f"  other accounts on {mask_number(phone.number)}:")
+            lines += [_reason_line(r) for r in shared]
     return lines
 
 
@@ -130,7 +175,8 @@ class ExplainStore(ContextStore, AnswerStore, Protocol):
 async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
                   now: datetime) -> tuple[str, bool]:
     """The explanation as text, and whether the account exists."""
-    contexts = await store.contexts([account_id], now - timedelta(days=HISTORY_DAYS))
+    contexts = await store.contexts([account_id], now - timedelta(days=HISTORY_DAYS),
+                                    number_since=now - number_lookback(policy_of(config)))
     context = contexts.get(account_id)
     if context is None:
         return f"no account {account_id!r} in {config.store_path}\n", False
@@ -145,7 +191,8 @@ async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
         plan = plan_next(facts, config.schedule, applied.limits, now, model)
     lines = [f"account {account_id} as of {utc_rfc3339(now)}",
              *_state_lines(facts, config, applied, now), *_number_lines(facts),
-             *_counter_lines(facts, applied, now), "next attempt:", *_plan_lines(plan, facts)]
+             *_counter_lines(facts, applied, now), "next attempt:",
+             *_plan_lines(plan, facts, config, applied.limits if applied else None, now)]
     stored = plan_from_json(context.plan_json)
     if isinstance(stored.plan, PlannedAttempt) and stored.plan != plan:
         lines.append(f"  (the engine's stored plan, made earlier: {utc_rfc3339(stored.plan.at)} "

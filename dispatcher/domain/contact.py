@@ -128,3 +128,14 @@ class PastAttempt:
     def unanswered(self) -> bool:
         """A call that rang out, reached voicemail or was busy: nobody talked."""
         return self.medium is Medium.CALL and self.outcome in UNANSWERED
+
+
+@dataclass(frozen=True)
+class NumberClaim:
+    """Another account's planned attempt on a number this account uses too, and when that
+    account last used the number itself (None: not in the history window)."""
+
+    account_id: str
+    number: str
+    planned_at: datetime
+    last_used: datetime | None

@@ -17,7 +17,7 @@ from dispatcher.audit.index import IndexDisagreement
 from dispatcher.audit.keys import CheckpointSigner
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import utc_text_and_key
-from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.domain.events import Event
 
 
@@ -141,6 +141,12 @@ class AccountContext:
     opted_out: frozenset[tuple[str, Medium]]
     invalid_numbers: frozenset[str]
     under_review: frozenset[tuple[str, Medium]] = frozenset()  # paused for a person
+    # Other accounts on this account's numbers: their attempts since `number_since` (oldest
+    # first), and their stored plans that will use one of the numbers; and, on each number
+    # another account uses, this account's own last attempt, however long ago.
+    number_history: tuple[PastAttempt, ...] = ()
+    number_claims: tuple[NumberClaim, ...] = ()
+    number_last_used: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -291,9 +297,11 @@ class OutboxStore(Protocol):
 class ContextStore(Protocol):
     """What is known about accounts before deciding (the engine, explain)."""
 
-    async def contexts(self, account_ids: Sequence[str],
-                       since: datetime) -> dict[str, AccountContext]:
-        """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
+    async def contexts(self, account_ids: Sequence[str], since: datetime, *,
+                       number_since: datetime | None = None) -> dict[str, AccountContext]:
+        """State, stored plan, attempts since `since` (and every third-party call), opt-outs;
+        and what other accounts on the same numbers did since `number_since` (default `since`)
+        and plan to do."""
         ...
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import aiosqlite
 
 from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
-from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.sqlite.inline import InlineConnection
 
@@ -75,6 +75,77 @@ def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
         yield items[start:start + CHUNK]
 
 
+_Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+
+
+def _others(attempts: Mapping[str, list[tuple[str, PastAttempt]]], numbers: Iterable[str],
+            account_id: str) -> tuple[PastAttempt, ...]:
+    """Other accounts' attempts on `numbers`, oldest first."""
+    found = [a for n in numbers for owner, a in attempts.get(n, ()) if owner != account_id]
+    return tuple(sorted(found, key=lambda a: (a.at, a.attempt_id)))
+
+
+class _Shared(NamedTuple):
+    attempts: dict[str, list[tuple[str, PastAttempt]]]  # by number: (account, attempt)
+    claims: dict[str, list[NumberClaim]]  # by number
+    last_used: dict[tuple[str, str], datetime]  # (account, number): its last attempt on it
+
+
+async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
+                          since: datetime) -> _Shared:
+    """Other accounts' attempts on the accounts' `numbers` since `since`, the stored plans of
+    other accounts that will use one of them, and, for numbers another account uses, when each
+    account last used them, however long ago: one number is paced as one person, whichever
+    accounts list it."""
+    listed: dict[str, set[str]] = defaultdict(set)
+    for account_id, mine in numbers.items():
+        for number in mine:
+            listed[number].add(account_id)
+    every = sorted(listed)
+    shared = _Shared(defaultdict(list), defaultdict(list), {})
+    if not every:
+        return shared
+    number_marks = marks(len(every))
+    rows: dict[str, list[Any]] = defaultdict(list)
+    for row in await fetch(
+            f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
+            f"stage, outcome FROM attempts WHERE number IN ({number_marks}) AND at >= ? AND "
+            f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
+            [*every, sortable_utc(since)]):
+        rows[row[5]].append(row)
+    # Most numbers are one account's alone: the next queries look only at the others.
+    elsewhere = {n for n, in await fetch(
+        f"SELECT number FROM party_numbers WHERE number IN ({number_marks}) "
+        f"GROUP BY number HAVING COUNT(DISTINCT account_id) > 1", every)}
+    busy = sorted(elsewhere | {n for n, made in rows.items()
+                               if len(listed[n] | {r[1] for r in made}) > 1})
+    if not busy:
+        return shared
+    for number in busy:
+        shared.attempts[number] = [(r[1], PastAttempt(
+            attempt_id=r[0], at=_instant(r[2]), person=r[3], role=_ROLES[r[4]], number=r[5],
+            medium=_MEDIUMS[r[6]], window=r[7], stage=r[8],
+            outcome=_OUTCOMES[r[9]] if r[9] else None)) for r in rows.get(number, ())]
+    busy_marks = marks(len(busy))
+    # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
+    # attempt names its target's number and its instant.
+    planned = await fetch(
+        f"SELECT DISTINCT p.number, a.account_id, json_extract(a.plan_json, '$.at') "
+        f"FROM party_numbers p JOIN accounts a ON a.account_id = p.account_id "
+        f"WHERE p.number IN ({busy_marks}) AND json_valid(a.plan_json) "
+        f"AND json_extract(a.plan_json, '$.kind') = 'attempt' "
+        f"AND json_extract(a.plan_json, '$.target.number') = p.number "
+        f"ORDER BY p.number, a.account_id", busy)
+    for account_id, number, at in await fetch(
+            f"SELECT account_id, number, MAX(at) FROM attempts WHERE number IN ({busy_marks}) "
+            f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id, number", busy):
+        shared.last_used[(account_id, number)] = _instant(at)
+    for number, account_id, at in planned:
+        shared.claims[number].append(NumberClaim(
+            account_id, number, _instant(at), shared.last_used.get((account_id, number))))
+    return shared
+
+
 class ContactRows:
     """Mixin of SqliteStore: the repository methods the contact engine uses."""
 
@@ -123,9 +194,11 @@ class ContactRows:
                                  "WHERE next_attempt_at IS NOT NULL")
         return parse_rfc3339(rows[0][0]) if rows and rows[0][0] else None
 
-    async def contexts(self: _Host, account_ids: Sequence[str],
-                       since: datetime) -> dict[str, AccountContext]:
-        """State, stored plan, attempts since `since` (and every third-party call), opt-outs."""
+    async def contexts(self: _Host, account_ids: Sequence[str], since: datetime, *,
+                       number_since: datetime | None = None) -> dict[str, AccountContext]:
+        """State, stored plan, attempts since `since` (and every third-party call), opt-outs;
+        and what other accounts on the same numbers did since `number_since` (default `since`)
+        and plan to do."""
         if not account_ids:
             return {}
         account_marks = marks(len(account_ids))
@@ -162,6 +235,7 @@ class ContactRows:
                 (review if reason == Standing.REVIEW else opted).add((n, Medium(c)))
             invalid.update(row[0] for row in await self._fetch(
                 f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", every))
+        shared = await _shared_numbers(self._fetch, numbers, number_since or since)
         found = {}
         for account_id in account_ids:
             if account_id not in states:
@@ -173,7 +247,12 @@ class ContactRows:
                 history=tuple(history[account_id]),
                 opted_out=frozenset(o for o in opted if o[0] in mine),
                 under_review=frozenset(o for o in review if o[0] in mine),
-                invalid_numbers=frozenset(n for n in invalid if n in mine))
+                invalid_numbers=frozenset(n for n in invalid if n in mine),
+                number_history=_others(shared.attempts, mine, account_id),
+                number_claims=tuple(c for n in sorted(mine) for c in shared.claims.get(n, ())
+                                    if c.account_id != account_id),
+                number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
+                                  if (account_id, n) in shared.last_used})
         return found
 
     async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],

@@ -116,6 +116,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             checked_at TEXT NOT NULL
         )""",
     ),
+    # 6: attempts by number, whichever account made them: one number is paced as one person.
+    (
+        "CREATE INDEX attempts_by_number ON attempts(number, at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
