@@ -209,7 +209,8 @@ async def test_explain_says_an_account_waits_its_turn(tmp_path: Path,
     # last refusal was.
     assert "none. Every reason:" in text
     assert f"  other accounts on {MASKED}:" in text
-    assert f"  - number_turn: another account used {MASKED} today at 15:45Z" in text
+    assert re.search(rf"  - number_turn: another account used {re.escape(MASKED)} today at "
+                     r"\d\d:\d\dZ", text), text
     assert re.search(r"shared: \d+ other account\(s\) planned on it, the next 2026-12-08T", text)
     assert SHARED not in text
 
