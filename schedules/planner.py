@@ -44,6 +44,7 @@ from schedules.slots import (
     on_lattice,
     personal_factors,
     personal_scores,
+    slot_now,
     window_specs,
 )
 
@@ -253,15 +254,16 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                 continue
         open_slots = [s for s in day_slots(day, zone, zones, hours, specs)
                       if s.at >= not_before]
-        if not talks:
-            # Until a conversation says when this debtor answers, tries go on the account's
-            # two-hour lattice while the day still has a point of it.
-            on = [s for s in open_slots if on_lattice(s.minute, seed, hours)]
-            open_slots = on or open_slots
-        # Best first: the highest estimate, nudged by the tie-break; then the earliest.
-        ranked = sorted((-rates[hour_base + s.minute // 60] * personal[s.minute], s.minute, s)
+        if offset == 0 and (soon := slot_now(not_before, zone, zones, hours, specs)):
+            open_slots.append(soon)
+        # Best first: until a conversation says when this debtor answers, the points of the
+        # account's two-hour lattice; then the highest estimate, nudged by the tie-break; then
+        # the earliest.
+        ranked = sorted((bool(talks) or not on_lattice(s.minute, seed, hours),
+                         -rates[hour_base + s.minute // 60]
+                         * personal.get(s.minute, factors[cell_of(s.minute)]), s.minute, s)
                         for s in open_slots)
-        for _, _, slot in ranked:
+        for *_, slot in ranked:
             if slot.at < not_before:
                 continue
             found = time_refusals(target, facts, limits, budget, slot.at, mine=mine)

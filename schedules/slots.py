@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import zlib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -68,6 +68,24 @@ def day_slots(day: date, home: str, zones: tuple[str, ...], hours: tuple[time, t
         if all(start <= at.astimezone(z).time() < end for z in others):
             slots.append(Slot(at, minute, window))
     return tuple(slots)
+
+
+def slot_now(now: datetime, home: str, zones: tuple[str, ...], hours: tuple[time, time],
+             windows: tuple[WindowSpec, ...]) -> Slot | None:
+    """The next whole minute from `now`, as a slot, when it lies inside one of the windows and
+    inside `hours` in every zone: a window open now is usable now, between its quarter hours."""
+    at = now.astimezone(UTC)
+    if at.second or at.microsecond:
+        at = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    local = at.astimezone(ZoneInfo(home))
+    minute = local.hour * 60 + local.minute
+    window = next((name for name, first, last, days in windows
+                   if first <= minute < last and local.weekday() in days), None)
+    start, end = hours
+    if window is None or not all(start <= at.astimezone(ZoneInfo(z)).time() < end
+                                 for z in zones):
+        return None
+    return Slot(at, minute, window)
 
 
 def window_specs(names: Sequence[str],
