@@ -36,12 +36,13 @@ from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
 from schedules.slots import (
+    LATTICE_FIRST,
     REACH_MINUTES,
     Slot,
     account_seed,
     cell_of,
     day_slots,
-    on_lattice,
+    lattice_points,
     personal_factors,
     personal_scores,
     slot_now,
@@ -230,6 +231,9 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     seed = account_seed(facts.state.account_id)
     specs = window_specs(stage.windows, schedule.windows)
     personal = personal_scores(factors, seed, misses, hours, specs)
+    # Until a conversation says when this debtor answers, the points of the account's two-hour
+    # lattice come first.
+    first_points = frozenset() if talks else lattice_points(seed, hours)
     rates = model.rates
     not_before = now
     last: Refusal | None = None
@@ -256,12 +260,11 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                       if s.at >= not_before]
         if offset == 0 and (soon := slot_now(not_before, zone, zones, hours, specs)):
             open_slots.append(soon)
-        # Best first: until a conversation says when this debtor answers, the points of the
-        # account's two-hour lattice; then the highest estimate, nudged by the tie-break; then
-        # the earliest.
-        ranked = sorted((bool(talks) or not on_lattice(s.minute, seed, hours),
-                         -rates[hour_base + s.minute // 60]
-                         * personal.get(s.minute, factors[cell_of(s.minute)]), s.minute, s)
+        # Best first: the lattice's points, then the highest estimate nudged by the tie-break,
+        # then the earliest. (A slot from `slot_now` may lie between the scored minutes.)
+        ranked = sorted((-rates[hour_base + s.minute // 60]
+                         * personal.get(s.minute, factors[cell_of(s.minute)])
+                         - (LATTICE_FIRST if s.minute in first_points else 0.0), s.minute, s)
                         for s in open_slots)
         for *_, slot in ranked:
             if slot.at < not_before:
@@ -323,17 +326,20 @@ def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limit
                    now: datetime, model: AnswerModel) -> Plan:
     owed = text_owed(stage, facts.history)
     reasons: list[Refusal] = []
-    found = _first_slot(_candidates(facts, stage, limits, owed=owed), facts, stage, schedule,
-                        limits=limits, now=now, model=model, reasons=reasons)
     if owed and Medium.CALL in stage.channels:
         # A text owed on a day that has room for a call and a text follows that day's call, so
         # it never takes the call's best time.
         call = _first_slot(_candidates(facts, stage, limits, owed=False), facts, stage,
                            schedule, limits=limits, now=now, model=model, reasons=[])
         if (call is not None and call.target.medium is Medium.CALL
-                and (found is None or _day(call, facts) <= _day(found, facts))
                 and _room_for_two(facts, stage, limits, _day(call, facts))):
-            return call
+            if _day(call, facts) == local_day(now, facts.home_zone):
+                return call  # nothing can come before a call today
+            text = _first_slot(_candidates(facts, stage, limits, owed=True), facts, stage,
+                               schedule, limits=limits, now=now, model=model, reasons=reasons)
+            return call if text is None or _day(call, facts) <= _day(text, facts) else text
+    found = _first_slot(_candidates(facts, stage, limits, owed=owed), facts, stage, schedule,
+                        limits=limits, now=now, model=model, reasons=reasons)
     if found is not None:
         return found
     if not reasons:

@@ -28,6 +28,9 @@ _AFTER = REACH_MINUTES // GRID_MINUTES  # grid cells up to and including the hou
 # busy at their usual time); after a conversation they weigh this many times more.
 MISS_KEEPS = 0.1
 TALK_WEIGHS = 5.0
+# Added to the score of a lattice point to rank it before every other slot (the estimate times
+# the tie-break is at most 1 + TIE_BREAK).
+LATTICE_FIRST = 2.0
 # Near-equal slots are told apart by at most this share: for a debtor never called, by a
 # per-account jitter, so that new debtors are spread over the day instead of all called at one
 # time; after unanswered calls, by closeness to them, so that tries tile the day two hours apart
@@ -173,6 +176,12 @@ def personal_scores(factors: tuple[float, ...], seed: int, misses: tuple[int, ..
             liked = (0.98 if beyond <= 0 else max(0.0, 1 - beyond / span) * 0.98) + 0.02 * jitter
         scores[minute] = factors[minute // GRID_MINUTES] * (1 + TIE_BREAK * liked)
     return scores
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def lattice_points(seed: int, hours: tuple[time, time]) -> frozenset[int]:
+    """The minutes of the day on the account's lattice (`on_lattice`)."""
+    return frozenset(m for m in range(0, 24 * 60, GRID_MINUTES) if on_lattice(m, seed, hours))
 
 
 def cell_of(minute: int) -> int:
