@@ -213,6 +213,16 @@ def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: in
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
+def _furthest(last: Refusal | None, found: Sequence[Refusal]) -> Refusal:
+    """Of the refusals met so far, the one that holds the longest: what to say when no slot is
+    found within the horizon (a turn on a shared number weeks away, not the last holiday)."""
+    latest = max(found, key=lambda r: r.retry_at or datetime.max.replace(tzinfo=UTC))
+    if last is None or (latest.retry_at or datetime.max.replace(tzinfo=UTC)) >= (
+            last.retry_at or datetime.max.replace(tzinfo=UTC)):
+        return latest
+    return last
+
+
 def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts,
                limits: Limits, now: datetime, model: AnswerModel) -> Slotted | Refusal:
     zone = facts.home_zone
@@ -253,7 +263,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             end_of_day = local_midnight(day + timedelta(days=1), zone)
             lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
             if lasting and max(lasting) >= end_of_day:
-                last = found[0]
+                last = _furthest(last, found)
                 not_before = max(not_before, *lasting)
                 continue
         open_slots = [s for s in day_slots(day, zone, zones, hours, specs)
@@ -276,7 +286,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                 return Slotted(slot.at, slot.window, chance,
                                _basis(model, factors, slot, weekday,
                                       misses=misses, talks=talks))
-            last = found[0]
+            last = _furthest(last, found)
             if any(r.retry_at is None for r in found):
                 return found[0]
             # Hours refuse one time of day; every other rule holds until its retry time.

@@ -512,20 +512,26 @@ class _SlowSandbox(SandboxChannel):
         return 0.1
 
 
+def _one_window_config(tmp_path: Path, start: str, end: str, channel: str) -> Path:
+    """The shipped config with a schedule of one stage and one window, `start`-`end`."""
+    folder = tmp_path / "cfg"
+    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
+    (folder / "schedules" / "one.toml").write_text(
+        f'name = "one"\n[windows]\nonly = {{ start = "{start}", end = "{end}" }}\n'
+        f'[[stages]]\nname = "any"\ndays_past_due = [1]\nchannels = ["{channel}"]\n'
+        'attempts_per_day = 1\nmin_gap_minutes = 240\nwindows = ["only"]\n')
+    path = folder / "dispatcher.toml"
+    path.write_text(path.read_text() + '\n[contact]\nschedule = "one"\n')
+    return path
+
+
 async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
         tmp_path: Path, config: LoadedConfig) -> None:
     events = [overdue(f"A-{n}", days=2, n=n, phones=[{
         "number": f"+1512555{n:04d}", "type": "mobile", "sms_consent": True,
         "call_consent": True}]) for n in range(100, 105)]
     # One quarter hour of the day allowed: every account falls due at the same instant.
-    folder = tmp_path / "cfg"
-    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
-    (folder / "schedules" / "one.toml").write_text(
-        'name = "one"\n[windows]\nten = { start = "10:00", end = "10:15" }\n'
-        '[[stages]]\nname = "any"\ndays_past_due = [1]\nchannels = ["sms"]\n'
-        'attempts_per_day = 1\nmin_gap_minutes = 240\nwindows = ["ten"]\n')
-    path = folder / "dispatcher.toml"
-    path.write_text(path.read_text() + '\n[contact]\nschedule = "one"\n')
+    path = _one_window_config(tmp_path, "10:00", "10:15", "sms")
     async with open_store(tmp_path / "s.db") as store:
         await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
                                  now=START, config_version="t")
@@ -545,15 +551,7 @@ async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
 
 async def test_hours_are_asked_again_at_the_moment_of_sending(
         tmp_path: Path, config: LoadedConfig) -> None:
-    folder = tmp_path / "cfg"
-    shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
-    (folder / "schedules" / "late.toml").write_text(
-        'name = "late"\n[windows]\nlast = { start = "20:58", end = "21:00" }\n'
-        '[[stages]]\nname = "any"\ndays_past_due = [1]\nchannels = ["call"]\n'
-        'attempts_per_day = 1\nmin_gap_minutes = 240\nwindows = ["last"]\n')
-    path = folder / "dispatcher.toml"
-    path.write_text(path.read_text() + '\n[contact]\nschedule = "late"\n')
-    late_config = load_config(path, {})
+    late_config = load_config(_one_window_config(tmp_path, "20:58", "21:00", "call"), {})
     async with open_store(tmp_path / "s.db") as store:
         await store.record_batch([classify(json.dumps(overdue(days=3)).encode(), "t", 65536)],
                                  now=START, config_version="t")

@@ -16,7 +16,7 @@ import pytest
 from channels.availability import MAX_SEED, AnswerProbability, uniform_draw
 from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from dispatcher.domain.contact import Delivery, Medium, Outcome
-from dispatcher.errors import ConfigError
+from tests.unit.test_sandbox import problems_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DANA = "+15125550100"
@@ -254,12 +254,6 @@ def test_a_window_without_days_opens_every_day(tmp_path: Path) -> None:
 # --- invalid models ----------------------------------------------------------------------------
 
 
-def problems_of(path: Path) -> list[tuple[str, str]]:
-    with pytest.raises(ConfigError) as caught:
-        load_outcome_script(path)
-    assert caught.value.problems
-    assert all(p.file == str(path) for p in caught.value.problems)
-    return [(p.key, p.reason) for p in caught.value.problems]
 
 
 MODEL = f"numbers.{DANA}.call.answer_probability"
