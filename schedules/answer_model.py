@@ -50,6 +50,8 @@ class AnswerModel:
     learned_at: datetime | None = None  # None: the prior alone, nothing learned yet
     since: datetime | None = None  # the outcomes counted are from [since, learned_at)
     rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
+    # A short digest of the rates: plans made under equal rates are equal.
+    version: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.calls) != HOURS or len(self.answered) != HOURS:
@@ -60,6 +62,9 @@ class AnswerModel:
         rates = tuple(round((self.answered[i] + by_hour[i % 24] * WEEKDAY_CALLS)
                             / (self.calls[i] + WEEKDAY_CALLS), 4) for i in range(HOURS))
         object.__setattr__(self, "rates", rates)
+        # Read at every decision (plans carry it): hashed once here.
+        object.__setattr__(self, "version",
+                           hashlib.sha256(orjson.dumps(rates)).hexdigest()[:12])
 
     def hour_rates(self) -> tuple[float, ...]:
         """Each hour's rate over every day of the week, its neighbours' calls counting half (a
@@ -119,12 +124,6 @@ class AnswerModel:
                     for a, b in zip(self.hour_rates(), other.hour_rates(), strict=True))
                 or any(abs(a - b) >= 2 * MATERIAL_CHANGE
                        for a, b in zip(self.rates, other.rates, strict=True)))
-
-    @property
-    def version(self) -> str:
-        """A short digest of the rates: plans made under equal rates are equal."""
-        digest = hashlib.sha256(orjson.dumps(self.rates)).hexdigest()
-        return digest[:12]
 
     def to_json(self) -> str:
         """The model as the store keeps it."""

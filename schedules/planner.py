@@ -213,6 +213,11 @@ def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: in
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
+def _lasting(found: Sequence[Refusal]) -> list[datetime]:
+    """The retry times of the rules that hold until then: hours refuse one time of day only."""
+    return [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
+
+
 def _furthest(last: Refusal | None, found: Sequence[Refusal]) -> Refusal:
     """Of the refusals met so far, the one that holds the longest: what to say when no slot is
     found within the horizon (a turn on a shared number weeks away, not the last holiday)."""
@@ -261,7 +266,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             found = [] if first is None else time_refusals(target, facts, limits, budget,
                                                            first.at, mine=mine)
             end_of_day = local_midnight(day + timedelta(days=1), zone)
-            lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
+            lasting = _lasting(found)
             if lasting and max(lasting) >= end_of_day:
                 last = _furthest(last, found)
                 not_before = max(not_before, *lasting)
@@ -289,8 +294,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
             last = _furthest(last, found)
             if any(r.retry_at is None for r in found):
                 return found[0]
-            # Hours refuse one time of day; every other rule holds until its retry time.
-            lasting = [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
+            lasting = _lasting(found)
             if lasting:
                 not_before = max(not_before, *lasting)
     return last or Refusal(NO_STAGE, f"stage {stage.name!r} has no window in the next "

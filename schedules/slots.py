@@ -53,24 +53,33 @@ def day_slots(day: date, home: str, zones: tuple[str, ...], hours: tuple[time, t
               windows: tuple[WindowSpec, ...]) -> tuple[Slot, ...]:
     """The quarter hours of `day` in `home` inside a window and inside `hours` in every zone."""
     home_zone = ZoneInfo(home)
-    others = [ZoneInfo(z) for z in zones]
-    start, end = hours
     slots = []
     # The quarter hours, and the start of every window (one shorter than a quarter hour, or
     # starting between two, still has a slot).
     minutes = sorted({*range(0, 24 * 60, GRID_MINUTES), *(first for _, first, _, _ in windows)})
     for minute in minutes:
-        window = next((name for name, first, last, days in windows
-                       if first <= minute < last and day.weekday() in days), None)
+        window = _window_at(windows, minute, day.weekday())
         if window is None:
             continue
         local = datetime.combine(day, time(minute // 60, minute % 60), home_zone)
         if local.astimezone(home_zone).time() != local.time():
             continue  # a time the clocks skip
         at = local.astimezone(UTC)
-        if all(start <= at.astimezone(z).time() < end for z in others):
+        if _inside_hours(at, zones, hours):
             slots.append(Slot(at, minute, window))
     return tuple(slots)
+
+
+def _window_at(windows: tuple[WindowSpec, ...], minute: int, weekday: int) -> str | None:
+    """The first window holding this minute of the day on this weekday, if any."""
+    return next((name for name, first, last, days in windows
+                 if first <= minute < last and weekday in days), None)
+
+
+def _inside_hours(at: datetime, zones: tuple[str, ...], hours: tuple[time, time]) -> bool:
+    """Whether `at` lies inside `hours` in every zone."""
+    start, end = hours
+    return all(start <= at.astimezone(ZoneInfo(z)).time() < end for z in zones)
 
 
 def slot_now(now: datetime, home: str, zones: tuple[str, ...], hours: tuple[time, time],
@@ -82,11 +91,8 @@ def slot_now(now: datetime, home: str, zones: tuple[str, ...], hours: tuple[time
         at = at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     local = at.astimezone(ZoneInfo(home))
     minute = local.hour * 60 + local.minute
-    window = next((name for name, first, last, days in windows
-                   if first <= minute < last and local.weekday() in days), None)
-    start, end = hours
-    if window is None or not all(start <= at.astimezone(ZoneInfo(z)).time() < end
-                                 for z in zones):
+    window = _window_at(windows, minute, local.weekday())
+    if window is None or not _inside_hours(at, zones, hours):
         return None
     return Slot(at, minute, window)
 

@@ -32,10 +32,13 @@ async def stored_model(store: AnswerStore, settings: PlannerSettings) -> AnswerM
     if not settings.learning:
         return AnswerModel.prior()
     kept = await store.answer_model()
-    if kept is None:
-        return AnswerModel.prior()
+    return AnswerModel.prior() if kept is None else _readable(kept[0])
+
+
+def _readable(body: str) -> AnswerModel:
+    """The stored model, or the prior (logged) when it cannot be read."""
     try:
-        return AnswerModel.from_json(kept[0])
+        return AnswerModel.from_json(body)
     except ValueError as error:
         log.error("the stored answer model is unreadable (%s): the prior is used", error)  # noqa: TRY400
         return AnswerModel.prior()
@@ -60,8 +63,7 @@ class Learning:
             self._loaded = True
             kept = await self.store.answer_model()
             if kept is not None:
-                self.model = await stored_model(self.store, self.settings)
-                self.checked_at = kept[1]
+                self.model, self.checked_at = _readable(kept[0]), kept[1]
         due = last_learning(now, self.settings.learn_at)
         if self.checked_at is not None and self.checked_at >= due:
             return self.model, False
