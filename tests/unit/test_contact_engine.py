@@ -330,20 +330,26 @@ async def test_explain_names_the_next_attempt_or_every_reason(
         event("account.hold", {"reason": "attorney"}, START, 2, account="A-2"),
         event("contact.opt_out", {"number": HOME, "channel": "all"}, START, 3,
               account="A-2")]))
+    (text, found), (held, _), (_, missing) = await explained_after_a_day(
+        tmp_path, config, events_path, ("A-1", START + timedelta(hours=1)),
+        ("A-2", START + timedelta(hours=1)), ("A-404", START))
+    assert found
+    assert "next attempt:" in text
+    assert "rule: standard:late:" in text
+    assert MOBILE not in text
+    assert "hold:attorney" in held
+    assert "opted out of sms" in held
+    assert "none. Every reason:" in held
+    assert not missing
+
+
+async def explained_after_a_day(tmp_path: Path, config: LoadedConfig, events_path: Path,
+                                *asks: tuple[str, datetime]) -> list[tuple[str, bool]]:
+    """`explain` of each (account, instant), after the events were simulated for a day."""
     async with open_store(tmp_path / "s.db") as store:
         simulation = Simulation(config, store, load_outcome_script_empty(tmp_path), START)
         await simulation.run(read_events(events_path, START), 1)
-        text, found = await explain(store, config, "A-1", START + timedelta(hours=1))
-        assert found
-        assert "next attempt:" in text
-        assert "rule: standard:late:" in text
-        assert MOBILE not in text
-        held, found = await explain(store, config, "A-2", START + timedelta(hours=1))
-        assert "hold:attorney" in held
-        assert "opted out of sms" in held
-        assert "none. Every reason:" in held
-        _, found = await explain(store, config, "A-404", START)
-        assert not found
+        return [await explain(store, config, account, at) for account, at in asks]
 
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -427,11 +433,8 @@ async def test_a_shanghai_debtor_no_profile_covers_is_suppressed_and_explained(
     assert "CN-31" in suppressed["detail"]
     assert suppressed["local_times"] == {"Asia/Shanghai": local(suppressed, SHANGHAI).isoformat(
         timespec="minutes")}
-    events_path = tmp_path / "events.jsonl"
-    async with open_store(tmp_path / "s.db") as store:
-        simulation = Simulation(config, store, load_outcome_script_empty(tmp_path), START)
-        await simulation.run(read_events(events_path, START), 1)
-        text, found = await explain(store, config, "A-CN", START + timedelta(hours=1))
+    [(text, found)] = await explained_after_a_day(tmp_path, config, tmp_path / "events.jsonl",
+                                                  ("A-CN", START + timedelta(hours=1)))
     assert found
     assert "  profile: none for region CN-31: never contacted (no_profile)" in text
     assert "  - no_profile: no profile covers region CN-31 (could change " in text

@@ -20,7 +20,6 @@ from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.decide import StoredPlan, plan_from_json, plan_to_json
 from dispatcher.contact.engine import Engine
 from dispatcher.contact.explain import explain
-from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Outcome, Role, Target
 from dispatcher.ingest.classify import classify
@@ -32,6 +31,7 @@ from tests.unit.test_contact_engine import (
     START,
     attempts,
     config,
+    explained_after_a_day,
     load_outcome_script_empty,
     overdue,
     simulate,
@@ -199,10 +199,8 @@ async def test_explain_says_an_account_waits_its_turn(tmp_path: Path,
                                                       unlearned: LoadedConfig) -> None:
     events_path = tmp_path / "events.jsonl"
     events_path.write_text("\n".join(json.dumps(e) for e in _sharing(30)))
-    async with open_store(tmp_path / "s.db") as store:
-        simulation = Simulation(unlearned, store, load_outcome_script_empty(tmp_path), START)
-        await simulation.run(read_events(events_path, START), 1)
-        text, found = await explain(store, unlearned, "S-029", START + timedelta(hours=23))
+    [(text, found)] = await explained_after_a_day(tmp_path, unlearned, events_path,
+                                                  ("S-029", START + timedelta(hours=23)))
     assert found
     # 29 accounts wait longer than S-029 (none used the number, the ids are smaller): no plan
     # within the planner's 21 days, and explain names the number rules whatever the planner's
