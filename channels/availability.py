@@ -115,42 +115,45 @@ def parse_call_model(value: dict[str, Any], key: str, report: Report,
     if "answer_probability" in value:
         for name in value:
             if name != "answer_probability":
-                report(_child(key, name), "not allowed beside answer_probability "
+                report(child_key(key, name), "not allowed beside answer_probability "
                                           "(its otherwise and seed go inside it)")
         model = _parse_probability(value["answer_probability"],
-                                   _child(key, "answer_probability"), report, status)
+                                   child_key(key, "answer_probability"), report, status)
         return model if len(value) == 1 else None
     return _parse_window_model(value, key, report, status)
 
 
-def _child(key: str, name: str) -> str:
+def child_key(key: str, name: str) -> str:
+    """The dotted key of `name` inside `key`, as problems name it."""
     return f"{key}.{name}" if key else name
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """A value as the file wrote it, for a problem's reason."""
     return json.dumps(value, ensure_ascii=False)
 
 
-def _check_keys(obj: dict[str, Any], known: tuple[str, ...], key: str, report: Report) -> None:
+def check_keys(obj: dict[str, Any], known: tuple[str, ...], key: str, report: Report) -> None:
+    """Report every key of `obj` that is not one of `known`."""
     for name in obj:
         if name not in known:
-            report(_child(key, name), f"unknown key (expected one of: {', '.join(known)})")
+            report(child_key(key, name), f"unknown key (expected one of: {', '.join(known)})")
 
 
 def _parse_window_model(value: dict[str, Any], key: str, report: Report,
                         status: ParseStatus) -> Availability | None:
-    _check_keys(value, ("answers_between", "days", "otherwise", "answer_probability"), key,
+    check_keys(value, ("answers_between", "days", "otherwise", "answer_probability"), key,
                 report)
-    window_key = _child(key, "answers_between")
+    window_key = child_key(key, "answers_between")
     if "answers_between" not in value:
         report(window_key, 'missing: an availability model needs ["HH:MM", "HH:MM"] '
                            '(or is an answer_probability model)')
         window = None
     else:
         window = _parse_window(value["answers_between"], window_key, report)
-    days = _parse_days(value["days"], _child(key, "days"), report) if "days" in value \
+    days = _parse_days(value["days"], child_key(key, "days"), report) if "days" in value \
         else EVERY_DAY
-    otherwise = status(value.get("otherwise", Outcome.NO_ANSWER.value), _child(key, "otherwise"))
+    otherwise = status(value.get("otherwise", Outcome.NO_ANSWER.value), child_key(key, "otherwise"))
     if window is None or days is None or otherwise is None:
         return None
     return Availability(*window, otherwise, days)
@@ -172,7 +175,7 @@ def _parse_window(value: object, key: str, report: Report) -> tuple[time, time] 
 def _parse_clock_time(value: object, key: str, report: Report) -> time | None:
     match = _HH_MM.fullmatch(value) if isinstance(value, str) else None
     if match is None:
-        report(key, f'{_shown(value)} is not a 24-hour "HH:MM" time')
+        report(key, f'{shown(value)} is not a 24-hour "HH:MM" time')
         return None
     return time(int(match[1]), int(match[2]))
 
@@ -184,9 +187,9 @@ def _parse_days(value: object, key: str, report: Report) -> frozenset[int] | Non
     days: list[int] = []
     for i, name in enumerate(value):
         if not (isinstance(name, str) and name in WEEKDAYS):
-            report(f"{key}[{i}]", f"{_shown(name)} is not a weekday (expected one of: {_DAYS})")
+            report(f"{key}[{i}]", f"{shown(name)} is not a weekday (expected one of: {_DAYS})")
         elif WEEKDAYS.index(name) in days:
-            report(f"{key}[{i}]", f"{_shown(name)} is listed twice")
+            report(f"{key}[{i}]", f"{shown(name)} is listed twice")
         else:
             days.append(WEEKDAYS.index(name))
     return frozenset(days) if len(days) == len(value) else None
@@ -198,16 +201,16 @@ def _parse_probability(value: object, key: str, report: Report,
         report(key, 'expected an object with "by_hour" and optionally "by_weekday", '
                     '"otherwise" and "seed"')
         return None
-    _check_keys(value, ("by_hour", "by_weekday", "otherwise", "seed"), key, report)
+    check_keys(value, ("by_hour", "by_weekday", "otherwise", "seed"), key, report)
     if "by_hour" not in value:
-        report(_child(key, "by_hour"), "missing: the probability of answering by local hour")
+        report(child_key(key, "by_hour"), "missing: the probability of answering by local hour")
         by_hour = None
     else:
-        by_hour = _parse_by_hour(value["by_hour"], _child(key, "by_hour"), report)
-    by_weekday = _parse_by_weekday(value.get("by_weekday", {}), _child(key, "by_weekday"),
+        by_hour = _parse_by_hour(value["by_hour"], child_key(key, "by_hour"), report)
+    by_weekday = _parse_by_weekday(value.get("by_weekday", {}), child_key(key, "by_weekday"),
                                    report)
-    otherwise = status(value.get("otherwise", Outcome.NO_ANSWER.value), _child(key, "otherwise"))
-    seed = _parse_seed(value.get("seed", 0), _child(key, "seed"), report)
+    otherwise = status(value.get("otherwise", Outcome.NO_ANSWER.value), child_key(key, "otherwise"))
+    seed = _parse_seed(value.get("seed", 0), child_key(key, "seed"), report)
     if by_hour is None or by_weekday is None or otherwise is None or seed is None:
         return None
     return AnswerProbability(by_hour, by_weekday, otherwise, seed)
@@ -229,15 +232,15 @@ def _parse_by_hour(value: object, key: str, report: Report) -> tuple[float, ...]
         report(key, 'empty: give at least one hour or "default" (a debtor who never answers '
                     'is the status "no-answer")')
         return None
-    default = _parse_probability_value(value["default"], _child(key, "default"), report) \
+    default = _parse_probability_value(value["default"], child_key(key, "default"), report) \
         if "default" in value else 0.0
     hours: list[float | None] = [default] * 24
     known = True
     for name, given in value.items():
         if _HOUR.fullmatch(name):
-            hours[int(name)] = _parse_probability_value(given, _child(key, name), report)
+            hours[int(name)] = _parse_probability_value(given, child_key(key, name), report)
         elif name != "default":
-            report(_child(key, name), 'not an hour (expected two digits, "00" to "23", '
+            report(child_key(key, name), 'not an hour (expected two digits, "00" to "23", '
                                       'or "default")')
             known = False
     return _all_or_none(hours) if known else None
@@ -251,27 +254,27 @@ def _parse_by_weekday(value: object, key: str, report: Report) -> tuple[float, .
     known = True
     for name, given in value.items():
         if name in WEEKDAYS:
-            days[WEEKDAYS.index(name)] = _parse_probability_value(given, _child(key, name),
+            days[WEEKDAYS.index(name)] = _parse_probability_value(given, child_key(key, name),
                                                                   report)
         else:
-            report(_child(key, name), f"not a weekday (expected one of: {_DAYS})")
+            report(child_key(key, name), f"not a weekday (expected one of: {_DAYS})")
             known = False
     return _all_or_none(days) if known else None
 
 
 def _parse_probability_value(value: object, key: str, report: Report) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        report(key, f"{_shown(value)} is not a number (expected a probability from 0 to 1)")
+        report(key, f"{shown(value)} is not a number (expected a probability from 0 to 1)")
         return None
     if not 0 <= value <= 1:  # also NaN, which compares false with everything
-        report(key, f"{_shown(value)} is not a probability (expected a number from 0 to 1)")
+        report(key, f"{shown(value)} is not a probability (expected a number from 0 to 1)")
         return None
     return float(value)
 
 
 def _parse_seed(value: object, key: str, report: Report) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        report(key, f"{_shown(value)} is not a seed (expected a whole number from 0 to "
+        report(key, f"{shown(value)} is not a seed (expected a whole number from 0 to "
                     f"{MAX_SEED})")
         return None
     return value

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeAlias, TypeVar
 
-from channels.availability import CallModel, parse_call_model
+from channels.availability import CallModel, check_keys, child_key, parse_call_model, shown
 from dispatcher.domain.clock import parse_rfc3339
 from dispatcher.domain.contact import (
     CALL_OUTCOMES,
@@ -175,25 +175,11 @@ def _read_json(path: Path) -> object:
         raise fail("(syntax)", "not usable JSON: nested too deeply") from None
 
 
-def _child(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-def _shown(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _check_keys(obj: dict[str, Any], known: tuple[str, ...], key: str, p: _Problems) -> None:
-    for name in obj:
-        if name not in known:
-            p.add(_child(key, name), f"unknown key (expected one of: {', '.join(known)})")
-
-
 def _parse_script(data: object, p: _Problems) -> OutcomeScript:
     if not isinstance(data, dict):
         p.add("(root)", "expected a JSON object")
         return OutcomeScript.empty()
-    _check_keys(data, ("default", "numbers", "replies"), "", p)
+    check_keys(data, ("default", "numbers", "replies"), "", p.add)
     default = {**DEFAULT_RULES, **_parse_rules(data.get("default", {}), "default", p)}
     numbers = _parse_numbers(data.get("numbers", {}), p)
     replies = _parse_replies(data.get("replies", []), p)
@@ -206,7 +192,7 @@ def _parse_numbers(value: object, p: _Problems) -> dict[str, Mapping[Medium, Rul
         return {}
     numbers: dict[str, Mapping[Medium, Rule]] = {}
     for number, rules in value.items():
-        key = _child("numbers", number)
+        key = child_key("numbers", number)
         canonical = _parse_number(number, key, p) or number
         if canonical in numbers:
             p.add(key, f"the same number as another key ({canonical})")
@@ -218,11 +204,11 @@ def _parse_rules(value: object, key: str, p: _Problems) -> dict[Medium, Rule]:
     if not isinstance(value, dict):
         p.add(key, 'expected an object with "call" and/or "sms"')
         return {}
-    _check_keys(value, ("call", "sms"), key, p)
+    check_keys(value, ("call", "sms"), key, p.add)
     rules: dict[Medium, Rule] = {}
     for name, given in value.items():
         if name in _ALLOWED:
-            rule = _parse_rule(given, Medium(name), _child(key, name), p)
+            rule = _parse_rule(given, Medium(name), child_key(key, name), p)
             if rule is not None:
                 rules[Medium(name)] = rule
     return rules
@@ -251,7 +237,7 @@ def _parse_status(value: object, medium: Medium, key: str, p: _Problems) -> Outc
     allowed = _ALLOWED[medium]
     if isinstance(value, str) and value in allowed:
         return Outcome(value)
-    p.add(key, f"{_shown(value)} is not an allowed {medium} status "
+    p.add(key, f"{shown(value)} is not an allowed {medium} status "
                f"(expected one of: {', '.join(sorted(allowed))})")
     return None
 
@@ -278,7 +264,7 @@ def _parse_reply(value: object, key: str, p: _Problems) -> Reply | None:
     if not isinstance(value, dict):
         p.add(key, 'expected an object with "at", "from" and "body"')
         return None
-    _check_keys(value, ("at", "from", "body"), key, p)
+    check_keys(value, ("at", "from", "body"), key, p.add)
     at = _parse_field(value, "at", key, p, _parse_moment)
     number = _parse_field(value, "from", key, p, _parse_number)
     body = _parse_field(value, "body", key, p, _parse_text)
@@ -290,9 +276,9 @@ def _parse_reply(value: object, key: str, p: _Problems) -> Reply | None:
 def _parse_field(obj: dict[str, Any], name: str, key: str, p: _Problems,
                  parse: Callable[[object, str, _Problems], _T | None]) -> _T | None:
     if name not in obj:
-        p.add(_child(key, name), "missing")
+        p.add(child_key(key, name), "missing")
         return None
-    return parse(obj[name], _child(key, name), p)
+    return parse(obj[name], child_key(key, name), p)
 
 
 def _parse_moment(value: object, key: str, p: _Problems) -> datetime | None:
