@@ -10,7 +10,8 @@ it plans the gate allows at that instant.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -44,12 +45,14 @@ from schedules.slots import (
     day_slots,
     lattice_points,
     personal_factors,
-    personal_scores,
+    personal_score,
+    scored_minutes,
     slot_now,
     window_specs,
 )
 
 HORIZON_DAYS = 21
+_Ranked = tuple[float, int, Slot]
 # Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
 # did not connect (disconnected, switched off) or the text did not arrive.
 _MISSES = frozenset({Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.BUSY, Outcome.FAILED,
@@ -213,6 +216,12 @@ def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: in
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
+def _later(rank: Callable[[list[Slot], int], list[_Ranked]], slots: list[Slot],
+           base: int) -> Iterator[_Ranked]:
+    """`rank(slots, base)`, ranked only when the first of it is asked for."""
+    yield from rank(slots, base)
+
+
 def _lasting(found: Sequence[Refusal]) -> list[datetime]:
     """The retry times of the rules that hold until then: hours refuse one time of day only."""
     return [r.retry_at for r in found if r.retry_at and r.reason != QUIET_HOURS]
@@ -245,11 +254,21 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     factors = personal_factors(misses, talks, hours)
     seed = account_seed(facts.state.account_id)
     specs = window_specs(stage.windows, schedule.windows)
-    personal = personal_scores(factors, seed, misses, hours, specs)
+    scored = scored_minutes(hours, specs)
     # Until a conversation says when this debtor answers, the points of the account's two-hour
     # lattice come first.
     first_points = frozenset() if talks else lattice_points(seed, hours)
     rates = model.rates
+
+    def rank(slots: list[Slot], base: int) -> list[_Ranked]:
+        """Best first: the highest estimate nudged by the tie-break, then the earliest; a
+        lattice point before every other slot."""
+        return sorted((-rates[base + s.minute // 60]
+                       * (personal_score(s.minute, factors, seed, misses) if s.minute in scored
+                          else factors[cell_of(s.minute)])
+                       - (LATTICE_FIRST if s.minute in first_points else 0.0), s.minute, s)
+                      for s in slots)
+
     not_before = now
     last: Refusal | None = None
     for offset in range(HORIZON_DAYS):
@@ -275,12 +294,11 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
                       if s.at >= not_before]
         if offset == 0 and (soon := slot_now(not_before, zone, zones, hours, specs)):
             open_slots.append(soon)
-        # Best first: the lattice's points, then the highest estimate nudged by the tie-break,
-        # then the earliest. (A slot from `slot_now` may lie between the scored minutes.)
-        ranked = sorted((-rates[hour_base + s.minute // 60]
-                         * personal.get(s.minute, factors[cell_of(s.minute)])
-                         - (LATTICE_FIRST if s.minute in first_points else 0.0), s.minute, s)
-                        for s in open_slots)
+        # The lattice's points are ranked, and tried, before the rest is ranked at all: most
+        # plans end at one of them. (A slot from `slot_now` may lie between the scored minutes.)
+        points = [s for s in open_slots if s.minute in first_points]
+        rest = [s for s in open_slots if s.minute not in first_points]
+        ranked = itertools.chain(rank(points, hour_base), _later(rank, rest, hour_base))
         for *_, slot in ranked:
             if slot.at < not_before:
                 continue

@@ -9,6 +9,7 @@ around it unlikely to be that preferred time, a conversation makes them likely.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import zlib
 from collections.abc import Mapping, Sequence
@@ -144,50 +145,63 @@ def on_lattice(minute: int, seed: int, hours: tuple[time, time]) -> bool:
     answers in some two hours of it), and shifted by account within the slack that leaves, so
     that accounts are not all called at the same instants: for 08:00-21:00, six points, the last
     between 19:00 and 19:45."""
+    return (_lattice_last(seed, hours) - minute) % (2 * REACH_MINUTES) == 0
+
+
+def _lattice_last(seed: int, hours: tuple[time, time]) -> int:
+    """A minute on the account's lattice: its last point before the end of the allowed day."""
     first = hours[0].hour * 60 + hours[0].minute
     end = hours[1].hour * 60 + hours[1].minute
     span = 2 * REACH_MINUTES
     starts = max(end - first - span, 0)  # the latest start of a two-hour stretch, from `first`
     points = starts // span + 1
     phases = max((points * span - starts) // GRID_MINUTES, 1)
-    last = end - span + points * span - starts - GRID_MINUTES - seed % phases * GRID_MINUTES
-    return (last - minute) % span == 0
+    return end - span + points * span - starts - GRID_MINUTES - seed % phases * GRID_MINUTES
 
 
-@functools.lru_cache(maxsize=1 << 12)
-def personal_scores(factors: tuple[float, ...], seed: int, misses: tuple[int, ...],
-                    hours: tuple[time, time],
-                    windows: tuple[WindowSpec, ...]) -> dict[int, float]:
-    """For each slot minute inside `hours` (the quarter hours and the windows' starts): the
-    debtor's own factor nudged by the tie-break, which times the population's rate ranks the
-    slots. The tie-break, in [0, 1]: for a debtor never called, a per-account jitter; after
-    unanswered calls (`misses`, sorted), two hours from the nearest, so tries tile the day."""
+def scored_minutes(hours: tuple[time, time], windows: tuple[WindowSpec, ...]) -> frozenset[int]:
+    """The slot minutes that `personal_score` nudges by the tie-break: the quarter hours inside
+    `hours` and the windows' starts; a minute between them keeps the debtor's bare factor."""
+    return _scored_minutes(hours, tuple(start for _, start, _, _ in windows))
+
+
+@functools.lru_cache(maxsize=1 << 8)
+def _scored_minutes(hours: tuple[time, time], starts: tuple[int, ...]) -> frozenset[int]:
     first = hours[0].hour * 60 + hours[0].minute
     last = hours[1].hour * 60 + hours[1].minute
-    span = 2 * REACH_MINUTES
-    scores = {}
-    at, count = 0, len(misses)
-    minutes = sorted({*range(first - first % GRID_MINUTES, last, GRID_MINUTES),
-                      *(start for _, start, _, _ in windows if first <= start < last)})
-    for minute in minutes:
-        jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
-        if not count:
-            liked = jitter
-        else:
-            while at < count and misses[at] < minute:
-                at += 1
-            nearest = min(minute - misses[at - 1] if at else 24 * 60,
-                          misses[at] - minute if at < count else 24 * 60)
-            beyond = nearest - span
-            liked = (0.98 if beyond <= 0 else max(0.0, 1 - beyond / span) * 0.98) + 0.02 * jitter
-        scores[minute] = factors[minute // GRID_MINUTES] * (1 + TIE_BREAK * liked)
-    return scores
+    return frozenset({*range(first - first % GRID_MINUTES, last, GRID_MINUTES),
+                      *(start for start in starts if first <= start < last)})
 
 
-@functools.lru_cache(maxsize=1 << 12)
+def personal_score(minute: int, factors: Sequence[float], seed: int,
+                   misses: Sequence[int]) -> float:
+    """The debtor's own factor at a scored slot minute nudged by the tie-break, which times the
+    population's rate ranks the slots. The tie-break, in [0, 1]: for a debtor never called, a
+    per-account jitter; after unanswered calls (`misses`, sorted), two hours from the nearest,
+    so tries tile the day."""
+    jitter = ((minute * 2654435761) ^ seed) % 65521 / 65521
+    if not misses:
+        liked = jitter
+    else:
+        at = bisect.bisect_left(misses, minute)  # the misses before this minute
+        nearest = min(minute - misses[at - 1] if at else 24 * 60,
+                      misses[at] - minute if at < len(misses) else 24 * 60)
+        beyond = nearest - 2 * REACH_MINUTES
+        liked = (0.98 if beyond <= 0 else max(0.0, 1 - beyond / (2 * REACH_MINUTES)) * 0.98
+                 ) + 0.02 * jitter
+    return factors[minute // GRID_MINUTES] * (1 + TIE_BREAK * liked)
+
+
 def lattice_points(seed: int, hours: tuple[time, time]) -> frozenset[int]:
     """The minutes of the day on the account's lattice (`on_lattice`)."""
-    return frozenset(m for m in range(0, 24 * 60, GRID_MINUTES) if on_lattice(m, seed, hours))
+    # Accounts share a handful of lattices: they are cached by where the lattice lies.
+    return _points_every_span(_lattice_last(seed, hours) % (2 * REACH_MINUTES))
+
+
+@functools.lru_cache(maxsize=1 << 8)
+def _points_every_span(offset: int) -> frozenset[int]:
+    """The quarter hours of the day that lie a whole number of two-hour spans from `offset`."""
+    return frozenset(m for m in range(offset, 24 * 60, 2 * REACH_MINUTES) if m % GRID_MINUTES == 0)
 
 
 def cell_of(minute: int) -> int:
