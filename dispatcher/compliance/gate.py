@@ -219,8 +219,7 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
 
 
 def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Refusal | None:
-    if zones and all(limits.hours_start <= now.astimezone(ZoneInfo(z)).time() < limits.hours_end
-                     for z in zones):
+    if zones and _inside_hours(now, zones, limits.hours_start, limits.hours_end):
         return None
     decision = check_hours(now, zones, Window(limits.hours_start, limits.hours_end))
     if decision.allowed:
@@ -231,6 +230,12 @@ def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Ref
     local = ", ".join(f"{z} {t[11:16]}" for z, t in decision.local_times.items())
     return Refusal(QUIET_HOURS, f"outside {limits.hours_start:%H:%M}-{limits.hours_end:%H:%M} "
                                 f"({local})", decision.next_allowed)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _inside_hours(now: datetime, zones: tuple[str, ...], start: time, end: time) -> bool:
+    """Whether `now` lies inside start-end in every zone (slots are shared by many accounts)."""
+    return all(start <= now.astimezone(ZoneInfo(z)).time() < end for z in zones)
 
 
 def zones_for(target: Target, facts: Facts) -> tuple[str, ...]:

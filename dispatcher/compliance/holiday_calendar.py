@@ -9,6 +9,7 @@ from functools import cache, lru_cache
 import holidays
 
 
+@lru_cache(maxsize=1 << 12)
 def holiday_on(day: date, region: str | None) -> str | None:
     """The name of the public holiday on `day` in an ISO 3166-2 region ("US-TX", "IN"), or None."""
     if not region:
