@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import time
@@ -59,12 +60,18 @@ class ServiceSettings(_Section):
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600)
 
 
+_SHARE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 class MqttSettings(_Section):
     """[mqtt]: broker connection, session and topics."""
 
     url: str = "mqtt://127.0.0.1:1883"
     client_id: str = Field(default="dispatcher-1", min_length=1, max_length=128)
     topics: tuple[str, ...] = Field(default=("collections/events/#",), min_length=1)
+    # Set: every topic is subscribed as `$share/<group>/<topic>`, so that the daemons of one
+    # group share the events instead of each receiving all of them.
+    shared_group: str | None = None
     out_prefix: str = "collections/attempts"
     session_expiry_seconds: int = Field(default=7 * 24 * 3600, ge=60, le=0xFFFFFFFE)
     receive_maximum: int = Field(default=2000, ge=1, le=65535)
@@ -98,6 +105,21 @@ class MqttSettings(_Section):
                                 for lv in levels) or ("#" in levels[:-1]):
                 raise ValueError(f"not a valid MQTT topic filter: {topic!r}")
         return value
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not _SHARE_NAME.fullmatch(value):
+            raise ValueError("must be 1-64 letters, digits, '-', '_' or '.' (a shared "
+                             "subscription's name has no '/', '+' or '#')")
+        return value
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """The topic filters to subscribe: the topics, through the shared group when set."""
+        if self.shared_group is None:
+            return self.topics
+        return tuple(f"$share/{self.shared_group}/{topic}" for topic in self.topics)
 
     @field_validator("out_prefix")
     @classmethod

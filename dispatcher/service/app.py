@@ -441,7 +441,7 @@ class Dispatcher:
                     failures = 0
                     self._set_connected(True)
                     log.info("connected to broker", extra={"url": settings.mqtt.url})
-                    await client.subscribe([(topic, 1) for topic in settings.mqtt.topics])
+                    await client.subscribe([(topic, 1) for topic in settings.mqtt.subscriptions])
                     async with asyncio.TaskGroup() as group:
                         group.create_task(ingestor.run(client, self._stop), name="ingest")
                         group.create_task(self._outbox(publisher, client), name="outbox")
