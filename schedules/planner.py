@@ -40,6 +40,7 @@ from schedules.slots import (
     LATTICE_FIRST,
     REACH_MINUTES,
     Slot,
+    WindowSpec,
     account_seed,
     cell_of,
     day_slots,
@@ -146,16 +147,13 @@ def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
     type_rank = {"mobile": 0, "home": 1, "work": 2}
     phones = sorted(enumerate(debtor.phones), key=lambda ip: (type_rank[ip[1].type], ip[0]))
     history = [a for a in facts.history if a.role is Role.DEBTOR]
-    answered = [a.number for a in history if a.is_conversation]
+    last = next((i for i in range(len(history) - 1, -1, -1) if history[i].is_conversation), None)
+    last_talk = history[last].number if last is not None else None
+    since = history[last + 1:] if last is not None else history
 
     def rank(item: tuple[int, object]) -> tuple[int, int, int]:
         index, phone = item
         number = getattr(phone, "number", "")
-        last_talk = answered[-1] if answered else None
-        since = history
-        if last_talk is not None:
-            last = max(i for i, a in enumerate(history) if a.is_conversation)
-            since = history[last + 1:]
         misses = sum(1 for a in since if a.number == number and a.outcome in _MISSES)
         # A number that answered last comes first; others take turns, two misses at a time.
         return (0 if number == last_talk else 1, misses // 2, index)
@@ -183,6 +181,24 @@ def _overlap(zones: tuple[str, ...], hours: tuple[time, time], week: int) -> boo
     monday = date.fromordinal(week * 7 + 1)
     at = datetime.combine(monday, time(12), UTC)
     return bool(allowed_intervals(at, zones, Window(*hours), horizon_days=9))
+
+
+_SPECS: dict[int, tuple[Schedule, dict[tuple[str, ...], tuple[WindowSpec, ...]]]] = {}
+
+
+def _window_specs(stage: Stage, schedule: Schedule) -> tuple[WindowSpec, ...]:
+    """`window_specs` of the stage, kept per schedule: a schedule is immutable, and every plan
+    asks for the same few."""
+    kept = _SPECS.get(id(schedule))
+    if kept is None or kept[0] is not schedule:
+        if len(_SPECS) > 64:  # schedules replaced by reloads
+            _SPECS.clear()
+        kept = _SPECS[id(schedule)] = (schedule, {})
+    names = tuple(stage.windows)
+    specs = kept[1].get(names)
+    if specs is None:
+        specs = kept[1][names] = window_specs(names, schedule.windows)
+    return specs
 
 
 def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ...],
@@ -253,7 +269,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts
     misses, talks = _call_minutes(mine, zone)
     factors = personal_factors(misses, talks, hours)
     seed = account_seed(facts.state.account_id)
-    specs = window_specs(stage.windows, schedule.windows)
+    specs = _window_specs(stage, schedule)
     scored = scored_minutes(hours, specs)
     # Until a conversation says when this debtor answers, the points of the account's two-hour
     # lattice come first.

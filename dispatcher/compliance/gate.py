@@ -174,8 +174,8 @@ def is_unreachable(facts: Facts, limits: Limits) -> bool:
     if all(p.number in facts.invalid_numbers for p in debtor.phones):
         return True
     mine = [a for a in facts.history if a.role is Role.DEBTOR]
-    talks = [i for i, a in enumerate(mine) if a.is_conversation]
-    since = mine[talks[-1] + 1:] if talks else mine
+    last_talk = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].is_conversation), None)
+    since = mine[last_talk + 1:] if last_talk is not None else mine
     unanswered = [a for a in since if a.unanswered]
     if len(unanswered) < limits.unreachable_after_attempts:
         return False
@@ -290,9 +290,10 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
     tomorrow = local_midnight(today + timedelta(days=1), zone)
     recent = _in_week(mine, now, zone)
     if target.medium is Medium.CALL:
-        conversations = [a for a in mine if a.is_conversation]
-        if conversations and limits.conversation_cooldown_days:
-            last = local_day(conversations[-1].at, zone)
+        talked = (next((a for a in reversed(mine) if a.is_conversation), None)
+                  if limits.conversation_cooldown_days else None)
+        if talked is not None:
+            last = local_day(talked.at, zone)
             resumes = last + timedelta(days=limits.conversation_cooldown_days)
             if today < resumes:
                 found.append(Refusal(POST_CONVERSATION, f"conversation on {last}; calls resume "
@@ -336,11 +337,10 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
             found.append(Refusal(DAILY_CAP, f"{same} {noun} today (cap {medium_cap})",
                                  tomorrow))
     gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
-    on_number = [a for a in mine if a.number == target.number]
-    if on_number and now - on_number[-1].at < gap:
+    latest = next((a for a in reversed(mine) if a.number == target.number), None)
+    if latest is not None and now - latest.at < gap:
         found.append(Refusal(MIN_GAP, f"last attempt on this number at "
-                                      f"{on_number[-1].at:%Y-%m-%dT%H:%MZ}",
-                             on_number[-1].at + gap))
+                                      f"{latest.at:%Y-%m-%dT%H:%MZ}", latest.at + gap))
     return found
 
 
