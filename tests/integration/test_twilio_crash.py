@@ -20,6 +20,8 @@ from tests.support import Broker, Daemon, free_port, make_config, query
 CANDIDATES = ("+12125550100", "+13125550100", "+12135550100", "+18085550100", "+442071838750",
               "+4930123456", "+919876543210", "+81312345678", "+61291234567", "+5511987654321")
 
+COUNTRIES = ("US", "GB", "DE", "IN", "JP", "AU", "BR")
+
 
 def _number_in_daytime(now: datetime) -> tuple[str, str]:
     for number in CANDIDATES:
@@ -82,7 +84,10 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
             '[channels]\nprovider = "twilio"\n'
             f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
             '[contact]\nschedule = "now"\nsweep_seconds = 0.2\n'
-            '[compliance.limits]\ncontact_on_holidays = true\n'), log_format="text")
+            '[compliance.limits]\ncontact_on_holidays = true\n'
+            # Whichever candidate is in daytime, its country has a profile.
+            '[compliance.regions]\n' + "".join(f'{country} = "us"\n' for country in COUNTRIES)),
+            log_format="text")
         path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
         _schedule_due_now(path.parent, zone, now)
         env = {**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
