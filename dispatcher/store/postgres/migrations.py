@@ -7,13 +7,11 @@ code point (`COLLATE "C"`), as SQLite does, whatever the database's locale.
 
 from __future__ import annotations
 
-from dispatcher.audit.chain import GENESIS_HASH
-
 _TEXT = 'TEXT COLLATE "C"'
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: the schema of SQLite's version 6, and the audit chain's head row, which every
-    # appending transaction locks first.
+    # 1: the schema of SQLite's version 6, and the row every writing transaction locks first,
+    # so that the audit chain's head it reads is still the head when it appends.
     (
         f"""CREATE TABLE events (
             event_id {_TEXT} PRIMARY KEY,
@@ -81,12 +79,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX audit_by_time ON audit(at)",
         "CREATE INDEX audit_unpublished ON audit(seq) WHERE published = 0",
         "CREATE INDEX audit_checkpoints ON audit(seq) WHERE kind = 'checkpoint'",
-        f"""CREATE TABLE audit_head (
-            id INTEGER PRIMARY KEY CHECK (id = 1),
-            seq BIGINT NOT NULL,
-            hash {_TEXT} NOT NULL
-        )""",
-        f"INSERT INTO audit_head(id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+        "CREATE TABLE audit_head (id INTEGER PRIMARY KEY CHECK (id = 1))",
+        "INSERT INTO audit_head(id) VALUES (1)",
         f"""CREATE TABLE attempts (
             attempt_id {_TEXT} PRIMARY KEY,
             account_id {_TEXT} NOT NULL,

@@ -111,7 +111,7 @@ async def _prune_step(host: Host, conn: Conn, through: int, *, cutoff: datetime,
         pruned = int(status.rpartition(" ")[2])
         if forget:
             await _forget_accounts(conn, cutoff)
-        kept = [(int(seq), _hash_in(int(seq), text)) for seq, text in await conn.fetch(
+        kept = [(int(seq), hash_in(int(seq), text)) for seq, text in await conn.fetch(
             "SELECT seq, record FROM audit WHERE seq <= $1 ORDER BY seq", anchor)]
         statement = {"through_seq": anchor, "through_hash": anchor_hash,
                      "kept_count": len(kept), "kept_digest": kept_digest(kept),
@@ -130,7 +130,7 @@ async def _forget_accounts(conn: Conn, cutoff: datetime) -> None:
     await conn.execute("DELETE FROM dead_letters WHERE received_at < $1", sortable_utc(cutoff))
 
 
-def _hash_in(seq: int, text: str) -> str:
+def hash_in(seq: int, text: str) -> str:
     """The `hash` field of a stored record."""
     try:
         record = orjson.loads(text)
@@ -148,4 +148,4 @@ async def _latest(conn: Conn) -> dict[str, Any] | None:
 
 async def _hash_of(conn: Conn, seq: int) -> str | None:
     text = await conn.fetchval("SELECT record FROM audit WHERE seq = $1", seq)
-    return _hash_in(seq, text) if text is not None else None
+    return hash_in(seq, text) if text is not None else None

@@ -1,10 +1,10 @@
 """PostgreSQL repository through asyncpg: a connection pool, one transaction a batch.
 
-Every write transaction but a due claim first locks the audit chain's head row (`FOR UPDATE`):
-writes are serialised as SQLite's `BEGIN IMMEDIATE` serialises them, whichever process makes
-them, and the chain stays one chain. Due claims lock only the accounts they take (`FOR UPDATE
-SKIP LOCKED`) and lease them to this store's owner id, so that several processes could share the
-work.
+Every write transaction but a due claim first locks the audit chain's head row (`FOR UPDATE`),
+then reads the head from the last record, as SQLite does: writes are serialised as SQLite's
+`BEGIN IMMEDIATE` serialises them, whichever process makes them, and the chain stays one chain.
+Due claims lock only the accounts they take (`FOR UPDATE SKIP LOCKED`) and lease them to this
+store's owner id, so that several processes could share the work.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from typing import Any
 import asyncpg
 import orjson
 
-from dispatcher.audit.chain import PUBLISHED_KINDS, ChainHead, canonical_json, seal_all
+from dispatcher.audit.chain import (
+    EMPTY_CHAIN,
+    PUBLISHED_KINDS,
+    ChainHead,
+    canonical_json,
+    seal_all,
+)
 from dispatcher.audit.index import INDEX_COLUMNS, IndexDisagreement, disagreements_in
 from dispatcher.domain.accounts import AccountState, fold, is_in_order
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
@@ -41,7 +47,7 @@ from dispatcher.store.common import (
 from dispatcher.store.postgres.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.postgres.contact_rows import ContactRows
 from dispatcher.store.postgres.host import Conn, Tx
-from dispatcher.store.postgres.retention_rows import RetentionRows
+from dispatcher.store.postgres.retention_rows import RetentionRows, hash_in
 from dispatcher.store.postgres.schema import describe, migrate
 
 # Failures of the server or the connection, not of the data: the store cannot commit now.
@@ -96,11 +102,10 @@ class PostgresStore(ContactRows, RetentionRows):
         async with self._writing:
             try:
                 async with self._connection(conn) as c, c.transaction():
-                    row = await c.fetchrow(
-                        "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
-                    if row is None:
+                    if await c.fetchval("SELECT id FROM audit_head WHERE id = 1 FOR UPDATE") \
+                            is None:
                         raise StoreError("the audit chain's head row is missing")
-                    tx = Tx(c, ChainHead(int(row[0]), str(row[1])))
+                    tx = Tx(c, await _head(c))
                     yield tx
             except _UNAVAILABLE as exc:
                 raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
@@ -122,8 +127,6 @@ class PostgresStore(ContactRows, RetentionRows):
             [(r["seq"], r["at"], str(r["kind"]), r.get("account_id"), canonical_json(r),
               0 if r["kind"] in PUBLISHED_KINDS else None) for r in sealed])
         tx.head = ChainHead(sealed[-1]["seq"], sealed[-1]["hash"])
-        await tx.conn.execute("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
-                              tx.head.seq, tx.head.hash)
         tx.sealed.extend(sealed)
         return sealed
 
@@ -219,10 +222,8 @@ class PostgresStore(ContactRows, RetentionRows):
 
     async def audit_head(self) -> ChainHead:
         """The last record of the audit chain."""
-        row = await self._pool.fetchrow("SELECT seq, hash FROM audit_head WHERE id = 1")
-        if row is None:
-            raise StoreError("the audit chain's head row is missing")
-        return ChainHead(int(row[0]), str(row[1]))
+        async with self._pool.acquire() as conn:
+            return await _head(conn)
 
     async def audit_records(self, *, account_id: str | None = None,
                             since: datetime | None = None,
@@ -406,6 +407,15 @@ class _RecordFilter:
         if self.since is not None and not (isinstance(at, str) and at >= self.since):
             return False
         return self.until is None or (isinstance(at, str) and at < self.until)
+
+
+async def _head(conn: Conn) -> ChainHead:
+    """The last record of the chain, from the records themselves: a log cut at its end goes on
+    from where it was cut, so that the heads file shows the rewrite."""
+    row = await conn.fetchrow("SELECT seq, record FROM audit ORDER BY seq DESC LIMIT 1")
+    if row is None:
+        return EMPTY_CHAIN
+    return ChainHead(int(row[0]), hash_in(int(row[0]), str(row[1])))
 
 
 async def _fresh(conn: Conn,
