@@ -110,7 +110,8 @@ FIXTURE_MAX_FUTURE_SECONDS = 366 * 86400
 
 def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: str = "disp-test",
                 log_format: str = "json",
-                max_future_seconds: float | None = FIXTURE_MAX_FUTURE_SECONDS) -> Path:
+                max_future_seconds: float | None = FIXTURE_MAX_FUTURE_SECONDS,
+                store_url: str = "sqlite://data/dispatcher.db") -> Path:
     """A config folder: dispatcher.toml, the shipped profiles, schedules and templates."""
     if max_future_seconds is not None:
         line = f"max_future_seconds = {max_future_seconds}\n"
@@ -135,7 +136,7 @@ reconnect_min_seconds = 0.2
 reconnect_max_seconds = 1.0
 
 [store]
-url = "sqlite://data/dispatcher.db"
+url = "{store_url}"
 
 [webhook]
 port = 0

@@ -65,7 +65,7 @@ async def verify(config: LoadedConfig, args: argparse.Namespace, out: TextIO) ->
         result = await verify_rows(_file_rows(args.file), checkpoint, keys)
         hashes, last_seq = _file_hashes(args.file, heads_to_look_up(heads))
     else:
-        async with open_store(config.store_path, create=False) as store:
+        async with open_store(config.store_location, create=False) as store:
             result = await verify_audit_log(store, keys)
             checkpoint = await store.latest_checkpoint()
             hashes = await store.audit_hashes(heads_to_look_up(heads))
@@ -139,7 +139,7 @@ async def prune(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
     from dispatcher.audit.retention import describe, run_retention
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         result = await run_retention(store, config, environ, SystemClock().now(),
                                      dry_run=args.dry_run)
     if result.refused:

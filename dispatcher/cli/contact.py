@@ -63,7 +63,7 @@ async def cmd_invalid_numbers(config: LoadedConfig, args: argparse.Namespace,
     from dispatcher.audit.chain import canonical_json
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         rows = await store.invalid_numbers()
     if args.format == "jsonl":
         for row in rows:
@@ -83,7 +83,7 @@ async def cmd_explain(config: LoadedConfig, args: argparse.Namespace, out: TextI
     from dispatcher.contact.explain import explain
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         text, found = await explain(store, config, args.account, args.at or now)
     out.write(text)
     return 0 if found else 1
@@ -94,7 +94,7 @@ async def cmd_answer_rates(config: LoadedConfig, args: argparse.Namespace, out: 
     from dispatcher.contact.learning import stored_model
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         model = await stored_model(store, config.settings.planner)
     if args.format == "json":
         out.write(model.to_json() + "\n")

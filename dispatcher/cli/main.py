@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dispatcher import __version__
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
+from dispatcher.cli import store as cli_store
 from dispatcher.config.lookup import SYSTEM_CONFIG, find_config
 from dispatcher.domain.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, ConfigNotFound, StoreError, StoreUnwritable
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="re-submit dead letters (all pending when no ID is given)")
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     cli_contact.add_parsers(sub, common, _parse_time)
+    cli_store.add_parsers(sub, common)
     report = sub.add_parser("report", parents=[common],
                             help="the compliance report of a time window, one HTML file",
                             description="Write the compliance report of the audit records "
@@ -214,7 +216,7 @@ async def _export(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     from dispatcher.audit.chain import EXPORT_FIELDS, canonical_json
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         writer = csv.writer(out, lineterminator="\n") if args.format == "csv" else None
         if writer:
             writer.writerow([*EXPORT_FIELDS, "other"])
@@ -245,7 +247,7 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
     from dispatcher.domain.phones import mask_numbers_in
     from dispatcher.store import open_store
 
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         letters = await store.dead_letters(include_replayed=args.all)
     if args.format == "jsonl":
         for d in letters:
@@ -272,7 +274,7 @@ async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
     limit = config.settings.ingest.max_payload_bytes
     max_future = timedelta(seconds=config.settings.ingest.max_future_seconds)
     now = SystemClock().now()
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         letters = await store.dead_letters(ids or None)
         missing = sorted(set(ids) - {d.id for d in letters})
         if missing:
@@ -329,6 +331,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return asyncio.run(cli_contact.run(config, args, out, SystemClock().now()))
         if args.command == "report":
             return asyncio.run(_report(config, args, out))
+        if args.command == "store":
+            return asyncio.run(cli_store.migrate(config, out))
         if args.dead_command == "list":
             return asyncio.run(_list_dead(config, args, out))
         return asyncio.run(_replay(config, args.ids, out))

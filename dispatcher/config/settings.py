@@ -166,10 +166,18 @@ class StoreSettings(_Section):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if value.startswith(POSTGRES_SCHEMES):
+            if urlsplit(value).password is not None:
+                raise ValueError("a password in the store url is refused: give it in the "
+                                 "environment (PGPASSWORD) or in a passfile (~/.pgpass)")
+            return value
         if not value.startswith("sqlite:") or not sqlite_path_part(value):
-            raise ValueError("only sqlite:///absolute/path or sqlite://relative/path is "
-                             "supported for now")
+            raise ValueError("only sqlite:///absolute/path, sqlite://relative/path or "
+                             "postgresql://user@host:port/database is supported")
         return value
+
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def sqlite_path_part(url: str) -> str:
@@ -376,12 +384,28 @@ class LoadedConfig:
     @property
     def store_path(self) -> Path:
         """The SQLite file, with a relative path resolved against the config file's folder."""
+        if self.store_is_postgres:
+            raise ValueError("the store is a PostgreSQL database, not a file")
         return resolve_store_path(self.settings.store.url, self.path.parent)
+
+    @property
+    def store_is_postgres(self) -> bool:
+        """Whether [store] url names a PostgreSQL database."""
+        return self.settings.store.url.startswith(POSTGRES_SCHEMES)
+
+    @property
+    def store_location(self) -> Path | str:
+        """What `open_store` opens: the SQLite file, or the PostgreSQL URL."""
+        return self.settings.store.url if self.store_is_postgres else self.store_path
 
     @property
     def head_file(self) -> Path:
         """Where the daemon keeps the signed heads of the audit chain."""
         named = self.settings.audit.head_file
+        if not named and self.store_is_postgres:
+            # Beside where the default SQLite file would be, named after the database.
+            database = urlsplit(self.settings.store.url).path.strip("/") or "dispatcher"
+            return (self.path.parent / "../var" / f"{database}.heads.jsonl").resolve()
         if not named:
             store = self.store_path
             return store.with_name(f"{store.name}.heads.jsonl")

@@ -179,7 +179,7 @@ async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
                                     number_since=now - number_lookback(policy_of(config)))
     context = contexts.get(account_id)
     if context is None:
-        return f"no account {account_id!r} in {config.store_path}\n", False
+        return f"no account {account_id!r} in {config.store_location}\n", False
     facts = facts_for(context)
     applied = limits_for(config.regions, facts.holiday_region)
     plan: Plan

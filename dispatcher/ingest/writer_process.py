@@ -14,20 +14,19 @@ import logging
 import signal
 import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from dispatcher.ingest.isolate import commit_isolating, is_store_failure
 from dispatcher.ingest.writers import inbound, read_frame, widen_pipe, write_frame
 from dispatcher.service.logs import configure_logging
 from dispatcher.service.runtime import tune_gc
-from dispatcher.store import Inbound, open_store
+from dispatcher.store import Inbound, StoreLocation, location_from_text, open_store
 
 log = logging.getLogger("dispatcher.writer")
 
 _Job = tuple[datetime, str, list[Inbound]]
 
 
-async def serve(store_path: Path, max_bytes: int, max_future: timedelta) -> None:
+async def serve(store: StoreLocation, max_bytes: int, max_future: timedelta) -> None:
     """Answer batches until stdin closes."""
     widen_pipe(sys.stdin.fileno())
     loop = asyncio.get_running_loop()
@@ -50,14 +49,14 @@ async def serve(store_path: Path, max_bytes: int, max_future: timedelta) -> None
         await jobs.put(None)
 
     # The daemon's own connection checkpoints the WAL on the other core (Dispatcher.run).
-    async with open_store(store_path, wal_checkpoints=False, inline=True) as store:
+    async with open_store(store, wal_checkpoints=False, inline=True) as opened:
         await write_frame(writer, "ready")
         async with asyncio.TaskGroup() as group:
             group.create_task(receive())
             while (job := await jobs.get()) is not None:
                 now, config_version, items = job
                 try:
-                    result = await commit_isolating(store, items, now=now,
+                    result = await commit_isolating(opened, items, now=now,
                                                     config_version=config_version)
                 except Exception as exc:
                     detail = f"{type(exc).__name__}: {exc}"
@@ -75,10 +74,10 @@ def main() -> None:
     """Entry point: `python -m dispatcher.ingest.writer_process STORE MAX_BYTES MAX_FUTURE ...`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    store_path, max_bytes, max_future, level, fmt = sys.argv[1:6]
+    store, max_bytes, max_future, level, fmt = sys.argv[1:6]
     configure_logging(level, fmt)
     tune_gc()
-    asyncio.run(serve(Path(store_path), int(max_bytes),
+    asyncio.run(serve(location_from_text(store), int(max_bytes),
                       timedelta(seconds=float(max_future))))
 
 

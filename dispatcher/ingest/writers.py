@@ -29,7 +29,7 @@ from dispatcher.errors import DispatcherError
 from dispatcher.ingest.classify import classify_batch, rejected
 from dispatcher.ingest.isolate import commit_isolating, is_store_failure, merge
 from dispatcher.service.problems import Problems
-from dispatcher.store import BatchResult, Inbound, IngestStore
+from dispatcher.store import BatchResult, Inbound, IngestStore, StoreLocation
 
 log = logging.getLogger("dispatcher.writers")
 
@@ -151,11 +151,11 @@ async def read_frame(stream: asyncio.StreamReader) -> Any:  # pickled by our own
 class ProcessWriter:
     """Commits in a child process (`python -m dispatcher.ingest.writer_process`) over pipes."""
 
-    def __init__(self, store_path: Path, max_payload_bytes: int, max_future: timedelta,
+    def __init__(self, store: StoreLocation, max_payload_bytes: int, max_future: timedelta,
                  log_level: str = "info", log_format: str = "text", *,
                  module: str = WRITER_MODULE) -> None:
         self._module = module
-        self._args = [str(store_path), str(max_payload_bytes),
+        self._args = [str(store), str(max_payload_bytes),
                       str(max_future.total_seconds()), log_level, log_format]
         self._process: asyncio.subprocess.Process | None = None
         self._pending: deque[asyncio.Future[BatchResult]] = deque()

@@ -50,7 +50,7 @@ async def build_page(config: LoadedConfig, since: datetime, until: datetime,
     """Read the store and compute everything the report shows."""
     # Read back far enough for the profile with the longest look back.
     back = max(lookback(p.limits) for p in config.regions.profiles.values())
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         log = await read_log(store.audit_records(since=None, until=read_until(until)), since,
                              until, back)
         verification = await _verify(store, config)

@@ -121,9 +121,9 @@ class Dispatcher:
         """Open the store, audit the config in force, start the webhook server."""
         await self._stack.__aenter__()
         try:
-            await asyncio.to_thread(check_writable, self.config.store_path)
+            await asyncio.to_thread(check_writable, self.config.store_location)
             self._store = await self._stack.enter_async_context(
-                open_store(self.config.store_path))
+                open_store(self.config.store_location))
             self.store.audit_observers.append(self.metrics.observe_audit)
             self._heads = HeadAnchor(self.store, self.config.head_file,
                                      signer_from(self.environ))
@@ -151,7 +151,7 @@ class Dispatcher:
                         "counted, not pruned", KEY_VARIABLE,
                         self.config.retention_years)
         log.info("dispatcher started", extra={
-            "config_version": self.config.version, "store": str(self.config.store_path),
+            "config_version": self.config.version, "store": str(self.config.store_location),
             "webhook": f"{webhook.host}:{self.webhook_port}",
             "mqtt": self.config.settings.mqtt.url})
         return self
@@ -181,7 +181,7 @@ class Dispatcher:
             writer: InlineWriter | ProcessWriter = InlineWriter(
                 self.store, settings.ingest.max_payload_bytes, max_future)
         else:
-            writer = ProcessWriter(self.config.store_path, settings.ingest.max_payload_bytes,
+            writer = ProcessWriter(self.config.store_location, settings.ingest.max_payload_bytes,
                                    max_future, settings.service.log_level,
                                    settings.service.log_format, module=self._writer_module)
             await writer.start()

@@ -34,7 +34,15 @@ from dispatcher.store.base import (
     VerifiableStore,
     WebhookStore,
 )
-from dispatcher.store.factory import check_writable, open_store
+from dispatcher.store.factory import (
+    StoreLocation,
+    check_writable,
+    describe_store,
+    is_postgres_url,
+    location_from_text,
+    migrate_store,
+    open_store,
+)
 
 __all__ = [
     "Accepted",
@@ -66,9 +74,14 @@ __all__ = [
     "ReplyStore",
     "RetentionStore",
     "Store",
+    "StoreLocation",
     "UpkeepStore",
     "VerifiableStore",
     "WebhookStore",
     "check_writable",
+    "describe_store",
+    "is_postgres_url",
+    "location_from_text",
+    "migrate_store",
     "open_store",
 ]

@@ -1,24 +1,103 @@
-"""Opening a store: the one place that picks the backend."""
+"""Opening a store: the one place that picks the backend.
+
+A store is named by a `Path` (a SQLite file) or by a `postgresql://` URL (a PostgreSQL
+database, the schema on its search path); `is_postgres_url` tells them apart in text.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 
 from dispatcher.store.base import Store
-from dispatcher.store.sqlite.store import SqliteStore, check_writable
+from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from dispatcher.store.sqlite.store import SqliteStore
+from dispatcher.store.sqlite.store import check_writable as check_sqlite_writable
 
-__all__ = ["check_writable", "open_store"]
+__all__ = ["StoreLocation", "check_writable", "describe_store", "is_postgres_url",
+           "location_from_text", "migrate_store", "open_store"]
+
+# A SQLite file, or the URL of a PostgreSQL database.
+StoreLocation = Path | str
+
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(text: str) -> bool:
+    """Whether `text` names a PostgreSQL database."""
+    return text.startswith(_POSTGRES_SCHEMES)
+
+
+def location_from_text(text: str) -> StoreLocation:
+    """A location written as text (a process argument): a URL, else a file path."""
+    return text if is_postgres_url(text) else Path(text)
+
+
+def describe_store(where: StoreLocation) -> str:
+    """`sqlite PATH` or `postgresql host:port/database`, for messages and logs."""
+    if isinstance(where, Path):
+        return f"sqlite {where}"
+    from dispatcher.store.postgres.schema import describe
+
+    return f"postgresql {describe(where)}"
+
+
+def check_writable(where: StoreLocation) -> None:
+    """Refuse a SQLite store the daemon could not write; a PostgreSQL server answers for itself
+    when the store opens (one that cannot be reached is `StoreUnwritable` there)."""
+    if isinstance(where, Path):
+        check_sqlite_writable(where)
 
 
 @asynccontextmanager
-async def open_store(path: Path, *, create: bool = True, wal_checkpoints: bool = True,
+async def open_store(where: StoreLocation, *, create: bool = True, wal_checkpoints: bool = True,
                      durable: bool = True, inline: bool = False) -> AsyncIterator[Store]:
-    """Open the store for the length of a `async with` block."""
-    store = await SqliteStore.open(path, create=create, wal_checkpoints=wal_checkpoints,
-                                   durable=durable, inline=inline)
+    """Open the store for the length of a `async with` block. The options after `create` are
+    SQLite's (dispatcher.store.sqlite.store.SqliteStore.open); PostgreSQL has no use for them."""
+    if isinstance(where, Path):
+        sqlite = await SqliteStore.open(where, create=create, wal_checkpoints=wal_checkpoints,
+                                        durable=durable, inline=inline)
+        try:
+            yield sqlite
+        finally:
+            await sqlite.close()
+        return
+    # Imported here: a SQLite deployment never loads the PostgreSQL driver.
+    from dispatcher.store.postgres.store import PostgresStore
+
+    postgres = await PostgresStore.open(where, create=create)
     try:
-        yield store
+        yield postgres
     finally:
+        await postgres.close()
+
+
+async def migrate_store(where: StoreLocation) -> tuple[int, int]:
+    """Apply the store's pending migrations (creating it if need be); the schema version before
+    and after."""
+    if isinstance(where, Path):
+        before = await asyncio.to_thread(_sqlite_version, where)
+        store = await SqliteStore.open(where)
         await store.close()
+        return before, SQLITE_SCHEMA_VERSION
+    from dispatcher.store.postgres.schema import migrate
+    from dispatcher.store.postgres.store import connect
+
+    pool = await connect(where)
+    try:
+        async with pool.acquire() as conn:
+            return await migrate(conn, where, create=True)
+    finally:
+        await pool.close()
+
+
+def _sqlite_version(path: Path) -> int:
+    """`PRAGMA user_version` of a SQLite file, 0 when there is none yet."""
+    if not path.exists():
+        return 0
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        row = db.execute("PRAGMA user_version").fetchone()
+    return int(row[0]) if row else 0

@@ -16,7 +16,7 @@ from dispatcher.cli.main import main
 from dispatcher.config.settings import PlannerSettings
 from dispatcher.contact.learning import MATURE_CALLS, Learning, last_learning, stored_model
 from dispatcher.domain.contact import Medium, Outcome, Role
-from dispatcher.store import AttemptRow, OutcomeRow, open_store
+from dispatcher.store import AttemptRow, OutcomeRow, StoreLocation, open_store
 from schedules.answer_model import HOURS, MATERIAL_CHANGE, AnswerModel, hour_of_week
 from tests.support import db_path, make_config
 
@@ -70,7 +70,7 @@ async def _calls(store: object, outcomes: list[tuple[datetime, int, Outcome, Rol
 
 
 async def test_the_model_is_learned_from_debtor_calls_and_replaced_only_on_material_change(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store_at: StoreLocation) -> None:
     evening = hour_of_week(0, 18)
     sunday = MONDAY - timedelta(hours=12)
     counted = [(sunday, evening, Outcome.COMPLETED if n % 2 else Outcome.NO_ANSWER, Role.DEBTOR,
@@ -80,7 +80,7 @@ async def test_the_model_is_learned_from_debtor_calls_and_replaced_only_on_mater
                + [(sunday, evening, Outcome.DELIVERED, Role.DEBTOR, Medium.SMS)] * 30
                + [(MONDAY + timedelta(hours=1), evening, Outcome.COMPLETED, Role.DEBTOR,
                    Medium.CALL)] * 30)  # after the learning instant
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         await _calls(store, counted + ignored)
         assert await store.call_answer_counts(MONDAY - timedelta(days=28), MONDAY) == {
             evening: (80, 40)}
@@ -135,10 +135,11 @@ def test_answer_rates_prints_the_model_in_force(tmp_path: Path) -> None:
     assert AnswerModel.from_json(text) == learned
 
 
-async def test_a_model_resting_on_many_calls_is_learned_again_weekly(tmp_path: Path) -> None:
+async def test_a_model_resting_on_many_calls_is_learned_again_weekly(
+        tmp_path: Path, store_at: StoreLocation) -> None:
     evening = hour_of_week(6, 18)
     sunday = MONDAY - timedelta(hours=12)
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         mature = AnswerModel.learned({evening: (MATURE_CALLS, MATURE_CALLS // 2)},
                                      MONDAY - timedelta(days=28), MONDAY)
         await store.save_answer_model(mature.to_json(), MONDAY)

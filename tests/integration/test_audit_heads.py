@@ -29,7 +29,7 @@ T = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 async def _anchored(config: LoadedConfig, signer: CheckpointSigner | None) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         await HeadAnchor(store, config.head_file, signer).anchor(T)
 
@@ -59,7 +59,7 @@ async def test_records_cut_from_the_end_are_reported_against_the_head_file(
 async def test_a_tail_cut_and_written_again_is_a_rewrite(config: LoadedConfig, key: str) -> None:
     await _anchored(config, CheckpointSigner.from_text(key))
     tamper(config, "DELETE FROM audit WHERE seq = 7")
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await ingest(store, 99, "Z", T)  # seq 7 again, another record
     code, text = await run_cli(config, "audit", "verify")
     assert code == 1, text
@@ -90,9 +90,10 @@ async def test_a_forged_head_is_refused(config: LoadedConfig, key: str) -> None:
 
 
 async def test_without_heads_verify_says_tail_cuts_go_unseen(config: LoadedConfig) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
-    assert config.head_file == config.store_path.with_name("dispatcher.db.heads.jsonl")
+    if not config.store_is_postgres:
+        assert config.head_file == config.store_path.with_name("dispatcher.db.heads.jsonl")
     code, text = await run_cli(config, "audit", "verify")
     assert code == 0
     assert (f"heads: none at {config.head_file}: records cut from the end of the log cannot be "
@@ -141,7 +142,7 @@ async def test_the_daemon_signs_heads_into_the_file_and_a_retained_message(
 
 @pytest.mark.parametrize("keep", [1, 3])
 async def test_the_head_file_keeps_a_bounded_history(config: LoadedConfig, keep: int) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         anchor = HeadAnchor(store, config.head_file, None, keep=keep)
         for n in range(5):
             await ingest(store, n, f"K-{n}", T)

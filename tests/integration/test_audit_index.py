@@ -21,6 +21,12 @@ key = test_retention.key
 config = test_retention.config
 
 
+@pytest.fixture
+def store_at(tmp_path: Path) -> Path:
+    """SQLite only: the edits here are made with SQLite's JSON functions."""
+    return tmp_path / "s.db"
+
+
 async def _seq_of(config: LoadedConfig, kind: str, account: str, year: str) -> int:
     return next(int(r["seq"]) for r in audit_rows(config)
                 if r["kind"] == kind and r.get("account_id") == account
@@ -30,7 +36,7 @@ async def _seq_of(config: LoadedConfig, kind: str, account: str, year: str) -> i
 @pytest.fixture
 async def recent_b(config: LoadedConfig) -> int:
     """The history of test_retention; the seq of B's 2025 event (B is active, not prunable)."""
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
     return await _seq_of(config, "event", "B", "2025")
 
@@ -103,7 +109,7 @@ async def test_prune_refuses_a_log_whose_index_disagrees(
     # Back-dated or re-assigned, B's 2025 record would make B look inactive since 2019.
     tamper(config, f"UPDATE audit SET {column} = ? WHERE seq = ?", (value, recent_b))
     before = audit_rows(config)
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         with caplog.at_level(logging.ERROR):
             result = await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
     assert (result.pruned, result.checkpoints) == (0, ())

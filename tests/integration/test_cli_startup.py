@@ -12,7 +12,8 @@ import pytest
 from tests.support import ROOT
 
 HEAVY = frozenset({"twilio", "aiohttp", "apscheduler", "cryptography", "holidays",
-                   "phonenumbers", "aiomqtt", "paho", "prometheus_client", "pydantic"})
+                   "phonenumbers", "aiomqtt", "paho", "prometheus_client", "pydantic",
+                   "asyncpg"})
 
 # One command line of every subcommand, as parsed (not run).
 EVERY_COMMAND = [
@@ -22,6 +23,7 @@ EVERY_COMMAND = [
     ["simulate", "--events", "e.jsonl", "--start", "2026-12-01", "--days", "1"],
     ["explain", "--account", "A-1", "--at", "2026-12-01T00:00:00Z"], ["invalid-numbers"],
     ["report", "--since", "2026-12-01", "--until", "2026-12-08", "--out", "r.html"],
+    ["store", "migrate"],
 ]
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,8 @@ from dispatcher.cli import main as cli
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
-from dispatcher.store import Store, open_store
+from dispatcher.store import Store, StoreLocation, open_store
+from tests.postgres import store_execute, store_rows
 from tests.support import encode, make_config, overdue_event
 
 OLD = datetime(2019, 3, 1, 12, tzinfo=UTC)
@@ -37,9 +37,11 @@ def key() -> str:
 
 
 @pytest.fixture
-def config(tmp_path: Path, key: str) -> LoadedConfig:
+def config(tmp_path: Path, key: str, store_at: StoreLocation) -> LoadedConfig:
+    """On SQLite, then on PostgreSQL."""
     public = CheckpointSigner.from_text(key).public_key
-    path = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1",
+    url = store_at if isinstance(store_at, str) else "sqlite://data/dispatcher.db"
+    path = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1", store_url=url,
                        extra=f'[retention]\ncheckpoint_public_keys = ["{public}"]\n')
     return load_config(path, {KEY_VARIABLE: key})
 
@@ -68,19 +70,16 @@ async def history(store: Store) -> None:
 
 
 def audit_rows(config: LoadedConfig) -> list[dict[str, Any]]:
-    with sqlite3.connect(config.store_path) as db:
-        return [json.loads(text) for (text,) in db.execute(
-            "SELECT record FROM audit ORDER BY seq")]
+    return [json.loads(text) for (text,) in store_rows(
+        config.store_location, "SELECT record FROM audit ORDER BY seq")]
 
 
 def scalar(config: LoadedConfig, sql: str) -> Any:
-    with sqlite3.connect(config.store_path) as db:
-        return db.execute(sql).fetchone()[0]
+    return store_rows(config.store_location, sql)[0][0]
 
 
 def tamper(config: LoadedConfig, sql: str, params: tuple[Any, ...] = ()) -> None:
-    with sqlite3.connect(config.store_path) as db:
-        db.execute(sql, params)
+    store_execute(config.store_location, sql, params)
 
 
 async def run_cli(config: LoadedConfig, *args: str) -> tuple[int, str]:
@@ -98,7 +97,7 @@ def test_cutoff_is_calendar_years_back() -> None:
 
 async def test_prune_removes_what_is_past_retention_and_verify_holds(
         config: LoadedConfig, key: str) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         before = audit_rows(config)
         result = await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
@@ -134,7 +133,7 @@ async def test_prune_removes_what_is_past_retention_and_verify_holds(
 
 async def test_verify_across_the_checkpoint_from_the_cli_and_from_an_export(
         config: LoadedConfig, key: str, tmp_path: Path) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
     code, text = await run_cli(config, "audit", "verify")
@@ -153,7 +152,7 @@ async def test_verify_across_the_checkpoint_from_the_cli_and_from_an_export(
 
 
 async def test_verify_needs_a_trusted_key_once_pruned(config: LoadedConfig, key: str) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
         untrusted = await verify_audit_log(store, ())
@@ -169,7 +168,7 @@ async def test_verify_needs_a_trusted_key_once_pruned(config: LoadedConfig, key:
                                     "forged checkpoint"])
 async def test_tampering_after_pruning_is_caught(config: LoadedConfig, key: str,
                                                  attack: str) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
     rows = audit_rows(config)
@@ -203,7 +202,7 @@ async def test_tampering_after_pruning_is_caught(config: LoadedConfig, key: str,
 async def test_pruning_again_is_a_no_op_and_later_prunes_extend_the_anchor(
         config: LoadedConfig, key: str) -> None:
     environ = {KEY_VARIABLE: key}
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         first = await run_retention(store, config, environ, NOW)
         again = await run_retention(store, config, environ, NOW)
@@ -225,7 +224,7 @@ async def test_pruning_again_is_a_no_op_and_later_prunes_extend_the_anchor(
 
 async def test_a_large_backlog_is_pruned_in_steps_each_under_its_own_checkpoint(
         config: LoadedConfig, key: str) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         for n in range(10):
             await ingest(store, 100 + n, f"OLD-{n}", OLD)
         await ingest(store, 200, "NEW", RECENT)
@@ -239,7 +238,7 @@ async def test_a_large_backlog_is_pruned_in_steps_each_under_its_own_checkpoint(
 
 async def test_without_the_signing_key_nothing_is_pruned(config: LoadedConfig,
                                                          caplog: pytest.LogCaptureFixture) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         count = len(audit_rows(config))
         result = await run_retention(store, config, {}, NOW)
@@ -254,7 +253,7 @@ async def test_without_the_signing_key_nothing_is_pruned(config: LoadedConfig,
 
 async def test_dry_run_counts_without_removing(config: LoadedConfig, key: str,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
     count = len(audit_rows(config))
     monkeypatch.setenv(KEY_VARIABLE, key)
@@ -295,7 +294,7 @@ def test_a_signing_key_whose_public_half_is_not_listed_is_refused(tmp_path: Path
 
 async def test_the_report_shows_the_chain_anchored_at_the_checkpoint(
         config: LoadedConfig, key: str, tmp_path: Path) -> None:
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         await run_retention(store, config, {KEY_VARIABLE: key}, NOW)
     out = tmp_path / "report.html"
@@ -311,7 +310,7 @@ async def test_records_kept_behind_an_anchor_are_pruned_later_without_moving_it_
     # One seq per step: B's 2019 record, kept behind the first run's anchor, becomes prunable
     # when B goes quiet; the next checkpoint must not anchor before the first one did.
     environ = {KEY_VARIABLE: key}
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
         first = await run_retention(store, config, environ, NOW, step_seqs=1)
         anchor = first.checkpoints[-1]["through_seq"]

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from dispatcher.ingest.classify import classify
-from dispatcher.store import open_store
+from dispatcher.store import StoreLocation, open_store
+from tests.postgres import store_rows
 from tests.support import encode, overdue_event
 
 NOW = datetime(2026, 12, 1, 15, tzinfo=UTC)
 
 
-def _numbers(path: Path) -> list[tuple[str, str, str | None]]:
-    with sqlite3.connect(path) as db:
-        return sorted(db.execute("SELECT number, party, contact_id FROM party_numbers "
-                                 "WHERE account_id = 'A-1'").fetchall())
+def _numbers(path: StoreLocation) -> list[tuple[Any, ...]]:
+    return sorted(store_rows(path, "SELECT number, party, contact_id FROM party_numbers "
+                                   "WHERE account_id = 'A-1'"))
 
 
 def _event(n: int, minute: int, phones: list[str],
@@ -33,14 +31,14 @@ def _event(n: int, minute: int, phones: list[str],
     return event
 
 
-async def _record(path: Path, *events: dict[str, Any]) -> None:
+async def _record(path: StoreLocation, *events: dict[str, Any]) -> None:
     async with open_store(path) as store:
         await store.record_batch([classify(encode(e), "t", 65536) for e in events], now=NOW,
                                  config_version="v")
 
 
-async def test_numbers_follow_the_latest_debtor_and_contacts(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+async def test_numbers_follow_the_latest_debtor_and_contacts(store_at: StoreLocation) -> None:
+    path = store_at
     await _record(path, _event(1, 0, ["+15125550100"]))
     assert _numbers(path) == [("+15125550100", "debtor", None)]
 
@@ -57,8 +55,8 @@ async def test_numbers_follow_the_latest_debtor_and_contacts(tmp_path: Path) -> 
                               ("+15125550177", "debtor", None)]
 
 
-async def test_a_late_event_does_not_bring_back_old_numbers(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+async def test_a_late_event_does_not_bring_back_old_numbers(store_at: StoreLocation) -> None:
+    path = store_at
     await _record(path, _event(1, 5, ["+15125550177"]))
     # Older than what the account already reflects: replayed in order, the newest still wins.
     await _record(path, _event(2, 0, ["+15125550100"]))

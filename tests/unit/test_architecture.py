@@ -1,4 +1,4 @@
-"""The module graph: acyclic, the SQLite backend behind its factory, and the clear-cut layers.
+"""The module graph: acyclic, the store backends behind their factory, and the clear-cut layers.
 
 Every import counts, at module level or inside a function or an `if TYPE_CHECKING:` block: a local
 import that only dodges a cycle leaves the cycle in the design. Importing `a.b.c` runs the
@@ -20,17 +20,24 @@ import pytest
 
 from dispatcher.store import base
 from dispatcher.store.base import Store
+from dispatcher.store.postgres import PostgresStore
 from dispatcher.store.sqlite import SqliteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("dispatcher", "channels", "schedules")
-BACKEND = "dispatcher.store.sqlite"
+# Each backend package, and the name of its store class.
+BACKENDS = {"dispatcher.store.sqlite": "SqliteStore", "dispatcher.store.postgres": "PostgresStore"}
 # The one module that picks and opens a backend.
 FACTORY = "dispatcher.store.factory"
 
 
 def _is_a_store(store: SqliteStore) -> Store:
     """mypy proves here that SqliteStore provides every method of every store Protocol."""
+    return store
+
+
+def _is_also_a_store(store: PostgresStore) -> Store:
+    """And PostgresStore too."""
     return store
 
 
@@ -164,16 +171,17 @@ def test_the_import_graph_is_acyclic() -> None:
     assert cycle is None, _describe(cycle)
 
 
-def test_only_the_factory_reaches_the_sqlite_backend() -> None:
+@pytest.mark.parametrize("backend", sorted(BACKENDS))
+def test_only_the_factory_reaches_a_backend(backend: str) -> None:
     offenders = set()
     for module in MODULES:
-        if module in (FACTORY, BACKEND) or module.startswith(BACKEND + "."):
+        if module in (FACTORY, backend) or module.startswith(backend + "."):
             continue
         for found in _imports(module):
-            if found.target == BACKEND or found.target.startswith(BACKEND + "."):
+            if found.target == backend or found.target.startswith(backend + "."):
                 offenders.add(f"{module}:{found.line} imports {found.target}")
-            elif "SqliteStore" in found.names:
-                offenders.add(f"{module}:{found.line} imports SqliteStore")
+            elif BACKENDS[backend] in found.names:
+                offenders.add(f"{module}:{found.line} imports {BACKENDS[backend]}")
     assert sorted(offenders) == []
 
 

@@ -27,7 +27,7 @@ from dispatcher.domain.contact import Medium
 from dispatcher.domain.events import parse_stored_event
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
-from dispatcher.store import Accepted, open_store
+from dispatcher.store import Accepted, StoreLocation, open_store
 from tests.support import verify_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -321,7 +321,7 @@ def test_simulate_with_answer_probabilities_is_byte_identical_run_after_run(
 
 
 async def test_explain_names_the_next_attempt_or_every_reason(
-        tmp_path: Path, config: LoadedConfig) -> None:
+        tmp_path: Path, config: LoadedConfig, store_at: StoreLocation) -> None:
     events_path = tmp_path / "events.jsonl"
     events_path.write_text("\n".join(json.dumps(e) for e in [
         overdue("A-1", days=25),
@@ -529,13 +529,13 @@ def _one_window_config(tmp_path: Path, start: str, end: str, channel: str) -> Pa
 
 
 async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
-        tmp_path: Path, config: LoadedConfig) -> None:
+        tmp_path: Path, config: LoadedConfig, store_at: StoreLocation) -> None:
     events = [overdue(f"A-{n}", days=2, n=n, phones=[{
         "number": f"+1512555{n:04d}", "type": "mobile", "sms_consent": True,
         "call_consent": True}]) for n in range(100, 105)]
     # One quarter hour of the day allowed: every account falls due at the same instant.
     path = _one_window_config(tmp_path, "10:00", "10:15", "sms")
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
                                  now=START, config_version="t")
         channel = _SlowSandbox(load_outcome_script_empty(tmp_path))
@@ -553,9 +553,9 @@ async def test_a_sweep_sends_no_more_than_its_channel_rate_allows_soon(
 
 
 async def test_hours_are_asked_again_at_the_moment_of_sending(
-        tmp_path: Path, config: LoadedConfig) -> None:
+        tmp_path: Path, config: LoadedConfig, store_at: StoreLocation) -> None:
     late_config = load_config(_one_window_config(tmp_path, "20:58", "21:00", "call"), {})
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         await store.record_batch([classify(json.dumps(overdue(days=3)).encode(), "t", 65536)],
                                  now=START, config_version="t")
         channel = SandboxChannel(load_outcome_script_empty(tmp_path))
@@ -623,14 +623,14 @@ async def test_a_stop_from_another_spelling_of_the_number_ends_texts(
 
 
 async def test_an_account_the_engine_cannot_decide_is_set_aside_and_the_rest_go_on(
-        tmp_path: Path, config: LoadedConfig) -> None:
+        tmp_path: Path, config: LoadedConfig, store_at: StoreLocation) -> None:
     # A promise dated 9999-12-31, as stored by a version that accepted it: the grace period
     # after it lies past the calendar's end, and deciding for that account raises.
     events = [overdue(f"A-{n}", days=2, n=n, phones=[{
         "number": f"+1512555{n:04d}", "type": "mobile", "sms_consent": True,
         "call_consent": True}]) for n in range(100, 104)]
     promise = event("account.promise", {"due_on": "9999-12-31"}, START, 1, account="A-101")
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         items = [classify(json.dumps(e).encode(), "t", 65536) for e in events]
         items.append(Accepted(parse_stored_event(json.dumps(promise).encode()),
                               json.dumps(promise).encode(), "t"))

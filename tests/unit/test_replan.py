@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,9 @@ from dispatcher.contact.replan import replan_all
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.contact import Medium, Role, Target
 from dispatcher.ingest.classify import classify
-from dispatcher.store import AttemptRow, PlanRow, Store, open_store
+from dispatcher.store import AttemptRow, PlanRow, Store, StoreLocation, open_store
 from schedules.planner import NoAttempt, PlannedAttempt
+from tests.postgres import store_rows
 from tests.support import evening_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,9 +70,8 @@ def local(moment: datetime) -> str:
     return moment.astimezone(CHICAGO).strftime("%H:%M")
 
 
-def _rows(path: Path, sql: str) -> list[Any]:
-    with sqlite3.connect(path) as db:
-        return list(db.execute(sql))
+def _rows(path: StoreLocation, sql: str) -> list[Any]:
+    return store_rows(path, sql)
 
 
 def sandbox(folder: Path) -> SandboxChannel:
@@ -90,11 +89,11 @@ def _planned(at: datetime) -> str:
 
 
 async def test_replan_makes_each_open_account_with_a_stored_plan_due_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store_at: StoreLocation) -> None:
     now = START + timedelta(hours=1)
     later, earlier = now + timedelta(hours=12), now - timedelta(minutes=5)
     nothing = plan_to_json(StoredPlan(NoAttempt(())))
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         await ingest(store, *(overdue(a) for a in ("A-1", "A-2", "A-3", "A-4", "A-5", "A-6")))
         await ingest(store, resolved("A-5", START + timedelta(minutes=1)))
         await store.record_decisions(
@@ -108,7 +107,7 @@ async def test_replan_makes_each_open_account_with_a_stored_plan_due_once(
             audit=[], now=START, config_version="t")
         # A-6 was never decided: no stored plan, and due since it was ingested.
         assert await store.replan(now) == 2
-        due = dict(_rows(tmp_path / "s.db", "SELECT account_id, next_attempt_at FROM accounts"))
+        due = dict(_rows(store_at, "SELECT account_id, next_attempt_at FROM accounts"))
         assert await replan_all(store, now, why="again") == 0
     assert due == {"A-1": sortable_utc(now), "A-2": sortable_utc(now),
                    "A-3": sortable_utc(earlier), "A-4": sortable_utc(later), "A-5": None,
@@ -155,10 +154,10 @@ def test_the_policy_digest_changes_with_the_policy_not_with_service_settings(
     (MOVED, 0),
 ])
 async def test_a_due_plan_made_under_another_policy_is_planned_again_not_sent(
-        tmp_path: Path, evening: tuple[str, str], sent: int) -> None:
+        tmp_path: Path, evening: tuple[str, str], sent: int, store_at: StoreLocation) -> None:
     before = config_in(tmp_path / "before")
     after = config_in(tmp_path / "after", evening)
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         await ingest(store, overdue("A-1"))
         await Engine(store, sandbox(tmp_path), policy_of(before)).sweep(START)
         due = await store.next_due_at()

@@ -318,9 +318,20 @@ def test_a_relative_store_path_is_relative_to_the_config_folder(tmp_path: Path) 
     assert config.store_path == (tmp_path / "data" / "x.db").resolve()
 
 
-def test_a_store_url_that_is_not_sqlite_is_refused(tmp_path: Path) -> None:
-    path = write_config(tmp_path, '[store]\nurl = "postgres://db/x"\n')
+@pytest.mark.parametrize("url", ["mysql://db/x", "postgresql://me:secret@db/x", "x.db"])
+def test_a_store_url_neither_sqlite_nor_postgresql_without_password_is_refused(
+        tmp_path: Path, url: str) -> None:
+    path = write_config(tmp_path, f'[store]\nurl = "{url}"\n')
     assert keys(problems_of(path)) == {"store.url"}
+
+
+@pytest.mark.parametrize("url", ["postgresql://me@db:5432/x", "postgres://db/x?search_path=a"])
+def test_a_postgresql_url_names_the_store_and_the_heads_file(tmp_path: Path, url: str) -> None:
+    config = load_config(write_config(tmp_path, f'[store]\nurl = "{url}"\n'), {})
+    assert config.store_location == url
+    assert config.head_file == (tmp_path / ".." / "var" / "x.heads.jsonl").resolve()
+    with pytest.raises(ValueError, match="PostgreSQL"):
+        _ = config.store_path
 
 
 def test_the_config_version_follows_the_profile_file(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from dispatcher.contact.explain import explain
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.contact import Medium, Outcome, Role, Target
 from dispatcher.ingest.classify import classify
-from dispatcher.store import AttemptRow, OutcomeRow, PlanRow, open_store
+from dispatcher.store import AttemptRow, OutcomeRow, PlanRow, StoreLocation, open_store
 from schedules.planner import PlannedAttempt
 from tests.unit.test_contact_engine import (
     CHICAGO,
@@ -141,8 +141,8 @@ def _plan(config: LoadedConfig, at: datetime) -> str:
 ])
 async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
         tmp_path: Path, unlearned: LoadedConfig, used_before: str | None, first: str,
-        second: str) -> None:
-    async with open_store(tmp_path / "s.db") as store:
+        second: str, store_at: StoreLocation) -> None:
+    async with open_store(store_at) as store:
         events = [overdue(a, days=2, n=n, phones=_phone(SHARED))
                   for n, a in enumerate(["A-1", "A-2"])]
         await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],
@@ -213,11 +213,11 @@ async def test_explain_says_an_account_waits_its_turn(tmp_path: Path,
     assert SHARED not in text
 
 
-async def test_the_store_reads_other_accounts_on_the_numbers(tmp_path: Path,
-                                                              config: LoadedConfig) -> None:
+async def test_the_store_reads_other_accounts_on_the_numbers(
+        tmp_path: Path, config: LoadedConfig, store_at: StoreLocation) -> None:
     now = datetime(2026, 12, 9, 18, 0, tzinfo=START.tzinfo)
     other = "+15125559999"
-    async with open_store(tmp_path / "s.db") as store:
+    async with open_store(store_at) as store:
         events = [overdue(a, days=2, n=n, phones=_phone(number)) for n, (a, number) in
                   enumerate([("A", SHARED), ("B", SHARED), ("C", other), ("D", SHARED)])]
         await store.record_batch([classify(json.dumps(e).encode(), "t", 65536) for e in events],

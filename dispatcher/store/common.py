@@ -1,0 +1,118 @@
+"""What every backend derives the same way from events and answers: no SQL here.
+
+The audit records an ingested batch implies, the numbers an account lists, and a cache of parsed
+account states. A backend stores what these return; the results must not depend on the engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
+from dispatcher.store.base import Accepted, Rejected
+
+# The channels an opt-out of `all` stands for, each with its own standing.
+CHANNELS = ("sms", "call")
+
+# audit.published: NULL never published, 0 waiting, 1 published, 2 can never be published.
+UNPUBLISHABLE = 2
+
+
+def party_numbers(state: AccountState) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """What `party_rows` is made of: equal numbers mean equal rows (cheaper to compare)."""
+    debtor = tuple(p.number for p in state.debtor.phones) if state.debtor is not None else ()
+    return debtor, tuple((c.number, c.contact_id) for c in state.contacts)
+
+
+def party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
+    """(number, account, party, contact id) of each number the account lists, once per party."""
+    debtor, contacts = party_numbers(state)
+    rows: list[tuple[str, str, str, str | None]] = [
+        (number, state.account_id, "debtor", None) for number in debtor]
+    rows.extend((number, state.account_id, "third_party", contact_id)
+                for number, contact_id in contacts)
+    return list({(r[0], r[2]): r for r in rows}.values())
+
+
+def renumbered(before: AccountState | None, after: AccountState) -> bool:
+    """Whether the account's numbers changed with its new state (or it is new)."""
+    return before is None or (
+        (before.debtor is not after.debtor or before.contacts is not after.contacts)
+        and party_numbers(before) != party_numbers(after))
+
+
+def opt_audit(base: Mapping[str, Any], number: str, channel: str, standing: str,
+              refused: Mapping[str, str] | None) -> list[dict[str, Any]]:
+    """The `opt_out` audit records of one event: one per channel when an opt-in was refused
+    on some of them (`status: not_applied` with the reason), else one."""
+    if not refused:
+        return [{**base, "kind": "opt_out", "to": number, "channel": channel,
+                 "status": standing}]
+    channels = CHANNELS if channel == OptChannel.ALL else (channel,)
+    return [{**base, "kind": "opt_out", "to": number, "channel": c,
+             "status": "not_applied" if c in refused else standing, "reason": refused.get(c)}
+            for c in channels]
+
+
+def derived_audit(event: Event,
+                  refused: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Hold and opt-out records that an event implies, besides its `event` record; `refused`
+    names the channels on which an opt-in was not applied, and why."""
+    data = event.data
+    base = {"account_id": event.account_id, "event_id": event.event_id}
+    if isinstance(data, HoldData):
+        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "placed",
+                        "until": data.until.isoformat() if data.until else None}]
+    if isinstance(data, ReleaseData):
+        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "released"}]
+    if isinstance(data, OptData):
+        status = "opted_out" if event.type is EventType.OPT_OUT else "opted_in"
+        return opt_audit(base, data.number, str(data.channel), status, refused)
+    return []
+
+
+def dead_letter_record(item: Rejected, dead_letter_id: int) -> dict[str, Any]:
+    """The `dead_letter` audit record of a stored rejected payload."""
+    ident = item.identity
+    return {"kind": "dead_letter", "dead_letter_id": dead_letter_id, "reason": item.reason,
+            "detail": item.detail, "event_id": ident.get("event_id"),
+            "event_type": ident.get("event_type"), "account_id": ident.get("account_id"),
+            "payload_sha256": hashlib.sha256(item.payload).hexdigest()}
+
+
+def event_record(accepted: Accepted) -> dict[str, Any]:
+    """The `event` audit record of a stored event."""
+    event = accepted.event
+    return {"kind": "event", "event_id": event.event_id, "event_type": event.type.value,
+            "account_id": event.account_id, "occurred_at": accepted.occurred_at_text,
+            "payload_sha256": accepted.payload_sha256, "replay_of": accepted.replay_of}
+
+
+class StateCache:
+    """Parsed account states keyed by their stored JSON: a hit needs the text to be unchanged,
+    so a write by another process (the CLI) can never be answered from a stale copy."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[str, AccountState]] = OrderedDict()
+
+    def get(self, account_id: str, state_json: str) -> AccountState:
+        """The parsed state for this stored text, from the cache when it matches."""
+        entry = self._entries.get(account_id)
+        if entry is not None and entry[0] == state_json:
+            self._entries.move_to_end(account_id)
+            return entry[1]
+        state = AccountState.model_validate_json(state_json)
+        self.put(state_json, state)
+        return state
+
+    def put(self, state_json: str, state: AccountState) -> None:
+        """Remember a state by the text it is stored as."""
+        self._entries[state.account_id] = (state_json, state)
+        self._entries.move_to_end(state.account_id)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
