@@ -106,26 +106,30 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     if not every:
         return shared
     number_marks = marks(len(every))
-    rows: dict[str, list[Any]] = defaultdict(list)
-    for row in await fetch(
-            f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
-            f"stage, outcome FROM attempts WHERE number IN ({number_marks}) AND at >= ? AND "
-            f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
-            [*every, sortable_utc(since)]):
-        rows[row[5]].append(row)
-    # Most numbers are one account's alone: the next queries look only at the others.
-    elsewhere = {n for n, in await fetch(
+    since_key = sortable_utc(since)
+    # Most numbers are one account's alone: the next queries look only at the others, those
+    # another account lists or called lately.
+    found = {n for n, in await fetch(
         f"SELECT number FROM party_numbers WHERE number IN ({number_marks}) "
         f"GROUP BY number HAVING COUNT(DISTINCT account_id) > 1", every)}
-    busy = sorted(elsewhere | {n for n, made in rows.items()
-                               if len(listed[n] | {r[1] for r in made}) > 1})
-    if not busy:
+    for number, first, last in await fetch(
+            f"SELECT number, MIN(account_id), MAX(account_id) FROM attempts "
+            f"WHERE number IN ({number_marks}) AND at >= ? AND "
+            f"(outcome IS NULL OR outcome != 'not-sent') GROUP BY number", [*every, since_key]):
+        if len(listed[number] | {first, last}) > 1:
+            found.add(number)
+    if not found:
         return shared
-    for number in busy:
-        shared.attempts[number] = [(r[1], PastAttempt(
+    busy = sorted(found)
+    for r in await fetch(
+            f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
+            f"stage, outcome FROM attempts WHERE number IN ({marks(len(busy))}) AND at >= ? AND "
+            f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
+            [*busy, since_key]):
+        shared.attempts[r[5]].append((r[1], PastAttempt(
             attempt_id=r[0], at=_instant(r[2]), person=r[3], role=_ROLES[r[4]], number=r[5],
             medium=_MEDIUMS[r[6]], window=r[7], stage=r[8],
-            outcome=_OUTCOMES[r[9]] if r[9] else None)) for r in rows.get(number, ())]
+            outcome=_OUTCOMES[r[9]] if r[9] else None)))
     busy_marks = marks(len(busy))
     # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
     # attempt names its target's number and its instant.
@@ -165,8 +169,10 @@ class ContactRows:
             ids = [row[0] for row in rows]
             if not ids:
                 return ids
-            await db.executemany("UPDATE accounts SET lease_until = ? WHERE account_id = ?",
-                                 [(sortable_utc(now + LEASE), i) for i in ids])
+            until = sortable_utc(now + LEASE)
+            for chunk in chunks(ids):
+                await db.execute(f"UPDATE accounts SET lease_until = ? WHERE account_id IN "
+                                 f"({marks(len(chunk))})", [until, *chunk])
         return ids
 
     async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
