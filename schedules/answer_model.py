@@ -52,6 +52,8 @@ class AnswerModel:
     rates: tuple[float, ...] = field(init=False, repr=False, compare=False)
     # A short digest of the rates: plans made under equal rates are equal.
     version: str = field(init=False, repr=False, compare=False)
+    _bases: dict[tuple[int, int], str] = field(init=False, repr=False, compare=False,
+                                               default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.calls) != HOURS or len(self.answered) != HOURS:
@@ -106,6 +108,13 @@ class AnswerModel:
 
     def basis(self, weekday: int, hour: int) -> str:
         """What the rate of this hour rests on, in words."""
+        # Every plan states it: the 168 sentences of a model are written once each.
+        kept = self._bases.get((weekday, hour))
+        if kept is None:
+            kept = self._bases[weekday, hour] = self._basis(weekday, hour)
+        return kept
+
+    def _basis(self, weekday: int, hour: int) -> str:
         index = hour_of_week(weekday, hour)
         placed, talked = self.calls[index], self.answered[index]
         when = f"{DAY_NAMES[weekday]} {hour:02d}h"
