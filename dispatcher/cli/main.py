@@ -326,6 +326,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return _audit(args, out, system_config)
         import asyncio
 
+        if args.command == "store" and args.store_command == "copy":
+            return asyncio.run(cli_store.copy(args, out))  # needs no config
         config = _load(args, system_config)
         if args.command in cli_contact.COMMANDS:
             return asyncio.run(cli_contact.run(config, args, out, SystemClock().now()))

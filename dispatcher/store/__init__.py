@@ -37,12 +37,14 @@ from dispatcher.store.base import (
 from dispatcher.store.factory import (
     StoreLocation,
     check_writable,
+    copy_store,
     describe_store,
     is_postgres_url,
     location_from_text,
     migrate_store,
     open_store,
 )
+from dispatcher.store.transfer import CopyResult
 
 __all__ = [
     "Accepted",
@@ -55,6 +57,7 @@ __all__ = [
     "BatchResult",
     "ContactStore",
     "ContextStore",
+    "CopyResult",
     "DeadLetter",
     "DeadLetterStore",
     "DueStore",
@@ -79,6 +82,7 @@ __all__ = [
     "VerifiableStore",
     "WebhookStore",
     "check_writable",
+    "copy_store",
     "describe_store",
     "is_postgres_url",
     "location_from_text",

@@ -14,10 +14,12 @@ from pathlib import Path
 
 from dispatcher.store.base import Store
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from dispatcher.store.sqlite.snapshot import read_snapshot
 from dispatcher.store.sqlite.store import SqliteStore
 from dispatcher.store.sqlite.store import check_writable as check_sqlite_writable
+from dispatcher.store.transfer import BATCH_ROWS, CopyResult, Progress
 
-__all__ = ["StoreLocation", "check_writable", "describe_store", "is_postgres_url",
+__all__ = ["StoreLocation", "check_writable", "copy_store", "describe_store", "is_postgres_url",
            "location_from_text", "migrate_store", "open_store"]
 
 # A SQLite file, or the URL of a PostgreSQL database.
@@ -92,6 +94,18 @@ async def migrate_store(where: StoreLocation) -> tuple[int, int]:
             return await migrate(conn, where, create=True)
     finally:
         await pool.close()
+
+
+async def copy_store(source: Path, target: str, *, batch_rows: int | None = None,
+                     progress: Progress = lambda table, rows: None) -> CopyResult:
+    """Copy the SQLite store at `source` into the empty PostgreSQL store at `target` (migrated
+    first), streaming `batch_rows` rows at a time, in one transaction that commits only a copy
+    whose row counts and audit head equal the source's."""
+    from dispatcher.store.postgres.copy import copy_into
+
+    with read_snapshot(source) as snapshot:
+        return await copy_into(target, snapshot, batch_rows=batch_rows or BATCH_ROWS,
+                               progress=progress)
 
 
 def _sqlite_version(path: Path) -> int:

@@ -23,7 +23,7 @@ EVERY_COMMAND = [
     ["simulate", "--events", "e.jsonl", "--start", "2026-12-01", "--days", "1"],
     ["explain", "--account", "A-1", "--at", "2026-12-01T00:00:00Z"], ["invalid-numbers"],
     ["report", "--since", "2026-12-01", "--until", "2026-12-08", "--out", "r.html"],
-    ["store", "migrate"],
+    ["store", "migrate"], ["store", "copy", "--from", "x.db", "--to", "postgresql://h/d"],
 ]
 
 

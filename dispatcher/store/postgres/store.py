@@ -105,7 +105,7 @@ class PostgresStore(ContactRows, RetentionRows):
                     if await c.fetchval("SELECT id FROM audit_head WHERE id = 1 FOR UPDATE") \
                             is None:
                         raise StoreError("the audit chain's head row is missing")
-                    tx = Tx(c, await _head(c))
+                    tx = Tx(c, await chain_head(c))
                     yield tx
             except _UNAVAILABLE as exc:
                 raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
@@ -223,7 +223,7 @@ class PostgresStore(ContactRows, RetentionRows):
     async def audit_head(self) -> ChainHead:
         """The last record of the audit chain."""
         async with self._pool.acquire() as conn:
-            return await _head(conn)
+            return await chain_head(conn)
 
     async def audit_records(self, *, account_id: str | None = None,
                             since: datetime | None = None,
@@ -409,7 +409,7 @@ class _RecordFilter:
         return self.until is None or (isinstance(at, str) and at < self.until)
 
 
-async def _head(conn: Conn) -> ChainHead:
+async def chain_head(conn: Conn) -> ChainHead:
     """The last record of the chain, from the records themselves: a log cut at its end goes on
     from where it was cut, so that the heads file shows the rewrite."""
     row = await conn.fetchrow("SELECT seq, record FROM audit ORDER BY seq DESC LIMIT 1")
