@@ -35,6 +35,7 @@ from dispatcher.domain.contact import Medium, Party
 from dispatcher.domain.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.store.factory import postgres_schema
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
 
@@ -403,9 +404,14 @@ class LoadedConfig:
         """Where the daemon keeps the signed heads of the audit chain."""
         named = self.settings.audit.head_file
         if not named and self.store_is_postgres:
-            # Beside where the default SQLite file would be, named after the database.
-            database = urlsplit(self.settings.store.url).path.strip("/") or "dispatcher"
-            return (self.path.parent / "../var" / f"{database}.heads.jsonl").resolve()
+            # Beside where the default SQLite file would be, named after the database and the
+            # schema: two stores in one database keep heads of their own.
+            url = self.settings.store.url
+            name = urlsplit(url).path.strip("/") or "dispatcher"
+            schema = postgres_schema(url)
+            if schema:
+                name = f"{name}.{schema}"
+            return (self.path.parent / "../var" / f"{name}.heads.jsonl").resolve()
         if not named:
             store = self.store_path
             return store.with_name(f"{store.name}.heads.jsonl")

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from dispatcher.store.base import Store
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
@@ -20,7 +21,7 @@ from dispatcher.store.sqlite.store import check_writable as check_sqlite_writabl
 from dispatcher.store.transfer import BATCH_ROWS, CopyResult, Progress
 
 __all__ = ["StoreLocation", "check_writable", "copy_store", "describe_store", "is_postgres_url",
-           "location_from_text", "migrate_store", "open_store"]
+           "location_from_text", "migrate_store", "open_store", "postgres_schema"]
 
 # A SQLite file, or the URL of a PostgreSQL database.
 StoreLocation = Path | str
@@ -39,12 +40,20 @@ def location_from_text(text: str) -> StoreLocation:
 
 
 def describe_store(where: StoreLocation) -> str:
-    """`sqlite PATH` or `postgresql host:port/database`, for messages and logs."""
+    """`sqlite PATH` or `postgresql host:port/database (schema S)`, for messages and logs."""
     if isinstance(where, Path):
         return f"sqlite {where}"
     from dispatcher.store.postgres.schema import describe
 
-    return f"postgresql {describe(where)}"
+    schema = postgres_schema(where)
+    return f"postgresql {describe(where)}" + (f" (schema {schema})" if schema else "")
+
+
+def postgres_schema(url: str) -> str | None:
+    """The schema a PostgreSQL URL keeps the tables in (`?search_path=`, its first entry)."""
+    values = parse_qs(urlsplit(url).query).get("search_path")
+    first = values[0].split(",")[0].strip().strip('"') if values else ""
+    return first or None
 
 
 def check_writable(where: StoreLocation) -> None:

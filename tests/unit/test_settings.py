@@ -16,6 +16,7 @@ from dispatcher.config.settings import (
     resolve_store_path,
 )
 from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.store.factory import describe_store
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config"
 TWILIO_ENV = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_AUTH_TOKEN": "token"}
@@ -325,11 +326,17 @@ def test_a_store_url_neither_sqlite_nor_postgresql_without_password_is_refused(
     assert keys(problems_of(path)) == {"store.url"}
 
 
-@pytest.mark.parametrize("url", ["postgresql://me@db:5432/x", "postgres://db/x?search_path=a"])
-def test_a_postgresql_url_names_the_store_and_the_heads_file(tmp_path: Path, url: str) -> None:
+@pytest.mark.parametrize(("url", "heads"), [
+    ("postgresql://me@db:5432/x", "x.heads.jsonl"),
+    ("postgres://db/x?search_path=a", "x.a.heads.jsonl"),
+    ("postgres://db/x?search_path=b,public", "x.b.heads.jsonl"),
+])
+def test_a_postgresql_url_names_the_store_and_the_heads_file(tmp_path: Path, url: str,
+                                                             heads: str) -> None:
     config = load_config(write_config(tmp_path, f'[store]\nurl = "{url}"\n'), {})
     assert config.store_location == url
-    assert config.head_file == (tmp_path / ".." / "var" / "x.heads.jsonl").resolve()
+    # Two stores in the schemas of one database never share a heads file.
+    assert config.head_file == (tmp_path / ".." / "var" / heads).resolve()
     with pytest.raises(ValueError, match="PostgreSQL"):
         _ = config.store_path
 
@@ -399,3 +406,9 @@ def test_retention_time_takes_toml_times_and_strings(tmp_path: Path) -> None:
     for value, expected in (("04:15:00", "04:15:00"), ('"04:15"', "04:15:00")):
         path = write_config(tmp_path, f"[retention]\nrun_at = {value}\n")
         assert load_config(path, {}).settings.retention.run_at.isoformat() == expected
+
+
+def test_a_postgresql_store_is_described_with_its_schema() -> None:
+    assert describe_store("postgresql://me@db:5432/x") == "postgresql db:5432/x"
+    assert describe_store("postgresql://me@db/x?search_path=tenant_a") == \
+        "postgresql db:5432/x (schema tenant_a)"
