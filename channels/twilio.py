@@ -31,6 +31,7 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from channels.base import ChannelError, SendFailed
+from channels.rate import Limiter, SharedLimiter, SharedRate
 from channels.twilio_status import (
     INVALID_NUMBER_CODES,
     UNSUBSCRIBED_CODE,
@@ -313,20 +314,26 @@ def make_client(account_sid: str, auth_token: str, api_base: str = DEFAULT_API_B
 
 
 class TwilioChannel:
-    """Sends SMS and places calls through Twilio, rate-limited per sender, with bounded retries."""
+    """Sends SMS and places calls through Twilio, rate-limited per sender, with bounded retries.
+
+    With a `shared` rate (the store several daemons share), each request also takes a token of
+    the sender's bucket there, so that the rate holds for all of them together.
+    """
 
     name: str = "twilio"
 
     def __init__(self, config: TwilioConfig, account_sid: str, auth_token: str, *,
                  retry: RetryPolicy | None = None,
-                 rand: Callable[[], float] = random.random) -> None:
+                 rand: Callable[[], float] = random.random,
+                 shared: SharedRate | None = None) -> None:
         self.config = config
         self.account_sid = account_sid
         self._auth_token = auth_token
         self.retry = retry or RetryPolicy()
         self._rand = rand
         self._client: Any = None
-        self._limiters: dict[str, RateLimiter] = {}
+        self._shared = shared
+        self._limiters: dict[str, Limiter] = {}
 
     def client(self) -> Any:
         """The twilio client, made on first use inside the running loop."""
@@ -340,13 +347,17 @@ class TwilioChannel:
         return (self.config.calls_per_second if medium is Medium.CALL
                 else self.config.messages_per_second)
 
-    def limiter(self, medium: Medium) -> RateLimiter:
+    def limiter(self, medium: Medium) -> Limiter:
         """The rate limiter of the sender that `medium` uses."""
         key = sender_key(medium, self.config, self.account_sid)
         if key not in self._limiters:
             # 1% under the limit: jitter on the way must never let the provider count more
             # requests than the limit in any one second.
-            self._limiters[key] = RateLimiter(self.sends_per_second(medium) * RATE_MARGIN)
+            rate = self.sends_per_second(medium) * RATE_MARGIN
+            local = RateLimiter(rate)
+            self._limiters[key] = (
+                local if self._shared is None
+                else SharedLimiter(local, self._shared, f"twilio:{key}", rate))
         return self._limiters[key]
 
     async def send(self, delivery: Delivery) -> DeliveryResult:

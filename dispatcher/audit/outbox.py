@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
@@ -33,6 +33,11 @@ DROPS_BEFORE_GIVING_UP = 3
 TopicCheck = Callable[[dict[str, object]], str | None]
 
 
+async def always() -> bool:
+    """A daemon alone with its store publishes every record itself."""
+    return True
+
+
 def topic_for(prefix: str, record: dict[str, object]) -> str:
     """`<out prefix>/<account_id>`."""
     return f"{prefix}/{record.get('account_id') or '_'}"
@@ -50,13 +55,19 @@ def topic_level_problem(record: dict[str, object]) -> str | None:
 
 
 class AuditPublisher:
-    """Publishes unpublished audit records in seq order and marks them once the broker has them."""
+    """Publishes unpublished audit records in seq order and marks them once the broker has them.
+
+    `held` says whether this daemon is the one, of those sharing the store, that publishes the
+    records now; the heads it signs it publishes whatever `held` says.
+    """
 
     def __init__(self, store: OutboxStore, metrics: Metrics, prefix: str, *,
                  poll_seconds: float = 0.5, batch: int = 200,
                  heads: HeadAnchor | None = None,
-                 topic_problem: TopicCheck = topic_level_problem) -> None:
+                 topic_problem: TopicCheck = topic_level_problem,
+                 held: Callable[[], Awaitable[bool]] = always) -> None:
         self._store = store
+        self._held = held
         self._heads = heads
         self._metrics = metrics
         self._prefix = prefix
@@ -82,7 +93,10 @@ class AuditPublisher:
             raise
 
     async def publish_pending(self, client: aiomqtt.Client) -> int:
-        """Publish one batch of pending records; return how many were settled."""
+        """Publish one batch of pending records; return how many were settled (none while
+        another daemon publishes them)."""
+        if not await self._held():
+            return 0
         records = await self._store.unpublished(self._batch)
         published: list[int] = []
         for record in records:

@@ -119,9 +119,13 @@ class Engine:
         self.model = AnswerModel.prior()
 
     async def sweep(self, now: datetime) -> SweepStats:
-        """Decide for every account due at `now`, until none is left."""
+        """Decide for every account due at `now`, until none is left (none at all while another
+        daemon sharing the store learns the answer model in force at `now`)."""
         stats = SweepStats()
-        self.model, changed = await self.learning.current(now)
+        learned = await self.learning.current(now)
+        if learned is None:
+            return stats  # another daemon is learning the model this sweep should decide by
+        self.model, changed = learned
         if changed:
             # Every stored plan was ranked by the model just replaced: decide them all again.
             await replan_all(self.store, now, why="the answer model changed")

@@ -43,9 +43,18 @@ from dispatcher.ingest.writers import (
     WriterError,
 )
 from dispatcher.service.aio import pause
-from dispatcher.service.jobs import HEAD_JOB, RETENTION_JOB, PeriodicJobs
+from dispatcher.service.jobs import (
+    ELSEWHERE,
+    HEAD_JOB,
+    OUTBOX_JOB,
+    RECONCILE_JOB,
+    RETENTION_JOB,
+    HeldJob,
+    PeriodicJobs,
+    once_a_day,
+)
 from dispatcher.service.metrics import Metrics
-from dispatcher.store import PruneResult, Store, check_writable, open_store
+from dispatcher.store import PruneResult, Store, check_writable, is_shared, open_store
 from dispatcher.webhooks.server import Health, build_app, start_server
 from dispatcher.webhooks.twilio import TwilioWebhooks
 
@@ -53,6 +62,11 @@ log = logging.getLogger("dispatcher.app")
 
 RECONCILE_EVERY = timedelta(minutes=5)
 SILENT_FOR = timedelta(minutes=15)  # a call lasts a while; a text's callback comes in seconds
+# A job held by one daemon of a fleet is held for two of its periods and this much: a run that
+# comes late still renews it, and another daemon takes over soon after its holder dies.
+LEASE_SLACK = timedelta(seconds=30)
+RECONCILE_HOLD = 2 * RECONCILE_EVERY + LEASE_SLACK
+OUTBOX_HOLD = timedelta(seconds=15)
 
 
 def backoff_delays(first: float, cap: float, rng: random.Random) -> list[float]:
@@ -84,6 +98,8 @@ class Dispatcher:
         self.config = config
         self.clock = clock or SystemClock()
         self.environ = environ
+        # Other daemons may share the store: jobs for all of them run on one, under a lease.
+        self._shared = is_shared(config.store_location)
         self.metrics = Metrics()
         self.health = Health()
         self.webhook_port: int | None = None
@@ -283,26 +299,43 @@ class Dispatcher:
         finally:
             self._jobs.stop()
             await self._anchor_head_or_log()  # the last head: a clean stop leaves no gap
+            await self._release_jobs_or_log()
         log.info("dispatcher stopped")
 
     def _schedule_jobs(self) -> None:
-        self._jobs.every(HEAD_JOB, self.anchor_head,
+        self._jobs.every(HEAD_JOB, self._head_job,
                          self.config.settings.audit.head_interval_seconds)
         retention = self.config.settings.retention
         if retention.enabled:
-            self._jobs.daily(RETENTION_JOB, self.retain, retention.run_at)
+            self._jobs.daily(RETENTION_JOB, once_a_day(self.store, RETENTION_JOB, self.retain,
+                                                       retention.run_at), retention.run_at)
         else:
             self._jobs.remove(RETENTION_JOB)
 
     async def anchor_head(self) -> dict[str, Any] | None:
-        """The head job: sign the audit chain's head, if it moved, into the head file."""
+        """Sign the audit chain's head, if it moved, into the head file."""
         return await self._heads.anchor(self.clock.now()) if self._heads else None
+
+    async def _head_job(self) -> object:
+        """The head job, on the one daemon of those sharing the store that holds it: one signer
+        and one head file for the chain they all write."""
+        interval = timedelta(seconds=self.config.settings.audit.head_interval_seconds)
+        if not await self.store.claim_job(HEAD_JOB, self.clock.now(),
+                                          2 * interval + LEASE_SLACK):
+            return ELSEWHERE
+        return await self.anchor_head()
 
     async def _anchor_head_or_log(self) -> None:
         try:
-            await self.anchor_head()
+            await self._head_job()
         except Exception as exc:  # the periodic job tries again; the daemon carries on
             log.error("audit head not written: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
+
+    async def _release_jobs_or_log(self) -> None:
+        try:
+            await self.store.release_jobs()
+        except Exception as exc:  # each lease runs out on its own a little later
+            log.error("job leases not released: %s: %s", type(exc).__name__, exc)  # noqa: TRY400
 
     async def retain(self) -> PruneResult:
         """The retention job: prune audit records past the profile's period."""
@@ -347,8 +380,10 @@ class Dispatcher:
             missing = provider_secret_problem(self.config, self.environ)
             if missing is not None:
                 raise ConfigError([missing])
+            # Sharing the store, the daemons share the provider's rates through it too.
             return TwilioChannel(config, self.environ["TWILIO_ACCOUNT_SID"],
-                                 self.environ["TWILIO_AUTH_TOKEN"])
+                                 self.environ["TWILIO_AUTH_TOKEN"],
+                                 shared=self.store if self._shared else None)
         outcomes = settings.channels.sandbox_outcomes
         script = (load_outcome_script(self.config.path.parent / outcomes) if outcomes
                   else OutcomeScript.empty())
@@ -370,7 +405,9 @@ class Dispatcher:
 
     async def _sweep_loop(self, engine: Engine) -> None:
         # An attempt recorded but never answered (a crash between the two) is not sent again.
-        await engine.settle_open_attempts(self.clock.now())
+        # Another daemon's attempts may be on their way to the provider at this moment: with a
+        # shared store only those long silent are looked up, as the loop below does.
+        await self._reconcile(engine, SILENT_FOR if self._shared else None)
         reconciled = self.clock.now()
         while not self._stop.is_set():
             try:
@@ -378,7 +415,7 @@ class Dispatcher:
                 if now - reconciled >= RECONCILE_EVERY:
                     # Status callbacks get lost: ask the provider about attempts long silent.
                     reconciled = now
-                    await engine.settle_open_attempts(now, older_than=SILENT_FOR)
+                    await self._reconcile(engine, SILENT_FOR)
                 async with self._deciding:
                     await engine.sweep(self.clock.now())  # not `now`: a reload may have run
             except Exception as exc:
@@ -397,6 +434,12 @@ class Dispatcher:
             # Attempts, outcomes and suppressions are counted from the committed audit records.
             await self._measure_lag()
             await pause(self.config.settings.contact.sweep_seconds, self._stop)
+
+    async def _reconcile(self, engine: Engine, older_than: timedelta | None) -> None:
+        """Settle open attempts, on the one daemon of those sharing the store that holds the
+        job: each attempt is looked up at the provider once, not once per daemon."""
+        if await self.store.claim_job(RECONCILE_JOB, self.clock.now(), RECONCILE_HOLD):
+            await engine.settle_open_attempts(self.clock.now(), older_than=older_than)
 
     async def _wal_checkpoints(self, every_seconds: float = 1.0,
                                max_seconds: float = 30.0) -> None:
@@ -430,8 +473,11 @@ class Dispatcher:
         ingestor = Ingestor(self._writer, self.clock, self.metrics,
                             batch_max=settings.ingest.batch_max_events,
                             config_version=lambda: self.config.version)
+        # One daemon of those sharing the store publishes the records; each publishes its heads.
+        outbox = HeldJob(self.store, OUTBOX_JOB, OUTBOX_HOLD, self.clock)
         publisher = AuditPublisher(self.store, self.metrics, settings.mqtt.out_prefix,
-                                   heads=self._heads, topic_problem=self._topic_problem)
+                                   heads=self._heads, topic_problem=self._topic_problem,
+                                   held=outbox.held)
         rng = random.Random()
         failures = 0
         while not self._stop.is_set():

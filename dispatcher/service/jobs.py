@@ -5,14 +5,19 @@ silently: `misfire_grace_time=None` runs a late job however late (APScheduler's 
 second skips jobs whenever the loop is busy), `coalesce` folds runs missed while the daemon was
 down into one, one instance at a time; a failure, a missed run or an overlap is logged as an
 error and counted in `dispatcher_job_runs_total`.
+
+Daemons that share a store (PostgreSQL) each schedule every job; the jobs that must run once for
+all of them ask the store for the job's lease first (`once_a_day`, `HeldJob`), and a daemon that
+does not get it returns `ELSEWHERE`, counted as `elsewhere`.
 """
 
 from __future__ import annotations
 
 import logging
+import time as monotonic_time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, time
-from typing import Any
+from datetime import UTC, datetime, time, timedelta
+from typing import Any, Final
 
 from apscheduler.events import (
     EVENT_JOB_ERROR,
@@ -25,12 +30,33 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from dispatcher.domain.clock import Clock
 from dispatcher.service.metrics import Metrics
+from dispatcher.store import JobLeaseStore
 
 log = logging.getLogger("dispatcher.jobs")
 
 RETENTION_JOB = "retention"
 HEAD_JOB = "audit-head"
+# Not scheduled here, but held the same way by one daemon of a fleet at a time.
+RECONCILE_JOB = "reconcile"
+OUTBOX_JOB = "audit-outbox"
+
+# A daily job's lease: long enough for any run, far shorter than the day to the next one.
+DAILY_HOLD = timedelta(hours=1)
+# A scheduler fires at or after the run's time; this much earlier still counts as that run, in
+# case the wall clock was stepped back just after it fired.
+FIRE_SLACK = timedelta(seconds=1)
+
+
+class _Elsewhere:
+    """What a job returns when another daemon sharing the store runs it."""
+
+    def __repr__(self) -> str:
+        return "ELSEWHERE"
+
+
+ELSEWHERE: Final = _Elsewhere()
 
 _RESULTS = {EVENT_JOB_EXECUTED: "ok", EVENT_JOB_ERROR: "failed", EVENT_JOB_MISSED: "missed",
             EVENT_JOB_MAX_INSTANCES: "overlapping"}
@@ -40,6 +66,51 @@ def daily_at(moment: time) -> CronTrigger:
     """Every day at `moment`, UTC."""
     return CronTrigger(hour=moment.hour, minute=moment.minute, second=moment.second,
                        timezone=UTC)
+
+
+def last_daily(now: datetime, at: time) -> datetime:
+    """The latest instant at `at` (UTC) at or before `now`."""
+    today = datetime.combine(now.astimezone(UTC).date(), at, UTC)
+    return today if today <= now else today - timedelta(days=1)
+
+
+def once_a_day(leases: JobLeaseStore, job_id: str, run: Callable[[], Awaitable[object]],
+               at: time) -> Callable[[], Awaitable[object]]:
+    """`run` as a daily job at `at` that, of the daemons sharing the store, only the first to
+    claim each day's run carries out."""
+    async def claimed() -> object:
+        due = last_daily(datetime.now(UTC) + FIRE_SLACK, at)
+        if not await leases.claim_job(job_id, due, DAILY_HOLD):
+            log.info("periodic job %s of %s: run by another daemon", job_id, due.isoformat())
+            return ELSEWHERE
+        return await run()
+    return claimed
+
+
+class HeldJob:
+    """Work one daemon of a fleet does all the time (publishing the outbox): whether this daemon
+    holds it, asked of the store at most every third of the hold."""
+
+    def __init__(self, leases: JobLeaseStore, job_id: str, hold: timedelta, clock: Clock, *,
+                 monotonic: Callable[[], float] = monotonic_time.monotonic) -> None:
+        self._leases = leases
+        self.job_id = job_id
+        self._hold = hold
+        self._clock = clock
+        self._monotonic = monotonic
+        self._held = False
+        self._asked_at: float | None = None
+
+    async def held(self) -> bool:
+        """Whether this daemon does the work now; renews the lease when a third of it passed.
+        Counted on this daemon's monotonic clock from the claim, the lease it believes in ends
+        long before the server ends it."""
+        now = self._monotonic()
+        if self._asked_at is None or now - self._asked_at >= self._hold.total_seconds() / 3:
+            self._held = await self._leases.claim_job(self.job_id, self._clock.now(),
+                                                      self._hold)
+            self._asked_at = now
+        return self._held
 
 
 class PeriodicJobs:
@@ -92,8 +163,10 @@ class PeriodicJobs:
 
     def _observe(self, event: JobEvent) -> None:
         result = _RESULTS.get(event.code, "other")
+        if result == "ok" and getattr(event, "retval", None) is ELSEWHERE:
+            result = "elsewhere"
         self._metrics.job_runs.labels(event.job_id, result).inc()
-        if result == "ok":
+        if result in ("ok", "elsewhere"):
             return
         error = getattr(event, "exception", None)
         log.error("periodic job %s: %s%s", event.job_id, result,

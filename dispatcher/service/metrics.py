@@ -59,7 +59,8 @@ class Metrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.job_runs = Counter(
             "dispatcher_job_runs", "Runs of the periodic jobs, by job and result "
-            "(ok, failed, missed, overlapping)", ["job", "result"], registry=self.registry)
+            "(ok, failed, missed, overlapping; elsewhere: another daemon sharing the store "
+            "ran it)", ["job", "result"], registry=self.registry)
         self.retention_pruned = Counter(
             "dispatcher_retention_pruned", "Audit records removed by retention",
             registry=self.registry)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from dispatcher.audit.chain import ChainHead
@@ -340,7 +340,33 @@ class ReplanStore(Protocol):
         ...
 
 
-class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Protocol):
+class JobLeaseStore(Protocol):
+    """Which daemon of those sharing the store runs a job that must run once for all of them."""
+
+    async def claim_job(self, name: str, due: datetime, hold: timedelta) -> bool:
+        """Whether this store may run job `name`'s run due at `due`, holding the job for `hold`:
+        yes when it holds the job already (for a run due no earlier), or when no other store
+        holds it (its hold ran out, or it was released) and no run due at or after `due` was
+        claimed. A store that no other daemon shares (SQLite) always may."""
+        ...
+
+    async def release_jobs(self) -> None:
+        """Give up every job this store holds, so that another daemon takes them at once."""
+        ...
+
+
+class RateBucketStore(Protocol):
+    """A provider's rate as a token bucket shared by every daemon that uses the store."""
+
+    async def take_token(self, key: str, rate: float, burst: int) -> float:
+        """Take the next token of the bucket `key` (`rate` a second, up to `burst` at once): the
+        seconds until it is due, when the request that takes it may leave. A store that no other
+        daemon shares (SQLite) answers 0: the daemon's own limiter is the whole limit."""
+        ...
+
+
+class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, JobLeaseStore,
+                   Protocol):
     """The repository methods the contact engine uses."""
 
     async def claim_due(self, now: datetime, limit: int) -> list[str]:
@@ -423,6 +449,6 @@ class UpkeepStore(Protocol):
 
 class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
             ReplanStore, DueStore, DeadLetterStore, QueryStore, HealthStore, UpkeepStore,
-            Protocol):
+            JobLeaseStore, RateBucketStore, Protocol):
     """Everything the daemon, the CLI and the tests need from persistence: every Protocol
     above. `open_store` returns one."""

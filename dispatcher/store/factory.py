@@ -21,7 +21,7 @@ from dispatcher.store.sqlite.store import check_writable as check_sqlite_writabl
 from dispatcher.store.transfer import BATCH_ROWS, CopyResult, Progress
 
 __all__ = ["StoreLocation", "check_writable", "copy_store", "describe_store", "is_postgres_url",
-           "location_from_text", "migrate_store", "open_store", "postgres_schema"]
+           "is_shared", "location_from_text", "migrate_store", "open_store", "postgres_schema"]
 
 # A SQLite file, or the URL of a PostgreSQL database.
 StoreLocation = Path | str
@@ -32,6 +32,12 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 def is_postgres_url(text: str) -> bool:
     """Whether `text` names a PostgreSQL database."""
     return text.startswith(_POSTGRES_SCHEMES)
+
+
+def is_shared(where: StoreLocation) -> bool:
+    """Whether several daemons may share the store: a PostgreSQL database, never a SQLite
+    file (one daemon each)."""
+    return not isinstance(where, Path)
 
 
 def location_from_text(text: str) -> StoreLocation:

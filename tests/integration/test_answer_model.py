@@ -54,6 +54,13 @@ def test_a_stored_model_that_is_not_one_is_refused(text: str) -> None:
         AnswerModel.from_json(text)
 
 
+async def _current(learning: Learning, now: datetime) -> tuple[AnswerModel, bool]:
+    """The model in force at `now` for a store no other daemon shares: never held back."""
+    found = await learning.current(now)
+    assert found is not None
+    return found
+
+
 async def _calls(store: object, outcomes: list[tuple[datetime, int, Outcome, Role, Medium]]
                  ) -> None:
     rows = [AttemptRow(f"at-{n}", f"A-{n}", "debtor" if role is Role.DEBTOR else "c-1", role,
@@ -85,21 +92,21 @@ async def test_the_model_is_learned_from_debtor_calls_and_replaced_only_on_mater
         assert await store.call_answer_counts(MONDAY - timedelta(days=28), MONDAY) == {
             evening: (80, 40)}
         learning = Learning(store, PlannerSettings())
-        model, changed = await learning.current(MONDAY + timedelta(minutes=5))
+        model, changed = await _current(learning, MONDAY + timedelta(minutes=5))
         assert changed
         assert model.calls[evening] == 80
         assert model.rate(0, 18) > model.rate(0, 10)
         # Later the same day: the model in force, nothing learned again.
-        assert await learning.current(MONDAY + timedelta(hours=3)) == (model, False)
+        assert await _current(learning, MONDAY + timedelta(hours=3)) == (model, False)
         # The next day counts the 30 answered calls placed after Monday's instant.
-        tuesday, changed = await learning.current(MONDAY + timedelta(days=1, minutes=1))
+        tuesday, changed = await _current(learning, MONDAY + timedelta(days=1, minutes=1))
         assert changed
         assert tuesday.calls[evening] == 110
         # Nothing new by Wednesday: the same rates, no change, no re-plan.
-        assert await learning.current(MONDAY + timedelta(days=2, minutes=1)) == (tuesday, False)
+        assert await _current(learning, MONDAY + timedelta(days=2, minutes=1)) == (tuesday, False)
         # A fresh engine (a restart) finds the model in force in the store.
         restarted = Learning(store, PlannerSettings())
-        assert (await restarted.current(MONDAY + timedelta(days=2, minutes=2)))[0] == tuesday
+        assert (await _current(restarted, MONDAY + timedelta(days=2, minutes=2)))[0] == tuesday
         assert await stored_model(store, PlannerSettings(learning=False)) == AnswerModel.prior()
     assert MATERIAL_CHANGE > 0
 
@@ -148,8 +155,8 @@ async def test_a_model_resting_on_many_calls_is_learned_again_weekly(
                               Role.DEBTOR, Medium.CALL)] * 500)
         learning = Learning(store, PlannerSettings(learn_every_days=7))
         for day in range(1, 7):
-            model, changed = await learning.current(MONDAY + timedelta(days=day, minutes=1))
+            model, changed = await _current(learning, MONDAY + timedelta(days=day, minutes=1))
             assert (model, changed) == (mature, False), day
-        model, changed = await learning.current(MONDAY + timedelta(days=7, minutes=1))
+        model, changed = await _current(learning, MONDAY + timedelta(days=7, minutes=1))
         assert changed
         assert model.calls[hour_of_week(0, 9)] == 500

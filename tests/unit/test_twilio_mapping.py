@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 
 from channels.base import Channel, ChannelError
+from channels.rate import SharedLimiter
 from channels.twilio import (
     RateLimiter,
     RetryPolicy,
@@ -234,6 +237,47 @@ async def test_rate_limiter_waits_on_its_clock() -> None:
     await limiter.acquire()
     await limiter.acquire()  # waits 10 ms of real time: the clock says no time has passed
     assert limiter.reserve(now[0]) == pytest.approx(0.02)
+
+
+class _Rate:
+    """A shared rate that answers given waits and notes who asked."""
+
+    def __init__(self, *waits: float) -> None:
+        self.waits = list(waits)
+        self.asked: list[tuple[str, float, int]] = []
+
+    async def take_token(self, key: str, rate: float, burst: int) -> float:
+        self.asked.append((key, rate, burst))
+        return self.waits.pop(0)
+
+
+async def test_a_shared_limiter_waits_for_its_own_limiter_then_the_fleets_turn() -> None:
+    now = [0.0]
+    local = RateLimiter(100.0, clock=lambda: now[0])
+    shared = _Rate(0.0, 0.03)
+    limiter = SharedLimiter(local, shared, "k", 2.0)
+    await limiter.acquire()
+    started = asyncio.get_running_loop().time()
+    await limiter.acquire()  # 10 ms for its own limiter, then 30 ms for the fleet's turn
+    assert asyncio.get_running_loop().time() - started >= 0.039
+    assert shared.asked == [("k", 2.0, 1), ("k", 2.0, 1)]
+    with pytest.raises(ValueError, match="rate"):
+        SharedLimiter(local, shared, "k", 0.0)
+
+
+def test_a_channel_given_a_shared_rate_takes_turns_of_each_senders_rate() -> None:
+    shared = _Rate()
+    channel = TwilioChannel(replace(CONFIG, messages_per_second=10.0, calls_per_second=2.0),
+                            "AC1", "token", shared=shared)
+    sms, call = channel.limiter(Medium.SMS), channel.limiter(Medium.CALL)
+    assert isinstance(sms, SharedLimiter)
+    assert isinstance(call, SharedLimiter)
+    assert sms.key == f"twilio:sms:{SENDER}"
+    assert sms.rate == pytest.approx(9.9)  # 1% under the limit, as the daemon's own limiter
+    assert call.key == "twilio:call:AC1"
+    assert call.rate == pytest.approx(1.98)
+    # Without one (a store no other daemon shares), the channel's own limiter is all there is.
+    assert isinstance(TwilioChannel(CONFIG, "AC1", "token").limiter(Medium.SMS), RateLimiter)
 
 
 # --- reconciliation ---

@@ -114,6 +114,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             checked_at {_TEXT} NOT NULL
         )""",
     ),
+    # 2: what the daemons sharing the store coordinate through. A job's lease (`due` is the
+    # daemon's time of the run, `until` the server's); and a provider's rate, as the time its
+    # next request would be due at the full rate. Unlogged: taken at every request, it must not
+    # wait for the log to reach the disk; after a crash it starts again empty, one burst at most.
+    (
+        f"""CREATE TABLE job_leases (
+            name {_TEXT} PRIMARY KEY,
+            owner {_TEXT} NOT NULL,
+            due {_TEXT} NOT NULL,
+            until TIMESTAMPTZ NOT NULL
+        )""",
+        f"""CREATE UNLOGGED TABLE rate_buckets (
+            key {_TEXT} PRIMARY KEY,
+            tat TIMESTAMPTZ NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,7 +4,9 @@ Every write transaction but a due claim first locks the audit chain's head row (
 then reads the head from the last record, as SQLite does: writes are serialised as SQLite's
 `BEGIN IMMEDIATE` serialises them, whichever process makes them, and the chain stays one chain.
 Due claims lock only the accounts they take (`FOR UPDATE SKIP LOCKED`) and lease them to this
-store's owner id, so that several processes could share the work.
+store's owner id, so that several processes share the work; jobs that must run once for all of
+them hold a lease, and provider rates are token buckets that all of them take from
+(dispatcher/store/postgres/fleet_rows.py).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dispatcher.store.common import (
 )
 from dispatcher.store.postgres.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.postgres.contact_rows import ContactRows
+from dispatcher.store.postgres.fleet_rows import FleetRows
 from dispatcher.store.postgres.host import Conn, Tx
 from dispatcher.store.postgres.retention_rows import RetentionRows, hash_in
 from dispatcher.store.postgres.schema import describe, migrate
@@ -57,7 +60,7 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
 _PAGE = 5000
 
 
-class PostgresStore(ContactRows, RetentionRows):
+class PostgresStore(ContactRows, RetentionRows, FleetRows):
     """The repository on one PostgreSQL database (the schema on the URL's search path)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:

@@ -9,7 +9,7 @@ import os
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -536,6 +536,19 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
         """Fail when the store cannot be written."""
         async with self._write() as db:
             await db.execute("PRAGMA user_version")
+
+    # -- what a fleet shares: SQLite has one daemon -------------------------------------------
+
+    async def claim_job(self, name: str, due: datetime, hold: timedelta) -> bool:
+        """Always: no other daemon shares a SQLite store."""
+        return True
+
+    async def release_jobs(self) -> None:
+        """Nothing is held: no other daemon shares a SQLite store."""
+
+    async def take_token(self, key: str, rate: float, burst: int) -> float:
+        """Due at once: the daemon's own limiter is the whole limit of its one daemon."""
+        return 0.0
 
 
 def check_writable(path: Path) -> None:
