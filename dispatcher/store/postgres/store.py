@@ -54,8 +54,10 @@ from dispatcher.store.postgres.retention_rows import RetentionRows, hash_in
 from dispatcher.store.postgres.schema import describe, migrate
 
 # Failures of the server or the connection, not of the data: the store cannot commit now.
+# InternalClientError: a connection the server dropped mid-query, found in a confused state.
 _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
-                asyncpg.InterfaceError, asyncpg.InsufficientResourcesError,
+                asyncpg.InterfaceError, asyncpg.InternalClientError,
+                asyncpg.InsufficientResourcesError,
                 asyncpg.OperatorInterventionError, asyncpg.ReadOnlySQLTransactionError)
 _PAGE = 5000
 
@@ -117,7 +119,10 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows):
                 observe(tx.sealed)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        return await self._pool.fetch(sql, *args)
+        try:
+            return await self._pool.fetch(sql, *args)
+        except _UNAVAILABLE as exc:
+            raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
     async def _insert_audit(self, tx: Tx, fields: Sequence[Mapping[str, Any]], now: datetime,
                             common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
