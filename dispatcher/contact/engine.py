@@ -117,11 +117,17 @@ class Engine:
         self.on_unsubscribed = on_unsubscribed
         self.learning = Learning(store, policy.planner)
         self.model = AnswerModel.prior()
+        # Claims a failed sweep could not give back (the store was away meanwhile).
+        self._unreleased: list[str] = []
 
     async def sweep(self, now: datetime) -> SweepStats:
         """Decide for every account due at `now`, until none is left (none at all while another
         daemon sharing the store learns the answer model in force at `now`)."""
         stats = SweepStats()
+        if self._unreleased:
+            # Held under their lease they would wait minutes for anyone to decide them.
+            await self.store.release_claims(self._unreleased)
+            self._unreleased = []
         learned = await self.learning.current(now)
         if learned is None:
             return stats  # another daemon is learning the model this sweep should decide by
@@ -137,7 +143,9 @@ class Engine:
                 await self._decide_batch(contexts, now, stats)
             except BaseException:
                 # Nothing of the batch was committed: let the next sweep take it at once.
+                self._unreleased = ids
                 await self.store.release_claims(ids)
+                self._unreleased = []
                 raise
             if len(ids) < BATCH:  # a short batch was all that was due
                 break
