@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from tests.postgres import ADMIN_URL, store_rows
 from tests.support import ROOT
 
 
@@ -53,3 +54,26 @@ def test_startup_benchmark_runs_every_command_and_prints_the_baselines() -> None
                  "dispatcher audit export:", "dispatcher audit verify:", "dispatcher report:",
                  "dispatcher simulate (1 event, 1 day):", "slowest command (median):"):
         assert line in result.stdout
+
+
+def test_fleet_benchmark_runs_sqlite_and_postgresql_side_by_side() -> None:
+    before = _bench_databases()
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.fleet", "--events", "300", "--accounts", "30",
+         "--dispatch-accounts", "40", "--audit-seconds", "0.1", "--audit-rounds", "1",
+         "--size-accounts", "100", "--daemons", "1,2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    for line in ("sqlite, 1 daemon ", "postgresql, 1 daemon(s) ", "postgresql, 2 daemon(s) ",
+                 "postgresql, 3 writer(s), append_audit (chain lock)",
+                 "postgresql, 3 writer(s), plain insert (no shared lock)",
+                 "store on disk per 100,000 accounts", "  sqlite ", "  postgresql "):
+        assert line in result.stdout
+    # The database the run created is gone.
+    assert _bench_databases() == before
+
+
+def _bench_databases() -> set[str]:
+    rows = store_rows(ADMIN_URL, "SELECT datname FROM pg_database WHERE datname LIKE ?",
+                      ("fleet_bench_%",))
+    return {str(row[0]) for row in rows}
