@@ -2,12 +2,14 @@
 
 Four measurements, each against the SQLite figure (or another baseline) taken in the same run:
 
-- ingest: events/s through real daemons (`python -m dispatcher run` subprocesses) on one
-  Mosquitto, from the first publish to the last event stored; the PostgreSQL fleet shares the
-  events through `[mqtt] shared_group`, each daemon with its own client id;
+- ingest: events/s through real daemons (`python -m dispatcher run` subprocesses) on a
+  Mosquitto of each configuration's own, from the first publish to the last event stored; the
+  PostgreSQL fleet shares the events through `[mqtt] shared_group`, each daemon with its own
+  client id;
 - dispatch: texts/s through the Twilio channel to the local fake provider, each daemon's engine in
   its own process (a virtual clock decides when accounts fall due, sending runs in real time),
-  with no rate limit: main has no fleet-wide limit to configure;
+  unlimited, or with `--rate` a limit the PostgreSQL fleet shares through its store, and the
+  busiest second of all daemons' requests together beside it;
 - audit: commits/s of 1, 2 and 3 concurrent store connections each appending one audit record
   per transaction, beside the same inserts into a table without the chain's head-row lock;
 - size: the store on disk after every account's first event (SQLite file, or the schema's
@@ -15,8 +17,8 @@ Four measurements, each against the SQLite figure (or another baseline) taken in
 
 Every PostgreSQL configuration gets a fresh schema in a database created for the run and dropped
 at its end. Run: `.venv/bin/python -m bench.fleet [--events 20000] [--accounts 5000]
-[--dispatch-accounts 2000] [--audit-seconds 2] [--audit-rounds 3] [--size-accounts 20000]
-[--daemons 1,2,3] [--rounds 1]`.
+[--dispatch-accounts 2000] [--rate 0] [--audit-seconds 2] [--audit-rounds 3]
+[--size-accounts 20000] [--daemons 1,2,3] [--rounds 1]`.
 """
 
 from __future__ import annotations
@@ -38,19 +40,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 
 from bench.dispatch import START, busiest_second
 from bench.dispatch import make_events as dispatch_events
 from bench.ingest import make_events as ingest_events
+from channels.rate import SharedRate
 from channels.twilio import TwilioChannel, TwilioConfig
 from dispatcher.audit.chain import canonical_json
 from dispatcher.config.settings import load_config
 from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.engine import Engine
 from dispatcher.ingest.classify import classify
-from dispatcher.store import Store, open_store
+from dispatcher.store import Store, is_shared, open_store
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.publish import publish_all
 from tests.support import ROOT, Broker, Daemon, make_config
@@ -215,24 +219,29 @@ async def ingest(broker: Broker, folder: Path, store_url: str, *, daemons: int,
 
 # -- dispatch --------------------------------------------------------------------------------------
 
-def dispatch_worker(where: str, api_base: str) -> None:
-    """One daemon's engine in this process: ready, then one sweep at the instant all fall due."""
-    asyncio.run(_dispatch_worker(where, api_base))
+def dispatch_worker(where: str, api_base: str, rate: float) -> None:
+    """One daemon's engine in this process: ready, then sweeps from the instant all fall due."""
+    asyncio.run(_dispatch_worker(where, api_base, rate))
 
 
-def unlimited_twilio(api_base: str) -> TwilioChannel:
-    """The Twilio channel on the fake provider, with no rate limit to speak of."""
+def twilio_at(api_base: str, rate: float = 0.0,
+              shared: SharedRate | None = None) -> TwilioChannel:
+    """The Twilio channel on the fake provider, limited to `rate` SMS/s (0: no limit to speak
+    of), taken from the fleet's bucket when `shared` is given."""
+    rate = rate or UNLIMITED
     channel = TwilioConfig(public_url="http://127.0.0.1:9", api_base=api_base,
-                           from_number="+15005550006", messages_per_second=UNLIMITED,
-                           calls_per_second=UNLIMITED)
-    return TwilioChannel(channel, ACCOUNT_SID, AUTH_TOKEN)
+                           from_number="+15005550006", messages_per_second=rate,
+                           calls_per_second=rate)
+    return TwilioChannel(channel, ACCOUNT_SID, AUTH_TOKEN, shared=shared)
 
 
-async def _dispatch_worker(where: str, api_base: str) -> None:
+async def _dispatch_worker(where: str, api_base: str, rate: float) -> None:
     config = load_config(ROOT / "config" / "dispatcher.toml", {})
-    twilio = unlimited_twilio(api_base)
     location: Path | str = where if where.startswith("postgres") else Path(where)
     async with open_store(location) as store:
+        # As the daemon does: a limit shared through the store when the store can be shared.
+        shared = cast("SharedRate", store) if rate and is_shared(location) else None
+        twilio = twilio_at(api_base, rate, shared)
         engine = Engine(store, twilio, policy_of(config))
         moment = datetime.fromisoformat(sys.stdin.readline().strip())
         print("ready", flush=True)
@@ -248,10 +257,11 @@ async def _dispatch_worker(where: str, api_base: str) -> None:
             if not stats.decided:
                 await asyncio.sleep(0.005)  # the others hold what is due
         print(json.dumps({"sent": sent}), flush=True)
-    await twilio.close()
+        await twilio.close()
 
 
-async def dispatch(store: Path | str, daemons: int, accounts: int) -> tuple[float, int, int]:
+async def dispatch(store: Path | str, daemons: int, accounts: int,
+                   rate: float) -> tuple[float, int, int]:
     """Attempts/s of `daemons` engines sharing one store, from the go to the provider's
     `accounts`-th request; the busiest second of those requests; attempts sent in all."""
     config = load_config(ROOT / "config" / "dispatcher.toml", {})
@@ -262,13 +272,14 @@ async def dispatch(store: Path | str, daemons: int, accounts: int) -> tuple[floa
                                        for p in dispatch_events(accounts)],
                                       now=START, config_version=config.version)
             # Plans every account's first text, sending nothing: nothing is due yet at START.
-            planner = unlimited_twilio(fake.base_url)
+            planner = twilio_at(fake.base_url)
             await Engine(opened, planner, policy_of(config)).sweep(START)
             await planner.close()
             due = await opened.next_due_at()
         assert due is not None
         workers = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.fleet", "--dispatch-worker", str(store), fake.base_url,
+            sys.executable, "-m", "bench.fleet", "--dispatch-worker", str(store),
+            fake.base_url, str(rate),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT) for _ in range(daemons)]
         for worker in workers:
             assert worker.stdin
@@ -387,6 +398,9 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--accounts", type=int, default=5_000, help="accounts they are about")
     parser.add_argument("--dispatch-accounts", type=int, default=2_000,
                         help="accounts falling due at once in the dispatch run")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="SMS/s limit of the dispatch run, shared by the PostgreSQL fleet "
+                             "(0: unlimited)")
     parser.add_argument("--audit-seconds", type=float, default=2.0,
                         help="length of each audit append run")
     parser.add_argument("--audit-rounds", type=int, default=3,
@@ -415,7 +429,8 @@ async def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             await _ingest_all(server, folder, payloads=payloads, rows=rows, rounds=args.rounds)
-            await _dispatch_all(server, folder, rows, args.dispatch_accounts, args.rounds)
+            await _dispatch_all(server, folder, rows, accounts=args.dispatch_accounts,
+                                rounds=args.rounds, rate=args.rate)
             await _audit_all(server, folder, args.audit_seconds, args.audit_rounds, audit)
             await _size_all(server, folder, args.size_accounts, disk)
     finally:
@@ -463,15 +478,15 @@ def _pg_count(server: Server, url: str) -> Count:
     return lambda: server.fetchval(url, "SELECT COUNT(*) FROM events")
 
 
-async def _dispatch_all(server: Server, folder: Path, rows: list[Row], accounts: int,
-                        rounds: int) -> None:
+async def _dispatch_all(server: Server, folder: Path, rows: list[Row], *, accounts: int,
+                        rounds: int, rate: float) -> None:
     for round_ in range(rounds):
         for row in rotated(rows, round_):
             label = f"dispatch_{row.daemons}_{round_}"
             store: Path | str = (folder / f"{label}.db" if row.name.startswith("sqlite")
                                  else await server.schema(f"{label}_pg"))
-            rate, row.busiest, row.sent = await dispatch(store, row.daemons, accounts)
-            row.dispatches.append(rate)
+            sent_rate, row.busiest, row.sent = await dispatch(store, row.daemons, accounts, rate)
+            row.dispatches.append(sent_rate)
 
 
 async def _audit_all(server: Server, folder: Path, seconds: float, rounds: int,
@@ -519,9 +534,10 @@ def _print(args: argparse.Namespace, rows: list[Row], *, audit: list[tuple[str, 
           f"({os.cpu_count()} cores)")
     print(f"rounds: {args.rounds} (ingest and dispatch figures are medians; RSS and busiest "
           "second from the last round)")
+    limit = (f"limit {args.rate:g} SMS/s (shared by the PostgreSQL fleet)" if args.rate
+             else "no rate limit")
     print(f"ingest: {args.events:,} events, {args.accounts:,} accounts; dispatch: "
-          f"{args.dispatch_accounts:,} accounts due at once, no rate limit (no fleet-wide limit "
-          "on this tree)")
+          f"{args.dispatch_accounts:,} accounts due at once, {limit}")
     print(f"{'configuration':26} {'ingest ev/s':>11} {'x sqlite':>8} {'RSS MiB/daemon':>16} "
           f"{'attempts/s':>10} {'x sqlite':>8} {'busiest 1 s':>11} {'attempts':>8}")
     for row in rows:
@@ -541,6 +557,6 @@ def _print(args: argparse.Namespace, rows: list[Row], *, audit: list[tuple[str, 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--dispatch-worker"]:
-        dispatch_worker(sys.argv[2], sys.argv[3])
+        dispatch_worker(sys.argv[2], sys.argv[3], float(sys.argv[4]))
     else:
         asyncio.run(main())
