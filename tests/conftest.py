@@ -3,13 +3,13 @@ on SQLite or on PostgreSQL (a database of the session's own, a schema of the tes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests import postgres
-from tests.support import Broker, Daemon
+from tests.support import SQLITE_STORE_URL, STORES, Broker, Daemon
 
 
 @pytest.fixture
@@ -50,10 +50,47 @@ def postgres_url(postgres_database: str) -> Iterator[str]:
     postgres.drop_schema(url)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=STORES)
 def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
     """Where a test's store is: a SQLite file, then a PostgreSQL schema."""
     if request.param == "sqlite":
         return tmp_path / "s.db"
     url: str = request.getfixturevalue("postgres_url")
     return url
+
+
+@pytest.fixture(params=STORES)
+def new_store_url(request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Makes `[store] url`s for a test's configs, on SQLite, then on PostgreSQL: each config
+    folder's own SQLite file, or a fresh schema per call (dropped after the test)."""
+    made: list[str] = []
+    database = "" if request.param == "sqlite" else request.getfixturevalue("postgres_database")
+
+    def new() -> str:
+        if not database:
+            return SQLITE_STORE_URL
+        made.append(postgres.create_schema(database))
+        return made[-1]
+
+    yield new
+    for url in made:
+        postgres.drop_schema(url)
+
+
+@pytest.fixture(scope="module", params=STORES)
+def module_store_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The `[store] url` of a daemon that a module's tests share: SQLite, then a PostgreSQL
+    schema of the module's own."""
+    if request.param == "sqlite":
+        yield SQLITE_STORE_URL
+        return
+    url = postgres.create_schema(request.getfixturevalue("postgres_database"))
+    yield url
+    postgres.drop_schema(url)
+
+
+@pytest.fixture
+def store_url(new_store_url: Callable[[], str]) -> str:
+    """The `[store] url` of a test's config (make_config's `store_url`): a SQLite file in the
+    config's folder, then a fresh PostgreSQL schema."""
+    return new_store_url()

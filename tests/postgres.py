@@ -13,8 +13,8 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Coroutine
-from contextlib import closing
+from collections.abc import Coroutine, Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -121,3 +121,38 @@ async def _admin_params(url: str, sql: str, params: tuple[Any, ...]) -> None:
         await conn.execute(sql, *params)
     finally:
         await conn.close()
+
+
+@contextmanager
+def holding_write_lock(where: Path | str) -> Iterator[None]:
+    """For the length of the block, hold the lock every writer of the store takes first, from a
+    connection of its own (a long maintenance job, a backup)."""
+    if isinstance(where, Path):
+        holder = sqlite3.connect(where, isolation_level=None, timeout=10)
+        try:
+            holder.execute("BEGIN EXCLUSIVE")
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        return
+    # The connection lives on a loop of its own, in a thread, while the caller's code runs.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+
+    def run(coroutine: Coroutine[Any, Any, _T]) -> _T:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(30)
+
+    try:
+        conn = run(asyncpg.connect(where))
+        try:
+            run(conn.execute("BEGIN"))
+            run(conn.execute("SELECT id FROM audit_head WHERE id = 1 FOR UPDATE"))
+            yield
+        finally:
+            run(conn.close())
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

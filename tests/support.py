@@ -11,13 +11,20 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import pytest
+
 from dispatcher.audit.verify import LogVerification, verify_rows
+from dispatcher.config.settings import resolve_store_path
+from dispatcher.store import StoreLocation, is_postgres_url
+from tests.postgres import store_execute, store_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,16 +114,25 @@ class Broker:
 # tests of the far-future check pass `max_future_seconds=None` to keep the shipped default.
 FIXTURE_MAX_FUTURE_SECONDS = 366 * 86400
 
+# A SQLite file in the config's own folder: every config folder has a store of its own.
+SQLITE_STORE_URL = "sqlite://data/dispatcher.db"
+
+# Each store as a parameter: its id selects it with `-k`, its mark with `-m`.
+STORES = [pytest.param("sqlite", marks=pytest.mark.sqlite),
+          pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
 
 def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: str = "disp-test",
                 log_format: str = "json",
                 max_future_seconds: float | None = FIXTURE_MAX_FUTURE_SECONDS,
-                store_url: str = "sqlite://data/dispatcher.db") -> Path:
+                store_url: str = SQLITE_STORE_URL) -> Path:
     """A config folder: dispatcher.toml, the shipped profiles, schedules and templates."""
     if max_future_seconds is not None:
-        line = f"max_future_seconds = {max_future_seconds}\n"
-        extra = (extra.replace("[ingest]\n", f"[ingest]\n{line}", 1) if "[ingest]\n" in extra
-                 else f"{extra}\n[ingest]\n{line}")
+        extra = _in_table(extra, "ingest", f"max_future_seconds = {max_future_seconds}")
+    if is_postgres_url(store_url) and "head_file" not in extra:
+        # PostgreSQL's default heads file is `../var/<database>.heads.jsonl`: with the config
+        # folder straight in a test's tmp_path, that one file would be every test's.
+        extra = _in_table(extra, "audit", 'head_file = "data/dispatcher.heads.jsonl"')
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "config" / "profiles", folder / "profiles", dirs_exist_ok=True)
     shutil.copytree(ROOT / "config" / "schedules", folder / "schedules", dirs_exist_ok=True)
@@ -145,17 +161,39 @@ port = 0
     return path
 
 
+def _in_table(extra: str, table: str, line: str) -> str:
+    """`extra` with `line` first in its `[table]`, which is added at the end if missing."""
+    header = f"[{table}]\n"
+    if header in extra:
+        return extra.replace(header, f"{header}{line}\n", 1)
+    return f"{extra}\n{header}{line}\n"
+
+
+def store_of(config: Path) -> StoreLocation:
+    """The store a config file names: its SQLite file, or its PostgreSQL URL."""
+    url = str(tomllib.loads(config.read_text())["store"]["url"])
+    return url if is_postgres_url(url) else resolve_store_path(url, config.parent)
+
+
 def db_path(config: Path) -> Path:
-    """Where make_config puts the SQLite file."""
-    return config.parent / "data" / "dispatcher.db"
+    """The SQLite file of a config whose store is SQLite."""
+    where = store_of(config)
+    assert isinstance(where, Path), f"{config} names a PostgreSQL store"
+    return where
 
 
 def query(config: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run a read-only query against the daemon's store from outside."""
-    path = db_path(config)
-    if not path.exists():
+    """Run a read-only query (`?` marks, SQL both stores speak) against the daemon's store
+    from outside; nothing while the store or its tables do not exist yet."""
+    where = store_of(config)
+    if not isinstance(where, Path):
+        try:
+            return store_rows(where, sql, params)
+        except asyncpg.UndefinedTableError:
+            return []
+    if not where.exists():
         return []
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+    with sqlite3.connect(f"file:{where}?mode=ro", uri=True, timeout=10) as db:
         try:
             return list(db.execute(sql, params))
         except sqlite3.OperationalError as exc:
@@ -164,10 +202,22 @@ def query(config: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[An
             raise
 
 
+def execute(config: Path, sql: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement (`?` marks) on the config's store from outside, committed."""
+    store_execute(store_of(config), sql, params)
+
+
 def stored_events(config: Path) -> int:
     """How many events the store holds."""
     rows = query(config, "SELECT COUNT(*) FROM events")
     return int(rows[0][0]) if rows else 0
+
+
+def audited(config: Path, kind: str, key: str) -> list[Any]:
+    """`key` of each audit record of `kind`, in order (decoded here: the stores' JSON
+    functions differ)."""
+    return [json.loads(record).get(key) for (record,) in query(
+        config, "SELECT record FROM audit WHERE kind = ? ORDER BY seq", (kind,))]
 
 
 class Daemon:
@@ -273,9 +323,11 @@ def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event).encode()
 
 
-def start_daemon(folder: Path, broker: Broker, started: list[Daemon]) -> tuple[Path, Daemon]:
-    """Write a config for `broker` under `folder`, start a daemon on it, and note it for cleanup."""
-    config = make_config(folder, broker.url)
+def start_daemon(folder: Path, broker: Broker, started: list[Daemon], *,
+                 store_url: str = SQLITE_STORE_URL) -> tuple[Path, Daemon]:
+    """Write a config for `broker` (and the store at `store_url`) under `folder`, start a daemon
+    on it, and note it for cleanup."""
+    config = make_config(folder, broker.url, store_url=store_url)
     daemon = Daemon(config)
     started.append(daemon)
     daemon.start()
