@@ -344,8 +344,9 @@ def peek_identity(raw: object) -> dict[str, str]:
 
 
 def clean_text(text: str) -> str:
-    """Text safe to store and hash: JSON escapes can smuggle lone surrogates into a str."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """Text safe to store and hash: JSON escapes can smuggle lone surrogates into a str, and
+    U+0000, which PostgreSQL's text cannot hold; both are written as backslash escapes."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def decode_payload(payload: bytes) -> dict[str, Any]:

@@ -13,7 +13,15 @@ import pytest
 
 from tests.integration.inprocess import metrics_once, running, wait_for
 from tests.integration.publish import publish_all
-from tests.support import Broker, encode, make_config, overdue_event, query, stored_events
+from tests.support import (
+    STORES,
+    Broker,
+    encode,
+    make_config,
+    overdue_event,
+    query,
+    stored_events,
+)
 
 
 def _event(**changes: Any) -> bytes:
@@ -48,6 +56,9 @@ CASES = [
     ("missing account_id", _event(account_id=_DROP), "invalid", "account_id"),
     ("missing debtor", _event(data__debtor=_DROP), "invalid", "data.debtor"),
     ("lone surrogate in event_id", _event(event_id="e-\ud800"), "invalid", "event_id"),
+    ("U+0000 in event_id", _event(event_id="e-\u0000"), "invalid", "event_id"),
+    ("U+0000 in account_id", _event(account_id="A-\u0000"), "invalid", "account_id"),
+    ("U+0000 in type", _event(type="account.\u0000"), "unknown_type", "account.\\x00"),
     ("offset-less time", _event(occurred_at="2026-12-01T09:00:00"), "invalid", "occurred_at"),
 ]
 
@@ -55,8 +66,8 @@ CASES = [
 @pytest.mark.parametrize(("payload", "reason", "detail"), [c[1:] for c in CASES],
                          ids=[c[0] for c in CASES])
 async def test_bad_input_becomes_dead_letter(tmp_path: Path, broker: Broker, payload: bytes,
-                                             reason: str, detail: str) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+                                             reason: str, detail: str, store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with running(config) as dispatcher:
         good = encode(overdue_event(2, "A-GOOD"))
         await publish_all(broker.port, [payload, good])
@@ -109,8 +120,8 @@ def _attempt(account_id: str, n: int) -> dict[str, Any]:
 
 
 async def test_an_account_id_that_breaks_the_topic_is_a_dead_letter(
-        tmp_path: Path, broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with running(config):
         bad = _event(account_id="E\u0001X")
         await publish_all(broker.port, [bad, encode(overdue_event(2, "A-GOOD"))])
@@ -122,14 +133,19 @@ async def test_an_account_id_that_breaks_the_topic_is_a_dead_letter(
 
 
 BAD_TOPIC_LEVELS = ["E\u0001X", "E\u0000X", "E+X", "E#X", "$SYS", "E\u0085X"]
+# Each store with each level it can hold: PostgreSQL's text cannot hold U+0000.
+STORED_LEVELS = [pytest.param(store.values[0], level, marks=store.marks)
+                 for store in STORES for level in BAD_TOPIC_LEVELS
+                 if store.values[0] == "sqlite" or "\u0000" not in level]
 
 
-@pytest.mark.parametrize("account_id", BAD_TOPIC_LEVELS)
+@pytest.mark.parametrize(("new_store_url", "account_id"), STORED_LEVELS,
+                         indirect=["new_store_url"])
 async def test_a_record_that_cannot_be_published_does_not_block_the_outbox(
         tmp_path: Path, broker: Broker, account_id: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, store_url: str) -> None:
     # As rows written before ids were checked: straight into the store, bypassing validation.
-    config = make_config(tmp_path / "cfg", broker.url)
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
         # One level: the accounts' records, not the signed head under `_audit/head`.
         await watcher.subscribe("collections/attempts/+", qos=1)
@@ -149,8 +165,8 @@ async def test_a_record_that_cannot_be_published_does_not_block_the_outbox(
                 assert dispatcher.health.mqtt_connected
     assert first + later == [f"collections/attempts/A-{n}" for n in (1, 3, 4)]
     assert "dispatcher_audit_published_total 3.0" in text
-    states = query(config, "SELECT json_extract(record, '$.attempt_id'), published FROM audit "
-                           "WHERE kind = 'attempt' ORDER BY seq")
+    states = [(json.loads(record)["attempt_id"], published) for record, published in query(
+        config, "SELECT record, published FROM audit WHERE kind = 'attempt' ORDER BY seq")]
     assert states == [("t-1", 1), ("t-2", 2), ("t-3", 1), ("t-4", 1)]
     # Connected once, never dropped; the record is named once in the log, by its seq.
     assert caplog.text.count("connected to broker") == 1
@@ -166,9 +182,9 @@ async def test_a_record_that_cannot_be_published_does_not_block_the_outbox(
 ])
 async def test_a_record_refused_on_the_way_is_given_up_without_the_topic_check(
         tmp_path: Path, broker: Broker, account_id: str, why: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, store_url: str) -> None:
     # Whatever else a client or broker may refuse: the outbox learns it from the refusal itself.
-    config = make_config(tmp_path / "cfg", broker.url)
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
         # One level: the accounts' records, not the signed head under `_audit/head`.
         await watcher.subscribe("collections/attempts/+", qos=1)

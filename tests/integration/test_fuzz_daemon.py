@@ -21,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,15 +53,19 @@ class Service:
     config: Path
     daemon: Daemon
     http_port: int
+    # Payloads and event ids published to this daemon: a repeat would be a duplicate.
+    taken: set[bytes | str] = field(default_factory=set)
 
 
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """A real Mosquitto and a real `dispatcher run` for every test of the module."""
+def service(tmp_path_factory: pytest.TempPathFactory,
+            module_store_url: str) -> Iterator[Service]:
+    """A real Mosquitto and a real `dispatcher run` for every test of the module (on SQLite,
+    then on PostgreSQL)."""
     folder = tmp_path_factory.mktemp("fuzz")
     broker = Broker(folder / "broker")
     broker.start()
-    config = make_config(folder / "cfg", broker.url)
+    config = make_config(folder / "cfg", broker.url, store_url=module_store_url)
     daemon = Daemon(config)
     try:
         daemon.start()
@@ -107,27 +111,29 @@ class Seen:
 
 @dataclass(frozen=True)
 class Marks:
-    """Where the store stood before a publish: only rows after it belong to the publish."""
+    """Where the store stood before a publish: only rows after it belong to the publish (events
+    have no order of arrival on every store, so those stored before are named)."""
 
-    event_rowid: int
+    event_ids: frozenset[str]
     dead_letter_id: int
     audit_seq: int
 
     @classmethod
     def now(cls, config: Path) -> Marks:
         """The store's current high-water marks."""
-        row = query(config, "SELECT (SELECT COALESCE(MAX(rowid), 0) FROM events), "
-                            "(SELECT COALESCE(MAX(id), 0) FROM dead_letters), "
+        ids = frozenset(row[0] for row in query(config, "SELECT event_id FROM events"))
+        row = query(config, "SELECT (SELECT COALESCE(MAX(id), 0) FROM dead_letters), "
                             "(SELECT COALESCE(MAX(seq), 0) FROM audit)")
-        return cls(*row[0]) if row else cls(0, 0, 0)
+        return cls(ids, *row[0]) if row else cls(ids, 0, 0)
 
 
 def arrived(config: Path, since: Marks) -> int:
-    """How many events and dead letters were stored since `since`."""
-    row = query(config, "SELECT (SELECT COUNT(*) FROM events WHERE rowid > ?) + "
+    """How many events and dead letters were stored since `since` (no event is ever deleted
+    here)."""
+    row = query(config, "SELECT (SELECT COUNT(*) FROM events) + "
                         "(SELECT COUNT(*) FROM dead_letters WHERE id > ?)",
-                (since.event_rowid, since.dead_letter_id))
-    return int(row[0][0]) if row else 0
+                (since.dead_letter_id,))
+    return int(row[0][0]) - len(since.event_ids) if row else 0
 
 
 def settle(config: Path, since: Marks, published: int) -> None:
@@ -142,19 +148,18 @@ def outcomes(config: Path, since: Marks, payloads: list[bytes]) -> dict[bytes, S
     """What became of each payload: its event rows, dead letters and audit records."""
     seen = {payload: Seen() for payload in payloads}
     by_hash = {hashlib.sha256(p).hexdigest(): seen[p] for p in payloads}
-    for (payload,) in query(config, "SELECT payload FROM events WHERE rowid > ?",
-                            (since.event_rowid,)):
-        if (found := seen.get(bytes(payload))) is not None:
+    for event_id, payload in query(config, "SELECT event_id, payload FROM events"):
+        if event_id not in since.event_ids and (found := seen.get(bytes(payload))) is not None:
             found.events += 1
     for payload, reason, detail in query(
             config, "SELECT payload, reason, detail FROM dead_letters WHERE id > ?",
             (since.dead_letter_id,)):
         if (found := seen.get(bytes(payload))) is not None:
             found.dead_letters = [*(found.dead_letters or []), (reason, detail)]
-    for kind, digest in query(
-            config, "SELECT kind, json_extract(record, '$.payload_sha256') FROM audit "
-                    "WHERE seq > ? AND kind IN ('event', 'dead_letter')", (since.audit_seq,)):
-        if (found := by_hash.get(digest)) is not None:
+    for kind, record in query(
+            config, "SELECT kind, record FROM audit WHERE seq > ? AND kind IN ('event', "
+                    "'dead_letter')", (since.audit_seq,)):
+        if (found := by_hash.get(json.loads(record).get("payload_sha256"))) is not None:
             if kind == "event":
                 found.audited_events += 1
             else:
@@ -260,7 +265,6 @@ def test_hostile_corpus_between_valid_events(service: Service) -> None:
 
 
 _serial = itertools.count()
-_taken: set[bytes | str] = set()
 
 
 def _event_ids(payload: bytes) -> set[str]:
@@ -288,8 +292,8 @@ def test_generated_payloads_each_end_as_one_event_or_one_dead_letter(
         payload = data.draw(mutated_payload(f"g-{next(_serial):05d}"))
         ids = _event_ids(payload)
         # A repeated id is a duplicate, which is neither stored nor dead-lettered: not drawn.
-        if payload not in _taken and not ids & _taken:
-            _taken.update({payload, *ids})
+        if payload not in service.taken and not ids & service.taken:
+            service.taken.update({payload, *ids})
             generated.append(payload)
     sentinels = [encode(event) for event in
                  valid_events(f"s{next(_serial):05d}", len(generated) + 1, _now)]

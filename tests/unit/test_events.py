@@ -25,6 +25,8 @@ from dispatcher.domain.events import (
     peek_identity,
 )
 from dispatcher.errors import InvalidEvent
+from dispatcher.ingest.classify import classify
+from dispatcher.store import Rejected
 from tests.unit.samples import encode, envelope
 
 DATA_CLASS: dict[str, type[BaseModel]] = {
@@ -250,6 +252,15 @@ def test_lone_surrogate_in_an_id_is_refused() -> None:
     with pytest.raises(InvalidEvent) as caught:
         parse_event(payload)
     assert (caught.value.reason, caught.value.detail.split(":")[0]) == ("invalid", "account_id")
+
+
+def test_a_dead_letter_keeps_u0000_and_lone_surrogates_of_its_identity_as_escapes() -> None:
+    # Stored as text on either store: PostgreSQL's text cannot hold U+0000.
+    payload = encode(envelope()).replace(b'"A-1001"', b'"A-\\u0000\\ud800"')
+    letter = classify(payload, "collections/events/x", 65536)
+    assert isinstance(letter, Rejected)
+    assert letter.identity["account_id"] == "A-\\x00\\ud800"
+    assert "\x00" not in letter.detail
 
 
 @pytest.mark.parametrize("value", ["A-1001", "账户-1001", "a$b", "x" * 128, "账" * 85, "e:1|2"])
