@@ -13,6 +13,7 @@ from tests.integration.publish import publish_all
 from tests.support import (
     Broker,
     Daemon,
+    audited,
     encode,
     overdue_event,
     query,
@@ -34,15 +35,14 @@ def assert_each_event_once(config: Path, total: int) -> None:
     ids = [row[0] for row in query(config, "SELECT event_id FROM events")]
     assert len(ids) == total
     assert set(ids) == {f"e-{n:06d}" for n in range(total)}
-    audited = query(config, "SELECT json_extract(record, '$.event_id') FROM audit "
-                            "WHERE kind = 'event'")
-    assert len(audited) == total
-    assert len({row[0] for row in audited}) == total
+    events = audited(config, "event", "event_id")
+    assert len(events) == total
+    assert len(set(events)) == total
 
 
 def test_sigkill_while_events_in_flight_loses_and_doubles_nothing(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons, store_url=store_url)
 
     published = threading.Event()
 
@@ -70,8 +70,8 @@ def test_sigkill_while_events_in_flight_loses_and_doubles_nothing(
 
 
 def test_broker_restart_mid_stream_loses_nothing(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons, store_url=store_url)
     half = TOTAL // 2
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(half))))
     broker.stop()
@@ -97,8 +97,8 @@ def writer_pid(daemon: Daemon) -> int:
 
 
 def test_sigkill_of_the_writer_process_loses_and_doubles_nothing(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons, store_url=store_url)
     first_writer = writer_pid(daemon)
 
     publisher = threading.Thread(target=lambda: asyncio.run(publish_all(

@@ -28,8 +28,8 @@ from tests.support import (
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_drains_and_exits_zero(tmp_path: Path, broker: Broker, daemons: list[Daemon],
-                                      sig: signal.Signals) -> None:
-    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
+                                      sig: signal.Signals, store_url: str) -> None:
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons, store_url=store_url)
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(300))))
     assert daemon.process is not None
     daemon.process.send_signal(sig)
@@ -44,9 +44,9 @@ def test_signal_drains_and_exits_zero(tmp_path: Path, broker: Broker, daemons: l
 
 
 def test_unreachable_broker_is_named_and_retried_until_it_appears(
-        tmp_path: Path, daemons: list[Daemon]) -> None:
+        tmp_path: Path, daemons: list[Daemon], store_url: str) -> None:
     broker = Broker(tmp_path / "late-broker", port=free_port())
-    config = make_config(tmp_path / "cfg", broker.url)
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.start(wait_connected=False)

@@ -57,9 +57,9 @@ def _key(records: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
 
 
 async def test_the_daemon_makes_the_same_attempts_as_simulate(
-        broker: Broker, tmp_path: Path) -> None:
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
     (tmp_path / "outcomes.json").write_text(json.dumps(OUTCOMES))
-    path = make_config(tmp_path, broker.url, extra=(
+    path = make_config(tmp_path, broker.url, store_url=store_url, extra=(
         '[channels]\nsandbox_outcomes = "outcomes.json"\n'
         '[contact]\nsweep_seconds = 0.02\n'))
     config = load_config(path, {})

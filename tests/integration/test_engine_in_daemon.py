@@ -35,8 +35,8 @@ async def kinds_of(store: Store) -> list[str]:
 
 
 async def test_a_failing_sweep_is_logged_and_retried(
-        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = load_config(make_config(tmp_path, broker.url,
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture, store_url: str) -> None:
+    config = load_config(make_config(tmp_path, broker.url, store_url=store_url,
                                      extra="[contact]\nsweep_seconds = 0.02\n"), {})
     event = {"schema": 1, "event_id": "e-1", "type": "account.overdue",
              "occurred_at": START.isoformat(), "account_id": "A-1",
@@ -82,8 +82,8 @@ async def test_a_failing_sweep_is_logged_and_retried(
 
 
 async def test_a_sweep_failing_again_and_again_logs_once_and_reports_unhealthy(
-        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    config = load_config(make_config(tmp_path, broker.url,
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture, store_url: str) -> None:
+    config = load_config(make_config(tmp_path, broker.url, store_url=store_url,
                                      extra="[contact]\nsweep_seconds = 0.02\n"), {})
     async with Dispatcher(config, clock=VirtualClock(START)) as daemon:
         store = daemon.store

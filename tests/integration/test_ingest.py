@@ -18,9 +18,9 @@ from tests.integration.publish import publish_all
 from tests.support import Broker, encode, make_config, overdue_event, query, stored_events
 
 
-async def test_duplicate_event_ids_are_acknowledged_and_ignored(tmp_path: Path,
-                                                                broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+async def test_duplicate_event_ids_are_acknowledged_and_ignored(tmp_path: Path, broker: Broker,
+                                                                store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with running(config) as dispatcher:
         first = overdue_event(1, "A-1")
         again = overdue_event(1, "A-1", days=99)  # same event_id, other content
@@ -41,8 +41,9 @@ def has_events(config: Path, count: int) -> bool:
     return stored_events(config) == count
 
 
-async def test_out_of_order_events_resolve_by_occurred_at(tmp_path: Path, broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+async def test_out_of_order_events_resolve_by_occurred_at(tmp_path: Path, broker: Broker,
+                                                          store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     newer_update = {"schema": 1, "event_id": "u-2", "type": "account.updated",
                     "occurred_at": "2026-12-03T10:00:00Z", "account_id": "A-7",
                     "data": {"amount_due": "80.00"}}
@@ -65,8 +66,8 @@ async def test_out_of_order_events_resolve_by_occurred_at(tmp_path: Path, broker
 
 
 async def test_opt_out_applies_to_the_number_and_newest_statement_wins(
-        tmp_path: Path, broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
 
     def opt(event_id: str, kind: str, when: str, channel: str) -> bytes:
         return encode({"schema": 1, "event_id": event_id, "type": f"contact.{kind}",
@@ -87,9 +88,9 @@ async def test_opt_out_applies_to_the_number_and_newest_statement_wins(
     assert kinds.count("opt_out") == 2
 
 
-async def test_attempt_records_are_published_to_the_out_topic(tmp_path: Path,
-                                                              broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+async def test_attempt_records_are_published_to_the_out_topic(tmp_path: Path, broker: Broker,
+                                                              store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with aiomqtt.Client("127.0.0.1", broker.port) as watcher:
         # One level: the accounts' records, not the signed head under `_audit/head`.
         await watcher.subscribe("collections/attempts/+", qos=1)
@@ -111,8 +112,9 @@ async def test_attempt_records_are_published_to_the_out_topic(tmp_path: Path,
     assert query(config, "SELECT published FROM audit WHERE kind = 'hold'") == [(None,)]
 
 
-async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker,
+                                               store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with running(config) as dispatcher:
         url = f"http://127.0.0.1:{dispatcher.webhook_port}/healthz"
         async with aiohttp.ClientSession() as http, http.get(url) as response:
@@ -131,9 +133,10 @@ async def test_healthz_reports_broker_and_store(tmp_path: Path, broker: Broker) 
         await wait_for(lambda: dispatcher.health.mqtt_connected, 10, "reconnected")
 
 
-async def test_inline_writer_stores_events_and_dead_letters(tmp_path: Path,
-                                                            broker: Broker) -> None:
-    config = make_config(tmp_path / "cfg", broker.url, extra='[ingest]\nwriter = "inline"')
+async def test_inline_writer_stores_events_and_dead_letters(tmp_path: Path, broker: Broker,
+                                                            store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, extra='[ingest]\nwriter = "inline"',
+                         store_url=store_url)
     async with running(config) as dispatcher:
         await publish_all(broker.port, [encode(overdue_event(n)) for n in range(50)]
                           + [b"nope", encode(overdue_event(3))])

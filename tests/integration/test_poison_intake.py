@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
@@ -14,14 +13,15 @@ from typing import Any
 import pytest
 
 from tests.integration.publish import publish_all
+from tests.postgres import holding_write_lock
 from tests.support import (
     Broker,
     Daemon,
-    db_path,
     encode,
     make_config,
     overdue_event,
     query,
+    store_of,
     stored_events,
     wait_until,
 )
@@ -52,9 +52,10 @@ def _at(moment: datetime) -> str:
 
 @pytest.mark.parametrize("writer", ["process", "inline"])
 def test_events_dated_out_of_range_are_dead_letters_and_intake_goes_on(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon], writer: str) -> None:
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], writer: str,
+        store_url: str) -> None:
     config = make_config(tmp_path / "cfg", broker.url, extra=f'[ingest]\nwriter = "{writer}"\n',
-                         max_future_seconds=None)
+                         max_future_seconds=None, store_url=store_url)
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.start()
@@ -91,8 +92,9 @@ def test_events_dated_out_of_range_are_dead_letters_and_intake_goes_on(
 
 
 def test_an_overdue_dated_far_ahead_does_not_outrank_a_real_resolution(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config = make_config(tmp_path / "cfg", broker.url, max_future_seconds=None)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, max_future_seconds=None,
+                         store_url=store_url)
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.start()
@@ -113,18 +115,17 @@ def test_an_overdue_dated_far_ahead_does_not_outrank_a_real_resolution(
 
 
 def test_a_batch_stuck_behind_a_lock_turns_healthz_503_until_it_commits(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
     # Another process holds the store's write lock (a long maintenance job, a backup): the
     # broker is connected and nothing failed, but intake is not advancing.
-    config = make_config(tmp_path / "cfg", broker.url, extra="[ingest]\nstall_seconds = 0.5\n")
+    config = make_config(tmp_path / "cfg", broker.url, extra="[ingest]\nstall_seconds = 0.5\n",
+                         store_url=store_url)
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.start()
     wait_until(lambda: healthz(daemon)[0] == 200, 20, "a healthy daemon")
     now = datetime.now(UTC)
-    holder = sqlite3.connect(db_path(config), isolation_level=None, timeout=10)
-    try:
-        holder.execute("BEGIN EXCLUSIVE")
+    with holding_write_lock(store_of(config)):
         asyncio.run(publish_all(broker.port, [encode(overdue_event(n, occurred_at=_at(now)))
                                               for n in range(5)]))
         wait_until(lambda: "intake" in healthz(daemon)[1]["problems"], 8,
@@ -133,9 +134,6 @@ def test_a_batch_stuck_behind_a_lock_turns_healthz_503_until_it_commits(
         assert status == 503
         assert "waited" in body["problems"]["intake"]
         assert stored_events(config) == 0
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     wait_until(lambda: stored_events(config) == 5, 20, "the batch committed")
     wait_until(lambda: healthz(daemon)[0] == 200, 20, "healthy again")
     assert daemon.terminate() == 0

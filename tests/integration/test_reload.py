@@ -13,7 +13,7 @@ from dispatcher.service.app import Dispatcher
 from dispatcher.service.jobs import HEAD_JOB, RETENTION_JOB
 from tests.integration.inprocess import running, wait_for, wait_for_async
 from tests.integration.publish import publish_all
-from tests.support import Broker, Daemon, make_config, overdue_event, query, wait_until
+from tests.support import Broker, Daemon, audited, make_config, overdue_event, wait_until
 
 LIMITS = "\n[compliance.limits]\ncalls_per_7_days = 7\n"
 
@@ -31,8 +31,8 @@ async def _event_version(daemon: Dispatcher, broker: Broker, n: int) -> str:
 
 
 async def test_a_valid_change_applies_and_every_later_record_carries_its_version(
-        broker: Broker, tmp_path: Path) -> None:
-    path = make_config(tmp_path, broker.url, extra=LIMITS)
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
+    path = make_config(tmp_path, broker.url, extra=LIMITS, store_url=store_url)
     async with running(path) as daemon:
         first = daemon.config.version
         path.write_text(path.read_text().replace("calls_per_7_days = 7", "calls_per_7_days = 5"))
@@ -46,8 +46,8 @@ async def test_a_valid_change_applies_and_every_later_record_carries_its_version
 
 
 async def test_a_bad_change_is_refused_audited_and_the_last_good_config_kept(
-        broker: Broker, tmp_path: Path) -> None:
-    path = make_config(tmp_path, broker.url, extra=LIMITS)
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
+    path = make_config(tmp_path, broker.url, extra=LIMITS, store_url=store_url)
     async with running(path) as daemon:
         good = daemon.config.version
         path.write_text(path.read_text().replace("calls_per_7_days = 7", "calls_per_7_days = 9"))
@@ -65,8 +65,8 @@ async def test_a_bad_change_is_refused_audited_and_the_last_good_config_kept(
 
 
 async def test_a_change_that_needs_a_restart_is_refused_by_key(
-        broker: Broker, tmp_path: Path) -> None:
-    path = make_config(tmp_path, broker.url)
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
+    path = make_config(tmp_path, broker.url, store_url=store_url)
     async with running(path) as daemon:
         good = daemon.config.version
         path.write_text(path.read_text().replace('topics = ["collections/events/#"]',
@@ -80,8 +80,10 @@ async def test_a_change_that_needs_a_restart_is_refused_by_key(
 
 
 def test_sighup_reloads_even_when_no_file_stamp_changed(broker: Broker, tmp_path: Path,
-                                                        daemons: list[Daemon]) -> None:
-    path = make_config(tmp_path, broker.url, extra=LIMITS, log_format="text")
+                                                        daemons: list[Daemon],
+                                                        store_url: str) -> None:
+    path = make_config(tmp_path, broker.url, extra=LIMITS, log_format="text",
+                       store_url=store_url)
     daemon = Daemon(path)
     daemons.append(daemon)
     daemon.start()
@@ -93,14 +95,14 @@ def test_sighup_reloads_even_when_no_file_stamp_changed(broker: Broker, tmp_path
     daemon.process.send_signal(signal.SIGHUP)
     wait_until(lambda: "config reloaded" in daemon.new_log(), 10, "reloaded on SIGHUP")
     assert daemon.terminate() == 0
-    versions = [json.loads(r[0])["config_version"] for r in
-                query(path, "SELECT record FROM audit WHERE kind = 'config' ORDER BY seq")]
+    versions = audited(path, "config", "config_version")
     assert len(set(versions)) == 2
 
 
 async def test_a_new_retention_time_reschedules_the_job_and_disabling_removes_it(
-        broker: Broker, tmp_path: Path) -> None:
-    path = make_config(tmp_path, broker.url, extra='[retention]\nrun_at = "03:30"\n')
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
+    path = make_config(tmp_path, broker.url, extra='[retention]\nrun_at = "03:30"\n',
+                       store_url=store_url)
     async with running(path) as daemon:
         assert sorted(daemon.jobs.ids()) == [HEAD_JOB, RETENTION_JOB]
         assert daemon.jobs.next_run(RETENTION_JOB).strftime("%H:%M") == "03:30"

@@ -42,9 +42,10 @@ Plans = dict[str, tuple[str, str] | None]
 
 
 @asynccontextmanager
-async def planned(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Dispatcher, Path]]:
+async def planned(broker: Broker, tmp_path: Path,
+                  store_url: str) -> AsyncIterator[tuple[Dispatcher, Path]]:
     """The daemon on a clock stopped at START, with every account ingested and planned."""
-    path = make_config(tmp_path, broker.url,
+    path = make_config(tmp_path, broker.url, store_url=store_url,
                        extra='[contact]\nschedule = "evening"\nsweep_seconds = 0.02\n')
     (tmp_path / "schedules" / "evening.toml").write_text(EVENING)
     daemon = Dispatcher(load_config(path), clock=VirtualClock(START))
@@ -122,9 +123,9 @@ async def explained(daemon: Dispatcher) -> tuple[Plans, list[str]]:
 
 
 async def test_a_moved_evening_window_reaches_every_stored_plan(
-        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture, store_url: str) -> None:
     caplog.set_level(logging.INFO)
-    async with planned(broker, tmp_path) as (daemon, path):
+    async with planned(broker, tmp_path, store_url) as (daemon, path):
         before = await stored_plans(daemon)
         assert (before, []) == await explained(daemon)
         assert all(before.values())
@@ -142,9 +143,9 @@ async def test_a_moved_evening_window_reaches_every_stored_plan(
 
 
 async def test_a_reload_that_leaves_the_contact_policy_as_it_was_replans_nothing(
-        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+        broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture, store_url: str) -> None:
     caplog.set_level(logging.INFO)
-    async with planned(broker, tmp_path) as (daemon, path):
+    async with planned(broker, tmp_path, store_url) as (daemon, path):
         before = await stored_plans(daemon)
         version = daemon.config.version
         edit(path, "sweep_seconds = 0.02", "sweep_seconds = 0.03")

@@ -17,19 +17,19 @@ from tests.integration.publish import publish_all
 from tests.support import (
     Broker,
     Daemon,
-    db_path,
     encode,
     make_config,
     overdue_event,
     query,
     start_daemon,
+    store_of,
     stored_events,
     wait_until,
 )
 
 
-def test_broker_password_comes_from_the_environment(tmp_path: Path,
-                                                    daemons: list[Daemon]) -> None:
+def test_broker_password_comes_from_the_environment(tmp_path: Path, daemons: list[Daemon],
+                                                    store_url: str) -> None:
     password_file = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(password_file), "disp", "s3cret"],
                    check=True, capture_output=True)
@@ -37,7 +37,7 @@ def test_broker_password_comes_from_the_environment(tmp_path: Path,
     broker = Broker(tmp_path / "broker", password_file=password_file)
     broker.start()
     try:
-        config = make_config(tmp_path / "cfg", broker.url)
+        config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
         without = Daemon(config, env={k: v for k, v in os.environ.items()
                                       if not k.startswith("MQTT_")})
         daemons.append(without)
@@ -65,8 +65,8 @@ def test_broker_password_comes_from_the_environment(tmp_path: Path,
 
 
 def test_cli_writes_during_ingest_keep_the_chain_intact(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config, daemon = start_daemon(tmp_path / "cfg", broker, daemons, store_url=store_url)
     total = 10_000
     publisher = threading.Thread(target=lambda: asyncio.run(publish_all(
         broker.port, (encode(overdue_event(n)) for n in range(total)))))
@@ -75,7 +75,7 @@ def test_cli_writes_during_ingest_keep_the_chain_intact(
     async def append_while_ingest_runs() -> int:
         # What `dead-letters replay` does while the daemon runs: its own connection, own writes.
         probes = 0
-        async with open_store(db_path(config)) as store:
+        async with open_store(store_of(config)) as store:
             while stored_events(config) < total:
                 await store.append_audit([{"kind": "config", "status": f"probe-{probes}"}],
                                          now=datetime.now(UTC))
@@ -88,7 +88,7 @@ def test_cli_writes_during_ingest_keep_the_chain_intact(
     assert daemon.terminate() == 0
 
     async def verify() -> LogVerification:
-        async with open_store(db_path(config), create=False) as store:
+        async with open_store(store_of(config), create=False) as store:
             return await verify_audit_log(store)
 
     result = asyncio.run(verify())  # what `dispatcher audit verify` runs, on the daemon's store

@@ -5,6 +5,7 @@ died is delivered to it again when it comes back."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,13 +25,14 @@ from tests.support import (
 )
 
 
-def _fleet(tmp_path: Path, broker: Broker, daemons: list[Daemon],
-           group: str | None) -> list[tuple[Path, Daemon]]:
+def _fleet(tmp_path: Path, broker: Broker, daemons: list[Daemon], group: str | None,
+           new_store_url: Callable[[], str]) -> list[tuple[Path, Daemon]]:
     """Two daemons on one broker, each with its own client id and store."""
     fleet = []
     extra = f'[mqtt]\nshared_group = "{group}"\n' if group else ""
     for name in ("one", "two"):
-        config = make_config(tmp_path / name, broker.url, client_id=f"disp-{name}")
+        config = make_config(tmp_path / name, broker.url, client_id=f"disp-{name}",
+                             store_url=new_store_url())
         if extra:
             text = config.read_text().replace("[mqtt]\n", extra, 1)
             config.write_text(text)
@@ -46,8 +48,9 @@ def _event_ids(config: Path) -> list[str]:
 
 
 def test_a_shared_group_spreads_the_events_and_each_is_stored_once(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    fleet = _fleet(tmp_path, broker, daemons, "fleet")
+        tmp_path: Path, broker: Broker, daemons: list[Daemon],
+        new_store_url: Callable[[], str]) -> None:
+    fleet = _fleet(tmp_path, broker, daemons, "fleet", new_store_url)
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(600))))
     wait_until(lambda: sum(len(_event_ids(c)) for c, _ in fleet) >= 600, 30, "600 events")
     first, second = (_event_ids(c) for c, _ in fleet)
@@ -61,8 +64,9 @@ def test_a_shared_group_spreads_the_events_and_each_is_stored_once(
 
 
 def test_without_a_group_every_daemon_receives_every_event(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    fleet = _fleet(tmp_path, broker, daemons, None)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon],
+        new_store_url: Callable[[], str]) -> None:
+    fleet = _fleet(tmp_path, broker, daemons, None, new_store_url)
     asyncio.run(publish_all(broker.port, (encode(overdue_event(n)) for n in range(200))))
     wait_until(lambda: all(len(_event_ids(c)) == 200 for c, _ in fleet), 30, "200 events each")
     for _, daemon in fleet:
@@ -70,8 +74,9 @@ def test_without_a_group_every_daemon_receives_every_event(
 
 
 def test_a_member_killed_mid_burst_gets_its_unacknowledged_events_when_it_returns(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    fleet = _fleet(tmp_path, broker, daemons, "fleet")
+        tmp_path: Path, broker: Broker, daemons: list[Daemon],
+        new_store_url: Callable[[], str]) -> None:
+    fleet = _fleet(tmp_path, broker, daemons, "fleet", new_store_url)
     (_, survivor), (victim_config, victim) = fleet
 
     async def burst() -> None:

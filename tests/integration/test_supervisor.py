@@ -37,8 +37,8 @@ def _children(pid: int) -> list[int]:
 
 
 def test_sigkill_of_dispatcher_run_leaves_no_process_behind(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    daemon = Daemon(make_config(tmp_path / "cfg", broker.url))
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    daemon = Daemon(make_config(tmp_path / "cfg", broker.url, store_url=store_url))
     daemons.append(daemon)
     daemon.start()
     worker = daemon.daemon_pid()
@@ -51,8 +51,8 @@ def test_sigkill_of_dispatcher_run_leaves_no_process_behind(
 
 
 def test_a_daemon_killed_by_something_else_is_started_again(
-        tmp_path: Path, broker: Broker, daemons: list[Daemon]) -> None:
-    config = make_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     daemon = Daemon(config)
     daemons.append(daemon)
     daemon.start()

@@ -24,10 +24,10 @@ async def _health(port: int | None) -> tuple[int, dict[str, Any]]:
 
 
 async def test_a_message_the_writer_dies_on_is_found_and_set_aside(
-        tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, broker: Broker, monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
     block = tmp_path / "writer-blocked"
     monkeypatch.setenv(BLOCK_FILE, str(block))
-    config = make_config(tmp_path / "cfg", broker.url)
+    config = make_config(tmp_path / "cfg", broker.url, store_url=store_url)
     poison = encode(overdue_event(999, f"A-{CRASH_MARK.decode()}"))
     valid = [encode(overdue_event(n)) for n in range(300)]
     async with running(config, writer_module=WRITER) as dispatcher:
