@@ -18,7 +18,7 @@ from dispatcher.contact.learning import MATURE_CALLS, Learning, last_learning, s
 from dispatcher.domain.contact import Medium, Outcome, Role
 from dispatcher.store import AttemptRow, OutcomeRow, StoreLocation, open_store
 from schedules.answer_model import HOURS, MATERIAL_CHANGE, AnswerModel, hour_of_week
-from tests.support import db_path, make_config
+from tests.support import make_config, store_of
 
 MONDAY = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 
@@ -116,16 +116,16 @@ def _cli(*argv: str) -> tuple[int, str]:
     return main(list(argv), out=out), out.getvalue()
 
 
-def test_answer_rates_prints_the_model_in_force(tmp_path: Path) -> None:
-    config = make_config(tmp_path, "mqtt://127.0.0.1:1")
+def test_answer_rates_prints_the_model_in_force(tmp_path: Path, store_url: str) -> None:
+    config = make_config(tmp_path, "mqtt://127.0.0.1:1", store_url=store_url)
     learned = AnswerModel.learned({hour_of_week(1, 19): (500, 300)}, MONDAY, MONDAY)
 
     async def keep() -> None:
-        async with open_store(db_path(config)) as store:
+        async with open_store(store_of(config)) as store:
             await store.save_answer_model(learned.to_json(), MONDAY)
 
     async def create() -> None:
-        async with open_store(db_path(config)):
+        async with open_store(store_of(config)):
             pass
 
     asyncio.run(create())

@@ -101,9 +101,9 @@ async def test_without_heads_verify_says_tail_cuts_go_unseen(config: LoadedConfi
 
 
 async def test_the_daemon_signs_heads_into_the_file_and_a_retained_message(
-        tmp_path: Path, broker: Broker, key: str) -> None:
+        tmp_path: Path, broker: Broker, key: str, store_url: str) -> None:
     public = CheckpointSigner.from_text(key).public_key
-    path = make_config(tmp_path / "cfg", broker.url, extra=(
+    path = make_config(tmp_path / "cfg", broker.url, store_url=store_url, extra=(
         f'[retention]\ncheckpoint_public_keys = ["{public}"]\n'
         "[audit]\nhead_interval_seconds = 0.2\n"))
     environ = {KEY_VARIABLE: key}
@@ -154,10 +154,10 @@ async def test_the_head_file_keeps_a_bounded_history(config: LoadedConfig, keep:
 
 
 async def test_a_daemon_signs_the_head_as_it_starts(tmp_path: Path, broker: Broker,
-                                                     key: str) -> None:
+                                                     key: str, store_url: str) -> None:
     # A daemon that dies again and again before its first interval must still leave heads.
     public = CheckpointSigner.from_text(key).public_key
-    path = make_config(tmp_path / "cfg", broker.url, extra=(
+    path = make_config(tmp_path / "cfg", broker.url, store_url=store_url, extra=(
         f'[retention]\ncheckpoint_public_keys = ["{public}"]\n'
         "[audit]\nhead_interval_seconds = 3600\n"))
     environ = {KEY_VARIABLE: key}

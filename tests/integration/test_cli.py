@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -21,7 +20,7 @@ from dispatcher.cli.main import main
 from dispatcher.config.lookup import SYSTEM_CONFIG
 from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
-from tests.support import db_path, encode, make_config, overdue_event
+from tests.support import encode, execute, make_config, overdue_event, query, store_of
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -35,15 +34,16 @@ def run_cli(*argv: str) -> tuple[int, str]:
 def seed(config: Path, payloads: list[bytes], *, at: datetime = T0,
          limit: int = 65536) -> None:
     async def go() -> None:
-        async with open_store(db_path(config)) as store:
+        async with open_store(store_of(config)) as store:
             items = [classify(p, "collections/events/x", limit) for p in payloads]
             await store.record_batch(items, now=at, config_version="test")
     asyncio.run(go())
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
-    path = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+def config(tmp_path: Path, store_url: str) -> Path:
+    """A store with five events and a dead letter, on SQLite, then on PostgreSQL."""
+    path = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1", store_url=store_url)
     seed(path, [encode(overdue_event(n, f"A-{n % 2}")) for n in range(4)])
     seed(path, [b"not json", encode(overdue_event(9, "A-1"))],
          at=datetime(2026, 12, 2, 12, 0, tzinfo=UTC))
@@ -225,22 +225,25 @@ def test_config_may_come_before_or_after_the_subcommand(config: Path, order: str
     assert out.startswith("OK: 6 records")
 
 
-def tamper(config: Path, sql: str, params: tuple[object, ...] = ()) -> None:
-    with sqlite3.connect(db_path(config)) as db:
-        db.execute(sql, params)
+def record_at(config: Path, seq: int) -> dict[str, object]:
+    """The audit record at `seq`, decoded."""
+    [(text,)] = query(config, "SELECT record FROM audit WHERE seq = ?", (seq,))
+    found: dict[str, object] = json.loads(text)
+    return found
 
 
 def test_verify_finds_an_edited_record(config: Path) -> None:
     # A changed account id, with the index column changed to match.
-    tamper(config, "UPDATE audit SET account_id = 'A-X', "
-                   "record = json_set(record, '$.account_id', 'A-X') WHERE seq = 3")
+    edited = record_at(config, 3) | {"account_id": "A-X"}
+    execute(config, "UPDATE audit SET account_id = 'A-X', record = ? WHERE seq = 3",
+            (json.dumps(edited),))
     code, out = run_cli("audit", "verify", "--config", str(config))
     assert code == 1
     assert out.startswith("BROKEN at seq 3: hash does not match")
 
 
 def test_verify_finds_a_deleted_record(config: Path) -> None:
-    tamper(config, "DELETE FROM audit WHERE seq = 2")
+    execute(config, "DELETE FROM audit WHERE seq = 2")
     code, out = run_cli("audit", "verify", "--config", str(config))
     assert code == 1
     assert out.startswith("BROKEN at seq 3: expected seq 2 after 1")
@@ -248,27 +251,25 @@ def test_verify_finds_a_deleted_record(config: Path) -> None:
 
 def test_verify_finds_an_inserted_record(config: Path) -> None:
     # A forger renumbers the tail and inserts a well-formed record of their own at seq 3.
-    with sqlite3.connect(db_path(config)) as db:
-        prev = json.loads(db.execute("SELECT record FROM audit WHERE seq = 2").fetchone()[0])
-        for seq in range(6, 2, -1):
-            record = json.loads(db.execute("SELECT record FROM audit WHERE seq = ?",
-                                           (seq,)).fetchone()[0])
-            record["seq"] = seq + 1
-            db.execute("UPDATE audit SET seq = ?, record = ? WHERE seq = ?",
-                       (seq + 1, json.dumps(record), seq))
-        forged = {"seq": 3, "at": "2026-12-01T12:00:00.000Z", "kind": "event",
-                  "event_id": "forged", "account_id": "A-0", "prev_hash": prev["hash"]}
-        forged["hash"] = record_hash(forged)
-        db.execute("INSERT INTO audit(seq, at, kind, account_id, record) VALUES (3, ?, ?, ?, ?)",
-                   (forged["at"], "event", "A-0", json.dumps(forged)))
+    prev = record_at(config, 2)
+    for seq in range(6, 2, -1):
+        record = record_at(config, seq) | {"seq": seq + 1}
+        execute(config, "UPDATE audit SET seq = ?, record = ? WHERE seq = ?",
+                (seq + 1, json.dumps(record), seq))
+    forged = {"seq": 3, "at": "2026-12-01T12:00:00.000Z", "kind": "event",
+              "event_id": "forged", "account_id": "A-0", "prev_hash": prev["hash"]}
+    forged["hash"] = record_hash(forged)
+    execute(config, "INSERT INTO audit(seq, at, kind, account_id, record) VALUES (3, ?, ?, ?, ?)",
+            (forged["at"], "event", "A-0", json.dumps(forged)))
     code, out = run_cli("audit", "verify", "--config", str(config))
     assert code == 1
     assert out.startswith("BROKEN at seq 4: prev_hash does not match")
 
 
-def test_dead_letters_list_and_replay_after_the_limit_is_raised(tmp_path: Path) -> None:
+def test_dead_letters_list_and_replay_after_the_limit_is_raised(tmp_path: Path,
+                                                                store_url: str) -> None:
     config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1",
-                         extra="[ingest]\nmax_payload_bytes = 1024")
+                         extra="[ingest]\nmax_payload_bytes = 1024", store_url=store_url)
     big = overdue_event(5, "A-5")
     big["data"]["debtor"]["name"] = "N" * 150
     big["data"]["contacts"] = [{"contact_id": f"c{i}", "name": "Al", "relation": "friend",
@@ -302,18 +303,26 @@ def test_dead_letters_list_and_replay_after_the_limit_is_raised(tmp_path: Path) 
 
 def test_store_with_a_newer_schema_is_refused(config: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-    tamper(config, "PRAGMA user_version = 99")
+    if isinstance(store_of(config), Path):
+        execute(config, "PRAGMA user_version = 99")
+    else:
+        execute(config, "INSERT INTO schema_version(version) VALUES (99)")
     code, _ = run_cli("audit", "verify", "--config", str(config))
     assert code == 2
     assert "schema version 99 is newer than this dispatcher supports" in capsys.readouterr().err
 
 
-def test_missing_store_is_a_clear_error(tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+def test_missing_store_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                        store_url: str) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1", store_url=store_url)
     code, _ = run_cli("audit", "export", "--config", str(config))
     assert code == 2
-    assert "no store at" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    if isinstance(store_of(config), Path):
+        assert "no store at" in said
+    else:
+        assert "no dispatcher store in" in said
+        assert "create it with `dispatcher store migrate`" in said
 
 
 def dispatcher_in(folder: Path, *argv: str,

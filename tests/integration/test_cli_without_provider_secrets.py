@@ -45,14 +45,14 @@ def dispatcher(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def reviewed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def reviewed(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Path:
     """A store written by the daemon (sandbox), then the config switched to Twilio."""
     folder = tmp_path_factory.mktemp("reviewed")
     broker = Broker(folder / "broker")
     broker.start()
     daemon: Daemon | None = None
     try:
-        config = make_config(folder / "cfg", broker.url)
+        config = make_config(folder / "cfg", broker.url, store_url=module_store_url)
         daemon = Daemon(config, env=without_twilio())
         daemon.start()
         asyncio.run(publish_all(broker.port, [encode(overdue_event(n, f"A-{n}"))

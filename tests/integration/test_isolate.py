@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
-from pathlib import Path
 
 from dispatcher.ingest.classify import classify
 from dispatcher.ingest.isolate import commit_isolating
-from dispatcher.store import open_store
+from dispatcher.store import StoreLocation, open_store
+from tests.postgres import store_execute
 from tests.support import encode, overdue_event
 
 NOW = datetime(2026, 12, 1, 15, tzinfo=UTC)
 
 
 async def test_a_late_event_whose_replay_raises_is_set_aside_and_the_batch_is_stored(
-        tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+        store_at: StoreLocation) -> None:
+    path = store_at
     async with open_store(path) as store:
         first = classify(encode(overdue_event(1, "A-OLD", occurred_at="2026-12-01T10:00:00Z")),
                          "t", 65536)
         await store.record_batch([first], now=NOW, config_version="v")
     # A payload stored by an earlier version, which today's rules refuse: a late event for its
     # account replays the account's history, and that replay raises.
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE events SET payload = ? WHERE event_id = 'e-000001'", (b"{}",))
-    db.close()
+    store_execute(path, "UPDATE events SET payload = ? WHERE event_id = 'e-000001'", (b"{}",))
 
     late = classify(encode(overdue_event(2, "A-OLD", occurred_at="2026-12-01T09:00:00Z")),
                     "t", 65536)

@@ -84,19 +84,19 @@ def test_jobs_keep_fixed_ids_and_are_replaced_not_doubled() -> None:
 
 
 async def test_the_daemon_prunes_at_run_at_and_the_log_still_verifies(
-        tmp_path: Path, broker: Broker) -> None:
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
     key = new_private_key()
     public = CheckpointSigner.from_text(key).public_key
     at = soon(3.0).strftime("%H:%M:%S")
     # One sweep at start, the next a minute later: on the real clock an account's planned slot
     # can fall within the test (a window open now is usable at the next minute), and an attempt
     # sent is activity that keeps its account from retention.
-    path = make_config(tmp_path, broker.url, extra=(
+    path = make_config(tmp_path, broker.url, store_url=store_url, extra=(
         f'[retention]\nrun_at = "{at}"\ncheckpoint_public_keys = ["{public}"]\n'
         '[contact]\nsweep_seconds = 60\n'))
     environ = {KEY_VARIABLE: key}
     config = load_config(path, environ)
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await history(store)
     async with Dispatcher(config, environ=environ) as daemon:
         task = asyncio.create_task(daemon.run())

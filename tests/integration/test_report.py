@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from dispatcher.cli.main import main
 from dispatcher.config.settings import load_config
 from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.store import open_store
-from tests.support import ROOT, db_path, make_config, overdue_at
+from tests.support import ROOT, execute, make_config, overdue_at, query
 
 START = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
 SINCE, UNTIL = "2026-12-10", "2026-12-24"
@@ -69,7 +68,7 @@ async def _simulate(config_path: Path, folder: Path) -> None:
     (folder / "events.jsonl").write_text("\n".join(json.dumps(e) for e in EVENTS))
     (folder / "outcomes.json").write_text(json.dumps(OUTCOMES))
     config = load_config(config_path, {})
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         await Simulation(config, store, load_outcome_script(folder / "outcomes.json"),
                          START).run(read_events(folder / "events.jsonl", START), 21)
         await store.append_audit([{
@@ -80,9 +79,10 @@ async def _simulate(config_path: Path, folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def store_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def store_config(tmp_path_factory: pytest.TempPathFactory, module_store_url: str) -> Path:
+    """Three weeks of the real engine, on SQLite, then on PostgreSQL."""
     folder = tmp_path_factory.mktemp("report")
-    path = make_config(folder / "cfg", "mqtt://127.0.0.1:1")
+    path = make_config(folder / "cfg", "mqtt://127.0.0.1:1", store_url=module_store_url)
     asyncio.run(_simulate(path, folder))
     return path
 
@@ -267,12 +267,16 @@ def test_a_broken_chain_is_reported_with_its_first_bad_record(store_config: Path
     copy = tmp_path / "cfg"
     shutil.copytree(store_config.parent, copy)
     config = copy / "dispatcher.toml"
-    with sqlite3.connect(db_path(config)) as db:
-        db.execute("UPDATE audit SET record = json_set(record, '$.status', 'completed') "
-                   "WHERE seq = 30")
+    [(record,)] = query(config, "SELECT record FROM audit WHERE seq = 30")
+    edited = json.loads(record) | {"status": "completed"}
+    execute(config, "UPDATE audit SET record = ? WHERE seq = 30", (json.dumps(edited),))
     out = tmp_path / "broken.html"
-    done = _cli("report", "--config", str(config), "--since", SINCE, "--until", UNTIL,
-                "--out", str(out))
+    try:
+        done = _cli("report", "--config", str(config), "--since", SINCE, "--until", UNTIL,
+                    "--out", str(out))
+    finally:
+        # On PostgreSQL the copied config names the module's own schema: mend it for the rest.
+        execute(config, "UPDATE audit SET record = ? WHERE seq = 30", (record,))
     assert done.returncode == 0, done.stderr
     assert done.stdout.rstrip().endswith("hash chain BROKEN")
     html = out.read_text()

@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatcher.audit.keys import CheckpointSigner, new_private_key
 from dispatcher.audit.retention import retention_cutoff
 from dispatcher.audit.verify import verify_audit_log
-from dispatcher.store import open_store
+from dispatcher.store import StoreLocation, open_store
+from tests import postgres
+from tests.postgres import store_rows
+from tests.support import STORES
 
 START = datetime(2018, 1, 1, tzinfo=UTC)
 KEY = CheckpointSigner.from_text(new_private_key())
@@ -31,13 +36,35 @@ entries = st.lists(st.tuples(st.integers(0, 12 * 365), st.sampled_from(["A", "B"
 prunes = st.lists(st.integers(5 * 365, 14 * 365), min_size=1, max_size=4)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(path) as db:
-        return [json.loads(t) for (t,) in db.execute("SELECT record FROM audit ORDER BY seq")]
+def _rows(path: StoreLocation) -> list[dict[str, Any]]:
+    return [json.loads(t) for (t,) in store_rows(path, "SELECT record FROM audit ORDER BY seq")]
 
 
-async def _scenario(path: Path, history: list[tuple[int, str | None, str]], runs: list[int],
-                    step: int) -> None:
+Stores = Callable[[], AbstractContextManager[StoreLocation]]
+
+
+@pytest.fixture(scope="module", params=STORES)
+def fresh_store(request: pytest.FixtureRequest) -> Stores:
+    """Makes an empty store for one example: a SQLite file, then a PostgreSQL schema."""
+    database = "" if request.param == "sqlite" else request.getfixturevalue("postgres_database")
+
+    @contextmanager
+    def made() -> Iterator[StoreLocation]:
+        if not database:
+            with tempfile.TemporaryDirectory() as folder:
+                yield Path(folder) / "store.db"
+            return
+        url = postgres.create_schema(database)
+        try:
+            yield url
+        finally:
+            postgres.drop_schema(url)
+
+    return made
+
+
+async def _scenario(path: StoreLocation, history: list[tuple[int, str | None, str]],
+                    runs: list[int], step: int) -> None:
     pending = sorted(history, key=lambda e: e[0])
     written: list[tuple[datetime, str | None, str]] = []
     gone: set[int] = set()  # pruned once: an account seen again later does not bring them back
@@ -82,6 +109,7 @@ async def _scenario(path: Path, history: list[tuple[int, str | None, str]], runs
 @settings(max_examples=150, deadline=None)
 @given(history=entries, runs=prunes, step=st.integers(1, 6))
 def test_pruning_keeps_exactly_what_the_period_requires_and_always_verifies(
-        history: list[tuple[int, str | None, str]], runs: list[int], step: int) -> None:
-    with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(_scenario(Path(folder) / "store.db", history, runs, step))
+        fresh_store: Stores, history: list[tuple[int, str | None, str]], runs: list[int],
+        step: int) -> None:
+    with fresh_store() as where:
+        asyncio.run(_scenario(where, history, runs, step))

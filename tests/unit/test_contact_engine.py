@@ -331,7 +331,7 @@ async def test_explain_names_the_next_attempt_or_every_reason(
         event("contact.opt_out", {"number": HOME, "channel": "all"}, START, 3,
               account="A-2")]))
     (text, found), (held, _), (_, missing) = await explained_after_a_day(
-        tmp_path, config, events_path, ("A-1", START + timedelta(hours=1)),
+        tmp_path, store_at, config, events_path, ("A-1", START + timedelta(hours=1)),
         ("A-2", START + timedelta(hours=1)), ("A-404", START))
     assert found
     assert "next attempt:" in text
@@ -343,10 +343,12 @@ async def test_explain_names_the_next_attempt_or_every_reason(
     assert not missing
 
 
-async def explained_after_a_day(tmp_path: Path, config: LoadedConfig, events_path: Path,
+async def explained_after_a_day(tmp_path: Path, where: StoreLocation, config: LoadedConfig,
+                                events_path: Path,
                                 *asks: tuple[str, datetime]) -> list[tuple[str, bool]]:
-    """`explain` of each (account, instant), after the events were simulated for a day."""
-    async with open_store(tmp_path / "s.db") as store:
+    """`explain` of each (account, instant), after the events were simulated for a day into
+    the store at `where`."""
+    async with open_store(where) as store:
         simulation = Simulation(config, store, load_outcome_script_empty(tmp_path), START)
         await simulation.run(read_events(events_path, START), 1)
         return [await explain(store, config, account, at) for account, at in asks]
@@ -423,7 +425,7 @@ async def test_the_same_debtor_under_us_rules_is_never_called_after_21(tmp_path:
 
 
 async def test_a_shanghai_debtor_no_profile_covers_is_suppressed_and_explained(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store_at: StoreLocation) -> None:
     config = us_deployment(tmp_path, 'US = "us"')
     records = await simulate(tmp_path, config, [shanghai_overdue()], days=4)
     assert attempts(records) == []
@@ -433,7 +435,8 @@ async def test_a_shanghai_debtor_no_profile_covers_is_suppressed_and_explained(
     assert "CN-31" in suppressed["detail"]
     assert suppressed["local_times"] == {"Asia/Shanghai": local(suppressed, SHANGHAI).isoformat(
         timespec="minutes")}
-    [(text, found)] = await explained_after_a_day(tmp_path, config, tmp_path / "events.jsonl",
+    [(text, found)] = await explained_after_a_day(tmp_path, store_at, config,
+                                                  tmp_path / "events.jsonl",
                                                   ("A-CN", START + timedelta(hours=1)))
     assert found
     assert "  profile: none for region CN-31: never contacted (no_profile)" in text
@@ -464,18 +467,18 @@ def test_a_third_party_template_that_reveals_the_debt_is_refused(tmp_path: Path)
 
 
 async def test_invalid_numbers_are_listed_for_the_data_team_and_explained(
-        tmp_path: Path) -> None:
+        tmp_path: Path, store_url: str) -> None:
     folder = tmp_path / "cfg"
     shutil.copytree(SHIPPED, folder, ignore=shutil.ignore_patterns("*.db"))
     (folder / "dispatcher.toml").write_text((folder / "dispatcher.toml").read_text().replace(
-        'url = "sqlite://../var/dispatcher.db"', 'url = "sqlite://data/d.db"'))
+        'url = "sqlite://../var/dispatcher.db"', f'url = "{store_url}"'))
     config = load_config(folder / "dispatcher.toml", {})
     phones = [{"number": MOBILE, "type": "mobile", "sms_consent": True, "call_consent": True},
               {"number": HOME, "type": "home", "sms_consent": False, "call_consent": True}]
     events_path = tmp_path / "events.jsonl"
     events_path.write_text(json.dumps(overdue(days=25, phones=phones)))
     (tmp_path / "o.json").write_text(json.dumps({"numbers": {MOBILE: {"call": "invalid-number"}}}))
-    async with open_store(config.store_path) as store:
+    async with open_store(config.store_location) as store:
         simulation = Simulation(config, store, load_outcome_script(tmp_path / "o.json"), START)
         await simulation.run(read_events(events_path, START), 2)
     out = StringIO()

@@ -195,11 +195,11 @@ async def test_two_accounts_due_in_one_sweep_batch_get_one_attempt(
     assert SHARED not in text
 
 
-async def test_explain_says_an_account_waits_its_turn(tmp_path: Path,
-                                                      unlearned: LoadedConfig) -> None:
+async def test_explain_says_an_account_waits_its_turn(tmp_path: Path, unlearned: LoadedConfig,
+                                                      store_at: StoreLocation) -> None:
     events_path = tmp_path / "events.jsonl"
     events_path.write_text("\n".join(json.dumps(e) for e in _sharing(30)))
-    [(text, found)] = await explained_after_a_day(tmp_path, unlearned, events_path,
+    [(text, found)] = await explained_after_a_day(tmp_path, store_at, unlearned, events_path,
                                                   ("S-029", START + timedelta(hours=23)))
     assert found
     # 29 accounts wait longer than S-029 (none used the number, the ids are smaller): no plan
