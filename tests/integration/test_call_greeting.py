@@ -61,8 +61,9 @@ def _overdue(locale: str | None) -> bytes:
 
 
 @pytest.fixture
-async def twilio(broker: Broker, tmp_path: Path) -> AsyncIterator[Twilio]:
-    path = make_config(tmp_path, broker.url, extra=f'public_url = "{PUBLIC}"\n'
+async def twilio(broker: Broker, tmp_path: Path, store_url: str) -> AsyncIterator[Twilio]:
+    """The daemon with a call attempt per locale, on SQLite, then on PostgreSQL."""
+    path = make_config(tmp_path, broker.url, store_url=store_url, extra=f'public_url = "{PUBLIC}"\n'
                                                    f'[contact]\nsweep_seconds = 60\n')
     config = load_config(path, {})
     async with Dispatcher(config, clock=VirtualClock(NOW),

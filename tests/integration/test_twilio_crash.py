@@ -72,14 +72,14 @@ async def _sweeps_beyond(port: int, count: float) -> bool:
 # Real time: the first slot is one to two minutes away, then the provider answers after 30 s.
 @pytest.mark.timeout(300)
 async def test_sigkill_while_the_provider_answers_never_sends_twice(
-        broker: Broker, tmp_path: Path, daemons: list[Daemon]) -> None:
+        broker: Broker, tmp_path: Path, daemons: list[Daemon], store_url: str) -> None:
     now = datetime.now(UTC)
     number, zone = _number_in_daytime(now)
     # The window must not end at midnight: 10:00-18:00 leaves hours to spare.
     assert (now + timedelta(seconds=300)).astimezone(ZoneInfo(zone)).hour < 20
     async with FakeTwilio() as fake:
         port = free_port()
-        path = make_config(tmp_path, broker.url, extra=(
+        path = make_config(tmp_path, broker.url, store_url=store_url, extra=(
             f'public_url = "http://127.0.0.1:{port}"\n'
             '[channels]\nprovider = "twilio"\n'
             f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'

@@ -68,11 +68,11 @@ async def _run_until_outcome(config_path: Path, broker: Broker, days: int) -> st
 
 
 async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_record(
-        broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str) -> None:
     for name, value in ENV.items():  # the CLI below reads the same environment as the daemon
         monkeypatch.setenv(name, value)
     async with FakeTwilio() as fake:
-        path = _config(tmp_path, broker, fake)
+        path = _config(tmp_path, broker, fake, store_url)
         port = load_config(path, ENV).settings.webhook.port
         metrics = await _run_until_outcome(path, broker, days=2)  # early stage: a text first
         await fake.settle()
@@ -102,13 +102,13 @@ async def test_an_event_becomes_a_twilio_message_a_callback_and_an_exported_reco
 async def _first_outcome(config_path: Path, broker: Broker) -> list[dict[str, Any]]:
     await _run_until_outcome(config_path, broker, days=2)
     config = load_config(config_path, ENV)
-    async with open_store(config.store_path, create=False) as store:
+    async with open_store(config.store_location, create=False) as store:
         return [r async for r in store.audit_records()]
 
 
-def _config(tmp_path: Path, broker: Broker, fake: FakeTwilio) -> Path:
+def _config(tmp_path: Path, broker: Broker, fake: FakeTwilio, store_url: str) -> Path:
     port = free_port()
-    path = make_config(tmp_path, broker.url, extra=(
+    path = make_config(tmp_path, broker.url, store_url=store_url, extra=(
         f'public_url = "http://127.0.0.1:{port}"\n'
         f'[channels]\nprovider = "twilio"\n'
         f'[twilio]\napi_base = "{fake.base_url}"\nfrom_number = "+15005550006"\n'
@@ -124,10 +124,11 @@ def _config(tmp_path: Path, broker: Broker, fake: FakeTwilio) -> Path:
     (21408, 400, "failed"),           # any other 4xx: failed with its code, audited
 ])
 async def test_provider_refusals_become_outcomes(
-        broker: Broker, tmp_path: Path, code: int, status: int, expected: str) -> None:
+        broker: Broker, tmp_path: Path, code: int, status: int, expected: str,
+        store_url: str) -> None:
     async with FakeTwilio() as fake:
         fake.fail_number(NUMBER, code, status)
-        records = await _first_outcome(_config(tmp_path, broker, fake), broker)
+        records = await _first_outcome(_config(tmp_path, broker, fake, store_url), broker)
     [outcome] = [r for r in records if r["kind"] == "outcome"]
     assert outcome["status"] == expected
     assert str(code) in outcome["detail"]
@@ -136,26 +137,26 @@ async def test_provider_refusals_become_outcomes(
 
 
 async def test_a_rate_limited_provider_means_not_sent_and_no_contact_counted(
-        broker: Broker, tmp_path: Path) -> None:
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
     async with FakeTwilio() as fake:
         fake.fail_next(429, times=1000)  # every retry within the send's budget is refused
-        path = _config(tmp_path, broker, fake)
+        path = _config(tmp_path, broker, fake, store_url)
         records = await _first_outcome(path, broker)
     [outcome] = [r for r in records if r["kind"] == "outcome"]
     assert outcome["status"] == "not-sent"
     assert "not a contact attempt" in outcome["detail"]
-    async with open_store(load_config(path, ENV).store_path, create=False) as store:
+    async with open_store(load_config(path, ENV).store_location, create=False) as store:
         [context] = (await store.contexts(["A-1"], START - timedelta(days=1))).values()
     assert context.history == ()  # no cap, gap or daily count sees it
 
 
 async def test_a_lost_status_callback_is_reconciled_with_the_provider(
-        broker: Broker, tmp_path: Path) -> None:
+        broker: Broker, tmp_path: Path, store_url: str) -> None:
     async with FakeTwilio() as fake:
         fake.faults.drop_callbacks = True
         clock = VirtualClock(START)
         fake.clock = clock.now  # the provider's timestamps follow the same virtual time
-        config = load_config(_config(tmp_path, broker, fake), ENV)
+        config = load_config(_config(tmp_path, broker, fake, store_url), ENV)
         async with Dispatcher(config, clock=clock, environ=ENV) as daemon:
             task = asyncio.create_task(daemon.run())
             await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")

@@ -43,11 +43,11 @@ class Both:
 
 
 @pytest.fixture
-async def both(broker: Broker, tmp_path: Path) -> AsyncIterator[Both]:
+async def both(broker: Broker, tmp_path: Path, store_url: str) -> AsyncIterator[Both]:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
     # make_config ends with the [webhook] table: the first line continues it.
-    path = make_config(tmp_path, broker.url,
+    path = make_config(tmp_path, broker.url, store_url=store_url,
                        extra=f'public_url = "{public}"\n[contact]\nsweep_seconds = 60\n')
     path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
     async with FakeTwilio() as fake, \

@@ -45,9 +45,11 @@ class Twilio:
 
 
 @pytest.fixture
-async def daemon(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[Dispatcher, Twilio]]:
+async def daemon(broker: Broker, tmp_path: Path,
+                 store_url: str) -> AsyncIterator[tuple[Dispatcher, Twilio]]:
+    """The daemon with an account and three attempts, on SQLite, then on PostgreSQL."""
     # make_config ends with the [webhook] table: the first line continues it.
-    path = make_config(tmp_path, broker.url,
+    path = make_config(tmp_path, broker.url, store_url=store_url,
                        extra=f'public_url = "{PUBLIC}"\n[contact]\nsweep_seconds = 60\n')
     config = load_config(path, {})
     assert str(config.settings.webhook.public_url).rstrip("/") == PUBLIC

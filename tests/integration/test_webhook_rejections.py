@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from dispatcher.domain.clock import VirtualClock
 from dispatcher.service.app import Dispatcher
 from dispatcher.store import open_store
 from tests.integration.inprocess import wait_for
-from tests.support import Broker, make_config
+from tests.support import Broker, make_config, query, store_of
 
 TOKEN = "test-auth-token-0123456789abcdef"
 PUBLIC = "https://dispatcher.example.org"
@@ -47,7 +46,7 @@ class Server:
     daemon: Dispatcher
     clock: VirtualClock
     http: aiohttp.ClientSession
-    db: Path
+    config: Path
 
     async def post(self, path: str, body: bytes | aiohttp.FormData | dict[str, str], *,
                    headers: dict[str, str] | None = None) -> int:
@@ -61,16 +60,14 @@ class Server:
 
     def audit_size(self) -> tuple[int, int]:
         """(records, bytes) of the audit log, read from outside the daemon."""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as db:
-            count, size = db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(record)), 0) "
-                                     "FROM audit").fetchone()
+        [(count, size)] = query(self.config, "SELECT COUNT(*), COALESCE(SUM(LENGTH(record)), 0) "
+                                             "FROM audit")
         return int(count), int(size)
 
     def webhook_records(self) -> list[dict[str, Any]]:
         """The `webhook` audit records so far."""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as db:
-            rows = db.execute("SELECT record FROM audit WHERE kind = 'webhook' ORDER BY seq")
-            return [json.loads(row[0]) for row in rows]
+        return [json.loads(text) for (text,) in query(
+            self.config, "SELECT record FROM audit WHERE kind = 'webhook' ORDER BY seq")]
 
     def rejected(self) -> dict[tuple[str, str], float]:
         """dispatcher_webhooks_rejected_total by (route, reason), from /metrics."""
@@ -88,9 +85,9 @@ def rejected_counts(text: str) -> dict[tuple[str, str], float]:
 
 
 @asynccontextmanager
-async def serving(broker: Broker, folder: Path) -> AsyncIterator[Server]:
+async def serving(broker: Broker, folder: Path, store_url: str) -> AsyncIterator[Server]:
     """The real daemon with Twilio's routes, on a virtual clock; stopped at the end."""
-    path = make_config(folder, broker.url,
+    path = make_config(folder, broker.url, store_url=store_url,
                        extra=f'public_url = "{PUBLIC}"\n[contact]\nsweep_seconds = 60\n')
     config = load_config(path, {})
     clock = VirtualClock(START)
@@ -99,15 +96,15 @@ async def serving(broker: Broker, folder: Path) -> AsyncIterator[Server]:
         await wait_for(lambda: daemon.health.mqtt_connected, 10, "connected")
         try:
             async with aiohttp.ClientSession() as http:
-                yield Server(daemon, clock, http, config.store_path)
+                yield Server(daemon, clock, http, path)
         finally:
             daemon.request_stop()
             await task
 
 
 @pytest.fixture
-async def server(broker: Broker, tmp_path: Path) -> AsyncIterator[Server]:
-    async with serving(broker, tmp_path / "cfg") as running:
+async def server(broker: Broker, tmp_path: Path, store_url: str) -> AsyncIterator[Server]:
+    async with serving(broker, tmp_path / "cfg", store_url) as running:
         yield running
 
 
@@ -190,13 +187,13 @@ async def test_each_minute_gets_its_own_aggregate_and_quiet_minutes_none(
     assert server.rejected() == {(route, "missing_signature"): 8}
 
 
-async def test_an_open_minute_is_written_at_shutdown(broker: Broker, tmp_path: Path) -> None:
-    async with serving(broker, tmp_path / "cfg") as server:
+async def test_an_open_minute_is_written_at_shutdown(broker: Broker, tmp_path: Path,
+                                                     store_url: str) -> None:
+    async with serving(broker, tmp_path / "cfg", store_url) as server:
         for n in range(7):
             assert await server.post(f"/twilio/call/twiml?attempt=a{n}", {"a": "b"},
                                      headers={"X-Twilio-Signature": "forged"}) == 403
-        db = server.db
-    async with open_store(db, create=False) as store:
+    async with open_store(store_of(server.config), create=False) as store:
         [record] = [r async for r in store.audit_records() if r["kind"] == "webhook"]
     assert (record["route"], record["count"], record["reasons"]) == (
         "/twilio/call/twiml", 7, {"bad_signature": 7})
