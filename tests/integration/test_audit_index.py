@@ -1,6 +1,9 @@
 """The index columns stored beside each audit record (`at`, `kind`, `account_id`) are edited in
 the real SQLite file: verify names every disagreement, export and the report still find the
-record by its own content, and pruning refuses to run on such a log."""
+record by its own content, and pruning refuses to run on such a log.
+
+SQLite only: the edits are made with SQLite's JSON functions.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from dispatcher.config.settings import LoadedConfig
 from dispatcher.store import open_store
 from tests.integration import test_retention
 from tests.integration.test_retention import NOW, audit_rows, history, run_cli, scalar, tamper
+
+pytestmark = pytest.mark.sqlite
 
 key = test_retention.key
 config = test_retention.config

@@ -3,6 +3,9 @@ nothing it has not stored, and carries on by itself once it can write again.
 
 The store lives on a small tmpfs of the test's own (the tests run as root in CI), so that the
 disk really fills: SQLite gets ENOSPC from the kernel, as on a production disk.
+
+SQLite only: the disk that fills and the file system that turns read-only are the SQLite
+file's; a PostgreSQL server's disk is the server's to report.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from tests.support import (
     stored_events,
     wait_until,
 )
+
+pytestmark = pytest.mark.sqlite
 
 
 def _mount(folder: Path, options: str) -> None:

@@ -1,4 +1,7 @@
-"""The writer process's store: statements on the loop's thread, a durable commit on a worker."""
+"""The writer process's store: statements on the loop's thread, a durable commit on a worker.
+
+SQLite only: the inline connection is the SQLite store's.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from dispatcher.store import Store, open_store
 from dispatcher.store.sqlite import SqliteStore
 from dispatcher.store.sqlite.inline import InlineConnection
 from tests.support import encode, overdue_event
+
+pytestmark = pytest.mark.sqlite
 
 NOW = datetime(2026, 12, 1, 15, tzinfo=UTC)
 

@@ -5,6 +5,8 @@ and intake carries on by itself once the files are writable again, with nothing 
 
 The files are made immutable with `chattr +i` (the tests run as root in CI, on ext4), which is
 what a file system remounted read-only after I/O errors looks like to SQLite.
+
+SQLite only: these are SQLite's own files and its mapped shared memory.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from tests.support import (
     stored_events,
     wait_until,
 )
+
+pytestmark = pytest.mark.sqlite
 
 FIRST, TOTAL = 50, 300
 
