@@ -129,10 +129,6 @@ def make_config(folder: Path, broker_url: str, *, extra: str = "", client_id: st
     """A config folder: dispatcher.toml, the shipped profiles, schedules and templates."""
     if max_future_seconds is not None:
         extra = _in_table(extra, "ingest", f"max_future_seconds = {max_future_seconds}")
-    if is_postgres_url(store_url) and "head_file" not in extra:
-        # PostgreSQL's default heads file is `../var/<database>.heads.jsonl`: with the config
-        # folder straight in a test's tmp_path, that one file would be every test's.
-        extra = _in_table(extra, "audit", 'head_file = "data/dispatcher.heads.jsonl"')
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copytree(ROOT / "config" / "profiles", folder / "profiles", dirs_exist_ok=True)
     shutil.copytree(ROOT / "config" / "schedules", folder / "schedules", dirs_exist_ok=True)
