@@ -44,6 +44,7 @@ def test_store_migrate_applies_pending_migrations_then_has_nothing_to_do(
     assert (code, out.splitlines()[1]) == (0, f"schema version {latest}: up to date")
 
 
+@pytest.mark.postgresql
 def test_a_password_in_the_store_url_is_refused_with_file_and_key(tmp_path: Path) -> None:
     config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1",
                          store_url="postgresql://postgres:secret@127.0.0.1:5432/test")
@@ -54,6 +55,7 @@ def test_a_password_in_the_store_url_is_refused_with_file_and_key(tmp_path: Path
     assert "secret" not in out.replace("store url", "")
 
 
+@pytest.mark.postgresql
 async def test_a_schema_newer_than_the_code_is_refused(postgres_url: str) -> None:
     async with open_store(postgres_url):
         pass
@@ -64,6 +66,7 @@ async def test_a_schema_newer_than_the_code_is_refused(postgres_url: str) -> Non
             pass
 
 
+@pytest.mark.postgresql
 async def test_commands_that_read_refuse_a_database_without_the_schema(
         postgres_url: str) -> None:
     with pytest.raises(StoreError, match="dispatcher store migrate"):
@@ -71,6 +74,7 @@ async def test_commands_that_read_refuse_a_database_without_the_schema(
             pass
 
 
+@pytest.mark.postgresql
 async def test_concurrent_appends_from_two_stores_make_one_chain(postgres_url: str) -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
     async def append(store_name: str, store: Store, count: int) -> None:
@@ -90,6 +94,7 @@ async def test_concurrent_appends_from_two_stores_make_one_chain(postgres_url: s
         previous = record["hash"]
 
 
+@pytest.mark.postgresql
 async def test_a_due_account_is_claimed_by_one_store_only(postgres_url: str) -> None:
     now = datetime(2026, 12, 1, 15, tzinfo=UTC)
     async with open_store(postgres_url) as one, open_store(postgres_url) as two:
@@ -105,6 +110,7 @@ async def test_a_due_account_is_claimed_by_one_store_only(postgres_url: str) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.postgresql
 # Real time: the first slot is one to two minutes away.
 @pytest.mark.timeout(300)
 async def test_a_daemon_on_postgresql_takes_events_sends_attempts_and_its_log_verifies(
@@ -156,6 +162,7 @@ async def test_a_daemon_on_postgresql_takes_events_sends_attempts_and_its_log_ve
     assert {"config", "event", "attempt", "outcome"} <= set(kinds)
 
 
+@pytest.mark.postgresql
 async def test_an_unreachable_server_is_unwritable_for_the_supervisor_to_wait() -> None:
     with pytest.raises(StoreUnwritable, match="cannot reach PostgreSQL"):
         async with open_store(f"postgresql://postgres@127.0.0.1:{free_port()}/none"):
