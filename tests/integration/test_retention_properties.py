@@ -22,7 +22,7 @@ from dispatcher.audit.retention import retention_cutoff
 from dispatcher.audit.verify import verify_audit_log
 from dispatcher.store import StoreLocation, open_store
 from tests import postgres
-from tests.postgres import store_rows
+from tests.postgres import store_execute, store_rows
 from tests.support import STORES
 
 START = datetime(2018, 1, 1, tzinfo=UTC)
@@ -44,23 +44,28 @@ Stores = Callable[[], AbstractContextManager[StoreLocation]]
 
 
 @pytest.fixture(scope="module", params=STORES)
-def fresh_store(request: pytest.FixtureRequest) -> Stores:
-    """Makes an empty store for one example: a SQLite file, then a PostgreSQL schema."""
-    database = "" if request.param == "sqlite" else request.getfixturevalue("postgres_database")
+def fresh_store(request: pytest.FixtureRequest) -> Iterator[Stores]:
+    """Makes an empty store for one example: a SQLite file, then the module's PostgreSQL schema
+    emptied (a schema migrated per example would cost more than the example)."""
+    url = ("" if request.param == "sqlite"
+           else postgres.create_schema(request.getfixturevalue("postgres_database")))
 
     @contextmanager
     def made() -> Iterator[StoreLocation]:
-        if not database:
+        if not url:
             with tempfile.TemporaryDirectory() as folder:
                 yield Path(folder) / "store.db"
             return
-        url = postgres.create_schema(database)
-        try:
-            yield url
-        finally:
-            postgres.drop_schema(url)
+        tables = [name for (name,) in store_rows(url, "SELECT tablename FROM pg_tables WHERE "
+                                                      "schemaname = current_schema()")
+                  if name not in ("audit_head", "schema_version")]
+        if tables:
+            store_execute(url, f"TRUNCATE {', '.join(tables)}")
+        yield url
 
-    return made
+    yield made
+    if url:
+        postgres.drop_schema(url)
 
 
 async def _scenario(path: StoreLocation, history: list[tuple[int, str | None, str]],
