@@ -11,10 +11,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dispatcher.domain.zones import number_zones_for
+from dispatcher.store import is_shared
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.inprocess import metrics_once, wait_for, wait_for_async
 from tests.integration.publish import publish_all
-from tests.support import Broker, Daemon, free_port, make_config, query
+from tests.support import Broker, Daemon, free_port, make_config, query, store_of
 
 # Numbers whose area code names one zone each: one of them is always in the middle of its day.
 CANDIDATES = ("+12125550100", "+13125550100", "+12135550100", "+18085550100", "+442071838750",
@@ -89,6 +90,7 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
             '[compliance.regions]\n' + "".join(f'{country} = "us"\n' for country in COUNTRIES)),
             log_format="text")
         path.write_text(path.read_text().replace("port = 0", f"port = {port}"))
+        shared = is_shared(store_of(path))
         _schedule_due_now(path.parent, zone, now)
         env = {**os.environ, "TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
         daemon = Daemon(path, env)
@@ -113,8 +115,11 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
         [(attempt_id, outcome)] = query(path, "SELECT attempt_id, outcome FROM attempts")
         assert outcome is None
         daemon.start(wait_connected=False)
-        await wait_for(lambda: bool(query(path, "SELECT 1 FROM attempts WHERE outcome IS NOT "
-                                              "NULL")), 30, "the attempt reconciled")
+        if shared:
+            await wait_for(lambda: "connected to broker" in daemon.new_log(), 20, "connected")
+        else:
+            await wait_for(lambda: bool(query(path, "SELECT 1 FROM attempts WHERE outcome IS "
+                                                  "NOT NULL")), 30, "the attempt reconciled")
         # Sweeps after the restart: none may send it again.
         swept = await _sweeps(port)
         await wait_for_async(lambda: _sweeps_beyond(port, swept + 3), 20, "three more sweeps")
@@ -124,6 +129,12 @@ async def test_sigkill_while_the_provider_answers_never_sends_twice(
     assert len(posts) == 1
     [(outcome, provider_sid)] = query(
         path, "SELECT outcome, provider_sid FROM attempts WHERE attempt_id = ?", (attempt_id,))
+    if shared:
+        # Another daemon of the store may be sending an attempt this young: it is looked up
+        # once silent for a quarter hour, and meanwhile nothing sends it again.
+        assert (outcome, provider_sid) == (None, None)
+        assert "had no outcome" not in daemon.new_log()
+        return
     assert provider_sid == sid
     assert outcome in ("delivered", "sent")  # the provider's own record of it
     assert "had no outcome" in daemon.new_log()
