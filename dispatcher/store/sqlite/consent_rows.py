@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 from dispatcher.compliance.consent import (
     INBOUND_TOPIC,
@@ -16,10 +15,10 @@ from dispatcher.compliance.consent import (
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.events import EventType, OptChannel, OptData
 from dispatcher.store.base import Accepted
+from dispatcher.store.common import CHANNELS
 from dispatcher.store.sqlite.contact_rows import Db, chunks, marks
 
 Key = tuple[str, str]  # (number, channel)
-CHANNELS = ("sms", "call")
 
 
 def _standing(opted_out: int, reason: str | None) -> Standing:
@@ -101,16 +100,3 @@ async def pause_for_review(db: Db, number: str, *, key: str, account_id: str | N
             changed[(number, channel)] = after
     await save_standings(db, changed)
     return {channel: s.standing for (_, channel), s in changed.items()}
-
-
-def opt_audit(base: Mapping[str, Any], number: str, channel: str, standing: str,
-              refused: Mapping[str, str] | None) -> list[dict[str, Any]]:
-    """The `opt_out` audit records of one event: one per channel when an opt-in was refused
-    on some of them (`status: not_applied` with the reason), else one."""
-    if not refused:
-        return [{**base, "kind": "opt_out", "to": number, "channel": channel,
-                 "status": standing}]
-    channels = CHANNELS if channel == OptChannel.ALL else (channel,)
-    return [{**base, "kind": "opt_out", "to": number, "channel": c,
-             "status": "not_applied" if c in refused else standing, "reason": refused.get(c)}
-            for c in channels]

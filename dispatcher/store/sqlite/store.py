@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -28,9 +27,6 @@ from dispatcher.domain.clock import sortable_utc, utc_rfc3339
 from dispatcher.domain.events import (
     Event,
     EventType,
-    HoldData,
-    OptData,
-    ReleaseData,
     parse_stored_event,
 )
 from dispatcher.errors import StoreError, StoreUnwritable
@@ -42,81 +38,20 @@ from dispatcher.store.base import (
     OptOut,
     Rejected,
 )
+from dispatcher.store.common import (
+    UNPUBLISHABLE,
+    StateCache,
+    dead_letter_record,
+    derived_audit,
+    party_numbers,
+    party_rows,
+)
 from dispatcher.store.sqlite.answer_rows import AnswerRows
-from dispatcher.store.sqlite.consent_rows import apply_opt_events, opt_audit, pause_for_review
+from dispatcher.store.sqlite.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
 from dispatcher.store.sqlite.inline import connect_inline
 from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
 from dispatcher.store.sqlite.retention_rows import RetentionRows
-
-# audit.published: NULL never published, 0 waiting, 1 published, 2 can never be published.
-UNPUBLISHABLE = 2
-
-
-def _party_numbers(state: AccountState) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
-    """What `_party_rows` is made of: equal numbers mean equal rows (cheaper to compare)."""
-    debtor = tuple(p.number for p in state.debtor.phones) if state.debtor is not None else ()
-    return debtor, tuple((c.number, c.contact_id) for c in state.contacts)
-
-
-def _party_rows(state: AccountState) -> list[tuple[str, str, str, str | None]]:
-    debtor, contacts = _party_numbers(state)
-    rows: list[tuple[str, str, str, str | None]] = [
-        (number, state.account_id, "debtor", None) for number in debtor]
-    rows.extend((number, state.account_id, "third_party", contact_id)
-                for number, contact_id in contacts)
-    return list({(r[0], r[2]): r for r in rows}.values())
-
-
-def _derived_audit(event: Event,
-                   refused: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Hold and opt-out records that an event implies, besides its `event` record; `refused`
-    names the channels on which an opt-in was not applied, and why."""
-    data = event.data
-    base = {"account_id": event.account_id, "event_id": event.event_id}
-    if isinstance(data, HoldData):
-        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "placed",
-                        "until": data.until.isoformat() if data.until else None}]
-    if isinstance(data, ReleaseData):
-        return [base | {"kind": "hold", "reason": f"hold:{data.reason}", "status": "released"}]
-    if isinstance(data, OptData):
-        status = "opted_out" if event.type is EventType.OPT_OUT else "opted_in"
-        return opt_audit(base, data.number, str(data.channel), status, refused)
-    return []
-
-
-def _dead_letter_record(item: Rejected, dead_letter_id: int) -> dict[str, Any]:
-    ident = item.identity
-    return {"kind": "dead_letter", "dead_letter_id": dead_letter_id, "reason": item.reason,
-            "detail": item.detail, "event_id": ident.get("event_id"),
-            "event_type": ident.get("event_type"), "account_id": ident.get("account_id"),
-            "payload_sha256": hashlib.sha256(item.payload).hexdigest()}
-
-
-class _StateCache:
-    """Parsed account states keyed by their stored JSON: a hit needs the text to be unchanged,
-    so a write by another process (the CLI) can never be answered from a stale copy."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, tuple[str, AccountState]] = OrderedDict()
-
-    def get(self, account_id: str, state_json: str) -> AccountState:
-        """The parsed state for this stored text, from the cache when it matches."""
-        entry = self._entries.get(account_id)
-        if entry is not None and entry[0] == state_json:
-            self._entries.move_to_end(account_id)
-            return entry[1]
-        state = AccountState.model_validate_json(state_json)
-        self.put(state_json, state)
-        return state
-
-    def put(self, state_json: str, state: AccountState) -> None:
-        """Remember a state by the text it is stored as."""
-        self._entries[state.account_id] = (state_json, state)
-        self._entries.move_to_end(state.account_id)
-        if len(self._entries) > self._size:
-            self._entries.popitem(last=False)
 
 
 class SqliteStore(ContactRows, AnswerRows, RetentionRows):
@@ -126,7 +61,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
         self._db = db
         self.path = path
         self._lock = asyncio.Lock()
-        self._states = _StateCache(50_000)
+        self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
         self._sealed: list[dict[str, Any]] = []
@@ -269,10 +204,10 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
             audit: list[dict[str, Any]] = []
             for item in items:
                 if isinstance(item, Rejected):
-                    audit.append(_dead_letter_record(item, letter_ids[id(item)]))
+                    audit.append(dead_letter_record(item, letter_ids[id(item)]))
                 elif id(item) in fresh_ids:
                     audit.append(self._event_record(item))
-                    audit.extend(_derived_audit(item.event, refused.get(item.event.event_id)))
+                    audit.extend(derived_audit(item.event, refused.get(item.event.event_id)))
             await self._insert_audit(audit, now, {"config_version": config_version})
         return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
                            dead_letter_reasons=tuple(r.reason for r in rejected))
@@ -324,7 +259,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
             states.append(after)
             if before is None or (
                     (before.debtor is not after.debtor or before.contacts is not after.contacts)
-                    and _party_numbers(before) != _party_numbers(after)):
+                    and party_numbers(before) != party_numbers(after)):
                 renumbered.append(after)
         rows = []
         for state in states:
@@ -344,7 +279,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
                              [(s.account_id,) for s in renumbered])
         await db.executemany(
             "INSERT INTO party_numbers(number, account_id, party, contact_id) VALUES (?, ?, ?, ?)",
-            [row for s in renumbered for row in _party_rows(s)])
+            [row for s in renumbered for row in party_rows(s)])
 
     @staticmethod
     async def _account_events(db: Db, account_id: str) -> list[Event]:
