@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
 
 from dispatcher.domain.accounts import AccountState
+from dispatcher.domain.contact import Medium, NumberClaim, PastAttempt
 from dispatcher.domain.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
-from dispatcher.store.base import Accepted, Rejected
+from dispatcher.store.base import Accepted, AccountContext, Rejected
 
 # The channels an opt-out of `all` stands for, each with its own standing.
 CHANNELS = ("sms", "call")
@@ -116,3 +118,45 @@ class StateCache:
         self._entries.move_to_end(state.account_id)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
+
+
+class SharedNumbers(NamedTuple):
+    """What other accounts do on an account's numbers."""
+
+    attempts: dict[str, list[tuple[str, PastAttempt]]]  # by number: (account, attempt)
+    claims: dict[str, list[NumberClaim]]  # by number
+    last_used: dict[tuple[str, str], datetime]  # (account, number): its last attempt on it
+
+
+def others(attempts: Mapping[str, list[tuple[str, PastAttempt]]], numbers: Iterable[str],
+           account_id: str) -> tuple[PastAttempt, ...]:
+    """Other accounts' attempts on `numbers`, oldest first."""
+    found = [a for n in numbers for owner, a in attempts.get(n, ()) if owner != account_id]
+    return tuple(sorted(found, key=lambda a: (a.at, a.attempt_id)))
+
+
+def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str, str | None]], *,
+                     parse: Callable[[str, str], AccountState],
+                     history: Mapping[str, list[PastAttempt]], numbers: Mapping[str, set[str]],
+                     opted: set[tuple[str, Medium]], review: set[tuple[str, Medium]],
+                     invalid: set[str], shared: SharedNumbers) -> dict[str, AccountContext]:
+    """Each stored account's context from what a store read for the batch (`states`: state and
+    plan JSON by account; `parse`: the state of an account from its JSON)."""
+    found = {}
+    for account_id in account_ids:
+        if account_id not in states:
+            continue
+        state_json, plan_json = states[account_id]
+        mine = numbers[account_id]
+        found[account_id] = AccountContext(
+            state=parse(account_id, state_json), plan_json=plan_json,
+            history=tuple(history[account_id]),
+            opted_out=frozenset(o for o in opted if o[0] in mine),
+            under_review=frozenset(o for o in review if o[0] in mine),
+            invalid_numbers=frozenset(n for n in invalid if n in mine),
+            number_history=others(shared.attempts, mine, account_id),
+            number_claims=tuple(c for n in sorted(mine) for c in shared.claims.get(n, ())
+                                if c.account_id != account_id),
+            number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
+                              if (account_id, n) in shared.last_used})
+    return found

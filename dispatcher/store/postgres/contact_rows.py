@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import asyncpg
 import orjson
@@ -16,6 +16,7 @@ from dispatcher.domain.accounts import AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
+from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.postgres.host import Conn, Host
 
 LEASE = timedelta(minutes=5)
@@ -69,21 +70,8 @@ def _planned_at(plan_json: str, number: str) -> str | None:
     return at if isinstance(at, str) else None
 
 
-def _others(attempts: Mapping[str, list[tuple[str, PastAttempt]]], numbers: Iterable[str],
-            account_id: str) -> tuple[PastAttempt, ...]:
-    """Other accounts' attempts on `numbers`, oldest first."""
-    found = [a for n in numbers for owner, a in attempts.get(n, ()) if owner != account_id]
-    return tuple(sorted(found, key=lambda a: (a.at, a.attempt_id)))
-
-
-class _Shared(NamedTuple):
-    attempts: dict[str, list[tuple[str, PastAttempt]]]  # by number: (account, attempt)
-    claims: dict[str, list[NumberClaim]]  # by number
-    last_used: dict[tuple[str, str], datetime]  # (account, number): its last attempt on it
-
-
 async def _shared_numbers(host: Host, numbers: Mapping[str, set[str]],
-                          since: datetime) -> _Shared:
+                          since: datetime) -> SharedNumbers:
     """Other accounts' attempts on the accounts' `numbers` since `since`, the stored plans of
     other accounts that will use one of them, and, for numbers another account uses, when each
     account last used them: one number is paced as one person, whichever accounts list it."""
@@ -92,7 +80,7 @@ async def _shared_numbers(host: Host, numbers: Mapping[str, set[str]],
         for number in mine:
             listed[number].add(account_id)
     every = sorted(listed)
-    shared = _Shared(defaultdict(list), defaultdict(list), {})
+    shared = SharedNumbers(defaultdict(list), defaultdict(list), {})
     if not every:
         return shared
     rows: dict[str, list[asyncpg.Record]] = defaultdict(list)
@@ -212,24 +200,9 @@ class ContactRows:
             invalid.update(row[0] for row in await self._fetch(
                 "SELECT number FROM invalid_numbers WHERE number = ANY($1::text[])", every))
         shared = await _shared_numbers(self, numbers, number_since or since)
-        found = {}
-        for account_id in account_ids:
-            if account_id not in states:
-                continue
-            state_json, plan_json = states[account_id]
-            mine = numbers[account_id]
-            found[account_id] = AccountContext(
-                state=self._states.get(account_id, state_json), plan_json=plan_json,
-                history=tuple(history[account_id]),
-                opted_out=frozenset(o for o in opted if o[0] in mine),
-                under_review=frozenset(o for o in review if o[0] in mine),
-                invalid_numbers=frozenset(n for n in invalid if n in mine),
-                number_history=_others(shared.attempts, mine, account_id),
-                number_claims=tuple(c for n in sorted(mine) for c in shared.claims.get(n, ())
-                                    if c.account_id != account_id),
-                number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
-                                  if (account_id, n) in shared.last_used})
-        return found
+        return account_contexts(account_ids, states, parse=self._states.get, history=history,
+                                numbers=numbers, opted=opted, review=review, invalid=invalid,
+                                shared=shared)
 
     async def record_decisions(self: Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -17,6 +17,7 @@ from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
+from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.sqlite.inline import InlineConnection
 
 LEASE = timedelta(minutes=5)
@@ -78,21 +79,8 @@ def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
 
-def _others(attempts: Mapping[str, list[tuple[str, PastAttempt]]], numbers: Iterable[str],
-            account_id: str) -> tuple[PastAttempt, ...]:
-    """Other accounts' attempts on `numbers`, oldest first."""
-    found = [a for n in numbers for owner, a in attempts.get(n, ()) if owner != account_id]
-    return tuple(sorted(found, key=lambda a: (a.at, a.attempt_id)))
-
-
-class _Shared(NamedTuple):
-    attempts: dict[str, list[tuple[str, PastAttempt]]]  # by number: (account, attempt)
-    claims: dict[str, list[NumberClaim]]  # by number
-    last_used: dict[tuple[str, str], datetime]  # (account, number): its last attempt on it
-
-
 async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
-                          since: datetime) -> _Shared:
+                          since: datetime) -> SharedNumbers:
     """Other accounts' attempts on the accounts' `numbers` since `since`, the stored plans of
     other accounts that will use one of them, and, for numbers another account uses, when each
     account last used them, however long ago: one number is paced as one person, whichever
@@ -102,7 +90,7 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
         for number in mine:
             listed[number].add(account_id)
     every = sorted(listed)
-    shared = _Shared(defaultdict(list), defaultdict(list), {})
+    shared = SharedNumbers(defaultdict(list), defaultdict(list), {})
     if not every:
         return shared
     number_marks = marks(len(every))
@@ -242,24 +230,9 @@ class ContactRows:
             invalid.update(row[0] for row in await self._fetch(
                 f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", every))
         shared = await _shared_numbers(self._fetch, numbers, number_since or since)
-        found = {}
-        for account_id in account_ids:
-            if account_id not in states:
-                continue
-            state_json, plan_json = states[account_id]
-            mine = numbers[account_id]
-            found[account_id] = AccountContext(
-                state=self._states.get(account_id, state_json), plan_json=plan_json,
-                history=tuple(history[account_id]),
-                opted_out=frozenset(o for o in opted if o[0] in mine),
-                under_review=frozenset(o for o in review if o[0] in mine),
-                invalid_numbers=frozenset(n for n in invalid if n in mine),
-                number_history=_others(shared.attempts, mine, account_id),
-                number_claims=tuple(c for n in sorted(mine) for c in shared.claims.get(n, ())
-                                    if c.account_id != account_id),
-                number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
-                                  if (account_id, n) in shared.last_used})
-        return found
+        return account_contexts(account_ids, states, parse=self._states.get, history=history,
+                                numbers=numbers, opted=opted, review=review, invalid=invalid,
+                                shared=shared)
 
     async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
