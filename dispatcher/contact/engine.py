@@ -45,6 +45,13 @@ from dispatcher.contact.decide import (
     plan_to_json,
 )
 from dispatcher.contact.learning import Learning
+from dispatcher.contact.operator_log import (
+    ONE_AT_A_TIME,
+    SEND_BUDGET,
+    say_decision,
+    say_deferred,
+    say_outcomes,
+)
 from dispatcher.contact.reconcile import reconcile, settle_open_attempts
 from dispatcher.contact.replan import replan_all
 from dispatcher.contact.shared_numbers import NumberLedger, turn_order
@@ -179,6 +186,7 @@ class Engine:
                 later = StoredPlan(deferred, stored.promise_broken, decision.policy_digest)
                 ledger.planned(facts, deferred)
                 plans.append(PlanRow(account_id, plan_to_json(later), now + NEXT_TRY))
+                say_deferred(account_id, deferred, now + NEXT_TRY, SEND_BUDGET)
                 continue
             if decision.send is not None:
                 budget[decision.send.target.medium] -= 1
@@ -267,14 +275,15 @@ class Engine:
             if decision.send is not None:
                 # Never two attempts on one account in one instant: decide again a tick later.
                 plans.append(PlanRow(account_id, plan_to_json(stored), now + NEXT_TRY))
+                say_deferred(account_id, decision.send, now + NEXT_TRY, ONE_AT_A_TIME)
             else:
                 ledger.planned(after, decision.plan)
                 plans.append(self._plan_row(account_id, decision, stored, now))
         if outcomes:
             stats.outcomes += len(outcomes)
-            await self.store.record_outcomes(
+            say_outcomes(await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
-                audit_for=outcome_record, plans=plans, audit_after=audit)
+                audit_for=outcome_record, plans=plans, audit_after=audit))
 
     def _now(self) -> datetime:
         return self.clock.now() if self.clock is not None else datetime.now(UTC)
@@ -307,8 +316,9 @@ class Engine:
         if self.on_sent is not None:
             self.on_sent(delivery.medium, time.monotonic() - started)
         stats.sent += 1
-        log.info("sent %s %s to %s", delivery.attempt_id, delivery.medium.value,
-                 mask_number(delivery.to))
+        if log.isEnabledFor(logging.DEBUG):  # the decision and the outcome have lines of their own
+            log.debug("provider took %s %s to %s", delivery.attempt_id, delivery.medium.value,
+                      mask_number(delivery.to))
         if result.outcome is None:
             return None
         return OutcomeRow(delivery.attempt_id, result.outcome, now, result.provider_sid)
@@ -335,6 +345,7 @@ class Engine:
         records = await self.store.record_outcomes(
             outcomes, now=now, config_version=self.policy.config_version,
             audit_for=outcome_record)
+        say_outcomes(records)
         return len(records)
 
     async def settle_open_attempts(self, now: datetime, *,
@@ -345,6 +356,7 @@ class Engine:
 
     @staticmethod
     def _plan_row(account_id: str, decision: Decision, stored: Any, now: datetime) -> PlanRow:
+        say_decision(account_id, decision, now)
         return PlanRow(account_id, plan_to_json(decision.stored(stored)), decision.next_look(now))
 
     def _attempt(self, facts: Facts, planned: PlannedAttempt, attempt_id: str,

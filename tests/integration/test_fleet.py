@@ -345,8 +345,10 @@ async def test_a_callback_for_one_daemons_attempt_is_recorded_by_another(
     assert callbacks
     assert {(c.url.split("/twilio")[0], c.status) for c in callbacks} == {
         (f"http://127.0.0.1:{receiver_port}", 204)}
-    assert f"sent {attempt_id}" in sender.new_log()
-    assert "sent " not in receiver.new_log()
+    # The sender's log has the decision to send it; the receiver's only its outcome.
+    assert f"result=sent attempt={attempt_id}" in sender.new_log()
+    assert "result=sent" not in receiver.new_log()
+    assert f"outcome account=A-1 attempt={attempt_id}" in receiver.new_log()
     assert "dispatcher_webhooks_rejected_total{" not in metrics  # every signature was good
     assert [sender.terminate(), receiver.terminate()] == [0, 0]
     [record] = [json.loads(text) for (text,) in store_rows(

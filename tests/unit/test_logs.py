@@ -120,3 +120,90 @@ def test_text_format_masks_too(stream: io.StringIO) -> None:
     assert NUMBER not in text
     assert f"call {MASKED}" in text
     assert f"to={MASKED}" in text
+
+
+# -- hostile values: no value can end its line, forge a field, or grow a line without bound ----
+
+HOSTILE = ["A-1\n2026-12-01 14:00:00,000 INFO    dispatcher.contact: decision account=A-9 "
+           "result=sent", "A-1\r\x1b[2J\x1b[31mred", 'A-1" result=sent x="', "A-1\u2028B\u2029C",
+           "A-1\x85\x9b31m", "A-1\u202egnp.exe", "A-1\\x0a", "A-\x00-\x7f"]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_text_value_stays_one_field_of_one_line(stream: io.StringIO,
+                                                         hostile: str) -> None:
+    configure_logging("info", "text", stream)
+    logging.getLogger("dispatcher.test").info(
+        "account %s seen", hostile, extra={"account": hostile, "result": "deferred"})
+    text = stream.getvalue()
+    assert text.endswith("\n")
+    assert text.count("\n") == 1
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202e]", text)
+    # The fields after the message: exactly the two given, the hostile one quoted whole.
+    after = " " + text.rstrip("\n").split(" seen ", 1)[1]
+    fields = re.findall(r' (\w+)=("(?:[^"\\]|\\.)*"|[^ "]*)', after)
+    assert [name for name, _ in fields] == ["account", "result"]
+    assert fields[1][1] == "deferred"
+    assert fields[0][1].startswith('"')
+    assert fields[0][1].endswith('"')
+
+
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_hostile_json_value_comes_back_as_it_was(stream: io.StringIO, hostile: str) -> None:
+    configure_logging("info", "json", stream)
+    logging.getLogger("dispatcher.test").info("account %s seen", hostile,
+                                              extra={"account": hostile})
+    text = stream.getvalue()
+    assert text.count("\n") == 1
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202e]", text)
+    [entry] = lines(stream)
+    assert entry["account"] == hostile
+    assert entry["message"] == f"account {hostile} seen"
+
+
+def test_plain_values_are_unquoted_and_others_quoted(stream: io.StringIO) -> None:
+    configure_logging("info", "text", stream)
+    logging.getLogger("dispatcher.test").info("decision", extra={
+        "account": "A-1", "detail": "provider error 21610", "empty": "", "n": 3, "none": None,
+        "counts": {"quiet_hours": 2, "hold:dispute": 1}, "list": ["a", "b"]})
+    line = stream.getvalue().rstrip("\n")
+    assert line.endswith(': decision account=A-1 detail="provider error 21610" empty="" n=3 '
+                         'none=None counts=quiet_hours:2,hold:dispute:1 list=a,b')
+
+
+def test_a_huge_value_is_cut_and_says_how_much_went(stream: io.StringIO) -> None:
+    configure_logging("info", "json", stream)
+    huge = "A" * 1_000_000
+    logging.getLogger("dispatcher.test").info("x" * 100_000, extra={"account": huge})
+    [entry] = lines(stream)
+    assert len(stream.getvalue()) < 4000
+    assert entry["account"] == "A" * 256 + "...[999744 more characters]"
+    assert entry["message"].endswith("...[97952 more characters]")
+
+
+def test_a_number_cut_in_half_is_still_masked(stream: io.StringIO) -> None:
+    configure_logging("info", "text", stream)
+    logging.getLogger("dispatcher.test").info("x", extra={"v": "A" * 250 + NUMBER})
+    assert "5550100" not in stream.getvalue()
+    assert "5550" not in stream.getvalue()
+
+
+def test_a_traceback_is_indented_under_its_line(stream: io.StringIO) -> None:
+    configure_logging("info", "text", stream)
+    error = RuntimeError(f"bad\n2026-12-01 14:00:00,000 INFO    forged {NUMBER}\x1b[2J")
+    logging.getLogger("dispatcher.test").error("send failed", exc_info=error)
+    first, *rest = stream.getvalue().rstrip("\n").split("\n")
+    assert first.endswith("dispatcher.test: send failed")
+    assert rest
+    assert all(line.startswith("    ") for line in rest)
+    assert NUMBER not in stream.getvalue()
+    assert "\x1b" not in stream.getvalue()
+
+
+def test_json_time_is_when_the_line_was_logged(stream: io.StringIO) -> None:
+    configure_logging("info", "json", stream)
+    record = logging.LogRecord("dispatcher.test", logging.INFO, "", 0, "old", None, None)
+    record.created = 1796126400.25  # 2026-12-01 12:00:00.250 UTC
+    logging.getLogger("dispatcher.test").handle(record)
+    [entry] = lines(stream)
+    assert entry["time"] == "2026-12-01T12:00:00.250Z"
