@@ -58,6 +58,8 @@ class ServiceSettings(_Section):
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "text"
+    # A summary line every so many seconds (0: none).
+    log_summary_seconds: float = Field(default=60.0, ge=0, le=86400)
     shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=600)
 
 

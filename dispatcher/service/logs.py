@@ -66,9 +66,12 @@ def safe_text(text: str, limit: int = FIELD_LIMIT) -> str:
 
 def text_value(value: object) -> str:
     """One `key=value` field's value: safe, and quoted when it holds a space, `"`, `=` or `\\`
-    (inside quotes `\\` and `"` are escaped, so no value can close its quotes early)."""
+    (inside quotes `\\` and `"` are escaped, so no value can close its quotes early); a
+    mapping as `key:value,...`, a list as `a,b`, either empty as `-`."""
     if value is None or isinstance(value, bool | int | float):
         return str(value)
+    if isinstance(value, dict | list | tuple | set | frozenset) and not value:
+        return "-"
     if isinstance(value, dict):
         text = ",".join(f"{bounded(str(k))}:{_plain(v)}" for k, v in value.items())
     elif isinstance(value, list | tuple | set | frozenset):

@@ -412,3 +412,18 @@ def test_a_postgresql_store_is_described_with_its_schema() -> None:
     assert describe_store("postgresql://me@db:5432/x") == "postgresql db:5432/x"
     assert describe_store("postgresql://me@db/x?search_path=tenant_a") == \
         "postgresql db:5432/x (schema tenant_a)"
+
+
+def test_a_log_format_or_summary_interval_out_of_range_is_named(tmp_path: Path) -> None:
+    path = write_config(tmp_path, '[service]\nlog_format = "xml"\nlog_summary_seconds = -1\n')
+    problems = {p.key: p.reason for p in problems_of(path)}
+    assert problems == {"service.log_format": "Input should be 'json' or 'text'",
+                        "service.log_summary_seconds": "Input should be greater than or equal "
+                                                       "to 0"}
+
+
+def test_the_summary_interval_defaults_to_a_minute_and_zero_turns_it_off(
+        tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path, ""), {}).settings.service.log_summary_seconds == 60
+    off = write_config(tmp_path, "[service]\nlog_summary_seconds = 0\n")
+    assert load_config(off, {}).settings.service.log_summary_seconds == 0
