@@ -33,8 +33,9 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\
 # What a JSON encoder leaves as it is: C0 controls are escaped by the encoder itself.
 _UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
                              "\u2060-\u206f\ufeff\ufff9-\ufffb]")
-# A text value is quoted when it is empty or holds what would split it or end the line's field.
-_NEEDS_QUOTES = re.compile(r'[\s"=\\]')
+# A text value is left unquoted only when it is not empty and holds nothing that would split
+# it, end its field or need an escape.
+_PLAIN = re.compile(r'[^\s"=\\' + _UNSAFE.pattern[1:-1] + "]+")
 
 
 def _visible(char: re.Match[str]) -> str:
@@ -49,7 +50,7 @@ def _json_escape(char: re.Match[str]) -> str:
 def bounded(text: str, limit: int = FIELD_LIMIT) -> str:
     """`text` with its phone numbers masked and cut to `limit` characters (saying how many went)."""
     if len(text) <= limit:
-        return mask_numbers_in(text)
+        return mask_numbers_in(text) if "+" in text else text  # every number starts with +
     masked = mask_numbers_in(text[:limit + _NUMBER_SPAN])
     return f"{masked[:limit]}...[{len(text) - limit} more characters]"
 
@@ -68,17 +69,19 @@ def text_value(value: object) -> str:
     """One `key=value` field's value: safe, and quoted when it holds a space, `"`, `=` or `\\`
     (inside quotes `\\` and `"` are escaped, so no value can close its quotes early); a
     mapping as `key:value,...`, a list as `a,b`, either empty as `-`."""
-    if value is None or isinstance(value, bool | int | float):
+    if type(value) is str:
+        text = bounded(value)
+    elif value is None or isinstance(value, bool | int | float):
         return str(value)
-    if isinstance(value, dict | list | tuple | set | frozenset) and not value:
+    elif isinstance(value, dict | list | tuple | set | frozenset) and not value:
         return "-"
-    if isinstance(value, dict):
+    elif isinstance(value, dict):
         text = ",".join(f"{bounded(str(k))}:{_plain(v)}" for k, v in value.items())
     elif isinstance(value, list | tuple | set | frozenset):
         text = ",".join(_plain(v) for v in value)
     else:
         text = bounded(str(value))
-    if text and not _NEEDS_QUOTES.search(text) and not _UNSAFE.search(text):
+    if _PLAIN.fullmatch(text):
         return text
     return '"' + escaped(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
