@@ -24,6 +24,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"me
 # Longest field value and message kept; the rest is dropped, with a note of how much.
 FIELD_LIMIT = 256
 MESSAGE_LIMIT = 2048
+TRACEBACK_LIMIT = 16384
 # A number is at most 16 characters: cut this much further first, so one cut in half is masked.
 _NUMBER_SPAN = 16
 # C0 and C1 controls (ESC starts an ANSI sequence, U+009B is one on its own), DEL, the line and
@@ -127,7 +128,7 @@ class MaskingJsonFormatter(logging.Formatter):
             entry.setdefault(key, _json_safe(value))
         if record.exc_info:
             # Masked whole, before encoding: JSON escapes ("\\n+1512...") would hide a number.
-            entry["exception"] = mask_numbers_in(self.formatException(record.exc_info))
+            entry["exception"] = bounded(self.formatException(record.exc_info), TRACEBACK_LIMIT)
         line = json.dumps(entry, ensure_ascii=False, default=str)
         # Valid JSON escapes of characters the encoder leaves raw: the line stays one line.
         return _UNSAFE_IN_JSON.sub(_json_escape, line) if _UNSAFE_IN_JSON.search(line) else line
@@ -148,7 +149,7 @@ class MaskingTextFormatter(logging.Formatter):
             line += " " + " ".join(f"{k}={text_value(v)}" for k, v in extras.items())
         if record.exc_info:
             # Indented: a line of the log that starts at its left edge is always a record.
-            trace = mask_numbers_in(self.formatException(record.exc_info))
+            trace = bounded(self.formatException(record.exc_info), TRACEBACK_LIMIT)
             line += "".join(f"\n    {escaped(part)}" for part in trace.splitlines())
         return line
 

@@ -207,3 +207,12 @@ def test_json_time_is_when_the_line_was_logged(stream: io.StringIO) -> None:
     logging.getLogger("dispatcher.test").handle(record)
     [entry] = lines(stream)
     assert entry["time"] == "2026-12-01T12:00:00.250Z"
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_huge_exception_message_is_cut(stream: io.StringIO, fmt: str) -> None:
+    configure_logging("info", fmt, stream)
+    error = ValueError("x" * 1_000_000)
+    logging.getLogger("dispatcher.test").error("failed", exc_info=error)
+    assert len(stream.getvalue()) < 20_000
+    assert "more characters]" in stream.getvalue()
