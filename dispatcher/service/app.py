@@ -54,7 +54,7 @@ from dispatcher.service.jobs import (
     once_a_day,
 )
 from dispatcher.service.metrics import Metrics
-from dispatcher.service.summary import QueueSize, Summary
+from dispatcher.service.summary import Summary
 from dispatcher.store import PruneResult, Store, check_writable, is_shared, open_store
 from dispatcher.webhooks.server import Health, build_app, start_server
 from dispatcher.webhooks.twilio import TwilioWebhooks
@@ -121,8 +121,8 @@ class Dispatcher:
         self._writer_module = writer_module
         # How the outbox screens a record's topic before the MQTT client sees it.
         self._topic_problem = topic_problem
-        # The work queue's size for the summary line, once the daemon has a queue to ask.
-        self.queue_size: QueueSize | None = None
+        # The periodic summary line; a work queue gives it its size (`summary.queue_size`).
+        self.summary = Summary(self.metrics)
 
     @property
     def store(self) -> Store:
@@ -352,7 +352,7 @@ class Dispatcher:
             mqtt = group.create_task(self._mqtt_loop(), name="mqtt")
             group.create_task(self._bounded_shutdown(mqtt), name="shutdown-guard")
             group.create_task(self._config_watcher(), name="config-watcher")
-            group.create_task(Summary(self.metrics, self.queue_size).run(
+            group.create_task(self.summary.run(
                 lambda: self.config.settings.service.log_summary_seconds, self._stop),
                 name="log-summary")
             sweeps = group.create_task(self._sweep_loop(self._running_engine()),

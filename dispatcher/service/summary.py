@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -93,7 +94,7 @@ class Summary:
                  monotonic: Callable[[], float] | None = None) -> None:
         self._metrics = metrics
         self.queue_size = queue_size  # set by whoever runs a work queue
-        self._monotonic = monotonic or asyncio.get_running_loop().time
+        self._monotonic = monotonic or time.monotonic
         self._last = totals_of(metrics)
         self._since = self._monotonic()
 
@@ -128,4 +129,7 @@ class Summary:
                 self._last, self._since = totals_of(self._metrics), self._monotonic()
                 continue
             await pause(interval, stop)
-            self.say()
+            try:
+                self.say()
+            except Exception:  # a daemon without its summary, not a daemon stopped by it
+                log.exception("summary failed")
