@@ -56,6 +56,17 @@ def test_startup_benchmark_runs_every_command_and_prints_the_baselines() -> None
         assert line in result.stdout
 
 
+def test_logs_benchmark_runs_every_case_against_its_baseline() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.logs", "--lines", "200", "--rounds", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # every line went to /dev/null
+    for case in ("baseline: plan_to_json", "decision, info off", "decision, text",
+                 "decision, json", "outcome, info off", "outcome, text", "outcome, json"):
+        assert case in result.stdout
+
+
 def test_fleet_benchmark_runs_sqlite_and_postgresql_side_by_side() -> None:
     before = _bench_databases()
     result = subprocess.run(
