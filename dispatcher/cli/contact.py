@@ -26,6 +26,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     simulate.add_argument("--outcomes", type=Path, metavar="FILE",
                           help="scripted outcomes (JSON; see docs/simulate.md)")
     simulate.add_argument("--format", choices=("jsonl", "table"), default="jsonl")
+    simulate.add_argument("--store", type=Path, metavar="PATH",
+                          help="keep the simulation's store as a SQLite file at PATH (for "
+                               "report, agenda and the like through [store] url)")
+    simulate.add_argument("--force", action="store_true",
+                          help="with --store: replace a file already at PATH")
     explaining = sub.add_parser("explain", parents=[common],
                                 help="an account's state, counters and next planned attempt")
     explaining.add_argument("--account", required=True, metavar="ID")
@@ -43,14 +48,19 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Run a simulation and print the audit records it produced."""
     from channels.sandbox import OutcomeScript, load_outcome_script
-    from dispatcher.contact.simulate import jsonl, run_simulation, table
+    from dispatcher.contact.simulate import check_keep, jsonl, run_simulation, table
 
     if args.days < 1:
         raise ValueError("--days must be at least 1")
     if not args.events.is_file():
         raise FileNotFoundError(f"--events: no file {args.events}")
+    if args.force and args.store is None:
+        raise ValueError("--force goes with --store")
+    if args.store is not None:
+        check_keep(args.store, force=args.force)
     script = load_outcome_script(args.outcomes) if args.outcomes else OutcomeScript.empty()
-    records = await run_simulation(config, args.events, args.start, args.days, script)
+    records = await run_simulation(config, args.events, args.start, args.days, script,
+                                   keep=args.store)
     lines = table(records) if args.format == "table" else jsonl(records)
     for line in lines:
         out.write(line + "\n")

@@ -7,6 +7,7 @@ the audit records produced are printed. Same inputs, byte-identical output.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from dispatcher.domain.clock import VirtualClock, parse_rfc3339
 from dispatcher.domain.phones import mask_number
 from dispatcher.ingest.classify import classify_batch
 from dispatcher.store import ContactStore, DueStore, ReplyStore, open_store
+from dispatcher.store.sqlite.migrations import restore_throwaway_indexes
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -116,23 +118,52 @@ def _ceil(moment: datetime, tick: timedelta) -> datetime:
 
 
 async def run_simulation(config: LoadedConfig, events_path: Path, start: datetime, days: int,
-                         script: OutcomeScript) -> list[dict[str, Any]]:
-    """Run a simulation in a temporary store and return every audit record it produced."""
-    records, _ = await run_simulation_counted(config, events_path, start, days, script)
+                         script: OutcomeScript, *, keep: Path | None = None
+                         ) -> list[dict[str, Any]]:
+    """Run a simulation in a temporary store (kept at `keep` if given) and return every audit
+    record it produced."""
+    records, _ = await run_simulation_counted(config, events_path, start, days, script,
+                                              keep=keep)
     return records
 
 
 async def run_simulation_counted(config: LoadedConfig, events_path: Path, start: datetime,
-                                 days: int, script: OutcomeScript
+                                 days: int, script: OutcomeScript, *, keep: Path | None = None
                                  ) -> tuple[list[dict[str, Any]], int]:
-    """`run_simulation`, with the number of decisions the engine made."""
+    """`run_simulation`, with the number of decisions the engine made; with `keep`, the store
+    is left at that path as a SQLite file (replacing what is there: see `check_keep`)."""
     events = read_events(events_path, start)
-    with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-") as folder:
-        async with open_store(Path(folder) / "simulate.db", durable=False,
-                              inline=True) as store:
+    # A kept store is written beside its final path and moved there whole once the run ends, so
+    # that an interrupted run leaves nothing half-written at `keep`.
+    where = keep.parent if keep is not None else None
+    with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-", dir=where) as folder:
+        path = Path(folder) / "simulate.db"
+        async with open_store(path, durable=False, inline=True) as store:
             simulation = Simulation(config, store, script, start)
             await simulation.run(events, days)
-            return [record async for record in store.audit_records()], simulation.decisions
+            records = [record async for record in store.audit_records()]
+        if keep is not None:
+            restore_throwaway_indexes(path)
+            _replace(path, keep)
+        return records, simulation.decisions
+
+
+def check_keep(keep: Path, *, force: bool) -> None:
+    """Refuse (ValueError) to keep a simulation's store where a store or other data lies,
+    unless `force`."""
+    if keep.is_dir():
+        raise ValueError(f"--store: {keep} is a folder; give the path of a file")
+    if not keep.parent.is_dir():
+        raise ValueError(f"--store: no folder {keep.parent}")
+    if keep.exists() and keep.stat().st_size > 0 and not force:
+        raise ValueError(f"--store: {keep} exists and is not empty; give --force to replace it")
+
+
+def _replace(made: Path, keep: Path) -> None:
+    # A write-ahead log left beside the old file would be read as part of the new one.
+    for suffix in ("-wal", "-shm", "-journal"):
+        keep.with_name(keep.name + suffix).unlink(missing_ok=True)
+    os.replace(made, keep)
 
 
 def jsonl(records: list[dict[str, Any]]) -> Iterator[str]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from pathlib import Path
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: events, account projections, opt-outs, dead letters, audit chain.
     (
@@ -123,3 +127,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# Indexes a throw-away store (simulate) drops: they serve exports by account or time and the MQTT
+# outbox, and only slow its writes. A simulation kept for later reading gets them back.
+THROWAWAY_INDEXES = ("audit_by_account", "audit_by_time", "audit_unpublished")
+
+
+def restore_throwaway_indexes(path: Path) -> None:
+    """Create again, in the closed SQLite file at `path`, the indexes a throw-away store drops."""
+    wanted = {f"CREATE INDEX {name} " for name in THROWAWAY_INDEXES}
+    statements = [s for step in MIGRATIONS for s in step
+                  if any(s.startswith(w) for w in wanted)]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        for statement in statements:
+            db.execute(statement.replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+        db.commit()

@@ -50,7 +50,7 @@ from dispatcher.store.sqlite.answer_rows import AnswerRows
 from dispatcher.store.sqlite.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
 from dispatcher.store.sqlite.inline import connect_inline
-from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION
+from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, THROWAWAY_INDEXES
 from dispatcher.store.sqlite.retention_rows import RetentionRows
 
 
@@ -98,7 +98,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows):
             if not durable:
                 # A throw-away store (simulate) is read once, in order: the indexes that serve
                 # exports by account or time and the MQTT outbox only slow its writes.
-                for index in ("audit_by_account", "audit_by_time", "audit_unpublished"):
+                for index in THROWAWAY_INDEXES:
                     await db.execute(f"DROP INDEX IF EXISTS {index}")
         except BaseException:
             await db.close()
