@@ -1,4 +1,5 @@
-"""The contact subcommands: `simulate`, `explain`, `answer-rates` and `invalid-numbers`."""
+"""The contact subcommands: `simulate`, `explain`, `answer-rates`, `invalid-numbers`, and the
+running of `agenda` (dispatcher.cli.agenda)."""
 
 from __future__ import annotations
 
@@ -117,7 +118,7 @@ async def cmd_answer_rates(config: LoadedConfig, args: argparse.Namespace, out: 
     return 0
 
 
-COMMANDS = ("simulate", "explain", "answer-rates", "invalid-numbers")
+COMMANDS = ("simulate", "explain", "answer-rates", "invalid-numbers", "agenda")
 
 
 async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
@@ -129,4 +130,8 @@ async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
         return await cmd_explain(config, args, out, now)
     if args.command == "answer-rates":
         return await cmd_answer_rates(config, args, out)
+    if args.command == "agenda":
+        from dispatcher.cli import agenda
+
+        return await agenda.run(config, args, out, now)
     return await cmd_invalid_numbers(config, args, out)

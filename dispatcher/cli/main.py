@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dispatcher import __version__
+from dispatcher.cli import agenda as cli_agenda
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
 from dispatcher.cli import store as cli_store
@@ -90,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  help="re-submit dead letters (all pending when no ID is given)")
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     cli_contact.add_parsers(sub, common, _parse_time)
+    cli_agenda.add_parsers(sub, common, _parse_time)
     cli_store.add_parsers(sub, common)
     report = sub.add_parser("report", parents=[common],
                             help="the compliance report of a time window, one HTML file",

@@ -130,14 +130,19 @@ def _reason_line(r: Refusal) -> str:
     return f"  - {r.reason}: {r.detail}{retry}"
 
 
+def attempt_line(plan: PlannedAttempt) -> str:
+    """A planned attempt in one line: when (UTC), medium, role, masked number, stage, window."""
+    t = plan.target
+    return (f"{utc_rfc3339(plan.at)}: {t.medium.value} to {t.role.value} "
+            f"{mask_number(t.number)} ({t.number_type or 'contact'}), stage {plan.stage}, "
+            f"window {plan.window}, template {plan.template}")
+
+
 def _plan_lines(plan: Plan, facts: Facts, config: LoadedConfig, limits: Limits | None,
                 now: datetime) -> list[str]:
     if isinstance(plan, PlannedAttempt):
         t = plan.target
-        lines = [f"  {utc_rfc3339(plan.at)}: {t.medium.value} to {t.role.value} "
-                 f"{mask_number(t.number)} ({t.number_type or 'contact'}), stage {plan.stage}, "
-                 f"window {plan.window}, template {plan.template}",
-                 f"  rule: {plan.rule}"]
+        lines = [f"  {attempt_line(plan)}", f"  rule: {plan.rule}"]
         if plan.estimate is not None:
             lines.append(f"  why this time: estimated answer chance {plan.estimate:.1%}, the "
                          f"best of the first day with a lawful slot: {plan.basis}")
@@ -195,6 +200,7 @@ async def explain(store: ExplainStore, config: LoadedConfig, account_id: str,
              *_plan_lines(plan, facts, config, applied.limits if applied else None, now)]
     stored = plan_from_json(context.plan_json)
     if isinstance(stored.plan, PlannedAttempt) and stored.plan != plan:
-        lines.append(f"  (the engine's stored plan, made earlier: {utc_rfc3339(stored.plan.at)} "
-                     f"{stored.plan.rule}; it is decided again when due)")
+        lines.append(f"  (the engine's stored plan, made earlier, which `agenda` lists: "
+                     f"{attempt_line(stored.plan)}; rule: {stored.plan.rule}; it is decided "
+                     f"again when due)")
     return "\n".join(lines) + "\n", True

@@ -3,6 +3,8 @@
 from dispatcher.store.base import (
     Accepted,
     AccountContext,
+    AgendaQuery,
+    AgendaStore,
     AnswerStore,
     AttemptRow,
     AuditObserver,
@@ -23,6 +25,7 @@ from dispatcher.store.base import (
     OptOut,
     OutboxStore,
     OutcomeRow,
+    PlannedRow,
     PlanRow,
     PruneResult,
     QueryStore,
@@ -52,6 +55,8 @@ from dispatcher.store.transfer import CopyResult
 __all__ = [
     "Accepted",
     "AccountContext",
+    "AgendaQuery",
+    "AgendaStore",
     "AnswerStore",
     "AttemptRow",
     "AuditObserver",
@@ -74,6 +79,7 @@ __all__ = [
     "OutboxStore",
     "OutcomeRow",
     "PlanRow",
+    "PlannedRow",
     "PruneResult",
     "QueryStore",
     "RateBucketStore",

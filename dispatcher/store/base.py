@@ -159,6 +159,31 @@ class PlanRow:
 
 
 @dataclass(frozen=True)
+class PlannedRow:
+    """An open account whose stored plan is an attempt: its state, the plan (the engine's JSON)
+    and when the engine looks at it next (sooner than the plan when an event came since)."""
+
+    account_id: str
+    state: AccountState
+    plan_json: str
+    next_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AgendaQuery:
+    """Which stored plans the agenda reads: attempts planned in [since, until), soonest first,
+    at most `limit`; each filter, when given, must match."""
+
+    since: datetime
+    until: datetime
+    limit: int
+    account_id: str | None = None
+    medium: str | None = None  # call or sms
+    stage: str | None = None
+    party: str | None = None  # debtor, or third_party for any other role
+
+
+@dataclass(frozen=True)
 class PruneResult:
     """What a pruning run did, or with `dry_run` or no signing key, would do."""
 
@@ -392,6 +417,15 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Job
         ...
 
 
+class AgendaStore(Protocol):
+    """The attempts the engine has planned, by their time (the agenda)."""
+
+    async def planned_attempts(self, query: AgendaQuery) -> list[PlannedRow]:
+        """Open accounts whose stored plan is an attempt matching `query`, by the attempt's
+        time then account id."""
+        ...
+
+
 class DueStore(Protocol):
     """When the engine next has work (the daemon's lag, simulate's clock)."""
 
@@ -448,7 +482,8 @@ class UpkeepStore(Protocol):
 
 
 class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
-            ReplanStore, DueStore, DeadLetterStore, QueryStore, HealthStore, UpkeepStore,
+            ReplanStore, DueStore, AgendaStore,
+            DeadLetterStore, QueryStore, HealthStore, UpkeepStore,
             JobLeaseStore, RateBucketStore, Protocol):
     """Everything the daemon, the CLI and the tests need from persistence: every Protocol
     above. `open_store` returns one."""

@@ -46,6 +46,7 @@ from dispatcher.store.common import (
     party_rows,
     renumbered,
 )
+from dispatcher.store.postgres.agenda_rows import AgendaRows
 from dispatcher.store.postgres.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.postgres.contact_rows import ContactRows
 from dispatcher.store.postgres.fleet_rows import FleetRows
@@ -62,7 +63,7 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
 _PAGE = 5000
 
 
-class PostgresStore(ContactRows, RetentionRows, FleetRows):
+class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
     """The repository on one PostgreSQL database (the schema on the URL's search path)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str) -> None:

@@ -46,6 +46,7 @@ from dispatcher.store.common import (
     party_numbers,
     party_rows,
 )
+from dispatcher.store.sqlite.agenda_rows import AgendaRows
 from dispatcher.store.sqlite.answer_rows import AnswerRows
 from dispatcher.store.sqlite.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
@@ -54,7 +55,7 @@ from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, THROW
 from dispatcher.store.sqlite.retention_rows import RetentionRows
 
 
-class SqliteStore(ContactRows, AnswerRows, RetentionRows):
+class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: Db, path: Path) -> None:
