@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,12 +29,16 @@ from dispatcher.domain.contact import (
     Medium,
     Outcome,
 )
-from dispatcher.domain.phones import canonical_e164
+from dispatcher.domain.phones import canonical_e164, mask_number
 from dispatcher.errors import ConfigError, ConfigProblem
 
 _ALLOWED: Mapping[Medium, frozenset[Outcome]] = {Medium.CALL: CALL_OUTCOMES,
                                                   Medium.SMS: SMS_OUTCOMES}
 _T = TypeVar("_T")
+log = logging.getLogger("channels.sandbox")
+# A rendered text is bounded by its template, but its values come from events: the log keeps a
+# text's start, and says how much more there was, rather than grow with one event's name.
+LOGGED_BODY_CHARS = 2000
 
 
 # A list of statuses consumed in order (the last repeats), or a model of when calls are answered.
@@ -107,6 +112,7 @@ class SandboxChannel:
         outcome = self.script.outcome_for(delivery, self._counts[key])
         self._counts[key] += 1
         self.sent.append(delivery)
+        log_delivery(delivery, outcome)
         return DeliveryResult(provider_sid(delivery.attempt_id), outcome)
 
     async def send(self, delivery: Delivery) -> DeliveryResult:
@@ -126,6 +132,23 @@ class SandboxChannel:
         while self._replies and self._replies[0].at <= moment:
             due.append(self._replies.popleft())
         return due
+
+
+def logged_body(body: str) -> str:
+    """`body` as the log shows it: a call's parts on one line, at most LOGGED_BODY_CHARS."""
+    text = " / ".join(part for part in body.splitlines() if part.strip())
+    if len(text) <= LOGGED_BODY_CHARS:
+        return text
+    return f"{text[:LOGGED_BODY_CHARS]}... ({len(text) - LOGGED_BODY_CHARS} more characters)"
+
+
+def log_delivery(delivery: Delivery, outcome: Outcome) -> None:
+    """Log what the sandbox "sent": whom (masked), the rendered text, and the scripted outcome."""
+    # The number is masked here and again by the log's formatter (which masks the whole line).
+    log.info("sandbox %s to %s: %s", delivery.medium.value, mask_number(delivery.to),
+             logged_body(delivery.body),
+             extra={"attempt_id": delivery.attempt_id, "template": delivery.template,
+                    "outcome": outcome.value})
 
 
 # --- loading the outcomes file ---------------------------------------------------------------
