@@ -1,5 +1,5 @@
 """The contact subcommands: `simulate`, `explain`, `answer-rates`, `invalid-numbers`, and the
-running of `agenda` (dispatcher.cli.agenda)."""
+running of `agenda` and `templates` (their own modules in dispatcher.cli)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ async def cmd_answer_rates(config: LoadedConfig, args: argparse.Namespace, out: 
     return 0
 
 
-COMMANDS = ("simulate", "explain", "answer-rates", "invalid-numbers", "agenda")
+COMMANDS = ("simulate", "explain", "answer-rates", "invalid-numbers", "agenda", "templates")
 
 
 async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
@@ -134,4 +134,8 @@ async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
         from dispatcher.cli import agenda
 
         return await agenda.run(config, args, out, now)
+    if args.command == "templates":
+        from dispatcher.cli import templates
+
+        return await templates.run(config, args, out, now)
     return await cmd_invalid_numbers(config, args, out)

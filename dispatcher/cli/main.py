@@ -21,6 +21,7 @@ from dispatcher.cli import agenda as cli_agenda
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import contact as cli_contact
 from dispatcher.cli import store as cli_store
+from dispatcher.cli import templates as cli_templates
 from dispatcher.config.lookup import SYSTEM_CONFIG, find_config
 from dispatcher.domain.clock import SystemClock, parse_rfc3339
 from dispatcher.errors import ConfigError, ConfigNotFound, StoreError, StoreUnwritable
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
     cli_contact.add_parsers(sub, common, _parse_time)
     cli_agenda.add_parsers(sub, common, _parse_time)
+    cli_templates.add_parsers(sub, common, _parse_time)
     cli_store.add_parsers(sub, common)
     report = sub.add_parser("report", parents=[common],
                             help="the compliance report of a time window, one HTML file",

@@ -55,7 +55,7 @@ from dispatcher.contact.operator_log import (
 from dispatcher.contact.reconcile import reconcile, settle_open_attempts
 from dispatcher.contact.replan import replan_all
 from dispatcher.contact.shared_numbers import NumberLedger, turn_order
-from dispatcher.contact.templates import content_hash, render
+from dispatcher.contact.templates import content_hash, message_body
 from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
@@ -367,8 +367,9 @@ class Engine:
         template = self.policy.templates.get(planned.template)
         locale = state.debtor.locale if state.debtor else None
         # A call's body is its every part, so the audited hash covers all it could say.
-        used_locale, text = template.whole_text(locale, self.policy.default_locale)
-        body = render(text, message_values(self.policy, facts.state, facts.home_zone, now))
+        used_locale, body = message_body(template, locale, self.policy.default_locale,
+                                         message_values(self.policy, facts.state,
+                                                        facts.home_zone, now))
         row = AttemptRow(attempt_id, state.account_id, target.person, target.role, target.number,
                          target.medium, planned.stage, planned.window, planned.rule,
                          planned.template, now, hour_of_week_at(now, facts.home_zone))

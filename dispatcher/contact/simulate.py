@@ -26,8 +26,7 @@ from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import VirtualClock, parse_rfc3339
 from dispatcher.domain.phones import mask_number
 from dispatcher.ingest.classify import classify_batch
-from dispatcher.store import ContactStore, DueStore, ReplyStore, open_store
-from dispatcher.store.sqlite.migrations import restore_throwaway_indexes
+from dispatcher.store import ContactStore, DueStore, ReplyStore, keepable, open_store
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -143,7 +142,7 @@ async def run_simulation_counted(config: LoadedConfig, events_path: Path, start:
             await simulation.run(events, days)
             records = [record async for record in store.audit_records()]
         if keep is not None:
-            restore_throwaway_indexes(path)
+            keepable(path)
             _replace(path, keep)
         return records, simulation.decisions
 

@@ -454,6 +454,14 @@ def render(text: str, values: Mapping[str, str]) -> str:
     return "".join(parts)
 
 
+def message_body(template: Template, locale: str | None, default_locale: str,
+                 values: Mapping[str, str]) -> tuple[str, str]:
+    """What an attempt sends with `template`, as (locale used, text): every part rendered, one
+    per line in speaking order (a call's body is what its audited hash covers)."""
+    used, text = template.whole_text(locale, default_locale)
+    return used, render(text, values)
+
+
 def content_hash(text: str) -> str:
     """The SHA-256 (hex) of a rendered text's UTF-8 bytes, as the audit record keeps it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -15,13 +15,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from dispatcher.store.base import Store
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from dispatcher.store.sqlite.migrations import restore_throwaway_indexes
 from dispatcher.store.sqlite.snapshot import read_snapshot
 from dispatcher.store.sqlite.store import SqliteStore
 from dispatcher.store.sqlite.store import check_writable as check_sqlite_writable
 from dispatcher.store.transfer import BATCH_ROWS, CopyResult, Progress
 
 __all__ = ["StoreLocation", "check_writable", "copy_store", "describe_store", "is_postgres_url",
-           "is_shared", "location_from_text", "migrate_store", "open_store", "postgres_schema"]
+           "is_shared", "keepable", "location_from_text", "migrate_store", "open_store",
+           "postgres_schema"]
 
 # A SQLite file, or the URL of a PostgreSQL database.
 StoreLocation = Path | str
@@ -60,6 +62,12 @@ def postgres_schema(url: str) -> str | None:
     values = parse_qs(urlsplit(url).query).get("search_path")
     first = values[0].split(",")[0].strip().strip('"') if values else ""
     return first or None
+
+
+def keepable(path: Path) -> None:
+    """Make a closed throw-away SQLite store (`open_store(durable=False)`) one to keep: give it
+    back the indexes it went without, so that readers of every kind find them."""
+    restore_throwaway_indexes(path)
 
 
 def check_writable(where: StoreLocation) -> None:
