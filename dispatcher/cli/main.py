@@ -120,6 +120,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO,
                      system_config: Path = SYSTEM_CONFIG) -> int:
     """Validate the config files; list every problem; show the profile of each region."""
     from dispatcher.cli.regions import mapping_lines, uncovered_lines
+    from dispatcher.config.schedule_warnings import schedule_warnings
     from dispatcher.config.settings import provider_secret_problem
 
     if args.events is not None and not args.events.is_file():
@@ -137,6 +138,10 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO,
           file=out)
     for line in mapping_lines(config):
         print(line, file=out)
+    schedule_file = config.path.parent / "schedules" / f"{config.settings.contact.schedule}.toml"
+    for warning in schedule_warnings(config.schedule, schedule_file, config.regions):
+        # Warnings, not problems: nothing unlawful follows from them, so the exit code stays.
+        print(f"warning: {warning}", file=out)
     missing = provider_secret_problem(config, os.environ)
     if missing is not None:
         # Not a problem of the files: other commands run without them; only `run` needs them.

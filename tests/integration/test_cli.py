@@ -81,11 +81,16 @@ def test_check_config_prints_the_profile_of_each_region(tmp_path: Path) -> None:
     default = make_config(tmp_path / "default", "mqtt://127.0.0.1:1883")
     code, out = run_cli("check-config", "--config", str(default))
     assert code == 0
-    assert out.splitlines()[1:] == [
+    assert out.splitlines()[1:4] == [
         "profiles by region (no [compliance.regions]: the countries of profile 'us'; a "
         "subdivision's wins over its country's):",
         f"  US  us  {default.parent / 'profiles' / 'us.toml'}",
         "  any other region: none (its debtors are never contacted: no_profile)"]
+    # The shipped schedule's evening runs to 22:00, for the profiles that allow it; us ends at 21.
+    (warning,) = out.splitlines()[4:]
+    assert warning.startswith(f"warning: {default.parent / 'schedules' / 'standard.toml'}: "
+                              "windows.evening: 17:00-22:00 reaches outside the lawful hours of "
+                              "profile us (regions US), 08:00-21:00")
     mapped = make_config(tmp_path / "mapped", "mqtt://127.0.0.1:1883",
                          extra='[compliance.regions]\nUS = "us"\nCN = "cn"\nCN-31 = "in"\n')
     code, out = run_cli("check-config", "--config", str(mapped))
@@ -127,7 +132,8 @@ def test_check_config_warns_of_accounts_whose_region_has_no_profile(tmp_path: Pa
     [note] = [line for line in lines if line.startswith("note:")]
     assert note.startswith(f"note: {events} line 3: not a valid event (not_json: ")
     assert note.endswith("); skipped")
-    assert [line for line in lines if line.startswith("warning:")] == [
+    # (The schedule's own warnings are tested in test_check_config_warnings.py.)
+    assert [line for line in lines if line.startswith("warning: account")] == [
         "warning: account A-CN: the debtor's region CN-31 maps to no profile: never contacted "
         "(no_profile)",
         "warning: account A-GB: the debtor's region GB maps to no profile: never contacted "
@@ -138,7 +144,7 @@ def test_check_config_warns_of_accounts_whose_region_has_no_profile(tmp_path: Pa
                           extra='[compliance.regions]\nUS = "us"\nCN = "cn"\nGB = "uk"\n')
     code, out = run_cli("check-config", "--config", str(covered), "--events", str(events))
     assert code == 0
-    assert not [line for line in out.splitlines() if line.startswith("warning:")]
+    assert not [line for line in out.splitlines() if line.startswith("warning: account")]
     assert out.splitlines()[-1] == f"{events}: 4 account(s), 0 whose debtor's region has no " \
         "profile"
 
