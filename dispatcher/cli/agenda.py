@@ -13,14 +13,14 @@ if TYPE_CHECKING:
     from dispatcher.config.settings import LoadedConfig
 
 DEFAULT_SPAN = timedelta(hours=24)
+# dispatcher.contact.agenda.DEFAULT_LIMIT, written out: parsing imports nothing heavy.
+DEFAULT_LIMIT = 1000
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                 common: argparse.ArgumentParser,
                 parse_time: Callable[[str], datetime]) -> None:
     """Register `agenda`."""
-    from dispatcher.contact.agenda import DEFAULT_LIMIT
-
     agenda = sub.add_parser(
         "agenda", parents=[common], help="the next planned attempts across accounts",
         description="List the attempts the engine has planned in [--from, --to) (default: the "
