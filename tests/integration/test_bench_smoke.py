@@ -67,6 +67,17 @@ def test_logs_benchmark_runs_every_case_against_its_baseline() -> None:
         assert case in result.stdout
 
 
+def test_agenda_benchmark_runs_on_both_stores_against_its_baseline() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.agenda", "--accounts", "300", "--repeat", "1",
+         "--postgres"], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("explain one account (baseline):") == 2
+    # 300 plans spread over a week: some in the first 24 hours.
+    assert result.stdout.count("agenda, 24 h, limit 1000 (0 rows)") == 0
+    assert "(300 open accounts with a planned attempt)" in result.stdout
+
+
 def test_fleet_benchmark_runs_sqlite_and_postgresql_side_by_side() -> None:
     before = _bench_databases()
     result = subprocess.run(
