@@ -90,6 +90,12 @@ def test_each_row_is_the_plan_explain_shows_for_its_account(simulated: Path) -> 
                                f"{row['number']} ({row['number_type']}), stage {row['stage']}, "
                                f"window {row['window']}, template {row['template']}"), line
         assert rule == row["rule"]
+        # Past its time, planning again chooses another time: explain shows this plan apart.
+        later = utc_rfc3339(datetime.fromisoformat(row["at"]) + timedelta(minutes=1))
+        explained = dispatcher("explain", "--config", str(simulated), "--account",
+                               row["account_id"], "--at", later)
+        assert "the engine's stored plan, made earlier" in explained.stdout
+        assert _stored_plan(explained.stdout) == (line, rule)
         assert row["party"] == ("debtor" if row["role"] == "debtor" else "third_party")
         assert row["local_time"] == row["local_times"][row["zone"]]
 
