@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -135,8 +136,11 @@ class SandboxChannel:
 
 
 def logged_body(body: str) -> str:
-    """`body` as the log shows it: a call's parts on one line, at most LOGGED_BODY_CHARS."""
+    """`body` as the log shows it: a call's parts on one line, control characters escaped (a
+    name from an event cannot start a line of its own or drive a terminal), at most
+    LOGGED_BODY_CHARS."""
     text = " / ".join(part for part in body.splitlines() if part.strip())
+    text = "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
     if len(text) <= LOGGED_BODY_CHARS:
         return text
     return f"{text[:LOGGED_BODY_CHARS]}... ({len(text) - LOGGED_BODY_CHARS} more characters)"

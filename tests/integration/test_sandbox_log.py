@@ -91,3 +91,25 @@ def test_a_huge_text_is_logged_cut_short(log_lines: io.StringIO) -> None:
     assert len(entry["message"]) < LOGGED_BODY_CHARS + 200
     assert entry["message"].endswith(f"({len(body) - LOGGED_BODY_CHARS} more characters)")
     assert "+15125550100" not in entry["message"]
+
+
+def test_a_name_cannot_forge_a_log_line_nor_drive_a_terminal(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("info", "text", stream)
+    try:
+        body = ("Hello, calling for Jo\x1b[2J\n2026-12-01 00:00:00,000 CRITICAL dispatcher: forged"
+                "\r\nPress 1.")
+        asyncio.run(SandboxChannel().send(Delivery("at-1", Medium.CALL, "+15125550100", body,
+                                                   "call_script", "America/Chicago", START)))
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+    (line,) = stream.getvalue().splitlines()
+    assert "\x1b" not in line
+    assert "calling for Jo\\x1b[2J / 2026-12-01 00:00:00,000 CRITICAL dispatcher: forged / " \
+           "Press 1." in line
