@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import unicodedata
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,9 +36,6 @@ _ALLOWED: Mapping[Medium, frozenset[Outcome]] = {Medium.CALL: CALL_OUTCOMES,
                                                   Medium.SMS: SMS_OUTCOMES}
 _T = TypeVar("_T")
 log = logging.getLogger("channels.sandbox")
-# A rendered text is bounded by its template, but its values come from events: the log keeps a
-# text's start, and says how much more there was, rather than grow with one event's name.
-LOGGED_BODY_CHARS = 2000
 
 
 # A list of statuses consumed in order (the last repeats), or a model of when calls are answered.
@@ -136,19 +132,14 @@ class SandboxChannel:
 
 
 def logged_body(body: str) -> str:
-    """`body` as the log shows it: a call's parts on one line, control characters escaped (a
-    name from an event cannot start a line of its own or drive a terminal), at most
-    LOGGED_BODY_CHARS."""
-    text = " / ".join(part for part in body.splitlines() if part.strip())
-    text = "".join(f"\\x{ord(c):02x}" if unicodedata.category(c) == "Cc" else c for c in text)
-    if len(text) <= LOGGED_BODY_CHARS:
-        return text
-    return f"{text[:LOGGED_BODY_CHARS]}... ({len(text) - LOGGED_BODY_CHARS} more characters)"
+    """`body` as the log shows it: a call's parts on one line, in speaking order."""
+    return " / ".join(part for part in body.splitlines() if part.strip())
 
 
 def log_delivery(delivery: Delivery, outcome: Outcome) -> None:
     """Log what the sandbox "sent": whom (masked), the rendered text, and the scripted outcome."""
-    # The number is masked here and again by the log's formatter (which masks the whole line).
+    # The text holds values from events (a name): the log's formatters mask, bound and escape
+    # every line (dispatcher.service.logs), this one too.
     log.info("sandbox %s to %s: %s", delivery.medium.value, mask_number(delivery.to),
              logged_body(delivery.body),
              extra={"attempt_id": delivery.attempt_id, "template": delivery.template,
