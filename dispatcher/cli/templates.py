@@ -42,6 +42,7 @@ async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
         stage_using,
         template_for,
     )
+    from dispatcher.service.logs import escaped
     from dispatcher.store import open_store
     from schedules.planner import days_past_due
 
@@ -76,5 +77,6 @@ async def run(config: LoadedConfig, args: argparse.Namespace, out: TextIO,
                          f"{wanted or 'none given'})")
     lines = shown.lines()
     lines[1:1] = [f"note: {note}" for note in notes]
-    out.write("\n".join(lines) + "\n")
+    # A name from an event may hold control characters: shown, never acted on by the terminal.
+    out.write("\n".join(escaped(line) for line in lines) + "\n")
     return 0

@@ -20,9 +20,10 @@ from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.preview import SAMPLE_AMOUNT, SAMPLE_CURRENCY, SAMPLE_NAME
 from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.contact.templates import content_hash
+from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
 from dispatcher.webhooks.twilio import reply_texts
-from tests.support import make_config, store_of
+from tests.support import encode, make_config, overdue_event, store_of
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2026, 11, 29, 6, 0, tzinfo=UTC)
@@ -130,3 +131,22 @@ def test_a_keyword_reply_is_rendered_as_the_webhook_answers(tmp_path: Path) -> N
     assert done.returncode == 0, done.stderr
     (text,) = parts(done.stdout).values()
     assert text == reply_texts(policy_of(load_config(config))).help
+
+
+def test_a_name_with_control_characters_is_shown_not_obeyed(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+    event = overdue_event(1, "A-ESC")
+    event["data"]["debtor"]["name"] = "Jo\x1b[2J\u202eDoe"
+
+    async def seed() -> None:
+        async with open_store(store_of(config)) as store:
+            await store.record_batch([classify(encode(event), "collections/events/x", 65536)],
+                                     now=START, config_version="t")
+    asyncio.run(seed())
+    done = dispatcher("templates", "preview", "--config", str(config), "--template",
+                      "call_script", "--locale", "en", "--account", "A-ESC",
+                      "--at", "2026-12-02T15:00:00Z")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b" not in done.stdout
+    assert "\u202e" not in done.stdout
+    assert "calling for Jo\\x1b[2J\\u202eDoe." in parts(done.stdout)["greeting"]
