@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
@@ -35,6 +35,7 @@ from dispatcher.domain.contact import Medium, Party
 from dispatcher.domain.events import E164, MAX_PAYLOAD_BYTES
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.errors import ConfigError, ConfigProblem
+from dispatcher.store.base import CLAIM_LEASE, MIN_CLAIM_LEASE
 from dispatcher.store.factory import postgres_schema
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule
 
@@ -165,6 +166,25 @@ class StoreSettings(_Section):
     """[store]: where state and the audit log live."""
 
     url: str = "sqlite://../var/dispatcher.db"
+    # How long a due account a daemon claimed stays its own (dispatcher.store.base.CLAIM_LEASE
+    # says why it has a floor); an account a dead daemon claimed waits this long for another.
+    claim_lease_seconds: float = Field(default=CLAIM_LEASE.total_seconds(), le=86400)
+
+    @property
+    def claim_lease(self) -> timedelta:
+        """`claim_lease_seconds` as a duration."""
+        return timedelta(seconds=self.claim_lease_seconds)
+
+    @field_validator("claim_lease_seconds")
+    @classmethod
+    def _lease(cls, value: float) -> float:
+        least = MIN_CLAIM_LEASE.total_seconds()
+        if not value >= least:
+            raise ValueError(
+                f"must be at least {least:g} seconds: a shorter lease could run out while the "
+                "daemon that claimed an account is still deciding it, and another daemon would "
+                "decide it too")
+        return value
 
     @field_validator("url")
     @classmethod

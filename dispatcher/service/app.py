@@ -142,7 +142,8 @@ class Dispatcher:
         try:
             await asyncio.to_thread(check_writable, self.config.store_location)
             self._store = await self._stack.enter_async_context(
-                open_store(self.config.store_location))
+                open_store(self.config.store_location,
+                           claim_lease=self.config.settings.store.claim_lease))
             self.store.audit_observers.append(self.metrics.observe_audit)
             self._heads = HeadAnchor(self.store, self.config.head_file,
                                      signer_from(self.environ))

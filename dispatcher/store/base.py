@@ -20,6 +20,16 @@ from dispatcher.domain.clock import utc_text_and_key
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.domain.events import Event
 
+# How long a claimed due account stays leased to the store that claimed it (`[store]
+# claim_lease_seconds`): an account a dead daemon claimed waits this long for another.
+CLAIM_LEASE = timedelta(minutes=5)
+# The shortest lease allowed. A lease must outlast a batch's claim-to-commit: nothing checks the
+# lease when the decisions are committed, so a daemon whose lease ran out before its commit
+# would decide accounts another daemon has claimed again meanwhile. That span is the batch's
+# reads, its decisions and a commit that queues behind the other daemons' writes to the chain
+# head: well under a second as a rule, seconds behind a large ingest batch or a slow disk.
+MIN_CLAIM_LEASE = timedelta(seconds=30)
+
 
 @dataclass(frozen=True)
 class Accepted:

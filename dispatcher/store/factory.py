@@ -10,10 +10,11 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, closing
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from dispatcher.store.base import Store
+from dispatcher.store.base import CLAIM_LEASE, Store
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from dispatcher.store.sqlite.migrations import restore_throwaway_indexes
 from dispatcher.store.sqlite.snapshot import read_snapshot
@@ -78,13 +79,16 @@ def check_writable(where: StoreLocation) -> None:
 
 
 @asynccontextmanager
-async def open_store(where: StoreLocation, *, create: bool = True, wal_checkpoints: bool = True,
+async def open_store(where: StoreLocation, *, create: bool = True,
+                     claim_lease: timedelta = CLAIM_LEASE, wal_checkpoints: bool = True,
                      durable: bool = True, inline: bool = False) -> AsyncIterator[Store]:
-    """Open the store for the length of a `async with` block. The options after `create` are
-    SQLite's (dispatcher.store.sqlite.store.SqliteStore.open); PostgreSQL has no use for them."""
+    """Open the store for the length of a `async with` block; due accounts it claims are leased
+    to it for `claim_lease`. The options after that are SQLite's
+    (dispatcher.store.sqlite.store.SqliteStore.open); PostgreSQL has no use for them."""
     if isinstance(where, Path):
-        sqlite = await SqliteStore.open(where, create=create, wal_checkpoints=wal_checkpoints,
-                                        durable=durable, inline=inline)
+        sqlite = await SqliteStore.open(where, create=create, claim_lease=claim_lease,
+                                        wal_checkpoints=wal_checkpoints, durable=durable,
+                                        inline=inline)
         try:
             yield sqlite
         finally:
@@ -93,7 +97,7 @@ async def open_store(where: StoreLocation, *, create: bool = True, wal_checkpoin
     # Imported here: a SQLite deployment never loads the PostgreSQL driver.
     from dispatcher.store.postgres.store import PostgresStore
 
-    postgres = await PostgresStore.open(where, create=create)
+    postgres = await PostgresStore.open(where, create=create, claim_lease=claim_lease)
     try:
         yield postgres
     finally:

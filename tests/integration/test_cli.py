@@ -63,6 +63,14 @@ def test_check_config_ok_and_every_problem_named(tmp_path: Path) -> None:
     assert "2 problem(s) found" in out
 
 
+def test_check_config_refuses_a_claim_lease_too_short_to_decide_in(tmp_path: Path) -> None:
+    path = make_config(tmp_path, "mqtt://127.0.0.1:1883")
+    path.write_text(path.read_text().replace("[store]\n", "[store]\nclaim_lease_seconds = 10\n"))
+    code, out = run_cli("check-config", "--config", str(path))
+    assert code == 1
+    assert f"{path}: store.claim_lease_seconds: must be at least 30 seconds" in out
+
+
 def test_check_config_names_a_call_greeting_that_reveals_the_debt(tmp_path: Path) -> None:
     path = make_config(tmp_path, "mqtt://127.0.0.1:1883")
     templates = path.parent / "templates.toml"

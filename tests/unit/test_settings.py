@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -324,6 +325,31 @@ def test_a_store_url_neither_sqlite_nor_postgresql_without_password_is_refused(
         tmp_path: Path, url: str) -> None:
     path = write_config(tmp_path, f'[store]\nurl = "{url}"\n')
     assert keys(problems_of(path)) == {"store.url"}
+
+
+def test_the_claim_lease_is_five_minutes_unless_set(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path, ""), {}).settings.store.claim_lease == \
+        timedelta(minutes=5)
+    config = load_config(write_config(tmp_path, "[store]\nclaim_lease_seconds = 45\n"), {})
+    assert config.settings.store.claim_lease == timedelta(seconds=45)
+
+
+@pytest.mark.parametrize(("value", "reason"), [
+    ("29.5", "must be at least 30 seconds: a shorter lease could run out while the daemon "
+             "that claimed an account is still deciding it"),
+    ("0", "must be at least 30 seconds"),
+    ("-300", "must be at least 30 seconds"),
+    ("nan", "less than or equal to 86400"),
+    ("inf", "less than or equal to 86400"),
+    ("86401", "less than or equal to 86400"),
+    ('"five minutes"', "valid number"),
+])
+def test_a_claim_lease_out_of_bounds_is_refused_with_its_reason(tmp_path: Path, value: str,
+                                                               reason: str) -> None:
+    path = write_config(tmp_path, f"[store]\nclaim_lease_seconds = {value}\n")
+    [problem] = problems_of(path)
+    assert (problem.file, problem.key) == (str(path), "store.claim_lease_seconds")
+    assert reason in problem.reason
 
 
 @pytest.mark.parametrize(("url", "heads"), [

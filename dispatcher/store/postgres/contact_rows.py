@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -18,8 +18,6 @@ from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, 
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.postgres.host import Conn, Host
-
-LEASE = timedelta(minutes=5)
 
 # The engine reads an account's recent attempts at every decision: parse each stored value once.
 _ROLES = {r.value: r for r in Role}
@@ -124,7 +122,7 @@ class ContactRows:
     """Mixin of PostgresStore: the repository methods the contact engine uses."""
 
     async def claim_due(self: Host, now: datetime, limit: int) -> list[str]:
-        """Accounts due at `now`, leased to this store for a few minutes, oldest first; rows
+        """Accounts due at `now`, leased to this store for its claim lease, oldest first; rows
         another transaction holds are skipped, not waited for."""
         key = sortable_utc(now)
         async with self._pool.acquire() as conn, conn.transaction():
@@ -137,7 +135,7 @@ class ContactRows:
                 await conn.execute(
                     "UPDATE accounts SET lease_until = $1, lease_owner = $2 "
                     "WHERE account_id = ANY($3::text[])",
-                    sortable_utc(now + LEASE), self._owner, ids)
+                    sortable_utc(now + self._lease), self._owner, ids)
         return ids
 
     async def release_claims(self: Host, account_ids: Sequence[str]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeAlias
 
 import asyncpg
@@ -34,6 +34,7 @@ class Host(Protocol):
     _pool: asyncpg.Pool
     _states: StateCache
     _owner: str
+    _lease: timedelta
 
     def _write(self, conn: Conn | None = None
                ) -> AbstractAsyncContextManager[Tx]: ...

@@ -18,7 +18,7 @@ import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -36,7 +36,15 @@ from dispatcher.domain.accounts import AccountState, fold, is_in_order
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
 from dispatcher.domain.events import Event, EventType, parse_stored_event
 from dispatcher.errors import StoreError, StoreUnwritable
-from dispatcher.store.base import Accepted, BatchResult, DeadLetter, Inbound, OptOut, Rejected
+from dispatcher.store.base import (
+    CLAIM_LEASE,
+    Accepted,
+    BatchResult,
+    DeadLetter,
+    Inbound,
+    OptOut,
+    Rejected,
+)
 from dispatcher.store.common import (
     UNPUBLISHABLE,
     StateCache,
@@ -66,9 +74,11 @@ _PAGE = 5000
 class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
     """The repository on one PostgreSQL database (the schema on the URL's search path)."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, *,
+                 claim_lease: timedelta = CLAIM_LEASE) -> None:
         self._pool = pool
         self.url = url
+        self._lease = claim_lease
         self._writing = asyncio.Lock()
         self._states = StateCache(50_000)
         # Whose lease a claimed account is under: this store, among any that share the database.
@@ -78,9 +88,11 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, url: str, *, create: bool = True) -> PostgresStore:
+    async def open(cls, url: str, *, create: bool = True,
+                   claim_lease: timedelta = CLAIM_LEASE) -> PostgresStore:
         """Connect to `url` and migrate; refuse a schema newer than this code, and, unless
-        `create`, a database without the dispatcher's schema."""
+        `create`, a database without the dispatcher's schema. Due accounts it claims are leased
+        to it for `claim_lease`."""
         pool = await connect(url)
         try:
             async with pool.acquire() as conn:
@@ -88,7 +100,7 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, url)
+        return cls(pool, url, claim_lease=claim_lease)
 
     async def close(self) -> None:
         """Close the pool."""

@@ -20,9 +20,6 @@ from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRo
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.sqlite.inline import InlineConnection
 
-LEASE = timedelta(minutes=5)
-
-
 # The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).
 Db = aiosqlite.Connection | InlineConnection
 
@@ -38,6 +35,7 @@ class _Host(Protocol):
     def _states(self) -> _StateParser: ...
 
     _lock: asyncio.Lock
+    _lease: timedelta
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
@@ -147,7 +145,7 @@ class ContactRows:
             return list(await self._db.execute_fetchall(sql, params))
 
     async def claim_due(self: _Host, now: datetime, limit: int) -> list[str]:
-        """Accounts due at `now`, leased to this process for a few minutes, oldest first."""
+        """Accounts due at `now`, leased to this process for its claim lease, oldest first."""
         key = sortable_utc(now)
         async with self._write() as db:
             rows = await db.execute_fetchall(
@@ -157,7 +155,7 @@ class ContactRows:
             ids = [row[0] for row in rows]
             if not ids:
                 return ids
-            until = sortable_utc(now + LEASE)
+            until = sortable_utc(now + self._lease)
             for chunk in chunks(ids):
                 await db.execute(f"UPDATE accounts SET lease_until = ? WHERE account_id IN "
                                  f"({marks(len(chunk))})", [until, *chunk])

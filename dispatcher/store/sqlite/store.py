@@ -31,6 +31,7 @@ from dispatcher.domain.events import (
 )
 from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.store.base import (
+    CLAIM_LEASE,
     Accepted,
     BatchResult,
     DeadLetter,
@@ -58,9 +59,10 @@ from dispatcher.store.sqlite.retention_rows import RetentionRows
 class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
-    def __init__(self, db: Db, path: Path) -> None:
+    def __init__(self, db: Db, path: Path, *, claim_lease: timedelta = CLAIM_LEASE) -> None:
         self._db = db
         self.path = path
+        self._lease = claim_lease
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
@@ -70,9 +72,13 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    async def open(cls, path: Path, *, create: bool = True, wal_checkpoints: bool = True,
-                   durable: bool = True, inline: bool = False) -> SqliteStore:
+    async def open(cls, path: Path, *, create: bool = True, claim_lease: timedelta = CLAIM_LEASE,
+                   wal_checkpoints: bool = True, durable: bool = True,
+                   inline: bool = False) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code.
+
+        Due accounts it claims are leased to it for `claim_lease` (a daemon restarted after a
+        crash finds the accounts its predecessor claimed due again once the lease ends).
 
         `wal_checkpoints=False` leaves copying the WAL into the database to another connection
         (`wal_checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
@@ -104,7 +110,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
         except BaseException:
             await db.close()
             raise
-        return cls(db, path)
+        return cls(db, path, claim_lease=claim_lease)
 
     @staticmethod
     async def _migrate(db: Db, path: Path) -> None:
