@@ -1,0 +1,170 @@
+"""A daemon that dies while it holds claimed accounts: once `[store] claim_lease_seconds` has
+passed, another daemon (or the same one restarted, under a new owner id) decides each of them,
+once, and no attempt is sent twice."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from dispatcher.domain.clock import parse_rfc3339
+from dispatcher.ingest.classify import classify
+from dispatcher.store import StoreLocation, open_store
+from tests.integration.publish import publish_all
+from tests.integration.test_twilio_crash import COUNTRIES, _number_in_daytime, _schedule_due_now
+from tests.postgres import store_rows
+from tests.support import ROOT, Broker, Daemon, encode, make_config, overdue_event, wait_until
+
+ACCOUNTS = 40
+LEASE_SECONDS = 30
+
+
+async def test_claims_of_a_store_that_went_away_are_taken_again_when_its_lease_ends(
+        store_at: StoreLocation) -> None:
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    lease = timedelta(seconds=45)
+    async with open_store(store_at, claim_lease=lease) as first:
+        await first.record_batch([classify(encode(overdue_event(n, f"A-{n}")), "t", 65536)
+                                  for n in range(5)], now=now, config_version="v")
+        claimed = await first.claim_due(now, 10)
+        assert len(claimed) == 5
+    # A store opened afterwards is another process (PostgreSQL: another owner id); the claims
+    # of the first, which never gave them back, hold for the first's lease, not its own.
+    async with open_store(store_at, claim_lease=timedelta(minutes=5)) as second:
+        assert await second.claim_due(now + lease - timedelta(seconds=1), 10) == []
+        assert sorted(await second.claim_due(now + lease, 10)) == sorted(claimed)
+        assert await second.claim_due(now + lease + timedelta(minutes=4), 10) == []
+
+
+def _events(now: datetime, number: str, zone: str) -> list[bytes]:
+    """One overdue event per account, each account's debtor on a number of its own."""
+    return [json.dumps({
+        "schema": 1, "event_id": f"e-{n:04d}", "type": "account.overdue",
+        "occurred_at": now.isoformat(), "account_id": f"A-{n:04d}",
+        "data": {"days_past_due": 3, "amount_due": "9.00", "currency": "USD",
+                 "debtor": {"name": "Pat Doe", "timezone": zone,
+                            "phones": [{"number": f"{number[:-4]}{n:04d}", "type": "mobile",
+                                        "sms_consent": True, "call_consent": True}]}},
+    }).encode() for n in range(ACCOUNTS)]
+
+
+def _member(folder: Path, broker: Broker, store_url: str, name: str, now: datetime,
+            zone: str) -> Daemon:
+    config = make_config(
+        folder / name, broker.url, client_id=f"disp-{name}", store_url=store_url,
+        log_format="text",
+        extra=('[contact]\nschedule = "now"\nsweep_seconds = 0.2\n'
+               '[compliance.limits]\ncontact_on_holidays = true\n'
+               # Whichever country's number is in daytime now has a profile.
+               '[compliance.regions]\n' + "".join(f'{c} = "us"\n' for c in COUNTRIES)))
+    text = config.read_text().replace("[mqtt]\n", '[mqtt]\nshared_group = "fleet"\n', 1)
+    config.write_text(text.replace("[store]\n", f"[store]\nclaim_lease_seconds = "
+                                                f"{LEASE_SECONDS}\n", 1))
+    _schedule_due_now(config.parent, zone, now)
+    return Daemon(config)
+
+
+def _count(url: str, sql: str) -> int:
+    return int(store_rows(url, sql)[0][0])
+
+
+def _sends(*daemons: Daemon) -> Counter[str]:
+    """How many times each attempt id was handed to the sandbox, over the daemons' logs."""
+    logs = {d.log for d in daemons if d.log.exists()}
+    return Counter(re.findall(r"\bsent (at-[0-9a-f]{24}) ", "".join(
+        log.read_text(errors="replace") for log in sorted(logs))))
+
+
+def _kill(daemon: Daemon) -> None:
+    """SIGKILL the supervisor (so that it starts nothing again), then the daemon it ran."""
+    pid = daemon.daemon_pid()
+    daemon.kill()
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), 20, "the daemon process gone")
+
+
+def _audit_verifies(config: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "dispatcher", "audit", "verify", "--config",
+                           str(config)], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("OK: "), done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+# Real time: the first slot is one to two minutes away, then the lease runs its 30 s.
+@pytest.mark.timeout(360)
+@pytest.mark.parametrize("successor", ["another daemon", "the daemon restarted"])
+async def test_accounts_a_killed_daemon_held_are_decided_once_after_its_lease(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], postgres_url: str,
+        successor: str) -> None:
+    now = datetime.now(UTC)
+    number, zone = _number_in_daytime(now)
+    first = _member(tmp_path, broker, postgres_url, "one", now, zone)
+    daemons.append(first)
+    first.start()
+    await publish_all(broker.port, _events(now, number, zone))
+    # Ingested and planned for the slot one to two minutes away: nothing is due yet.
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(*) FROM accounts WHERE plan_json IS "
+                                            "NOT NULL AND lease_owner IS NULL") == ACCOUNTS,
+               60, "every account planned", interval=0.3)
+    assert _count(postgres_url, "SELECT COUNT(*) FROM attempts") == 0, "the slot came too soon"
+    pid = first.daemon_pid()
+    # A transaction of the test's own holds the audit chain's head row: the daemon claims the
+    # accounts when they fall due (a claim does not take that lock), decides them, and waits to
+    # commit, holding their leases, until it is killed.
+    holder = await asyncpg.connect(postgres_url)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT id FROM audit_head WHERE id = 1 FOR UPDATE")
+        held = f"SELECT COUNT(*) FROM accounts WHERE lease_owner LIKE '%:{pid}:%'"
+        wait_until(lambda: _count(postgres_url, held) == ACCOUNTS, 200,
+                   "the daemon holding every account's lease", interval=0.3)
+        _kill(first)
+        await lock.rollback()
+    finally:
+        await holder.close()
+    leases = {account: parse_rfc3339(until) for account, until in store_rows(
+        postgres_url, "SELECT account_id, lease_until FROM accounts")}
+    killed = datetime.now(UTC)
+    assert all(until > killed for until in leases.values()), "the lease ran out before the kill"
+    second = first if successor == "the daemon restarted" else _member(
+        tmp_path, broker, postgres_url, "two", now, zone)
+    if second is not first:
+        daemons.append(second)
+    second.start()
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(DISTINCT account_id) FROM attempts "
+                                            "WHERE outcome IS NOT NULL") == ACCOUNTS,
+               120, "every account attempted after the lease", interval=0.5)
+    # Sweeps after the last attempt: none may decide or send again.
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(*) FROM accounts WHERE lease_owner "
+                                            "IS NOT NULL") == 0, 10, "no lease left")
+    assert second.terminate(timeout=30) == 0, second.new_log()[-2000:]
+    attempts = store_rows(postgres_url, "SELECT account_id, attempt_id, at, outcome FROM attempts")
+    assert len(attempts) == ACCOUNTS
+    assert {a for a, *_ in attempts} == set(leases)
+    # Decided after the lease the killed daemon held, not before.
+    early = [(a, at) for a, _, at, _ in attempts if parse_rfc3339(at) < leases[a]]
+    assert early == []
+    assert {outcome for *_, outcome in attempts} == {"delivered"}
+    sends = _sends(first, second)
+    assert set(sends) == {attempt_id for _, attempt_id, *_ in attempts}
+    assert set(sends.values()) == {1}
+    _audit_verifies(second.config)
+    print(f"\n{successor}: {ACCOUNTS} accounts held by the killed daemon until "
+          f"{max(leases.values()):%H:%M:%S}, attempted from "
+          f"{min(parse_rfc3339(at) for _, _, at, _ in attempts):%H:%M:%S}")
