@@ -1,6 +1,6 @@
 """Fleet benchmark: SQLite with one daemon beside PostgreSQL with 1, 2 and 3 daemons, in one run.
 
-Four measurements, each against the SQLite figure (or another baseline) taken in the same run:
+Five measurements, each against the SQLite figure (or another baseline) taken in the same run:
 
 - ingest: events/s through real daemons (`python -m dispatcher run` subprocesses) on a
   Mosquitto of each configuration's own, from the first publish to the last event stored; the
@@ -13,12 +13,17 @@ Four measurements, each against the SQLite figure (or another baseline) taken in
 - audit: commits/s of 1, 2 and 3 concurrent store connections each appending one audit record
   per transaction, beside the same inserts into a table without the chain's head-row lock;
 - size: the store on disk after every account's first event (SQLite file, or the schema's
-  tables), scaled to 100,000 accounts, and each daemon's RSS after the ingest run.
+  tables), scaled to 100,000 accounts, and each daemon's RSS after the ingest run;
+- memory: a real daemon over each store holding N accounts, all due, against one over the same
+  store empty: its RSS once its sweep has decided every account, its peak, and its RSS after a
+  start over the same store; the difference is what the accounts cost (per 100,000 accounts with
+  `--memory-accounts 100000`: it is not linear, the daemon's caches are bounded).
 
 Every PostgreSQL configuration gets a fresh schema in a database created for the run and dropped
 at its end. Run: `.venv/bin/python -m bench.fleet [--events 20000] [--accounts 5000]
 [--dispatch-accounts 2000] [--rate 0] [--audit-seconds 2] [--audit-rounds 3]
-[--size-accounts 20000] [--daemons 1,2,3] [--rounds 1]`.
+[--size-accounts 20000] [--memory-accounts 10000] [--daemons 1,2,3] [--rounds 1]
+[--parts ingest,dispatch,audit,size,memory]`.
 """
 
 from __future__ import annotations
@@ -372,9 +377,11 @@ def first_events(accounts: int) -> list[bytes]:
     return dispatch_events(accounts)
 
 
-async def fill(where: Path | str, accounts: int) -> None:
-    """Commit every account's first event, 1,000 per batch (intake's own batches)."""
-    payloads = first_events(accounts)
+async def fill(where: Path | str, accounts: int,
+               events: Callable[[int], list[bytes]] = first_events) -> None:
+    """Commit every account's first event, 1,000 per batch (intake's own batches), as the
+    daemon's ingest writer commits them: parsed by intake's `classify`, then `record_batch`."""
+    payloads = events(accounts)
     async with open_store(where) as store:
         for start in range(0, len(payloads), 1000):
             await store.record_batch([classify(p, "bench", 65536)
@@ -390,7 +397,90 @@ def sqlite_bytes(path: Path) -> int:
                if not p.name.endswith(".jsonl"))
 
 
+# -- daemon memory ---------------------------------------------------------------------------------
+
+# After start, the daemon's first sweep has run (nothing is due) and its jobs have started.
+SETTLE_SECONDS = 5.0
+
+
+@dataclass
+class Memory:
+    """A daemon's resident memory (MiB, with its ingest writer) over one store."""
+
+    accounts: int
+    started: float = 0.0  # VmRSS a while after a start over the store (nothing due)
+    swept: float = 0.0  # VmRSS once every due account has been decided
+    peak: float = 0.0  # VmHWM at that moment: the most resident at once since the start
+    sweep_seconds: float = 0.0  # from the start to every account decided
+
+
+def own_number_events(accounts: int) -> list[bytes]:
+    """`first_events`, but each debtor on a number of their own (contacts are paced per number:
+    accounts sharing a few numbers would make each account's context carry the others'), and
+    dated now (intake takes no event dated in the future)."""
+    payloads = []
+    now = datetime.now(UTC).isoformat()
+    for raw in first_events(accounts):
+        event = json.loads(raw)
+        event["occurred_at"] = now
+        n = int(event["account_id"].removeprefix("A-"))
+        number = f"+1512{200 + n // 10_000 % 800}{n % 10_000:04d}"
+        event["data"]["debtor"]["phones"][0]["number"] = number
+        payloads.append(json.dumps(event).encode())
+    return payloads
+
+
+def _status_mib(pid: int, key: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{key}:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def daemon_memory(daemon: Daemon, key: str) -> float:
+    """`VmRSS` or `VmHWM` (MiB) of the daemon process plus its ingest writer."""
+    pid = daemon.daemon_pid()
+    return sum(_status_mib(p, key) for p in (pid, *_children(pid)))
+
+
+async def measure_memory(folder: Path, broker: Broker, store_url: str, accounts: int,
+                         decided: Count) -> Memory:
+    """A real daemon over a store holding `accounts` accounts, all due: its memory once its
+    sweep has decided every one of them; then, restarted over the same store, after start."""
+    config = make_config(folder, broker.url, client_id=folder.name, log_format="text",
+                         store_url=store_url, extra="[contact]\nsweep_seconds = 1\n")
+    memory = Memory(accounts)
+    started = time.perf_counter()
+    with running([config]) as [daemon]:
+        deadline = time.monotonic() + 3600
+        while await decided() < accounts:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{await decided()} of {accounts} accounts decided")
+            await asyncio.sleep(0.5)
+        memory.sweep_seconds = time.perf_counter() - started
+        if not accounts:
+            await asyncio.sleep(SETTLE_SECONDS)
+        memory.swept = daemon_memory(daemon, "VmRSS")
+        memory.peak = daemon_memory(daemon, "VmHWM")
+    with running([config]) as [daemon]:
+        await asyncio.sleep(SETTLE_SECONDS)
+        memory.started = daemon_memory(daemon, "VmRSS")
+    return memory
+
+
+async def sqlite_decided(path: Path) -> int:
+    """Accounts in a SQLite store with a stored plan (0 before its tables exist)."""
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
+            return int(db.execute("SELECT COUNT(*) FROM accounts WHERE plan_json IS NOT NULL")
+                       .fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
 # -- the run ---------------------------------------------------------------------------------------
+
+PARTS = ("ingest", "dispatch", "audit", "size", "memory")
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
@@ -407,10 +497,18 @@ def _args() -> argparse.Namespace:
                         help="rounds of the audit runs (each figure is their median)")
     parser.add_argument("--size-accounts", type=int, default=20_000,
                         help="accounts stored for the size figure (scaled to 100,000)")
+    parser.add_argument("--memory-accounts", type=int, default=10_000,
+                        help="accounts in the store of the daemon memory run")
+    parser.add_argument("--parts", default=",".join(PARTS),
+                        help=f"which measurements to run, of {','.join(PARTS)}")
     parser.add_argument("--daemons", default="1,2,3", help="PostgreSQL fleet sizes")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of the ingest and dispatch runs (figures are medians)")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = set(args.parts.split(",")) - set(PARTS)
+    if unknown:
+        parser.error(f"--parts: unknown {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
+    return args
 
 
 async def main() -> None:
@@ -424,18 +522,28 @@ async def main() -> None:
             *(Row(f"postgresql, {n} daemon(s)", n) for n in sizes)]
     audit: list[tuple[str, float]] = []
     disk: list[tuple[str, int]] = []
+    memory: list[tuple[str, Memory, Memory]] = []
+    parts = args.parts.split(",")
     load = os.getloadavg()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            await _ingest_all(server, folder, payloads=payloads, rows=rows, rounds=args.rounds)
-            await _dispatch_all(server, folder, rows, accounts=args.dispatch_accounts,
-                                rounds=args.rounds, rate=args.rate)
-            await _audit_all(server, folder, args.audit_seconds, args.audit_rounds, audit)
-            await _size_all(server, folder, args.size_accounts, disk)
+            if "ingest" in parts:
+                await _ingest_all(server, folder, payloads=payloads, rows=rows,
+                                  rounds=args.rounds)
+            if "dispatch" in parts:
+                await _dispatch_all(server, folder, rows, accounts=args.dispatch_accounts,
+                                    rounds=args.rounds, rate=args.rate)
+            if "audit" in parts:
+                await _audit_all(server, folder, args.audit_seconds, args.audit_rounds, audit)
+            if "size" in parts:
+                await _size_all(server, folder, args.size_accounts, disk)
+            if "memory" in parts:
+                await _memory_all(server, folder, args.memory_accounts, memory)
     finally:
         await server.drop()
-    _print(args, rows, audit=audit, disk=disk, before=load, after=os.getloadavg())
+    _print(args, rows, audit=audit, disk=disk, memory=memory, before=load,
+           after=os.getloadavg())
 
 
 def rotated(rows: list[Row], round_: int) -> list[Row]:
@@ -526,12 +634,75 @@ async def _size_all(server: Server, folder: Path, accounts: int,
         disk[disk.index((name, size))] = (name, size * 100_000 // accounts)
 
 
+async def _memory_all(server: Server, folder: Path, accounts: int,
+                      memory: list[tuple[str, Memory, Memory]]) -> None:
+    """Each store empty (the baseline), then holding `accounts` accounts, under one daemon."""
+    for kind in ("sqlite", "postgresql"):
+        measured = []
+        for count in (0, accounts):
+            label = f"memory_{kind}_{count}"
+            if kind == "sqlite":
+                url = "sqlite://data/dispatcher.db"
+                path = folder / label / "data" / "dispatcher.db"
+                path.parent.mkdir(parents=True)
+                where: Path | str = path
+                decided: Count = partial(sqlite_decided, path)
+            else:
+                url = where = await server.schema(label)
+                decided = partial(server.fetchval, url,
+                                  "SELECT COUNT(*) FROM accounts WHERE plan_json IS NOT NULL")
+            await fill(where, count, own_number_events)
+            broker = Broker(folder / label / "broker")
+            broker.start()
+            try:
+                measured.append(await measure_memory(folder / label, broker, url, count,
+                                                     decided))
+            finally:
+                broker.stop()
+        memory.append((kind, measured[0], measured[1]))
+
+
+def _print_memory(memory: list[tuple[str, Memory, Memory]]) -> None:
+    accounts = memory[0][2].accounts
+    # Not scaled: the daemon's caches are bounded, so the cost is not linear in the accounts.
+    print(f"daemon memory, MiB (daemon process + ingest writer, from /proc): each store empty, "
+          f"then holding {accounts:,} accounts all due; the difference is what they cost"
+          + ("" if accounts == 100_000 else " (per 100,000 accounts: --memory-accounts 100000)")
+          + ":")
+    print(f"  {'store':24} {'RSS after start':>15} {'RSS after sweep':>15} "
+          f"{'peak (VmHWM)':>12} {'sweep s':>8}")
+    for kind, empty, full in memory:
+        for name, m in ((f"{kind}, empty", empty), (f"{kind}, {accounts:,}", full)):
+            print(f"  {name:24} {m.started:15.1f} {m.swept:15.1f} {m.peak:12.1f} "
+                  f"{m.sweep_seconds:8.1f}")
+        print(f"  {kind + ', difference':24} {full.started - empty.started:15.1f} "
+              f"{full.swept - empty.swept:15.1f} {full.peak - empty.peak:12.1f}")
+
 def _print(args: argparse.Namespace, rows: list[Row], *, audit: list[tuple[str, float]],
-           disk: list[tuple[str, int]], before: tuple[float, float, float],
-           after: tuple[float, float, float]) -> None:
-    base = rows[0]
+           disk: list[tuple[str, int]], memory: list[tuple[str, Memory, Memory]],
+           before: tuple[float, float, float], after: tuple[float, float, float]) -> None:
     print(f"load average before / after: {before[0]:.2f} / {after[0]:.2f}  "
           f"({os.cpu_count()} cores)")
+    parts = args.parts.split(",")
+    if "ingest" in parts or "dispatch" in parts:
+        _print_rows(args, rows)
+    if "audit" in parts:
+        print("audit appends, one record per commit, median of "
+              f"{args.audit_rounds} rounds of {args.audit_seconds:g} s:")
+        for name, rate in audit:
+            print(f"  {name:55} {rate:9,.0f} commits/s")
+    if "size" in parts:
+        print(f"store on disk per 100,000 accounts (one overdue event each; measured on "
+              f"{args.size_accounts:,}):")
+        for name, size in disk:
+            print(f"  {name:10} {size / 2**20:9,.1f} MiB")
+    if "memory" in parts:
+        _print_memory(memory)
+
+
+def _print_rows(args: argparse.Namespace, rows: list[Row]) -> None:
+    """Ingest and dispatch, each configuration against SQLite's ("-" for a part not run)."""
+    base = rows[0]
     print(f"rounds: {args.rounds} (ingest and dispatch figures are medians; RSS and busiest "
           "second from the last round)")
     limit = (f"limit {args.rate:g} SMS/s (shared by the PostgreSQL fleet)" if args.rate
@@ -541,19 +712,13 @@ def _print(args: argparse.Namespace, rows: list[Row], *, audit: list[tuple[str, 
     print(f"{'configuration':26} {'ingest ev/s':>11} {'x sqlite':>8} {'RSS MiB/daemon':>16} "
           f"{'attempts/s':>10} {'x sqlite':>8} {'busiest 1 s':>11} {'attempts':>8}")
     for row in rows:
-        rss = "/".join(f"{r:.0f}" for r in row.rss_mib)
-        print(f"{row.name:26} {row.ingest:11,.0f} {row.ingest / base.ingest:8.2f} {rss:>16} "
-              f"{row.dispatch:10,.0f} {row.dispatch / base.dispatch:8.2f} {row.busiest:11,} "
-              f"{row.sent:8,}")
-    print("audit appends, one record per commit, median of "
-          f"{args.audit_rounds} rounds of {args.audit_seconds:g} s:")
-    for name, rate in audit:
-        print(f"  {name:55} {rate:9,.0f} commits/s")
-    print(f"store on disk per 100,000 accounts (one overdue event each; measured on "
-          f"{args.size_accounts:,}):")
-    for name, size in disk:
-        print(f"  {name:10} {size / 2**20:9,.1f} MiB")
-
+        rss = "/".join(f"{r:.0f}" for r in row.rss_mib) or "-"
+        ingest = (f"{row.ingest:11,.0f} {row.ingest / base.ingest:8.2f}" if row.ingests
+                  else f"{'-':>11} {'-':>8}")
+        dispatch = (f"{row.dispatch:10,.0f} {row.dispatch / base.dispatch:8.2f} "
+                    f"{row.busiest:11,} {row.sent:8,}" if row.dispatches
+                    else f"{'-':>10} {'-':>8} {'-':>11} {'-':>8}")
+        print(f"{row.name:26} {ingest} {rss:>16} {dispatch}")
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--dispatch-worker"]:

@@ -83,14 +83,17 @@ def test_fleet_benchmark_runs_sqlite_and_postgresql_side_by_side() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.fleet", "--events", "300", "--accounts", "30",
          "--dispatch-accounts", "40", "--rate", "200", "--audit-seconds", "0.1",
-         "--audit-rounds", "1", "--size-accounts", "100", "--daemons", "1,2"],
+         "--audit-rounds", "1", "--size-accounts", "100", "--memory-accounts", "50",
+         "--daemons", "1,2"],
         capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     for line in ("limit 200 SMS/s (shared by the PostgreSQL fleet)",
                  "sqlite, 1 daemon ", "postgresql, 1 daemon(s) ", "postgresql, 2 daemon(s) ",
                  "postgresql, 3 writer(s), append_audit (chain lock)",
                  "postgresql, 3 writer(s), plain insert (no shared lock)",
-                 "store on disk per 100,000 accounts", "  sqlite ", "  postgresql "):
+                 "store on disk per 100,000 accounts", "  sqlite ", "  postgresql ",
+                 "daemon memory, MiB", "  sqlite, empty ", "  sqlite, 50 ",
+                 "  postgresql, difference "):
         assert line in result.stdout
     # The database the run created is gone.
     assert _bench_databases() == before
