@@ -91,6 +91,8 @@ def _fleet(tmp_path: Path, broker: Broker, daemons: list[Daemon], store_url: str
                    '[compliance.regions]\n' + "".join(f'{c} = "us"\n' for c in COUNTRIES)))
         text = config.read_text().replace("[mqtt]\n", '[mqtt]\nshared_group = "fleet"\n', 1)
         text = text.replace("[store]\n", f"[store]\nclaim_lease_seconds = {LEASE_SECONDS}\n", 1)
+        # Debug: the line for each delivery the provider took, which _sends counts.
+        text = text.replace('log_level = "info"', 'log_level = "debug"', 1)
         config.write_text(text.replace("port = 0", f"port = {port}"))
         _schedule_due_now(config.parent, zone, now)
         daemon = Daemon(config)
@@ -122,7 +124,7 @@ def _stored(store_url: str) -> int:
 
 def _sends(fleet: list[Member]) -> Counter[str]:
     """How many times each attempt id was handed to the sandbox, over every member's log."""
-    return Counter(re.findall(r"\bsent (at-[0-9a-f]{24}) ", "".join(
+    return Counter(re.findall(r"\bprovider took (at-[0-9a-f]{24}) ", "".join(
         m.daemon.log.read_text(errors="replace") for m in fleet)))
 
 

@@ -69,6 +69,8 @@ def _member(folder: Path, broker: Broker, store_url: str, name: str, now: dateti
                # Whichever country's number is in daytime now has a profile.
                '[compliance.regions]\n' + "".join(f'{c} = "us"\n' for c in COUNTRIES)))
     text = config.read_text().replace("[mqtt]\n", '[mqtt]\nshared_group = "fleet"\n', 1)
+    # Debug: the line for each delivery the provider took, which _sends counts.
+    text = text.replace('log_level = "info"', 'log_level = "debug"', 1)
     config.write_text(text.replace("[store]\n", f"[store]\nclaim_lease_seconds = "
                                                 f"{LEASE_SECONDS}\n", 1))
     _schedule_due_now(config.parent, zone, now)
@@ -80,9 +82,9 @@ def _count(url: str, sql: str) -> int:
 
 
 def _sends(*daemons: Daemon) -> Counter[str]:
-    """How many times each attempt id was handed to the sandbox, over the daemons' logs."""
+    """How many times the sandbox took each attempt id, over the daemons' logs."""
     logs = {d.log for d in daemons if d.log.exists()}
-    return Counter(re.findall(r"\bsent (at-[0-9a-f]{24}) ", "".join(
+    return Counter(re.findall(r"\bprovider took (at-[0-9a-f]{24}) ", "".join(
         log.read_text(errors="replace") for log in sorted(logs))))
 
 
