@@ -4,6 +4,7 @@ once, and no attempt is sent twice."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -152,9 +153,10 @@ async def test_accounts_a_killed_daemon_held_are_decided_once_after_its_lease(
     wait_until(lambda: _count(postgres_url, "SELECT COUNT(DISTINCT account_id) FROM attempts "
                                             "WHERE outcome IS NOT NULL") == ACCOUNTS,
                120, "every account attempted after the lease", interval=0.5)
-    # Sweeps after the last attempt: none may decide or send again.
     wait_until(lambda: _count(postgres_url, "SELECT COUNT(*) FROM accounts WHERE lease_owner "
                                             "IS NOT NULL") == 0, 10, "no lease left")
+    # Sweeps after the last attempt: none may decide or send again.
+    await asyncio.sleep(3)
     assert second.terminate(timeout=30) == 0, second.new_log()[-2000:]
     attempts = store_rows(postgres_url, "SELECT account_id, attempt_id, at, outcome FROM attempts")
     assert len(attempts) == ACCOUNTS
