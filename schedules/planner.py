@@ -59,6 +59,11 @@ _Ranked = tuple[float, int, Slot]
 _MISSES = frozenset({Outcome.NO_ANSWER, Outcome.MACHINE, Outcome.BUSY, Outcome.FAILED,
                      Outcome.UNDELIVERED})
 NO_STAGE = "no_stage"
+# Members bound once for the loops over an account's history: looked up on their enum class
+# they cost a metaclass call each time.
+_DEBTOR = Role.DEBTOR
+_CALL = Medium.CALL
+_SMS = Medium.SMS
 
 
 @dataclass(frozen=True)
@@ -113,9 +118,9 @@ def text_owed(stage: Stage, history: Sequence[PastAttempt]) -> bool:
         return False
     if Medium.CALL not in pattern:
         return True
-    mine = [a for a in history if a.role is Role.DEBTOR and a.stage == stage.name]
-    calls = sum(1 for a in mine if a.medium is Medium.CALL)
-    texts = sum(1 for a in mine if a.medium is Medium.SMS)
+    mine = [a for a in history if a.role is _DEBTOR and a.stage == stage.name]
+    calls = sum(1 for a in mine if a.medium is _CALL)
+    texts = sum(1 for a in mine if a.medium is _SMS)
     call_positions = [i for i, m in enumerate(pattern) if m is Medium.CALL]
     cycles, nth = divmod(calls, len(call_positions))
     owed = cycles * pattern.count(Medium.SMS) + pattern[:call_positions[nth]].count(Medium.SMS)
@@ -135,7 +140,7 @@ def _day(plan: PlannedAttempt, facts: Facts) -> date:
 
 def _room_for_two(facts: Facts, stage: Stage, limits: Limits, day: date) -> bool:
     """Whether the day's count still allows a call and a text after it."""
-    done = sum(1 for a in facts.history if a.role is Role.DEBTOR
+    done = sum(1 for a in facts.history if a.role is _DEBTOR
                and local_day(a.at, facts.home_zone) == day)
     return done + 2 <= min(limits.attempts_per_day, stage.attempts_per_day)
 
@@ -146,7 +151,7 @@ def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
         return []
     type_rank = {"mobile": 0, "home": 1, "work": 2}
     phones = sorted(enumerate(debtor.phones), key=lambda ip: (type_rank[ip[1].type], ip[0]))
-    history = [a for a in facts.history if a.role is Role.DEBTOR]
+    history = [a for a in facts.history if a.role is _DEBTOR]
     last = next((i for i in range(len(history) - 1, -1, -1) if history[i].is_conversation), None)
     last_talk = history[last].number if last is not None else None
     since = history[last + 1:] if last is not None else history
@@ -206,7 +211,7 @@ def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ..
     """Minutes of the local day of this person's unanswered and answered calls."""
     misses, talks = [], []
     for attempt in mine:
-        if attempt.medium is not Medium.CALL:
+        if attempt.medium is not _CALL:
             continue
         if attempt.is_conversation:
             talks.append(_minute_of_day(attempt.at, zone))

@@ -45,6 +45,10 @@ NUMBER_DAILY_CAP = "number_daily_cap"
 NUMBER_MIN_GAP = "number_min_gap"
 NUMBER_TURN = "number_turn"
 WEEK = timedelta(days=7)
+# Members bound once for the loops over an account's history: looked up on their enum class
+# they cost a metaclass call each time.
+_DEBTOR = Role.DEBTOR
+_SMS = Medium.SMS
 
 
 @dataclass(frozen=True)
@@ -173,7 +177,7 @@ def is_unreachable(facts: Facts, limits: Limits) -> bool:
         return False
     if all(p.number in facts.invalid_numbers for p in debtor.phones):
         return True
-    mine = [a for a in facts.history if a.role is Role.DEBTOR]
+    mine = [a for a in facts.history if a.role is _DEBTOR]
     last_talk = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].is_conversation), None)
     since = mine[last_talk + 1:] if last_talk is not None else mine
     unanswered = [a for a in since if a.unanswered]
@@ -311,7 +315,7 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
             found.append(Refusal(CONVERSATION_CAP, f"{len(talks_today)} conversations today",
                                  tomorrow))
     else:
-        texts = [a for a in recent if a.medium is Medium.SMS]
+        texts = [a for a in recent if a.medium is _SMS]
         if len(texts) >= limits.sms_per_7_days:
             found.append(Refusal(SMS_CAP_7D, f"{len(texts)} texts in 7 days "
                                              f"(cap {limits.sms_per_7_days})",
@@ -422,7 +426,7 @@ def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
     recent = _in_week(mine, now, zone)
     return {
         "calls_7d": sum(1 for a in recent if a.counts_as_call),
-        "sms_7d": sum(1 for a in recent if a.medium is Medium.SMS),
+        "sms_7d": sum(1 for a in recent if a.medium is _SMS),
         "attempts_7d": len(recent),
         "attempts_today": sum(1 for a in mine if local_day(a.at, zone) == today),
     }
