@@ -151,6 +151,8 @@ def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
         return []
     type_rank = {"mobile": 0, "home": 1, "work": 2}
     phones = sorted(enumerate(debtor.phones), key=lambda ip: (type_rank[ip[1].type], ip[0]))
+    if len(phones) < 2:  # nothing to take turns with: the history cannot change the order
+        return [Target(Role.DEBTOR, "debtor", p.number, p.type, medium) for _, p in phones]
     history = [a for a in facts.history if a.role is _DEBTOR]
     last = next((i for i in range(len(history) - 1, -1, -1) if history[i].is_conversation), None)
     last_talk = history[last].number if last is not None else None
