@@ -107,6 +107,9 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
                 # exports by account or time and the MQTT outbox only slow its writes.
                 for index in THROWAWAY_INDEXES:
                     await db.execute(f"DROP INDEX IF EXISTS {index}")
+                # Its one connection keeps the file's lock and page cache from one transaction
+                # to the next, instead of taking the lock and checking the file at each.
+                await db.execute("PRAGMA locking_mode = EXCLUSIVE")
         except BaseException:
             await db.close()
             raise
