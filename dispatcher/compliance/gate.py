@@ -287,15 +287,31 @@ def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetim
     return max(by_calendar, oldest_to_drop.at + WEEK)
 
 
+def _last_conversation(mine: list[PastAttempt]) -> PastAttempt | None:
+    """The latest answered call of `mine` (oldest first)."""
+    for attempt in reversed(mine):
+        if attempt.is_conversation:
+            return attempt
+    return None
+
+
+def _last_on(mine: list[PastAttempt], number: str) -> PastAttempt | None:
+    """The latest attempt of `mine` (oldest first) on `number`."""
+    for attempt in reversed(mine):
+        if attempt.number == number:
+            return attempt
+    return None
+
+
 def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
                         limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
     found = []
     today = local_day(now, zone)
     tomorrow = local_midnight(today + timedelta(days=1), zone)
     recent = _in_week(mine, now, zone)
+    todays = [a for a in recent if local_day(a.at, zone) == today]
     if target.medium is Medium.CALL:
-        talked = (next((a for a in reversed(mine) if a.is_conversation), None)
-                  if limits.conversation_cooldown_days else None)
+        talked = _last_conversation(mine) if limits.conversation_cooldown_days else None
         if talked is not None:
             last = local_day(talked.at, zone)
             resumes = last + timedelta(days=limits.conversation_cooldown_days)
@@ -310,7 +326,7 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
         if len(calls) >= cap:
             found.append(Refusal(CALL_CAP_7D, f"{len(calls)} calls in 7 days (cap {cap})",
                                  _released(calls, cap, zone) if cap else None))
-        talks_today = [a for a in calls if a.is_conversation and local_day(a.at, zone) == today]
+        talks_today = [a for a in todays if a.is_conversation]  # a conversation is a call
         if len(talks_today) >= limits.conversations_per_day:
             found.append(Refusal(CONVERSATION_CAP, f"{len(talks_today)} conversations today",
                                  tomorrow))
@@ -327,7 +343,6 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
                              _released(recent, limits.contacts_per_7_days, zone)
                              if limits.contacts_per_7_days else None))
     per_day = min(limits.attempts_per_day, budget.attempts_per_day)
-    todays = [a for a in recent if local_day(a.at, zone) == today]
     if len(todays) >= per_day:
         found.append(Refusal(DAILY_CAP, f"{len(todays)} attempts today (cap {per_day})",
                              tomorrow))
@@ -341,7 +356,7 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
             found.append(Refusal(DAILY_CAP, f"{same} {noun} today (cap {medium_cap})",
                                  tomorrow))
     gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
-    latest = next((a for a in reversed(mine) if a.number == target.number), None)
+    latest = _last_on(mine, target.number)
     if latest is not None and now - latest.at < gap:
         found.append(Refusal(MIN_GAP, f"last attempt on this number at "
                                       f"{latest.at:%Y-%m-%dT%H:%MZ}", latest.at + gap))
