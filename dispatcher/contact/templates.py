@@ -9,6 +9,7 @@ a template is sent or spoken, so no template carries a note for an agent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -439,7 +440,7 @@ def render(text: str, values: Mapping[str, str]) -> str:
     """Fill in a template text's placeholders; MissingValues names every value not given."""
     parts: list[str] = []
     missing: list[str] = []
-    for literal, name, spec, conversion in _FORMATTER.parse(text):
+    for literal, name, spec, conversion in _pieces(text):
         parts.append(literal)
         if name is None:
             continue
@@ -460,6 +461,13 @@ def message_body(template: Template, locale: str | None, default_locale: str,
     per line in speaking order (a call's body is what its audited hash covers)."""
     used, text = template.whole_text(locale, default_locale)
     return used, render(text, values)
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _pieces(text: str) -> tuple[tuple[str, str | None, str | None, str | None], ...]:
+    """A template text's literal pieces and placeholders: a config has few texts, each rendered
+    for every attempt."""
+    return tuple(_FORMATTER.parse(text))
 
 
 def content_hash(text: str) -> str:
