@@ -32,6 +32,17 @@ def test_dispatch_benchmark_runs_and_prints_rate_and_limit() -> None:
         assert line in result.stdout
 
 
+def test_simulate_benchmark_runs_and_prints_cpu_per_attempt() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.simulate", "--population", "silent", "--accounts", "20",
+         "--days", "2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    for line in ("accounts x days:        20 x 2", "CPU time:", "µs per attempt)",
+                 "audit records:", "decisions:"):
+        assert line in result.stdout
+
+
 def test_report_benchmark_runs_and_finds_the_engine_compliant() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.report", "--accounts", "40", "--days", "10"],
