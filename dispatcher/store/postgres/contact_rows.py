@@ -41,10 +41,9 @@ def _instant(text: str) -> datetime:
 
 def _past(row: asyncpg.Record) -> PastAttempt:
     """A row of _ATTEMPT_COLUMNS as the engine reads it."""
-    return PastAttempt(
-        attempt_id=row[0], at=_instant(row[2]), person=row[3], role=_ROLES[row[4]],
-        number=row[5], medium=_MEDIUMS[row[6]], window=row[7], stage=row[8],
-        outcome=_OUTCOMES[row[9]] if row[9] else None)
+    # Positional: keywords cost a quarter more, for every row of every history read.
+    return PastAttempt(row[0], _instant(row[2]), row[3], _ROLES[row[4]], row[5],
+                       _MEDIUMS[row[6]], row[7], row[8], _OUTCOMES[row[9]] if row[9] else None)
 
 
 def _attempt_row(r: asyncpg.Record) -> AttemptRow:
