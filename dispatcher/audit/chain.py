@@ -28,6 +28,8 @@ class AuditKind(StrEnum):
     # Extensions: a promise to pay that was not kept; an inbound text that needs a person.
     PROMISE = "promise"
     REPLY = "reply"
+    # What people did in the web console: logins, logouts and every action they took.
+    CONSOLE = "console"
 
 
 # Records of these kinds are also published to `<out prefix>/<account_id>` (docs/events.md).

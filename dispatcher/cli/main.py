@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dispatcher import __version__
 from dispatcher.cli import agenda as cli_agenda
 from dispatcher.cli import audit as cli_audit
+from dispatcher.cli import console as cli_console
 from dispatcher.cli import contact as cli_contact
 from dispatcher.cli import store as cli_store
 from dispatcher.cli import templates as cli_templates
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_agenda.add_parsers(sub, common, _parse_time)
     cli_templates.add_parsers(sub, common, _parse_time)
     cli_store.add_parsers(sub, common)
+    cli_console.add_parsers(sub, common)
     report = sub.add_parser("report", parents=[common],
                             help="the compliance report of a time window, one HTML file",
                             description="Write the compliance report of the audit records "
@@ -193,6 +195,13 @@ def cmd_run(args: argparse.Namespace, out: TextIO, system_config: Path = SYSTEM_
     if missing is not None:
         print(f"dispatcher: cannot run: {missing}", file=sys.stderr)
         return EXIT_USAGE
+    from dispatcher.console.setup import console_problems
+
+    for problem in console_problems(config, os.environ):
+        print(f"dispatcher: cannot run: {problem}", file=sys.stderr)
+        missing = problem
+    if missing is not None:
+        return EXIT_USAGE
     service = config.settings.service
     configure_logging(service.log_level, service.log_format)
     tune_gc()
@@ -277,36 +286,30 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
 
 async def _replay(config: LoadedConfig, ids: Sequence[int], out: TextIO) -> int:
     from dispatcher.domain.phones import mask_numbers_in
-    from dispatcher.ingest.classify import check_time, classify
-    from dispatcher.store import Accepted, Rejected, open_store
+    from dispatcher.ingest.replay import replay_dead_letters
+    from dispatcher.store import open_store
 
-    limit = config.settings.ingest.max_payload_bytes
-    max_future = timedelta(seconds=config.settings.ingest.max_future_seconds)
-    now = SystemClock().now()
     async with open_store(config.store_location, create=False) as store:
-        letters = await store.dead_letters(ids or None)
-        missing = sorted(set(ids) - {d.id for d in letters})
-        if missing:
-            raise UsageError(f"no dead letter with id {', '.join(map(str, missing))}")
-        accepted, failed = [], 0
-        for d in letters:
-            if d.replayed_at:
-                print(f"{d.id}: already replayed as {d.replay_event_id}", file=out)
-                continue
-            item = check_time(classify(d.payload, d.topic, limit, replay_of=d.id), now,
-                              max_future)
-            if isinstance(item, Rejected):
-                failed += 1
-                print(f"{d.id}: still rejected: {item.reason}: {mask_numbers_in(item.detail)}",
-                      file=out)
-            else:
-                accepted.append(item)
-        if accepted:
-            result = await store.record_batch(accepted, now=now, config_version=config.version)
-            for item in accepted:
-                assert isinstance(item, Accepted)
-                print(f"{item.replay_of}: accepted as event {item.event.event_id}", file=out)
-            print(f"{result.stored} stored, {result.duplicates} already known", file=out)
+        result = await replay_dead_letters(
+            store, ids, now=SystemClock().now(),
+            max_payload_bytes=config.settings.ingest.max_payload_bytes,
+            max_future=timedelta(seconds=config.settings.ingest.max_future_seconds),
+            config_version=config.version)
+    if result.missing:
+        raise UsageError(f"no dead letter with id {', '.join(map(str, result.missing))}")
+    failed = 0
+    for fate in result.replayed:
+        if fate.status == "already":
+            print(f"{fate.id}: already replayed as {fate.event_id}", file=out)
+        elif fate.status == "rejected":
+            failed += 1
+            print(f"{fate.id}: still rejected: {fate.reason}: {mask_numbers_in(fate.detail)}",
+                  file=out)
+    if result.batch is not None:
+        for fate in result.replayed:
+            if fate.status == "accepted":
+                print(f"{fate.id}: accepted as event {fate.event_id}", file=out)
+        print(f"{result.batch.stored} stored, {result.batch.duplicates} already known", file=out)
     return EXIT_PROBLEM if failed else EXIT_OK
 
 
@@ -344,9 +347,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             return asyncio.run(_report(config, args, out))
         if args.command == "store":
             return asyncio.run(cli_store.migrate(config, out))
-        if args.dead_command == "list":
-            return asyncio.run(_list_dead(config, args, out))
-        return asyncio.run(_replay(config, args.ids, out))
+        if args.command == "console":
+            return cli_console.adduser(config, args, out)
+        return asyncio.run(_list_dead(config, args, out) if args.dead_command == "list"
+                           else _replay(config, args.ids, out))
     except ConfigNotFound as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
     except ConfigError as exc:

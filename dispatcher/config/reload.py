@@ -2,9 +2,9 @@
 
 The contact policy (profile limits, schedule, templates, business details), the log level, the
 sweep interval, the shutdown grace and the retention job apply at once. Everything that holds a
-connection, a file or a socket (MQTT, ingest, the store, the channel, the webhook server, the
-audit head file and its job) and the log format needs a restart: a reload that changes them is
-refused, naming each key, and the daemon keeps its last good config.
+connection, a file or a socket (MQTT, ingest, the store, the channel, the webhook server and its
+console, the audit head file and its job) and the log format needs a restart: a reload that
+changes them is refused, naming each key, and the daemon keeps its last good config.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from dispatcher.config.settings import LoadedConfig
 from dispatcher.errors import ConfigProblem
 
-RESTART_SECTIONS = ("mqtt", "ingest", "store", "channels", "twilio", "webhook", "audit")
+RESTART_SECTIONS = ("mqtt", "ingest", "store", "channels", "twilio", "webhook", "audit",
+                    "console")
 
 
 def needs_restart(old: LoadedConfig, new: LoadedConfig) -> list[ConfigProblem]:

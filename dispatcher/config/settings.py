@@ -245,6 +245,30 @@ class WebhookSettings(_Section):
     public_url: HttpUrl = "http://127.0.0.1:8080"
 
 
+class ConsoleSettings(_Section):
+    """[console]: the operators' web pages under /console on the webhook server."""
+
+    # None: on when users_file is set or DISPATCHER_CONSOLE_TOKEN is in `run`'s environment.
+    enabled: bool | None = None
+    # Users and their password hashes (`dispatcher console adduser`); relative to the config
+    # file's folder. Empty: nobody can log in with a password.
+    users_file: str = ""
+    session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
+    # Set when a TLS-terminating proxy serves the console: the browser then sends the session
+    # cookie over HTTPS only.
+    secure_cookie: bool = False
+    # This many failed logins for one name within lockout_minutes lock that name for as long.
+    max_failures: int = Field(default=5, ge=1, le=100)
+    lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
+    @field_validator("users_file")
+    @classmethod
+    def _users_file(cls, value: str) -> str:
+        if any(ord(c) < 32 or c == "\x7f" for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+
 
 ProfileName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
 
@@ -382,6 +406,7 @@ class Settings(_Section):
     retention: RetentionSettings = RetentionSettings()
     planner: PlannerSettings = PlannerSettings()
     audit: AuditSettings = AuditSettings()
+    console: ConsoleSettings = ConsoleSettings()
 
 
 @dataclass(frozen=True)
@@ -420,6 +445,15 @@ class LoadedConfig:
     def store_location(self) -> Path | str:
         """What `open_store` opens: the SQLite file, or the PostgreSQL URL."""
         return self.settings.store.url if self.store_is_postgres else self.store_path
+
+    @property
+    def console_users_file(self) -> Path | None:
+        """The console's users file, resolved against the config file's folder; None: unset."""
+        named = self.settings.console.users_file
+        if not named:
+            return None
+        path = Path(named)
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
 
     @property
     def head_file(self) -> Path:

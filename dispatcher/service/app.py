@@ -25,6 +25,9 @@ from dispatcher.audit.outbox import AuditPublisher, TopicCheck, topic_level_prob
 from dispatcher.audit.retention import run_retention
 from dispatcher.config.reload import needs_restart, stamps
 from dispatcher.config.settings import LoadedConfig, load_config, provider_secret_problem
+from dispatcher.console.setup import console_enabled, console_problems, console_token
+from dispatcher.console.sources import console_sources
+from dispatcher.console.web import Console
 from dispatcher.contact.account_facts import ContactPolicy, policy_of
 from dispatcher.contact.engine import Engine
 from dispatcher.contact.replan import replan_all
@@ -155,7 +158,8 @@ class Dispatcher:
             self._writer = await self._start_writer()
             self.health.pending_seconds = self._writer.oldest_pending_seconds
             self.health.stall_seconds = self.config.settings.ingest.stall_seconds
-            app = build_app(self.store, self.metrics, self.health, self._provider_routes())
+            app = build_app(self.store, self.metrics, self.health,
+                            self._more_routes(self._provider_routes(), self._console_routes()))
             webhook = self.config.settings.webhook
             runner, self.webhook_port = await start_server(app, webhook.host, webhook.port,
                                                            sock=self._listen_socket)
@@ -175,6 +179,29 @@ class Dispatcher:
             "webhook": f"{webhook.host}:{self.webhook_port}",
             "mqtt": self.config.settings.mqtt.url})
         return self
+
+    @staticmethod
+    def _more_routes(*adders: Callable[[web.Application], None] | None,
+                     ) -> Callable[[web.Application], None]:
+        def add(app: web.Application) -> None:
+            for adder in adders:
+                if adder is not None:
+                    adder(app)
+        return add
+
+    def _console_routes(self) -> Callable[[web.Application], None] | None:
+        """The web console's routes, when it is on ([console]; docs/console.md)."""
+        if not console_enabled(self.config, self.environ):
+            return None  # nothing under /console: 404
+        problems = console_problems(self.config, self.environ)
+        if problems:
+            raise ConfigError(problems)
+        console = Console(store=self.store, config=lambda: self.config,
+                          settings=self.config.settings.console, health=self.health,
+                          metrics=self.metrics, clock=self.clock,
+                          token=console_token(self.environ),
+                          sources=console_sources(self.store))
+        return console.add_routes
 
     def _provider_routes(self) -> Callable[[web.Application], None] | None:
         token = self.environ.get("TWILIO_AUTH_TOKEN")

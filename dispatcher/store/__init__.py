@@ -3,6 +3,7 @@
 from dispatcher.store.base import (
     Accepted,
     AccountContext,
+    AccountListStore,
     AgendaQuery,
     AgendaStore,
     AnswerStore,
@@ -56,6 +57,7 @@ from dispatcher.store.transfer import CopyResult
 __all__ = [
     "Accepted",
     "AccountContext",
+    "AccountListStore",
     "AgendaQuery",
     "AgendaStore",
     "AnswerStore",

@@ -472,6 +472,18 @@ class QueryStore(Protocol):
         ...
 
 
+class AccountListStore(Protocol):
+    """Accounts listed for people: the agenda and the console's search."""
+
+    async def planned_accounts(self, limit: int) -> list[PlanRow]:
+        """Accounts with a stored plan and a time to look again, soonest first."""
+        ...
+
+    async def accounts_from(self, prefix: str, limit: int) -> list[str]:
+        """Account ids that start with `prefix`, in order, at most `limit`."""
+        ...
+
+
 class HealthStore(Protocol):
     """What `/healthz` asks of the store."""
 
@@ -492,8 +504,7 @@ class UpkeepStore(Protocol):
 
 
 class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
-            ReplanStore, DueStore, AgendaStore,
-            DeadLetterStore, QueryStore, HealthStore, UpkeepStore,
-            JobLeaseStore, RateBucketStore, Protocol):
+            ReplanStore, DueStore, AgendaStore, DeadLetterStore, QueryStore, AccountListStore,
+            HealthStore, UpkeepStore, JobLeaseStore, RateBucketStore, Protocol):
     """Everything the daemon, the CLI and the tests need from persistence: every Protocol
     above. `open_store` returns one."""

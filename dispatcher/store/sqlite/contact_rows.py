@@ -191,6 +191,21 @@ class ContactRows:
                 "RETURNING account_id", (key, AccountStatus.OPEN.value, key))
         return len(list(rows))
 
+    async def planned_accounts(self: _Host, limit: int) -> list[PlanRow]:
+        """Accounts with a stored plan and a time to look again, soonest first."""
+        rows = await self._fetch(
+            "SELECT account_id, plan_json, next_attempt_at FROM accounts "
+            "WHERE next_attempt_at IS NOT NULL AND plan_json IS NOT NULL "
+            "ORDER BY next_attempt_at, account_id LIMIT ?", (limit,))
+        return [PlanRow(row[0], row[1], parse_rfc3339(row[2])) for row in rows]
+
+    async def accounts_from(self: _Host, prefix: str, limit: int) -> list[str]:
+        """Account ids that start with `prefix`, in order, at most `limit`."""
+        # The ids that start with `prefix` come first from there on (binary order).
+        rows = await self._fetch("SELECT account_id FROM accounts WHERE account_id >= ? "
+                                 "ORDER BY account_id LIMIT ?", (prefix, limit))
+        return [row[0] for row in rows if row[0].startswith(prefix)]
+
     async def next_due_at(self: _Host) -> datetime | None:
         """The earliest instant any account is due, if one is."""
         # The condition lets SQLite answer from the partial index accounts_due.

@@ -1,0 +1,1 @@
+"""The operators' web console, served under /console by the daemon's HTTP server."""
