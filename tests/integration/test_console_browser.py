@@ -1,0 +1,77 @@
+"""The console in headless Chromium: log in, find an account, act, and see the act audited."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cdp import browser
+from tests.integration.console_support import (
+    HOSTILE,
+    PASSWORD,
+    USER,
+    console_config,
+    console_daemon,
+    now_utc,
+    seed,
+)
+from tests.support import Broker
+
+pytestmark = pytest.mark.sqlite
+
+
+async def test_log_in_find_an_account_replay_its_dead_letter_and_see_it_audited(
+        tmp_path: Path, broker: Broker) -> None:
+    config = console_config(tmp_path / "cfg", broker.url)
+    async with console_daemon(config) as (daemon, base), browser(tmp_path / "profile") as page:
+        letter = await seed(daemon, now_utc())
+
+        await page.goto(f"{base}/dead-letters")
+        assert await page.evaluate("location.pathname") == "/console/login"
+        await page.evaluate(f"document.querySelector('input[name=user]').value = "
+                            f"{json.dumps(USER)}; document.querySelector('input[name=password]')"
+                            f".value = {json.dumps(PASSWORD)}")
+        await page.submit("document.querySelector('form.login')", "/console/dead-letters")
+        assert await page.evaluate("document.getElementById('user').textContent") == USER
+        # Read by a script, the cookie is not there: HttpOnly.
+        assert await page.evaluate("document.cookie") == ""
+
+        # Find the account by the search box, typed as a person would.
+        await page.evaluate(f"document.querySelector('input[name=q]').value = "
+                            f"{json.dumps(HOSTILE)}")
+        await page.submit("document.querySelector('form[role=search]')", "/console/account")
+        assert await page.evaluate("document.getElementById('account-id').textContent") \
+            == HOSTILE
+        # The hostile id and the reply text are text, not markup; the script never ran.
+        assert await page.evaluate("document.querySelectorAll('main b, main i, main script')"
+                                   ".length") == 0
+        assert "pwned" not in await page.evaluate("document.title")
+        trail = await page.evaluate("document.getElementById('trail').innerText")
+        assert "<script>document.title='pwned'</script>" in trail
+        assert "+15*******77" in trail
+        assert "console" not in trail
+
+        # Replay the account's dead letter.
+        await page.goto(f"{base}/dead-letters")
+        await page.submit(f"document.getElementById('replay-{letter}').form",
+                          "/console/dead-letters/replay")
+        assert "accepted as event e-later" in await page.evaluate(
+            "document.getElementById('message').textContent")
+
+        # The account page shows who did it.
+        await page.evaluate("document.querySelector('#message + p a').click()")
+        await page.wait_for("location.pathname === '/console/account' && "
+                            "document.readyState === 'complete' && "
+                            "document.getElementById('trail') !== null", "the account page")
+        rows = await page.evaluate(
+            "[...document.querySelectorAll('#trail tbody tr')].map("
+            "r => [...r.cells].map(c => c.textContent))")
+        console_rows = [r for r in rows if r[2] == "console"]
+        assert len(console_rows) == 1
+        _, _, kind, status, user, _, detail = console_rows[0]
+        assert (kind, status, user) == ("console", "action", USER)
+        assert '"action":"replay_dead_letter"' in detail
+        assert f'"dead_letter_id":{letter}' in detail
+        assert any(r[2] == "event" and '"replay_of":' in r[6] for r in rows)
