@@ -124,6 +124,7 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO,
     from dispatcher.cli.regions import mapping_lines, uncovered_lines
     from dispatcher.config.schedule_warnings import schedule_warnings
     from dispatcher.config.settings import provider_secret_problem
+    from dispatcher.console.setup import console_problems
 
     if args.events is not None and not args.events.is_file():
         print(f"dispatcher: --events: no file {args.events}", file=sys.stderr)
@@ -148,6 +149,9 @@ def cmd_check_config(args: argparse.Namespace, out: TextIO,
     if missing is not None:
         # Not a problem of the files: other commands run without them; only `run` needs them.
         print(f"note: `dispatcher run` will refuse here: {missing.reason}", file=out)
+    for problem in console_problems(config, os.environ):
+        # The console's users file and token are `run`'s alone too.
+        print(f"note: `dispatcher run` will refuse here: {problem}", file=out)
     if args.events is not None:
         # Warnings, not problems: the config is sound; these debtors are refused by design.
         for line in uncovered_lines(config, args.events):

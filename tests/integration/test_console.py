@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
@@ -273,3 +274,24 @@ def test_the_console_section_is_checked_with_file_key_and_reason(tmp_path: Path)
     assert ("console.users_filee", "unknown key") in found
     assert any(key == "console.session_minutes" for key, _ in found)
     assert json.dumps(sorted(found))  # every problem names its key
+
+
+def test_run_and_check_config_name_a_console_nobody_could_use(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              ) -> None:
+    from dispatcher.cli.main import main  # noqa: PLC0415
+
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1",
+                         extra="[console]\nenabled = true\n")
+    monkeypatch.delenv("DISPATCHER_CONSOLE_TOKEN", raising=False)
+    assert main(["run", "--config", str(config)]) == 2
+    said = capsys.readouterr().err
+    assert f"dispatcher: cannot run: {config}: console.enabled: is true, but neither" in said
+    monkeypatch.setenv("DISPATCHER_CONSOLE_TOKEN", "short")
+    assert main(["run", "--config", str(config)]) == 2
+    assert "DISPATCHER_CONSOLE_TOKEN must be at least 32" in capsys.readouterr().err
+    out = io.StringIO()
+    assert main(["check-config", "--config", str(config)], out=out) == 0
+    assert "note: `dispatcher run` will refuse here: " in out.getvalue()
+    assert "console.enabled: DISPATCHER_CONSOLE_TOKEN must be at least 32" in out.getvalue()
