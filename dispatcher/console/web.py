@@ -80,6 +80,20 @@ def _clean(text: str) -> str:
     return text if text.isprintable() else ""
 
 
+def same_origin(origin: str | None, host: str) -> bool:
+    """Whether a request's `Origin` header names the site it was sent to (`Host`); a request
+    without one (not from a browser, or an old one) passes: SameSite and CSRF still hold."""
+    if origin is None:
+        return True
+    try:
+        sent_from = URL(origin)
+        sent_to = URL(f"{sent_from.scheme}://{host}")
+    except ValueError:
+        return False
+    return (sent_from.scheme in ("http", "https") and sent_from.host is not None
+            and (sent_from.host, sent_from.port) == (sent_to.host, sent_to.port))
+
+
 def _safe_next(target: str | None) -> str:
     """Where to go after login: a console path only, never another site."""
     if target and target.startswith(f"{PREFIX}/") and not target.startswith("//") \
@@ -158,6 +172,8 @@ class Console:
     def _guarded(self, handler: Callable[[web.Request, Identity], Awaitable[web.StreamResponse]],
                  *, writes: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def guarded(request: web.Request) -> web.StreamResponse:
+            if writes and not same_origin(request.headers.get("Origin"), request.host):
+                return self._cross_site()
             identity = self._identity(request)
             if identity is None:
                 if request.headers.get("Authorization") or request.method != "GET":
@@ -210,7 +226,13 @@ class Console:
     def _users_path(self) -> Path | None:
         return self._config().console_users_file
 
+    def _cross_site(self) -> web.Response:
+        return self._page("message.html", None, status=403, title="Refused",
+                          message="The form was sent from another site.")
+
     async def _login(self, request: web.Request) -> web.StreamResponse:
+        if not same_origin(request.headers.get("Origin"), request.host):
+            return self._cross_site()  # another site logging a browser in as someone else
         form = await request.post()
         name = form.get("user")
         password = form.get("password")

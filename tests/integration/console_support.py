@@ -18,7 +18,7 @@ from dispatcher.cli.main import main
 from dispatcher.service.app import Dispatcher
 from dispatcher.store import Accepted, Rejected
 from tests.integration.inprocess import running, wait_for_async
-from tests.support import encode, make_config, overdue_at
+from tests.support import SQLITE_STORE_URL, encode, make_config, overdue_at
 
 TOKEN = "t0ken-for-automation-" + "x" * 24
 USER, PASSWORD = "alice", "correct horse battery staple"
@@ -28,9 +28,11 @@ REPLY_TEXT = "<script>document.title='pwned'</script> ring me on +15125550177"
 NUMBER = "+15125550142"
 
 
-def console_config(folder: Path, broker_url: str, extra: str = "") -> Path:
+def console_config(folder: Path, broker_url: str, extra: str = "",
+                   store_url: str = SQLITE_STORE_URL) -> Path:
     """A config folder with `[console] users_file = "users"`, and USER in that file."""
-    config = make_config(folder, broker_url, extra="[console]\nusers_file = \"users\"\n" + extra)
+    config = make_config(folder, broker_url, extra="[console]\nusers_file = \"users\"\n" + extra,
+                         store_url=store_url)
     add_user(config, USER, PASSWORD)
     return config
 

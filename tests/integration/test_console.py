@@ -36,7 +36,8 @@ from tests.integration.console_support import (
 from tests.integration.inprocess import running
 from tests.support import Broker, make_config
 
-pytestmark = pytest.mark.sqlite
+# The tests that read or write the store's data run on both stores (store_url); the others,
+# about logins and settings, on SQLite.
 
 
 async def _console_records(store: AuditReader, status: str | None = None) -> list[dict[str, Any]]:
@@ -47,6 +48,7 @@ async def _console_records(store: AuditReader, status: str | None = None) -> lis
     return records
 
 
+@pytest.mark.sqlite
 async def test_without_credentials_a_page_redirects_to_login_and_a_post_is_refused(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
@@ -66,8 +68,8 @@ async def test_without_credentials_a_page_redirects_to_login_and_a_post_is_refus
 
 
 async def test_a_wrong_password_is_refused_and_audited_and_a_right_one_logs_in(
-        tmp_path: Path, broker: Broker) -> None:
-    config = console_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = console_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with console_daemon(config) as (daemon, base), session() as http:
         refused = await log_in(http, base, USER, "not the password at all")
         assert refused.status == 401
@@ -92,6 +94,7 @@ async def test_a_wrong_password_is_refused_and_audited_and_a_right_one_logs_in(
         assert [r["user"] for r in await _console_records(daemon.store, "login")] == [USER]
 
 
+@pytest.mark.sqlite
 async def test_repeated_failures_lock_the_name_and_the_lock_is_audited_once(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url,
@@ -107,6 +110,7 @@ async def test_repeated_failures_lock_the_name_and_the_lock_is_audited_once(
         assert not await _console_records(daemon.store, "login")
 
 
+@pytest.mark.sqlite
 async def test_a_post_without_the_csrf_token_is_refused_with_403(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
@@ -125,8 +129,8 @@ async def test_a_post_without_the_csrf_token_is_refused_with_403(
 
 
 async def test_replaying_a_dead_letter_with_the_csrf_token_is_done_and_audited(
-        tmp_path: Path, broker: Broker) -> None:
-    config = console_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = console_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with console_daemon(config) as (daemon, base), session() as http:
         letter = await seed(daemon, now_utc())
         await log_in(http, base)
@@ -148,6 +152,7 @@ async def test_replaying_a_dead_letter_with_the_csrf_token_is_done_and_audited(
         assert [r["user"] for r in await _console_records(daemon.store, "logout")] == [USER]
 
 
+@pytest.mark.sqlite
 async def test_the_bearer_token_reads_every_page_and_acts_without_a_csrf_token(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
@@ -165,6 +170,7 @@ async def test_the_bearer_token_reads_every_page_and_acts_without_a_csrf_token(
         assert (action["user"], action["via"]) == ("token", "token")
 
 
+@pytest.mark.sqlite
 async def test_without_the_token_bearer_is_refused(tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
     async with (console_daemon(config, token=None) as (_, base), aiohttp.ClientSession() as http,
@@ -174,8 +180,8 @@ async def test_without_the_token_bearer_is_refused(tmp_path: Path, broker: Broke
 
 
 async def test_hostile_account_ids_and_reply_texts_are_escaped_and_numbers_masked(
-        tmp_path: Path, broker: Broker) -> None:
-    config = console_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = console_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with console_daemon(config) as (daemon, base), session() as http:
         await seed(daemon, now_utc())
         await log_in(http, base)
@@ -202,8 +208,8 @@ async def test_hostile_account_ids_and_reply_texts_are_escaped_and_numbers_maske
 
 
 async def test_the_search_box_goes_to_an_exact_account_and_lists_by_prefix(
-        tmp_path: Path, broker: Broker) -> None:
-    config = console_config(tmp_path / "cfg", broker.url)
+        tmp_path: Path, broker: Broker, store_url: str) -> None:
+    config = console_config(tmp_path / "cfg", broker.url, store_url=store_url)
     async with console_daemon(config) as (daemon, base), session() as http:
         await seed(daemon, now_utc())
         await log_in(http, base)
@@ -217,6 +223,7 @@ async def test_the_search_box_goes_to_an_exact_account_and_lists_by_prefix(
             assert none.status == 200
 
 
+@pytest.mark.sqlite
 async def test_a_disabled_console_is_not_found(tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url, extra="enabled = false\n")
     async with console_daemon(config) as (_, base), aiohttp.ClientSession() as http:
@@ -226,6 +233,7 @@ async def test_a_disabled_console_is_not_found(tmp_path: Path, broker: Broker) -
                 assert page.status == 404, path
 
 
+@pytest.mark.sqlite
 async def test_without_users_file_or_token_the_console_is_off(tmp_path: Path,
                                                                broker: Broker) -> None:
     config = make_config(tmp_path / "cfg", broker.url)
@@ -234,6 +242,7 @@ async def test_without_users_file_or_token_the_console_is_off(tmp_path: Path,
         assert page.status == 404
 
 
+@pytest.mark.sqlite
 async def test_adduser_writes_an_owner_only_file_and_refuses_bad_input(tmp_path: Path,
                                                                        broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
@@ -248,6 +257,7 @@ async def test_adduser_writes_an_owner_only_file_and_refuses_bad_input(tmp_path:
     assert len(users.read_text().splitlines()) == 1
 
 
+@pytest.mark.sqlite
 async def test_a_users_file_readable_by_others_stops_the_daemon_with_a_clear_problem(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
@@ -263,6 +273,7 @@ async def test_a_users_file_readable_by_others_stops_the_daemon_with_a_clear_pro
     assert "chmod 600" in problem.reason
 
 
+@pytest.mark.sqlite
 def test_the_console_section_is_checked_with_file_key_and_reason(tmp_path: Path) -> None:
     config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1883",
                          extra="[console]\nsession_minutes = 0\nusers_filee = \"x\"\n")
@@ -276,6 +287,7 @@ def test_the_console_section_is_checked_with_file_key_and_reason(tmp_path: Path)
     assert json.dumps(sorted(found))  # every problem names its key
 
 
+@pytest.mark.sqlite
 def test_run_and_check_config_name_a_console_nobody_could_use(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str],
@@ -295,3 +307,27 @@ def test_run_and_check_config_name_a_console_nobody_could_use(tmp_path: Path,
     assert main(["check-config", "--config", str(config)], out=out) == 0
     assert "note: `dispatcher run` will refuse here: " in out.getvalue()
     assert "console.enabled: DISPATCHER_CONSOLE_TOKEN must be at least 32" in out.getvalue()
+
+
+@pytest.mark.sqlite
+async def test_forms_sent_from_another_site_are_refused(tmp_path: Path, broker: Broker) -> None:
+    config = console_config(tmp_path / "cfg", broker.url)
+    async with console_daemon(config) as (daemon, base), session() as http:
+        letter = await seed(daemon, now_utc())
+        evil = {"Origin": "https://evil.example"}
+        async with http.post(f"{base}/login", data={"user": USER, "password": PASSWORD},
+                             headers=evil, allow_redirects=False) as response:
+            assert response.status == 403
+        assert not await _console_records(daemon.store)
+        await log_in(http, base)
+        async with http.get(f"{base}/dead-letters") as page:
+            token = csrf_of(await page.text())
+        async with http.post(f"{base}/dead-letters/replay", headers=evil,
+                             data={"id": str(letter), "csrf": token}) as response:
+            assert response.status == 403
+        assert not await _console_records(daemon.store, "action")
+        same = {"Origin": base.removesuffix("/console")}
+        async with http.post(f"{base}/dead-letters/replay", headers=same,
+                             data={"id": str(letter), "csrf": token}) as response:
+            assert response.status == 200
+        assert len(await _console_records(daemon.store, "action")) == 1

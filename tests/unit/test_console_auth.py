@@ -22,6 +22,7 @@ from dispatcher.console.passwords import (
 )
 from dispatcher.console.sessions import LoginGuard, Sessions, csrf_matches, token_matches
 from dispatcher.console.users import UsersFileError, read_users, write_user
+from dispatcher.console.web import same_origin
 
 CHEAP = Cost(n=2**4, r=1, p=1)  # a few microseconds: the parameters travel in the hash
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -189,3 +190,22 @@ def test_many_failures_across_names_throttle_every_login_for_a_minute() -> None:
     refused = guard.check("alice", T0 + timedelta(seconds=30))
     assert (refused.allowed, refused.reason) == (False, "throttled")
     assert guard.check("alice", T0 + timedelta(seconds=61)).allowed
+
+
+@pytest.mark.parametrize(("origin", "host", "same"), [
+    (None, "127.0.0.1:8080", True),
+    ("http://127.0.0.1:8080", "127.0.0.1:8080", True),
+    ("https://console.example", "console.example", True),
+    ("https://console.example:443", "console.example", True),
+    ("http://[::1]:8080", "[::1]:8080", True),
+    ("http://127.0.0.1:8081", "127.0.0.1:8080", False),
+    ("https://evil.example", "console.example", False),
+    ("http://console.example", "console.example:443", False),
+    ("null", "console.example", False),
+    ("", "console.example", False),
+    ("file://", "console.example", False),
+    ("http://a\x00b", "console.example", False),
+])
+def test_a_post_from_another_site_is_told_apart(origin: str | None, host: str,
+                                                same: bool) -> None:
+    assert same_origin(origin, host) is same
