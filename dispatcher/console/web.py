@@ -36,6 +36,7 @@ COOKIE = "dispatcher_console"
 PREFIX = "/console"
 TRAIL_RECORDS = 200  # the account page shows the newest this many audit records
 SEARCH_RESULTS = 50
+DEAD_LETTERS_SHOWN = 500  # the newest; `dispatcher dead-letters list` has them all
 MAX_FIELD_CHARS = 200  # search text, account ids and names read from a request
 MAX_NOTE_CHARS = 500
 REPORT_DAYS = 7
@@ -350,7 +351,8 @@ class Console:
     async def _dead_letters(self, request: web.Request, me: Identity) -> web.StreamResponse:
         everything = request.query.get("all") == "1"
         letters = await self.store.dead_letters(include_replayed=everything)
-        return self._page("dead_letters.html", me, letters=letters, everything=everything)
+        return self._page("dead_letters.html", me, letters=letters[-DEAD_LETTERS_SHOWN:],
+                          count=len(letters), everything=everything)
 
     async def _replay(self, request: web.Request, me: Identity) -> web.StreamResponse:
         form = await request.post()

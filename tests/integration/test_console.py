@@ -163,6 +163,16 @@ async def test_the_bearer_token_reads_every_page_and_acts_without_a_csrf_token(
                      f"/account?id={quote(HOSTILE, safe='')}"):
             async with http.get(base + path, headers=bearer, allow_redirects=False) as page:
                 assert page.status == 200, path
+        async with http.get(f"{base}/report/view", headers=bearer,
+                            params={"since": "2020-01-01", "until": "2099-01-01"}) as report:
+            assert report.status == 200
+            text = await report.text()
+            assert "hash chain" in text.lower()
+            assert NUMBER not in text
+        async with http.get(f"{base}/report/view", headers=bearer,
+                            params={"since": "2026-12-02", "until": "2026-12-01"}) as report:
+            assert report.status == 400
+            assert "until must be after since" in await report.text()
         async with http.post(f"{base}/dead-letters/replay", data={"id": str(letter)},
                              headers=bearer) as response:
             assert response.status == 200
