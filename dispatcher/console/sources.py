@@ -25,7 +25,7 @@ AGENDA_ROWS = 200
 class AgendaRow:
     """One account's next planned attempt, or why it has none and when it is looked at again.
 
-    `number` is the real number: the console masks it when showing it."""
+    `number` is the number, masked or not: the console masks it when showing it."""
 
     account_id: str
     at: datetime | None
@@ -74,9 +74,10 @@ class WorkQueue(Protocol):
         ...
 
     async def resolve(self, item_id: str, action: str, *, user: str, note: str,
-                      now: datetime) -> str:
-        """Take `action` on the item, audited with `user`; what was done, in one line.
-        QueueActionError when it cannot be taken."""
+                      now: datetime, hold: str | None = None) -> str:
+        """Take `action` on the item (`hold`: the hold reason of a hold action), audited with
+        `user` and `note`; what was done, in one line. QueueActionError when it cannot be
+        taken."""
         ...
 
 
@@ -115,7 +116,7 @@ class NoWorkQueue:
         return []
 
     async def resolve(self, item_id: str, action: str, *, user: str, note: str,
-                      now: datetime) -> str:
+                      now: datetime, hold: str | None = None) -> str:
         """Always refused."""
         raise QueueActionError("no work queue is available in this version")
 

@@ -24,6 +24,7 @@ from dispatcher.console.sources import AGENDA_ROWS, QueueActionError, Sources
 from dispatcher.console.users import UsersFileError, read_users
 from dispatcher.contact.explain import ExplainStore, explain
 from dispatcher.domain.clock import Clock, parse_rfc3339, utc_rfc3339
+from dispatcher.domain.events import HoldReason
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.replay import ReplayStore, replay_dead_letters
 from dispatcher.service.metrics import Metrics
@@ -106,22 +107,28 @@ def _safe_next(target: str | None) -> str:
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("dispatcher.console", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["mask"] = lambda n: mask_number(str(n)) if n else ""
+    env.filters["mask"] = _masked
     env.filters["masktext"] = lambda t: mask_numbers_in(str(t))
     env.filters["q"] = lambda t: quote(str(t), safe="")
     env.filters["when"] = lambda t: utc_rfc3339(t) if isinstance(t, datetime) else (t or "-")
     return env
 
 
+def _masked(number: object) -> str:
+    """A number masked, once: a source may hand over numbers masked already."""
+    text = str(number or "")
+    return text if not text or "*" in text else mask_number(text)
+
+
 def _trail_row(record: Mapping[str, Any]) -> dict[str, str]:
     """One audit record as the account page shows it, its numbers masked."""
     hidden = {"seq", "at", "kind", "status", "reason", "hash", "prev_hash", "config_version",
-              "account_id", "to", "user"}
+              "account_id", "to", "user", "by"}
     rest = {k: v for k, v in record.items() if k not in hidden}
     return {"seq": str(record.get("seq", "")), "at": str(record.get("at", "")),
             "kind": str(record.get("kind", "")),
             "status": str(record.get("status") or record.get("reason") or ""),
-            "user": str(record.get("user", "")),
+            "user": str(record.get("user") or record.get("by") or ""),
             "to": mask_number(str(record["to"])) if record.get("to") else "",
             "detail": mask_numbers_in(canonical_json(rest)) if rest else ""}
 
@@ -334,15 +341,16 @@ class Console:
     async def _queue(self, _: web.Request, me: Identity) -> web.StreamResponse:
         queue = self.sources.queue
         items = await queue.items(self.clock.now()) if queue.available else []
-        return self._page("queue.html", me, available=queue.available, items=items)
+        return self._page("queue.html", me, available=queue.available, items=items,
+                          holds=[h.value for h in HoldReason])
 
     async def _resolve(self, request: web.Request, me: Identity) -> web.StreamResponse:
         form = await request.post()
-        item, action, note = (str(form.get(k, ""))[:MAX_NOTE_CHARS]
-                              for k in ("item", "action", "note"))
+        item, action, note, hold = (str(form.get(k, ""))[:MAX_NOTE_CHARS]
+                                    for k in ("item", "action", "note", "hold"))
         try:
             done = await self.sources.queue.resolve(item, action, user=me.user, note=note,
-                                                    now=self.clock.now())
+                                                    now=self.clock.now(), hold=hold or None)
         except QueueActionError as exc:
             return self._page("message.html", me, status=409, title="Not done",
                               message=str(exc))
