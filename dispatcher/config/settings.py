@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     ValidationError,
     field_validator,
 )
@@ -249,14 +250,15 @@ class ConsoleSettings(_Section):
     """[console]: the operators' web pages under /console on the webhook server."""
 
     # None: on when users_file is set or DISPATCHER_CONSOLE_TOKEN is in `run`'s environment.
-    enabled: bool | None = None
+    # Strict: a string such as "no" is refused rather than read as true.
+    enabled: StrictBool | None = None
     # Users and their password hashes (`dispatcher console adduser`); relative to the config
     # file's folder. Empty: nobody can log in with a password.
     users_file: str = ""
     session_minutes: int = Field(default=480, ge=1, le=7 * 24 * 60)
     # Set when a TLS-terminating proxy serves the console: the browser then sends the session
     # cookie over HTTPS only.
-    secure_cookie: bool = False
+    secure_cookie: StrictBool = False
     # This many failed logins for one name within lockout_minutes lock that name for as long.
     max_failures: int = Field(default=5, ge=1, le=100)
     lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
