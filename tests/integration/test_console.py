@@ -6,6 +6,7 @@ import io
 import json
 import os
 import stat
+import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -253,9 +254,12 @@ async def test_without_users_file_or_token_the_console_is_off(tmp_path: Path,
 
 
 @pytest.mark.sqlite
-async def test_adduser_writes_an_owner_only_file_and_refuses_bad_input(tmp_path: Path,
-                                                                       broker: Broker) -> None:
-    config = console_config(tmp_path / "cfg", broker.url)
+def test_adduser_writes_an_owner_only_file_and_refuses_bad_input(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dispatcher.cli.main import main  # noqa: PLC0415
+
+    config = console_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
     users = tmp_path / "cfg" / "users"
     assert stat.S_IMODE(users.stat().st_mode) == 0o600
     assert users.read_text().startswith("alice:scrypt$")
@@ -265,6 +269,12 @@ async def test_adduser_writes_an_owner_only_file_and_refuses_bad_input(tmp_path:
     assert code == 0
     assert "changed the password of alice" in out
     assert len(users.read_text().splitlines()) == 1
+    # Without --password-stdin the password is asked on a terminal: there is none here.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a long enough password\n"))
+    assert main(["console", "adduser", "carol", "--config", str(config)]) == 2
+    assert "no terminal to ask for the password on: use --password-stdin" in (
+        capsys.readouterr().err)
+    assert "carol" not in users.read_text()
 
 
 @pytest.mark.sqlite
