@@ -49,7 +49,8 @@ SECURITY_HEADERS = {
                                 "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # Not no-referrer: with it a browser sends `Origin: null` on the forms, refused as cross-site.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
