@@ -75,3 +75,11 @@ async def test_log_in_find_an_account_replay_its_dead_letter_and_see_it_audited(
         assert '"action":"replay_dead_letter"' in detail
         assert f'"dead_letter_id":{letter}' in detail
         assert any(r[2] == "event" and '"replay_of":' in r[6] for r in rows)
+
+        # Log out: the next page asks to log in again.
+        await page.submit("document.querySelector('header form.inline')", "/console/login")
+        await page.goto(f"{base}/health")
+        assert await page.evaluate("location.pathname") == "/console/login"
+        logout = [r async for r in daemon.store.audit_records()
+                  if r["kind"] == "console" and r["status"] == "logout"]
+        assert [r["user"] for r in logout] == [USER]
