@@ -11,6 +11,7 @@ from pathlib import Path
 from dispatcher.console.passwords import PasswordHashError, parse_hash
 
 USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}")
+TOKEN_USER = "token"  # how the audit log names the automation token: no person may be called so
 MAX_FILE_BYTES = 1024 * 1024
 
 
@@ -23,6 +24,8 @@ def name_problem(name: str) -> str | None:
     if not USER_NAME.fullmatch(name):
         return ("must be 1-64 letters, digits, '_', '.', '@' or '-', starting with a letter or "
                 "a digit")
+    if name.lower() == TOKEN_USER:
+        return f"{name!r} is how the audit log names the automation token"
     return None
 
 

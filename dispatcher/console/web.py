@@ -21,7 +21,7 @@ from dispatcher.config.settings import ConsoleSettings, LoadedConfig
 from dispatcher.console.passwords import DUMMY_HASH, verify_password
 from dispatcher.console.sessions import LoginGuard, Session, Sessions, csrf_matches, token_matches
 from dispatcher.console.sources import AGENDA_ROWS, QueueActionError, Sources
-from dispatcher.console.users import UsersFileError, read_users
+from dispatcher.console.users import TOKEN_USER, UsersFileError, read_users
 from dispatcher.contact.explain import ExplainStore, explain
 from dispatcher.domain.clock import Clock, parse_rfc3339, utc_rfc3339
 from dispatcher.domain.events import HoldReason
@@ -128,7 +128,7 @@ def _trail_row(record: Mapping[str, Any]) -> dict[str, str]:
     rest = {k: v for k, v in record.items() if k not in hidden}
     return {"seq": str(record.get("seq", "")), "at": str(record.get("at", "")),
             "kind": str(record.get("kind", "")),
-            "status": str(record.get("status") or record.get("reason") or ""),
+            "status": " / ".join(str(record[k]) for k in ("status", "reason") if record.get(k)),
             "user": str(record.get("user") or record.get("by") or ""),
             "to": mask_number(str(record["to"])) if record.get("to") else "",
             "detail": mask_numbers_in(canonical_json(rest)) if rest else ""}
@@ -206,7 +206,7 @@ class Console:
         authorization = request.headers.get("Authorization")
         if authorization is not None:
             ok = token_matches(self._token, authorization)
-            return Identity("token", "token") if ok else None
+            return Identity(TOKEN_USER, "token") if ok else None
         session = self.sessions.get(request.cookies.get(COOKIE), self.clock.now())
         return Identity(session.user, "password", session) if session else None
 

@@ -88,6 +88,7 @@ def test_the_users_file_is_written_owner_only_and_read_back(tmp_path: Path) -> N
 @pytest.mark.parametrize(("text", "says"), [
     ("alice\n", "line 1: not `name:hash`"),
     ("bad name:x\n", "line 1: user name must be"),
+    (f"Token:{DUMMY_HASH}\n", "line 1: user name 'Token' is how the audit log names the"),
     (f"a:{DUMMY_HASH}\na:{DUMMY_HASH}\n", "line 2: user 'a' is listed twice"),
     ("# comment\n\nalice:scrypt$1$1\n", "line 3: not a scrypt hash"),
 ])
