@@ -1,40 +1,42 @@
 """Where the console's agenda and work queue come from: small Protocols, and the one place that
 wires an implementation to each.
 
-The console reads these three things through the Protocols below only. The implementations here
-are built from what the store has today: the agenda from the engine's stored plans, and no work
-queue. `console_sources` is the one function to change when a fuller agenda or a work queue
-module is wired in (see the WIRE markers).
+The console reads these through the Protocols below only. The agenda is dispatcher.contact.agenda
+(the rows `dispatcher agenda` prints). No work queue is wired yet: `console_sources` is the one
+function to change when one is (see the WIRE marker).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from dispatcher.contact.decide import plan_from_json
-from dispatcher.store import AccountListStore
-from schedules.planner import NoAttempt, PlannedAttempt
+from dispatcher.contact.agenda import read_agenda
+from dispatcher.store import AgendaQuery, AgendaStore
 
 AGENDA_ROWS = 200
+# The agenda's range: attempts due but not yet swept stay listed a day; two months ahead is
+# further than any schedule's stage plans.
+AGENDA_BACK = timedelta(days=1)
+AGENDA_AHEAD = timedelta(days=60)
 
 
 @dataclass(frozen=True)
 class AgendaRow:
-    """One account's next planned attempt, or why it has none and when it is looked at again.
-
-    `number` is the number, masked or not: the console masks it when showing it."""
+    """One account's next planned attempt. `number` may come masked or not: the console masks
+    it (once) when showing it."""
 
     account_id: str
-    at: datetime | None
-    channel: str = ""
-    role: str = ""
-    number: str = ""
-    stage: str = ""
-    rule: str = ""
-    why_none: str = ""  # the reasons, when no attempt is planned
+    at: datetime
+    channel: str
+    role: str
+    number: str
+    stage: str
+    rule: str
+    local_time: str = ""  # in `zone`, the first zone the attempt must respect
+    zone: str = ""
 
 
 class AgendaSource(Protocol):
@@ -81,29 +83,18 @@ class WorkQueue(Protocol):
         ...
 
 
-class StoredPlanAgenda:
-    """The agenda from the engine's stored plans: what each account is next looked at for."""
+class PlannedAgenda:
+    """The agenda of dispatcher.contact.agenda: the engine's stored plans, soonest first."""
 
-    def __init__(self, store: AccountListStore) -> None:
+    def __init__(self, store: AgendaStore) -> None:
         self._store = store
 
     async def agenda(self, now: datetime, limit: int) -> list[AgendaRow]:
-        """At most `limit` accounts with a stored plan, soonest first."""
-        rows = []
-        for planned in await self._store.planned_accounts(limit):
-            try:
-                plan = plan_from_json(planned.plan_json).plan
-            except (ValueError, KeyError, TypeError):  # a plan stored by an older version
-                plan = None
-            if isinstance(plan, PlannedAttempt):
-                t = plan.target
-                rows.append(AgendaRow(planned.account_id, plan.at, t.medium.value, t.role.value,
-                                      t.number, plan.stage, plan.rule))
-            else:
-                why = (", ".join(r.reason for r in plan.reasons)
-                       if isinstance(plan, NoAttempt) else "no readable plan")
-                rows.append(AgendaRow(planned.account_id, planned.next_at, why_none=why))
-        return rows
+        """At most `limit` attempts planned from a day ago to two months ahead."""
+        found = await read_agenda(self._store, AgendaQuery(now - AGENDA_BACK,
+                                                           now + AGENDA_AHEAD, limit))
+        return [AgendaRow(r.account_id, r.at, r.channel, r.role, r.number, r.stage, r.rule,
+                          r.local_time, r.zone or "") for r in found.rows]
 
 
 class NoWorkQueue:
@@ -129,10 +120,9 @@ class Sources:
     queue: WorkQueue
 
 
-def console_sources(store: AccountListStore) -> Sources:
+def console_sources(store: AgendaStore) -> Sources:
     """The agenda and work queue the console shows."""
-    # WIRE: the agenda module (dispatcher.contact.agenda) replaces StoredPlanAgenda here, by an
-    # adapter whose `agenda(now, limit)` turns its rows into AgendaRow.
     # WIRE: the work queue (dispatcher.queue) replaces NoWorkQueue here, by an adapter whose
-    # `items` lists its open items and whose `resolve` calls its audited resolve with the user.
-    return Sources(agenda=StoredPlanAgenda(store), queue=NoWorkQueue())
+    # `items` lists its open items and whose `resolve` calls its audited resolve with the user
+    # (and the config version), turning its QueueError into QueueActionError.
+    return Sources(agenda=PlannedAgenda(store), queue=NoWorkQueue())

@@ -473,11 +473,7 @@ class QueryStore(Protocol):
 
 
 class AccountListStore(Protocol):
-    """Accounts listed for people: the agenda and the console's search."""
-
-    async def planned_accounts(self, limit: int) -> list[PlanRow]:
-        """Accounts with a stored plan and a time to look again, soonest first."""
-        ...
+    """Accounts found by their id (the console's search)."""
 
     async def accounts_from(self, prefix: str, limit: int) -> list[str]:
         """Account ids that start with `prefix`, in order, at most `limit`."""

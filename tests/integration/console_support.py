@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 
 from dispatcher.cli.main import main
+from dispatcher.console.sources import PlannedAgenda
 from dispatcher.service.app import Dispatcher
 from dispatcher.store import Accepted, Rejected
 from tests.integration.inprocess import running, wait_for_async
@@ -85,7 +86,8 @@ async def seed(daemon: Dispatcher, now: datetime) -> int:
     letters = await store.dead_letters()
 
     async def planned() -> bool:
-        return HOSTILE in {row.account_id for row in await store.planned_accounts(10)}
+        rows = await PlannedAgenda(store).agenda(now, 10)
+        return HOSTILE in {row.account_id for row in rows}
 
     await wait_for_async(planned, 10, "the engine to plan the account")
     return letters[-1].id

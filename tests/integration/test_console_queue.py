@@ -17,10 +17,10 @@ from markupsafe import escape
 from dispatcher.config.settings import load_config
 from dispatcher.console.sources import (
     NoWorkQueue,
+    PlannedAgenda,
     QueueActionError,
     QueueItem,
     Sources,
-    StoredPlanAgenda,
     WorkQueue,
 )
 from dispatcher.console.web import Console
@@ -71,7 +71,7 @@ async def _serve(tmp_path: Path, queue: WorkQueue) -> AsyncIterator[str]:
         console = Console(store=store, config=lambda: config,
                           settings=config.settings.console, health=Health(), metrics=Metrics(),
                           clock=SystemClock(), token=TOKEN,
-                          sources=Sources(StoredPlanAgenda(store), queue))
+                          sources=Sources(PlannedAgenda(store), queue))
         runner, port = await start_server(build_app(store, Metrics(), Health(),
                                                     console.add_routes), "127.0.0.1", 0)
         try:

@@ -1,11 +1,11 @@
-"""What the console lists from the store, on both stores: the agenda's plans and account search."""
+"""What the console lists from the store, on both stores: the agenda and account search."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from dispatcher.compliance.gate import Refusal
-from dispatcher.console.sources import AgendaRow, StoredPlanAgenda
+from dispatcher.console.sources import PlannedAgenda
 from dispatcher.contact.decide import StoredPlan, plan_to_json
 from dispatcher.domain.contact import Medium, Role, Target
 from dispatcher.ingest.classify import classify
@@ -37,11 +37,11 @@ async def test_accounts_from_lists_ids_by_prefix_in_code_point_order(
         assert await store.accounts_from("Z", 10) == []
 
 
-async def test_planned_accounts_soonest_first_and_the_agenda_rows(
+async def test_the_console_agenda_is_the_agenda_modules_planned_attempts_in_its_range(
         store_at: StoreLocation) -> None:
     async with open_store(store_at) as store:
         await store.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
-                                  for n, a in enumerate(("A-1", "A-2", "A-3", "A-4"))],
+                                  for n, a in enumerate(("A-1", "A-2", "A-3", "A-4", "A-5"))],
                                  now=NOW, config_version="v")
         later, sooner = NOW + timedelta(hours=5), NOW + timedelta(hours=1)
         none = plan_to_json(StoredPlan(NoAttempt((Refusal("hold:dispute", "on hold", None),),
@@ -49,16 +49,17 @@ async def test_planned_accounts_soonest_first_and_the_agenda_rows(
         await store.record_decisions(attempts=[], audit=[], now=NOW, config_version="v", plans=[
             PlanRow("A-1", _attempt(later, "+15125550100"), later),
             PlanRow("A-2", _attempt(sooner, "+15125550111"), sooner),
-            PlanRow("A-3", none, NOW + timedelta(hours=3)),
-            PlanRow("A-4", _attempt(later, "+15125550122"), None)])  # nothing more to do
-        planned = await store.planned_accounts(10)
-        assert [(p.account_id, p.next_at) for p in planned] == [
-            ("A-2", sooner), ("A-3", NOW + timedelta(hours=3)), ("A-1", later)]
-        assert [p.account_id for p in await store.planned_accounts(1)] == ["A-2"]
-        rows = await StoredPlanAgenda(store).agenda(NOW, 10)
-    assert rows == [
-        AgendaRow("A-2", sooner, "call", "debtor", "+15125550111", "early",
-                  "standard:early:evening"),
-        AgendaRow("A-3", NOW + timedelta(hours=3), why_none="hold:dispute"),
-        AgendaRow("A-1", later, "call", "debtor", "+15125550100", "early",
-                  "standard:early:evening")]
+            PlanRow("A-3", none, NOW + timedelta(hours=3)),  # nothing to send: not listed
+            PlanRow("A-4", _attempt(NOW + timedelta(days=61), "+15125550122"),
+                    NOW + timedelta(days=61)),  # further than the console looks
+            PlanRow("A-5", _attempt(NOW - timedelta(hours=2), "+15125550133"),
+                    NOW - timedelta(hours=2))])  # due, not yet swept
+        agenda = PlannedAgenda(store)
+        rows = await agenda.agenda(NOW, 10)
+        assert [await agenda.agenda(NOW, 1)] == [rows[:1]]
+    assert [(r.account_id, r.at, r.channel, r.role, r.number, r.stage, r.rule) for r in rows] == [
+        ("A-5", NOW - timedelta(hours=2), "call", "debtor", "+15*******33", "early",
+         "standard:early:evening"),
+        ("A-2", sooner, "call", "debtor", "+15*******11", "early", "standard:early:evening"),
+        ("A-1", later, "call", "debtor", "+15*******00", "early", "standard:early:evening")]
+    assert all(r.zone and r.local_time for r in rows)

@@ -157,14 +157,6 @@ class ContactRows:
                 "RETURNING account_id", key, AccountStatus.OPEN.value)
         return len(rows)
 
-    async def planned_accounts(self: Host, limit: int) -> list[PlanRow]:
-        """Accounts with a stored plan and a time to look again, soonest first."""
-        rows = await self._fetch(
-            "SELECT account_id, plan_json, next_attempt_at FROM accounts "
-            "WHERE next_attempt_at IS NOT NULL AND plan_json IS NOT NULL "
-            "ORDER BY next_attempt_at, account_id LIMIT $1", limit)
-        return [PlanRow(row[0], row[1], parse_rfc3339(row[2])) for row in rows]
-
     async def accounts_from(self: Host, prefix: str, limit: int) -> list[str]:
         """Account ids that start with `prefix`, in order, at most `limit`."""
         # starts_with, not a range: the database's collation may not sort by code point.
