@@ -198,9 +198,14 @@ class Engine:
             else:
                 ledger.planned(facts, decision.plan)
             plans.append(self._plan_row(account_id, decision, stored, now))
-        await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
-                                          config_version=self.policy.config_version)
-        await self._send(sent, now, stats, ledger)
+        sealed = await self.store.record_decisions(
+            attempts=attempts, plans=plans, audit=audit, now=now,
+            config_version=self.policy.config_version)
+        # The store leaves out the decisions of accounts whose claim another daemon took (this
+        # one outlived its lease): send only the attempts it recorded.
+        recorded = {r.get("attempt_id") for r in sealed if r.get("kind") == "attempt"}
+        await self._send([s for s in sent if s.delivery.attempt_id in recorded], now, stats,
+                         ledger)
 
     @staticmethod
     def _set_aside(account_id: str, error: Exception, now: datetime,

@@ -415,7 +415,8 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Job
     async def record_decisions(self, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
                                now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """Attempts, plans and audit records in one transaction."""
+        """Attempts, plans and audit records in one transaction (the audit records written);
+        nothing for an account this store claimed whose claim is no longer its own."""
         ...
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,

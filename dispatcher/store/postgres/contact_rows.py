@@ -17,6 +17,7 @@ from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
+from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
 from dispatcher.store.postgres.host import Conn, Host
 
 # The engine reads an account's recent attempts at every decision: parse each stored value once.
@@ -135,6 +136,7 @@ class ContactRows:
                     "UPDATE accounts SET lease_until = $1, lease_owner = $2 "
                     "WHERE account_id = ANY($3::text[])",
                     sortable_utc(now + self._lease), self._owner, ids)
+        self._claimed.update(ids)
         return ids
 
     async def release_claims(self: Host, account_ids: Sequence[str]) -> None:
@@ -144,6 +146,7 @@ class ContactRows:
                 "UPDATE accounts SET lease_until = NULL, lease_owner = NULL "
                 "WHERE account_id = ANY($1::text[]) AND lease_owner = $2",
                 list(account_ids), self._owner)
+        self._claimed.difference_update(account_ids)
 
     async def replan(self: Host, now: datetime) -> int:
         """Every open account with a stored plan due at `now` (not one due already, nor one
@@ -212,18 +215,35 @@ class ContactRows:
     async def record_decisions(self: Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
                                now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records."""
-        async with self._write() as tx:
-            if attempts:
-                await tx.conn.executemany(
-                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
-                    "stage, window_name, rule, template, at, hour_of_week) "
-                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
-                      a.hour_of_week) for a in attempts])
-            await _save_plans(tx.conn, plans)
-            return await self._insert_audit(tx, audit, now, {"config_version": config_version})
+        """In one transaction: new attempts (before they are sent), plans, their audit records;
+        for an account this store claimed, only while the claim is still its own."""
+        batch = Decisions(attempts, plans, audit)
+        claimed = sorted(decided_accounts(batch) & self._claimed)
+        try:
+            async with self._write() as tx:
+                if claimed:
+                    # After the audit head, as every writer locks: no daemon waits on a row this
+                    # holds while holding the head. A claim skips the rows locked here.
+                    held = {r[0] for r in await tx.conn.fetch(
+                        "SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) "
+                        "AND lease_owner = $2 FOR UPDATE", claimed, self._owner)}
+                    lost = set(claimed) - held
+                    batch = without(batch, lost)
+                    say_lost(lost)
+                if batch.attempts:
+                    await tx.conn.executemany(
+                        "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
+                        "medium, stage, window_name, rule, template, at, hour_of_week) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                        [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
+                          a.medium.value, a.stage, a.window, a.rule, a.template,
+                          sortable_utc(a.at), a.hour_of_week) for a in batch.attempts])
+                await _save_plans(tx.conn, batch.plans)
+                return await self._insert_audit(tx, batch.audit, now,
+                                                {"config_version": config_version})
+        finally:
+            # Committed, lost, or failed (the engine gives failed claims back): none is held.
+            self._claimed.difference_update(claimed)
 
     async def record_outcomes(self: Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,

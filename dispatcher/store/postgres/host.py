@@ -34,6 +34,7 @@ class Host(Protocol):
     _pool: asyncpg.Pool
     _states: StateCache
     _owner: str
+    _claimed: set[str]
     _lease: timedelta
 
     def _write(self, conn: Conn | None = None

@@ -83,6 +83,8 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
         self._states = StateCache(50_000)
         # Whose lease a claimed account is under: this store, among any that share the database.
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        # Accounts this store claimed and has not committed or given back: fenced at commit.
+        self._claimed: set[str] = set()
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------

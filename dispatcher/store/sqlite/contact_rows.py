@@ -19,6 +19,7 @@ from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
+from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
 from dispatcher.store.sqlite.inline import InlineConnection
 
 # The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).
@@ -37,6 +38,7 @@ class _Host(Protocol):
 
     _lock: asyncio.Lock
     _lease: timedelta
+    _claimed: dict[str, str]
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
@@ -171,13 +173,16 @@ class ContactRows:
             for chunk in chunks(ids):
                 await db.execute(f"UPDATE accounts SET lease_until = ? WHERE account_id IN "
                                  f"({marks(len(chunk))})", [until, *chunk])
+        self._claimed.update(dict.fromkeys(ids, until))
         return ids
 
     async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
         """Give claimed accounts back before their lease runs out (a failed sweep)."""
+        held = {a: self._claimed.pop(a) for a in account_ids if a in self._claimed}
         async with self._write() as db:
-            await db.executemany("UPDATE accounts SET lease_until = NULL WHERE account_id = ?",
-                                 [(a,) for a in account_ids])
+            # Only a lease this store set: another store may have claimed the account since.
+            await db.executemany("UPDATE accounts SET lease_until = NULL "
+                                 "WHERE account_id = ? AND lease_until = ?", held.items())
 
     async def replan(self: _Host, now: datetime) -> int:
         """Every open account with a stored plan due at `now` (not one due already, nor one
@@ -256,23 +261,43 @@ class ContactRows:
     async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
                                now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records."""
-        async with self._write() as db:
-            if attempts:
+        """In one transaction: new attempts (before they are sent), plans, their audit records;
+        for an account this store claimed, only while the claim is still its own."""
+        batch = Decisions(attempts, plans, audit)
+        claimed = {a: self._claimed[a] for a in decided_accounts(batch) if a in self._claimed}
+        try:
+            async with self._write() as db:
+                if claimed:
+                    ids = sorted(claimed)
+                    rows: list[Any] = []
+                    for chunk in chunks(ids):
+                        rows.extend(await db.execute_fetchall(
+                            f"SELECT account_id, lease_until FROM accounts "
+                            f"WHERE account_id IN ({marks(len(chunk))})", chunk))
+                    held = {a for a, until in rows if until == claimed[a]}
+                    lost = set(ids) - held
+                    batch = without(batch, lost)
+                    say_lost(lost)
+                if batch.attempts:
+                    await db.executemany(
+                        "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
+                        "medium, stage, window_name, rule, template, at, hour_of_week) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
+                          a.medium.value, a.stage, a.window, a.rule, a.template,
+                          sortable_utc(a.at), a.hour_of_week)
+                         for a in batch.attempts])
                 await db.executemany(
-                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
-                    "stage, window_name, rule, template, at, hour_of_week) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
-                      a.hour_of_week)
-                     for a in attempts])
-            await db.executemany(
-                "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
-                "WHERE account_id = ?",
-                [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
-                 for p in plans])
-            return await self._insert_audit(audit, now, {"config_version": config_version})
+                    "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
+                    "WHERE account_id = ?",
+                    [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
+                     for p in batch.plans])
+                return await self._insert_audit(batch.audit, now,
+                                                {"config_version": config_version})
+        finally:
+            # Committed, lost, or failed (the engine gives failed claims back): none is held.
+            for account_id in claimed:
+                self._claimed.pop(account_id, None)
 
     async def record_outcomes(self: _Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,

@@ -63,6 +63,9 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
         self._db = db
         self.path = path
         self._lease = claim_lease
+        # Accounts this store claimed and has not committed or given back, each with the end of
+        # its lease as set by the claim: a later claim by anyone sets a later one.
+        self._claimed: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
