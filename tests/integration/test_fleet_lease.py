@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -19,9 +20,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from dispatcher.contact.decide import StoredPlan, plan_to_json
 from dispatcher.domain.clock import parse_rfc3339
+from dispatcher.domain.contact import Medium, Role
 from dispatcher.ingest.classify import classify
-from dispatcher.store import StoreLocation, open_store
+from dispatcher.store import AttemptRow, PlanRow, Store, StoreLocation, open_store
+from schedules.planner import NoAttempt
 from tests.integration.publish import publish_all
 from tests.integration.test_twilio_crash import COUNTRIES, _number_in_daytime, _schedule_due_now
 from tests.postgres import store_rows
@@ -46,6 +50,59 @@ async def test_claims_of_a_store_that_went_away_are_taken_again_when_its_lease_e
         assert await second.claim_due(now + lease - timedelta(seconds=1), 10) == []
         assert sorted(await second.claim_due(now + lease, 10)) == sorted(claimed)
         assert await second.claim_due(now + lease + timedelta(minutes=4), 10) == []
+
+
+async def _decide(store: Store, accounts: list[str], now: datetime,
+                  tag: str) -> list[dict[str, object]]:
+    """Commit one attempt, a plan and an audit record for each account, as a sweep does."""
+    attempts = [AttemptRow(f"at-{tag}-{a}", a, "debtor", Role.DEBTOR, "+13125550100",
+                           Medium.SMS, "early", "morning", "r", "t", now) for a in accounts]
+    plans = [PlanRow(a, plan_to_json(StoredPlan(NoAttempt(()))), now + timedelta(days=1))
+             for a in accounts]
+    audit = [{"kind": "attempt", "attempt_id": f"at-{tag}-{a}", "account_id": a}
+             for a in accounts]
+    return await store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
+                                        config_version="v")
+
+
+async def test_a_store_that_outlived_its_lease_commits_nothing_for_accounts_claimed_since(
+        store_at: StoreLocation, caplog: pytest.LogCaptureFixture) -> None:
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    lease = timedelta(seconds=45)
+    accounts = [f"A-{n}" for n in range(5)]
+    async with open_store(store_at, claim_lease=lease) as first, \
+            open_store(store_at, claim_lease=lease) as second:
+        await first.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
+                                  for n, a in enumerate(accounts)], now=now, config_version="v")
+        assert sorted(await first.claim_due(now, 10)) == accounts
+        # The first store's lease runs out while it decides: the second takes three accounts.
+        taken = await second.claim_due(now + lease, 3)
+        assert len(taken) == 3
+        kept = sorted(set(accounts) - set(taken))
+        with caplog.at_level(logging.WARNING, logger="dispatcher.store"):
+            late = await _decide(first, accounts, now + lease + timedelta(seconds=1), "first")
+        # Written only for the two accounts nobody took from it, expired lease or not.
+        assert sorted(str(r["account_id"]) for r in late) == kept
+        assert sorted(a.account_id for a in await first.open_attempts()) == kept
+        [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warning.startswith("decisions for 3 account(s) not committed")
+        assert all(a in warning for a in taken)
+        assert not any(a in warning for a in kept)
+        contexts = await second.contexts(accounts, now)
+        assert [a for a in accounts if contexts[a].plan_json] == kept
+        for account in taken:
+            assert [r async for r in second.audit_records(account_id=account)
+                    if r["kind"] == "attempt"] == []
+        # The accounts are still the second store's: nobody else claims them meanwhile.
+        async with open_store(store_at, claim_lease=lease) as third:
+            assert await third.claim_due(now + lease + timedelta(seconds=2), 10) == []
+        decided = await _decide(second, taken, now + lease + timedelta(seconds=2), "second")
+        assert sorted(str(r["account_id"]) for r in decided) == sorted(taken)
+        attempts = await second.open_attempts()
+        assert sorted(a.account_id for a in attempts) == accounts
+        assert {a.attempt_id for a in attempts} == {
+            *(f"at-first-{a}" for a in kept), *(f"at-second-{a}" for a in taken)}
+        assert all(c.plan_json for c in (await second.contexts(accounts, now)).values())
 
 
 def _events(now: datetime, number: str, zone: str) -> list[bytes]:
