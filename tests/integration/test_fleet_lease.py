@@ -229,3 +229,69 @@ async def test_accounts_a_killed_daemon_held_are_decided_once_after_its_lease(
     print(f"\n{successor}: {ACCOUNTS} accounts held by the killed daemon until "
           f"{max(leases.values()):%H:%M:%S}, attempted from "
           f"{min(parse_rfc3339(at) for _, _, at, _ in attempts):%H:%M:%S}")
+
+
+@pytest.mark.slow
+@pytest.mark.postgresql
+# Real time: the first slot is one to two minutes away, then the lease runs its 30 s.
+@pytest.mark.timeout(420)
+async def test_a_daemon_that_outlived_its_lease_commits_nothing_another_daemon_claimed_since(
+        tmp_path: Path, broker: Broker, daemons: list[Daemon], postgres_url: str) -> None:
+    now = datetime.now(UTC)
+    number, zone = _number_in_daytime(now)
+    first = _member(tmp_path, broker, postgres_url, "one", now, zone)
+    second = _member(tmp_path, broker, postgres_url, "two", now, zone)
+    daemons.extend([first, second])
+    # Both running (a start writes to the audit chain), before anything is due.
+    first.start()
+    second.start()
+    await publish_all(broker.port, _events(now, number, zone))
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(*) FROM accounts WHERE plan_json IS "
+                                            "NOT NULL AND lease_owner IS NULL") == ACCOUNTS,
+               60, "every account planned", interval=0.3)
+    assert _count(postgres_url, "SELECT COUNT(*) FROM attempts") == 0, "the slot came too soon"
+    one, two = first.daemon_pid(), second.daemon_pid()
+    held_by = "SELECT COUNT(*) FROM accounts WHERE lease_owner LIKE '%:{}:%'"
+    holder = await asyncpg.connect(postgres_url)
+    # The second daemon is frozen (a paused machine) until the first holds every account.
+    os.kill(two, signal.SIGSTOP)
+    try:
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT id FROM audit_head WHERE id = 1 FOR UPDATE")
+        # The first claims the accounts when they fall due, decides them, and waits to commit
+        # (behind the test's hold on the audit chain's head) past its lease.
+        wait_until(lambda: _count(postgres_url, held_by.format(one)) == ACCOUNTS, 200,
+                   "the first daemon holding every account's lease", interval=0.3)
+        leases = {account: parse_rfc3339(until) for account, until in store_rows(
+            postgres_url, "SELECT account_id, lease_until FROM accounts")}
+        os.kill(two, signal.SIGCONT)
+        # Once the first's lease has run out, the second claims and decides the same accounts,
+        # and waits to commit too.
+        wait_until(lambda: _count(postgres_url, held_by.format(two)) == ACCOUNTS, 120,
+                   "the second daemon holding every account's lease", interval=0.3)
+        await lock.rollback()
+    finally:
+        os.kill(two, signal.SIGCONT)
+        await holder.close()
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(DISTINCT account_id) FROM attempts "
+                                            "WHERE outcome IS NOT NULL") == ACCOUNTS,
+               60, "every account attempted", interval=0.5)
+    wait_until(lambda: _count(postgres_url, "SELECT COUNT(*) FROM accounts WHERE lease_owner "
+                                            "IS NOT NULL") == 0, 10, "no lease left")
+    # Sweeps after the last attempt: none may decide or send again.
+    await asyncio.sleep(3)
+    assert first.terminate(timeout=30) == 0, first.new_log()[-2000:]
+    assert second.terminate(timeout=30) == 0, second.new_log()[-2000:]
+    attempts = store_rows(postgres_url, "SELECT account_id, attempt_id, at, outcome FROM attempts")
+    assert sorted(a for a, *_ in attempts) == sorted(leases)  # one attempt per account
+    # Each decided after the first's lease, by the second.
+    assert [(a, at) for a, _, at, _ in attempts if parse_rfc3339(at) < leases[a]] == []
+    assert {outcome for *_, outcome in attempts} == {"delivered"}
+    assert _sends(first) == Counter()
+    sends = _sends(second)
+    assert set(sends) == {attempt_id for _, attempt_id, *_ in attempts}
+    assert set(sends.values()) == {1}
+    assert f"decisions for {ACCOUNTS} account(s) not committed" in first.log.read_text()
+    assert "not committed" not in second.log.read_text()
+    _audit_verifies(second.config)
