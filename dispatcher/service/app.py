@@ -148,6 +148,7 @@ class Dispatcher:
                 open_store(self.config.store_location,
                            claim_lease=self.config.settings.store.claim_lease))
             self.store.audit_observers.append(self.metrics.observe_audit)
+            self.store.lost_claim_observers.append(self.metrics.observe_lost_claims)
             self._heads = HeadAnchor(self.store, self.config.head_file,
                                      signer_from(self.environ))
             self._contact_engine = self._engine()

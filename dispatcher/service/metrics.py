@@ -50,6 +50,9 @@ class Metrics:
             "too_large)", ["route", "reason"], registry=self.registry)
         self.sweeps = Counter(
             "dispatcher_sweeps", "Due sweeps of the contact engine", registry=self.registry)
+        self.claims_lost = Counter(
+            "dispatcher_claims_lost", "Claimed accounts whose decisions were not committed: "
+            "the claim lease ran out and another daemon claimed them", registry=self.registry)
         self.due_lag = Gauge(
             "dispatcher_due_lag_seconds", "How late the oldest due account is (0: none waiting)",
             registry=self.registry)
@@ -78,6 +81,10 @@ class Metrics:
                 self.outcomes.labels(record["channel"], record["status"]).inc()
             elif kind == "suppressed":
                 self.suppressed.labels(record["reason"]).inc()
+
+    def observe_lost_claims(self, accounts: Sequence[str]) -> None:
+        """Count the accounts whose decisions a commit left out (another daemon held them)."""
+        self.claims_lost.inc(len(accounts))
 
     def count_webhook_refusal(self, route: str, reason: str) -> None:
         """Count one refused provider callback (audited only in aggregate)."""

@@ -209,6 +209,9 @@ class PruneResult:
 # Called with the audit records of each committed transaction (metrics count them).
 AuditObserver = Callable[[Sequence[dict[str, Any]]], None]
 
+# Called with the accounts whose decisions a commit left out: another daemon had claimed them.
+LostClaimObserver = Callable[[Sequence[str]], None]
+
 
 # -- ingest and consent ------------------------------------------------------------------------
 
@@ -493,6 +496,7 @@ class UpkeepStore(Protocol):
     """What only the daemon's own loops use: metrics' hook, and housekeeping."""
 
     audit_observers: list[AuditObserver]
+    lost_claim_observers: list[LostClaimObserver]
 
     async def wal_checkpoint(self) -> None:
         """Housekeeping left to the daemon while the writer process commits (for SQLite:

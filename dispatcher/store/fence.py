@@ -12,7 +12,7 @@ import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from dispatcher.store.base import AttemptRow, PlanRow
+from dispatcher.store.base import AttemptRow, LostClaimObserver, PlanRow
 
 log = logging.getLogger("dispatcher.store")
 
@@ -44,11 +44,14 @@ def without(batch: Decisions, lost: Collection[str]) -> Decisions:
                      [r for r in batch.audit if r.get("account_id") not in lost])
 
 
-def say_lost(lost: Iterable[str]) -> None:
-    """Warn that the decisions of `lost` accounts were dropped (a bounded list of them)."""
+def say_lost(lost: Iterable[str], observers: Iterable[LostClaimObserver] = ()) -> None:
+    """Warn that the decisions of `lost` accounts were dropped (a bounded list of them), and
+    tell the observers (metrics count them)."""
     named = sorted(lost)
     if not named:
         return
+    for observe in observers:
+        observe(named)
     more = f" and {len(named) - NAMED} more" if len(named) > NAMED else ""
     log.warning("decisions for %d account(s) not committed: the claim lease ran out and another "
                 "daemon claimed them: %s%s", len(named), ", ".join(named[:NAMED]), more)

@@ -79,11 +79,14 @@ async def test_a_store_that_outlived_its_lease_commits_nothing_for_accounts_clai
         taken = await second.claim_due(now + lease, 3)
         assert len(taken) == 3
         kept = sorted(set(accounts) - set(taken))
+        lost: list[str] = []
+        first.lost_claim_observers.append(lost.extend)
         with caplog.at_level(logging.WARNING, logger="dispatcher.store"):
             late = await _decide(first, accounts, now + lease + timedelta(seconds=1), "first")
         # Written only for the two accounts nobody took from it, expired lease or not.
         assert sorted(str(r["account_id"]) for r in late) == kept
         assert sorted(a.account_id for a in await first.open_attempts()) == kept
+        assert lost == sorted(taken)
         [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert warning.startswith("decisions for 3 account(s) not committed")
         assert all(a in warning for a in taken)

@@ -219,6 +219,7 @@ class ContactRows:
         for an account this store claimed, only while the claim is still its own."""
         batch = Decisions(attempts, plans, audit)
         claimed = sorted(decided_accounts(batch) & self._claimed)
+        lost: set[str] = set()
         try:
             async with self._write() as tx:
                 if claimed:
@@ -229,7 +230,6 @@ class ContactRows:
                         "AND lease_owner = $2 FOR UPDATE", claimed, self._owner)}
                     lost = set(claimed) - held
                     batch = without(batch, lost)
-                    say_lost(lost)
                 if batch.attempts:
                     await tx.conn.executemany(
                         "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
@@ -239,8 +239,10 @@ class ContactRows:
                           a.medium.value, a.stage, a.window, a.rule, a.template,
                           sortable_utc(a.at), a.hour_of_week) for a in batch.attempts])
                 await _save_plans(tx.conn, batch.plans)
-                return await self._insert_audit(tx, batch.audit, now,
-                                                {"config_version": config_version})
+                sealed = await self._insert_audit(tx, batch.audit, now,
+                                                  {"config_version": config_version})
+            say_lost(lost, self.lost_claim_observers)
+            return sealed
         finally:
             # Committed, lost, or failed (the engine gives failed claims back): none is held.
             self._claimed.difference_update(claimed)

@@ -12,6 +12,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from dispatcher.audit.chain import ChainHead
+from dispatcher.store.base import LostClaimObserver
 from dispatcher.store.common import StateCache
 
 # A connection of its own, or one of the pool's.
@@ -35,6 +36,7 @@ class Host(Protocol):
     _states: StateCache
     _owner: str
     _claimed: set[str]
+    lost_claim_observers: list[LostClaimObserver]
     _lease: timedelta
 
     def _write(self, conn: Conn | None = None

@@ -42,6 +42,7 @@ from dispatcher.store.base import (
     BatchResult,
     DeadLetter,
     Inbound,
+    LostClaimObserver,
     OptOut,
     Rejected,
 )
@@ -86,6 +87,7 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
         # Accounts this store claimed and has not committed or given back: fenced at commit.
         self._claimed: set[str] = set()
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
+        self.lost_claim_observers: list[LostClaimObserver] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 

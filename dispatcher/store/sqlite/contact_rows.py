@@ -17,7 +17,13 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
-from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
+from dispatcher.store.base import (
+    AccountContext,
+    AttemptRow,
+    LostClaimObserver,
+    OutcomeRow,
+    PlanRow,
+)
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
 from dispatcher.store.sqlite.inline import InlineConnection
@@ -39,6 +45,7 @@ class _Host(Protocol):
     _lock: asyncio.Lock
     _lease: timedelta
     _claimed: dict[str, str]
+    lost_claim_observers: list[LostClaimObserver]
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
 
@@ -265,6 +272,7 @@ class ContactRows:
         for an account this store claimed, only while the claim is still its own."""
         batch = Decisions(attempts, plans, audit)
         claimed = {a: self._claimed[a] for a in decided_accounts(batch) if a in self._claimed}
+        lost: set[str] = set()
         try:
             async with self._write() as db:
                 if claimed:
@@ -277,7 +285,6 @@ class ContactRows:
                     held = {a for a, until in rows if until == claimed[a]}
                     lost = set(ids) - held
                     batch = without(batch, lost)
-                    say_lost(lost)
                 if batch.attempts:
                     await db.executemany(
                         "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
@@ -292,8 +299,10 @@ class ContactRows:
                     "WHERE account_id = ?",
                     [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
                      for p in batch.plans])
-                return await self._insert_audit(batch.audit, now,
-                                                {"config_version": config_version})
+                sealed = await self._insert_audit(batch.audit, now,
+                                                  {"config_version": config_version})
+            say_lost(lost, self.lost_claim_observers)
+            return sealed
         finally:
             # Committed, lost, or failed (the engine gives failed claims back): none is held.
             for account_id in claimed:

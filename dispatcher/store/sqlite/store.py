@@ -36,6 +36,7 @@ from dispatcher.store.base import (
     BatchResult,
     DeadLetter,
     Inbound,
+    LostClaimObserver,
     OptOut,
     Rejected,
 )
@@ -70,6 +71,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
+        self.lost_claim_observers: list[LostClaimObserver] = []
         self._sealed: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
