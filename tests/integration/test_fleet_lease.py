@@ -108,6 +108,26 @@ async def test_a_store_that_outlived_its_lease_commits_nothing_for_accounts_clai
         assert all(c.plan_json for c in (await second.contexts(accounts, now)).values())
 
 
+async def test_claims_of_a_commit_that_failed_are_given_back_at_once(
+        store_at: StoreLocation) -> None:
+    now = datetime(2026, 12, 1, 15, tzinfo=UTC)
+    accounts = ["A-0", "A-1"]
+    async with open_store(store_at, claim_lease=timedelta(minutes=5)) as store:
+        await store.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
+                                  for n, a in enumerate(accounts)], now=now, config_version="v")
+        assert sorted(await store.claim_due(now, 10)) == accounts
+        await _decide(store, ["A-0"], now, "x")  # A-0 decided, its claim ended
+        assert await store.claim_due(now, 10) == []
+        with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+            # A-1's commit fails in its transaction (an attempt id already taken).
+            await store.record_decisions(
+                attempts=[AttemptRow("at-x-A-0", "A-1", "debtor", Role.DEBTOR, "+13125550100",
+                                     Medium.SMS, "early", "morning", "r", "t", now)],
+                plans=[], audit=[], now=now, config_version="v")
+        await store.release_claims(["A-1"])  # as a failed sweep does
+        assert await store.claim_due(now, 10) == ["A-1"]
+
+
 def _events(now: datetime, number: str, zone: str) -> list[bytes]:
     """One overdue event per account, each account's debtor on a number of its own."""
     return [json.dumps({

@@ -220,32 +220,31 @@ class ContactRows:
         batch = Decisions(attempts, plans, audit)
         claimed = sorted(decided_accounts(batch) & self._claimed)
         lost: set[str] = set()
-        try:
-            async with self._write() as tx:
-                if claimed:
-                    # After the audit head, as every writer locks: no daemon waits on a row this
-                    # holds while holding the head. A claim skips the rows locked here.
-                    held = {r[0] for r in await tx.conn.fetch(
-                        "SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) "
-                        "AND lease_owner = $2 FOR UPDATE", claimed, self._owner)}
-                    lost = set(claimed) - held
-                    batch = without(batch, lost)
-                if batch.attempts:
-                    await tx.conn.executemany(
-                        "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
-                        "medium, stage, window_name, rule, template, at, hour_of_week) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                        [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                          a.medium.value, a.stage, a.window, a.rule, a.template,
-                          sortable_utc(a.at), a.hour_of_week) for a in batch.attempts])
-                await _save_plans(tx.conn, batch.plans)
-                sealed = await self._insert_audit(tx, batch.audit, now,
-                                                  {"config_version": config_version})
-            say_lost(lost, self.lost_claim_observers)
-            return sealed
-        finally:
-            # Committed, lost, or failed (the engine gives failed claims back): none is held.
-            self._claimed.difference_update(claimed)
+        async with self._write() as tx:
+            if claimed:
+                # After the audit head, as every writer locks: no daemon waits on a row this
+                # holds while holding the head. A claim skips the rows locked here.
+                held = {r[0] for r in await tx.conn.fetch(
+                    "SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) "
+                    "AND lease_owner = $2 FOR UPDATE", claimed, self._owner)}
+                lost = set(claimed) - held
+                batch = without(batch, lost)
+            if batch.attempts:
+                await tx.conn.executemany(
+                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
+                    "medium, stage, window_name, rule, template, at, hour_of_week) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
+                      a.medium.value, a.stage, a.window, a.rule, a.template,
+                      sortable_utc(a.at), a.hour_of_week) for a in batch.attempts])
+            await _save_plans(tx.conn, batch.plans)
+            sealed = await self._insert_audit(tx, batch.audit, now,
+                                              {"config_version": config_version})
+        # Committed, or another daemon's: held no more. A failed commit leaves them held, for
+        # the engine to give back.
+        self._claimed.difference_update(claimed)
+        say_lost(lost, self.lost_claim_observers)
+        return sealed
 
     async def record_outcomes(self: Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,

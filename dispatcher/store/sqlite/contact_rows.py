@@ -273,40 +273,39 @@ class ContactRows:
         batch = Decisions(attempts, plans, audit)
         claimed = {a: self._claimed[a] for a in decided_accounts(batch) if a in self._claimed}
         lost: set[str] = set()
-        try:
-            async with self._write() as db:
-                if claimed:
-                    ids = sorted(claimed)
-                    rows: list[Any] = []
-                    for chunk in chunks(ids):
-                        rows.extend(await db.execute_fetchall(
-                            f"SELECT account_id, lease_until FROM accounts "
-                            f"WHERE account_id IN ({marks(len(chunk))})", chunk))
-                    held = {a for a, until in rows if until == claimed[a]}
-                    lost = set(ids) - held
-                    batch = without(batch, lost)
-                if batch.attempts:
-                    await db.executemany(
-                        "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
-                        "medium, stage, window_name, rule, template, at, hour_of_week) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                          a.medium.value, a.stage, a.window, a.rule, a.template,
-                          sortable_utc(a.at), a.hour_of_week)
-                         for a in batch.attempts])
+        async with self._write() as db:
+            if claimed:
+                ids = sorted(claimed)
+                rows: list[Any] = []
+                for chunk in chunks(ids):
+                    rows.extend(await db.execute_fetchall(
+                        f"SELECT account_id, lease_until FROM accounts "
+                        f"WHERE account_id IN ({marks(len(chunk))})", chunk))
+                held = {a for a, until in rows if until == claimed[a]}
+                lost = set(ids) - held
+                batch = without(batch, lost)
+            if batch.attempts:
                 await db.executemany(
-                    "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
-                    "WHERE account_id = ?",
-                    [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
-                     for p in batch.plans])
-                sealed = await self._insert_audit(batch.audit, now,
-                                                  {"config_version": config_version})
-            say_lost(lost, self.lost_claim_observers)
-            return sealed
-        finally:
-            # Committed, lost, or failed (the engine gives failed claims back): none is held.
-            for account_id in claimed:
-                self._claimed.pop(account_id, None)
+                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
+                    "medium, stage, window_name, rule, template, at, hour_of_week) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
+                      a.medium.value, a.stage, a.window, a.rule, a.template,
+                      sortable_utc(a.at), a.hour_of_week)
+                     for a in batch.attempts])
+            await db.executemany(
+                "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
+                "WHERE account_id = ?",
+                [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
+                 for p in batch.plans])
+            sealed = await self._insert_audit(batch.audit, now,
+                                              {"config_version": config_version})
+        # Committed, or another daemon's: held no more. A failed commit leaves them held, for
+        # the engine to give back.
+        for account_id in claimed:
+            self._claimed.pop(account_id, None)
+        say_lost(lost, self.lost_claim_observers)
+        return sealed
 
     async def record_outcomes(self: _Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,
