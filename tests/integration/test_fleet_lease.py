@@ -24,6 +24,7 @@ from dispatcher.contact.decide import StoredPlan, plan_to_json
 from dispatcher.domain.clock import parse_rfc3339
 from dispatcher.domain.contact import Medium, Role
 from dispatcher.ingest.classify import classify
+from dispatcher.service.metrics import Metrics
 from dispatcher.store import AttemptRow, PlanRow, Store, StoreLocation, open_store
 from schedules.planner import NoAttempt
 from tests.integration.publish import publish_all
@@ -80,13 +81,15 @@ async def test_a_store_that_outlived_its_lease_commits_nothing_for_accounts_clai
         assert len(taken) == 3
         kept = sorted(set(accounts) - set(taken))
         lost: list[str] = []
-        first.lost_claim_observers.append(lost.extend)
+        metrics = Metrics()
+        first.lost_claim_observers.extend([lost.extend, metrics.observe_lost_claims])
         with caplog.at_level(logging.WARNING, logger="dispatcher.store"):
             late = await _decide(first, accounts, now + lease + timedelta(seconds=1), "first")
         # Written only for the two accounts nobody took from it, expired lease or not.
         assert sorted(str(r["account_id"]) for r in late) == kept
         assert sorted(a.account_id for a in await first.open_attempts()) == kept
         assert lost == sorted(taken)
+        assert metrics.registry.get_sample_value("dispatcher_claims_lost_total") == 3
         [warning] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert warning.startswith("decisions for 3 account(s) not committed")
         assert all(a in warning for a in taken)
