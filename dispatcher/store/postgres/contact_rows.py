@@ -222,8 +222,8 @@ class ContactRows:
         lost: set[str] = set()
         async with self._write() as tx:
             if claimed:
-                # After the audit head, as every writer locks: no daemon waits on a row this
-                # holds while holding the head. A claim skips the rows locked here.
+                # Locked after the audit head, as every write locks rows: no writer holds a row
+                # while it waits for the head, and a claim (no head) skips these, never waits.
                 held = {r[0] for r in await tx.conn.fetch(
                     "SELECT account_id FROM accounts WHERE account_id = ANY($1::text[]) "
                     "AND lease_owner = $2 FOR UPDATE", claimed, self._owner)}
@@ -231,12 +231,12 @@ class ContactRows:
                 batch = without(batch, lost)
             if batch.attempts:
                 await tx.conn.executemany(
-                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
-                    "medium, stage, window_name, rule, template, at, hour_of_week) "
+                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
+                    "stage, window_name, rule, template, at, hour_of_week) "
                     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                      a.medium.value, a.stage, a.window, a.rule, a.template,
-                      sortable_utc(a.at), a.hour_of_week) for a in batch.attempts])
+                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
+                      a.hour_of_week) for a in batch.attempts])
             await _save_plans(tx.conn, batch.plans)
             sealed = await self._insert_audit(tx, batch.audit, now,
                                               {"config_version": config_version})

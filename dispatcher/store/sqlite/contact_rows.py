@@ -185,11 +185,13 @@ class ContactRows:
 
     async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
         """Give claimed accounts back before their lease runs out (a failed sweep)."""
-        held = {a: self._claimed.pop(a) for a in account_ids if a in self._claimed}
+        held = {a: self._claimed[a] for a in account_ids if a in self._claimed}
         async with self._write() as db:
             # Only a lease this store set: another store may have claimed the account since.
             await db.executemany("UPDATE accounts SET lease_until = NULL "
                                  "WHERE account_id = ? AND lease_until = ?", held.items())
+        for account_id in held:
+            self._claimed.pop(account_id, None)
 
     async def replan(self: _Host, now: datetime) -> int:
         """Every open account with a stored plan due at `now` (not one due already, nor one
@@ -286,12 +288,12 @@ class ContactRows:
                 batch = without(batch, lost)
             if batch.attempts:
                 await db.executemany(
-                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, "
-                    "medium, stage, window_name, rule, template, at, hour_of_week) "
+                    "INSERT INTO attempts(attempt_id, account_id, person, role, number, medium, "
+                    "stage, window_name, rule, template, at, hour_of_week) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(a.attempt_id, a.account_id, a.person, a.role.value, a.number,
-                      a.medium.value, a.stage, a.window, a.rule, a.template,
-                      sortable_utc(a.at), a.hour_of_week)
+                      a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
+                      a.hour_of_week)
                      for a in batch.attempts])
             await db.executemany(
                 "UPDATE accounts SET plan_json = ?, next_attempt_at = ?, lease_until = NULL "
