@@ -60,6 +60,8 @@ from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
+from dispatcher.queue.items import NewItem
+from dispatcher.queue.unreachable import unreachable_item
 from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.planner import PlannedAttempt
@@ -164,10 +166,14 @@ class Engine:
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
         sent: list[_Sent] = []
+        queue: list[NewItem] = []
         budget = self._send_budget()
         ledger = NumberLedger(contexts)
         for account_id in turn_order(contexts):
             context = contexts[account_id]
+            unreachable = unreachable_item(context)
+            if unreachable is not None:
+                queue.append(unreachable)
             try:
                 base = facts_for(context)
                 facts = ledger.facts(base)
@@ -199,7 +205,7 @@ class Engine:
                 ledger.planned(facts, decision.plan)
             plans.append(self._plan_row(account_id, decision, stored, now))
         await self.store.record_decisions(attempts=attempts, plans=plans, audit=audit, now=now,
-                                          config_version=self.policy.config_version)
+                                          config_version=self.policy.config_version, queue=queue)
         await self._send(sent, now, stats, ledger)
 
     @staticmethod

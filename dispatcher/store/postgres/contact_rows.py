@@ -15,6 +15,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.queue.items import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.postgres.host import Conn, Host
@@ -211,8 +212,10 @@ class ContactRows:
 
     async def record_decisions(self: Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records."""
+                               now: datetime, config_version: str,
+                               queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records,
+        and queue items (stored unless their key is)."""
         async with self._write() as tx:
             if attempts:
                 await tx.conn.executemany(
@@ -223,7 +226,8 @@ class ContactRows:
                       a.medium.value, a.stage, a.window, a.rule, a.template, sortable_utc(a.at),
                       a.hour_of_week) for a in attempts])
             await _save_plans(tx.conn, plans)
-            return await self._insert_audit(tx, audit, now, {"config_version": config_version})
+            return await self._insert_audit(tx, audit, now, {"config_version": config_version},
+                                            queue)
 
     async def record_outcomes(self: Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,

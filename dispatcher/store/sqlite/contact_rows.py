@@ -17,6 +17,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.queue.items import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.sqlite.inline import InlineConnection
@@ -43,7 +44,8 @@ class _Host(Protocol):
     def _write(self) -> AbstractAsyncContextManager[Db]: ...
 
     async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
-                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+                            common: Mapping[str, Any] | None = None,
+                            queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]: ...
 
     async def account(self, account_id: str) -> AccountState | None: ...
 
@@ -255,8 +257,10 @@ class ContactRows:
 
     async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records."""
+                               now: datetime, config_version: str,
+                               queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records,
+        and queue items (stored unless their key is)."""
         async with self._write() as db:
             if attempts:
                 await db.executemany(
@@ -272,7 +276,8 @@ class ContactRows:
                 "WHERE account_id = ?",
                 [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
                  for p in plans])
-            return await self._insert_audit(audit, now, {"config_version": config_version})
+            return await self._insert_audit(audit, now, {"config_version": config_version},
+                                            queue)
 
     async def record_outcomes(self: _Host, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,
