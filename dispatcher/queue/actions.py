@@ -24,7 +24,7 @@ from dispatcher.domain.events import MAX_PAYLOAD_BYTES, HoldReason
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.errors import QueueError
 from dispatcher.ingest.classify import classify
-from dispatcher.queue.items import STATEMENT_HOLDS, Action, QueueItem, Reason, State, clean
+from dispatcher.queue.items import REVIEW_PAUSED, Action, QueueItem, Reason, State, clean
 from dispatcher.store.base import Accepted, OperatorChange, QueueStore
 
 TOPIC = "dispatcher/queue"  # the topic events made by a person's action are stored under
@@ -78,10 +78,12 @@ async def _events_for(store: QueueStore, item: QueueItem, action: Action,
     if action is not Action.RESUME:
         return []
     events = []
-    if item.reason in STATEMENT_HOLDS and f"hold:{STATEMENT_HOLDS[item.reason]}" in item.paused:
-        events.append(_event("account.release", _needs_account(item),
-                             {"reason": STATEMENT_HOLDS[item.reason]}, key, now))
-    if item.reason is Reason.REVOCATION_REVIEW:
+    for paused in item.paused:
+        if paused.startswith("hold:"):
+            events.append(_event("account.release", _needs_account(item),
+                                 {"reason": paused.removeprefix("hold:")}, f"{key}|{paused}",
+                                 now))
+    if any(p in REVIEW_PAUSED for p in item.paused):
         number = _needs_number(item)
         # Only the channels still paused for review: a real opt-out is never lifted here.
         for standing in await store.opt_outs(number):

@@ -163,32 +163,35 @@ def _opt(record: Mapping[str, Any], name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+# A reply makes one item: for the gravest of what it says; the others are named in its detail.
+_GRAVITY = (Reason.BEREAVEMENT, Reason.DISPUTE, Reason.REVOCATION_REVIEW, Reason.COMPLAINT,
+            Reason.HARDSHIP)
+REVIEW_PAUSED = ("number:sms", "number:call")
+
+
 def _reply_items(record: Mapping[str, Any]) -> list[NewItem]:
     reply_id = _text(record, "reply_id") or key_digest(_text(record, "to"),
                                                        _text(record, "detail"))
-    account_id, number = _opt(record, "account_id"), _opt(record, "to")
-    excerpt = clean(_text(record, "detail"))
-    found: list[NewItem] = []
-    held = record.get("holds")
+    said: list[Reason] = []
     for statement in record.get("statements") or ():
         try:
-            reason = Reason(statement)
+            said.append(Reason(statement))
         except ValueError:
             continue
-        paused = ((f"hold:{STATEMENT_HOLDS[reason]}",)
-                  if reason in STATEMENT_HOLDS and held else ())
-        found.append(NewItem(f"reply:{reply_id}:{reason.value}", reason, account_id, number,
-                             paused, excerpt, f"the reply states {reason.value}", reply_id))
-    status = record.get("status")
-    if status == "revocation_review":
-        found.append(NewItem(f"reply:{reply_id}:review", Reason.REVOCATION_REVIEW, account_id,
-                             number, ("number:sms", "number:call"), excerpt,
-                             "the reply might revoke consent", reply_id))
-    elif status == "free_text" and not found:
-        found.append(NewItem(f"reply:{reply_id}:text", Reason.UNCLASSIFIED_REPLY, account_id,
-                             number, (), excerpt, "a reply the engine cannot classify",
-                             reply_id))
-    return found
+    review = record.get("status") == "revocation_review"
+    if review:
+        said.append(Reason.REVOCATION_REVIEW)
+    if not said and record.get("status") != "free_text":
+        return []  # help: answered by the provider's reply, nothing for a person
+    ranked = [r for r in _GRAVITY if r in said] or [Reason.UNCLASSIFIED_REPLY]
+    held = record.get("holds") or ()
+    paused = tuple(f"hold:{h}" for h in held if isinstance(h, str)) + (
+        REVIEW_PAUSED if review else ())
+    detail = ("the reply states " + ", ".join(r.value for r in ranked)
+              if said else "a reply the engine cannot classify")
+    return [NewItem(f"reply:{reply_id}", ranked[0], _opt(record, "account_id"),
+                    _opt(record, "to"), paused, clean(_text(record, "detail")), detail,
+                    reply_id)]
 
 
 def items_from_audit(records: Iterable[Mapping[str, Any]],

@@ -52,9 +52,11 @@ async def test_free_text_reply_makes_one_item_however_often_it_is_delivered(
         items = await list_items(store)
         assert [(i.reason, i.account_id, i.number) for i in items] == [
             (Reason.UNCLASSIFIED_REPLY, "A-1", NUMBER)]
-        assert "\x00" not in items[0].excerpt and "\x07" not in items[0].excerpt
+        assert "\x00" not in items[0].excerpt
+        assert "\x07" not in items[0].excerpt
         created = [r for r in await _records(store, "queue") if r["status"] == "created"]
-        assert len(created) == 1 and created[0]["item_id"] == items[0].id
+        assert len(created) == 1
+        assert created[0]["item_id"] == items[0].id
         assert "queue" in PUBLISHED_KINDS
         await _verifies(store)
 
@@ -66,16 +68,19 @@ async def test_a_dispute_places_the_hold_at_once_and_resume_lifts_it(
         await _reply(store, "I DISPUTE this debt, it is not mine")
         await _reply(store, "I DISPUTE this debt, it is not mine")  # redelivered
         state = await store.account("A-1")
-        assert state is not None and [h.reason.value for h in state.holds] == ["dispute"]
+        assert state is not None
+        assert [h.reason.value for h in state.holds] == ["dispute"]
         holds = await _records(store, "hold")
         assert [(h["reason"], h["status"]) for h in holds] == [("hold:dispute", "placed")]
         [item] = await list_items(store)
-        assert item.reason is Reason.DISPUTE and item.paused == ("hold:dispute",)
+        assert item.reason is Reason.DISPUTE
+        assert item.paused == ("hold:dispute",)
         assert "resume" in [a.value for a in item.actions]
         await resolve(store, item.id, "resume", note="checked the file", actor="ana",
                       now=T0 + timedelta(hours=1), config_version="test")
         state = await store.account("A-1")
-        assert state is not None and state.holds == ()
+        assert state is not None
+        assert state.holds == ()
         with pytest.raises(QueueError, match="already resolved"):
             await resolve(store, item.id, "resume", note="again", actor="ana",
                           now=T0 + timedelta(hours=2))
@@ -94,7 +99,8 @@ async def test_a_bereavement_holds_as_deceased(store_at: Path | str) -> None:
         await _seed(store)
         await _reply(store, "Mi madre falleció la semana pasada")
         state = await store.account("A-1")
-        assert state is not None and [h.reason.value for h in state.holds] == ["deceased"]
+        assert state is not None
+        assert [h.reason.value for h in state.holds] == ["deceased"]
         [item] = await list_items(store)
         assert item.reason is Reason.BEREAVEMENT
 
@@ -188,4 +194,5 @@ async def test_a_huge_reply_is_stored_bounded(store_at: Path | str) -> None:
         await _seed(store)
         await _reply(store, "\x1b[31m" + "blah " * 200_000)
         [item] = await list_items(store)
-        assert len(item.excerpt) <= 280 and "\x1b" not in item.excerpt
+        assert len(item.excerpt) <= 280
+        assert "\x1b" not in item.excerpt
