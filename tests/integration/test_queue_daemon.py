@@ -53,6 +53,12 @@ async def next_due(store: Store, after: datetime) -> datetime | None:
     return due if due is not None and due > after else None
 
 
+async def two_sweeps(daemon: Dispatcher) -> None:
+    """Wait until the daemon has completed two more due sweeps."""
+    done = sweeps(daemon)
+    await wait_for(lambda: sweeps(daemon) >= done + 2, 10, "two sweeps")
+
+
 async def advance_until_attempt(daemon: Dispatcher, clock: VirtualClock, count: int,
                                 steps: int = 20) -> list[dict[str, Any]]:
     """Move the clock to each next due instant until the engine makes attempt `count + 1`."""
@@ -63,8 +69,7 @@ async def advance_until_attempt(daemon: Dispatcher, clock: VirtualClock, count: 
         due = await daemon.store.next_due_at()
         if due is not None and due > clock.now():
             clock.set(due)
-        done = sweeps(daemon)
-        await wait_for(lambda d=done: sweeps(daemon) >= d + 2, 10, "two sweeps")
+        await two_sweeps(daemon)
     raise AssertionError(f"no attempt after {count}")
 
 
@@ -102,8 +107,7 @@ async def test_a_dispute_holds_at_once_and_a_person_resumes_contact(
             # Days pass: the engine looks again, and sends nothing while the hold stands.
             for day in range(1, 4):
                 clock.set(START + timedelta(days=day))
-                done = sweeps(daemon)
-                await wait_for(lambda d=done: sweeps(daemon) >= d + 2, 10, "two sweeps")
+                await two_sweeps(daemon)
             assert len(await kinds(store, "attempt")) == 1
             assert any(r["reason"] == "hold:dispute" for r in await kinds(store, "suppressed"))
 
@@ -130,7 +134,7 @@ async def test_a_dispute_holds_at_once_and_a_person_resumes_contact(
             assert state.holds == ()
 
             # Contact resumes: the engine plans and sends again.
-            due = await wait_for_async(lambda: next_due(store, clock.now() - timedelta(1)), 10,
+            due = await wait_for_async(lambda: next_due(store, START), 10,
                                        "the account due again")
             clock.set(max(due, clock.now()))
             attempts = await advance_until_attempt(daemon, clock, 1, steps=40)
