@@ -19,7 +19,7 @@ from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import utc_text_and_key
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.domain.events import Event
-from dispatcher.queue.items import NewItem, QueueReader
+from dispatcher.domain.queue import NewItem, QueueItem, Reason, State
 
 # How long a claimed due account stays leased to the store that claimed it (`[store]
 # claim_lease_seconds`): an account a dead daemon claimed waits this long for another.
@@ -479,6 +479,20 @@ class DeadLetterStore(Protocol):
                            include_replayed: bool = False) -> list[DeadLetter]:
         """Stored dead letters, oldest first; by id when `ids` is given; without ids, neither
         replayed nor dismissed ones unless `include_replayed`."""
+        ...
+
+
+class QueueReader(Protocol):
+    """Reading the work queue (the CLI, a console)."""
+
+    async def queue_items(self, *, state: State | None = State.OPEN,
+                          reason: Reason | None = None,
+                          account_id: str | None = None) -> list[QueueItem]:
+        """Items oldest first, filtered by state (None: all), reason and account."""
+        ...
+
+    async def queue_item(self, item_id: int) -> QueueItem | None:
+        """One item by id."""
         ...
 
 

@@ -15,7 +15,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
-from dispatcher.queue.items import NewItem
+from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.postgres.host import Conn, Host

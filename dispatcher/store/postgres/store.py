@@ -35,8 +35,8 @@ from dispatcher.audit.index import INDEX_COLUMNS, IndexDisagreement, disagreemen
 from dispatcher.domain.accounts import AccountState, fold, is_in_order
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
 from dispatcher.domain.events import Event, EventType, parse_stored_event
+from dispatcher.domain.queue import NewItem
 from dispatcher.errors import StoreError, StoreUnwritable
-from dispatcher.queue.items import NewItem
 from dispatcher.store.base import (
     CLAIM_LEASE,
     Accepted,

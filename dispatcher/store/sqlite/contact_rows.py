@@ -17,7 +17,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
-from dispatcher.queue.items import NewItem
+from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.sqlite.inline import InlineConnection

@@ -10,8 +10,7 @@ from typing import Any
 import orjson
 
 from dispatcher.domain.clock import sortable_utc
-from dispatcher.errors import QueueError
-from dispatcher.queue.items import (
+from dispatcher.domain.queue import (
     NewItem,
     QueueItem,
     Reason,
@@ -20,6 +19,7 @@ from dispatcher.queue.items import (
     created_record,
     items_from_audit,
 )
+from dispatcher.errors import QueueError
 from dispatcher.store.base import OperatorChange
 from dispatcher.store.sqlite.contact_rows import Db, _Host, marks
 

@@ -29,8 +29,8 @@ from dispatcher.domain.events import (
     EventType,
     parse_stored_event,
 )
+from dispatcher.domain.queue import NewItem
 from dispatcher.errors import StoreError, StoreUnwritable
-from dispatcher.queue.items import NewItem
 from dispatcher.store.base import (
     CLAIM_LEASE,
     Accepted,
