@@ -3,10 +3,15 @@ statements place their hold at once; a person's action is one transaction, never
 
 from __future__ import annotations
 
+import asyncio
+import unicodedata
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dispatcher.audit.chain import PUBLISHED_KINDS
 from dispatcher.contact.engine import outcome_record
@@ -15,7 +20,7 @@ from dispatcher.domain.contact import Medium, Outcome, Role
 from dispatcher.errors import QueueError
 from dispatcher.ingest.classify import classify
 from dispatcher.queue.actions import clear_invalid, dismiss_dead_letter, resolve
-from dispatcher.queue.items import Reason, State, list_items
+from dispatcher.queue.items import MAX_EXCERPT, Reason, State, list_items
 from dispatcher.store import AttemptRow, OutcomeRow, Store, open_store
 from tests.support import encode, overdue_event, verify_log
 
@@ -196,3 +201,38 @@ async def test_a_huge_reply_is_stored_bounded(store_at: Path | str) -> None:
         [item] = await list_items(store)
         assert len(item.excerpt) <= 280
         assert "\x1b" not in item.excerpt
+
+
+hostile = st.one_of(
+    st.text(max_size=2000),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=200).map(lambda t: t * 50),
+    st.sampled_from(["\x00" * 10_000, "dispute\u200b" * 3000, "去世" * 5000,
+                     "STOP " + "a" * 300_000, "\ud7ff\ufeff\u202e" * 100]),
+)
+
+
+def test_hostile_replies_never_crash_and_make_at_most_one_item_each(
+        store_at: Path | str) -> None:
+    async def scenario(bodies: list[str]) -> None:
+        async with open_store(store_at) as store:
+            await _seed(store)
+            for body in bodies:
+                sid = f"SM-{uuid.uuid4().hex}"
+                before = len(await list_items(store, state=None))
+                for _ in range(2):  # delivered twice
+                    await handle_reply(store, NUMBER, body, T0, config_version="test",
+                                       max_payload_bytes=LIMIT, message_id=sid)
+                after = await list_items(store, state=None)
+                assert len(after) - before <= 1
+                for item in after[before:]:
+                    assert len(item.excerpt) <= MAX_EXCERPT
+                    assert all(unicodedata.category(c)[0] != "C" for c in item.excerpt)
+            await _verifies(store)
+
+    @settings(max_examples=15, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(hostile, min_size=1, max_size=4))
+    def check(bodies: list[str]) -> None:
+        asyncio.run(scenario(bodies))
+
+    check()
