@@ -7,11 +7,11 @@ import argparse
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
-from dispatcher.queue.items import Action, Reason, State
+from dispatcher.domain.queue import Action, Reason, State
 
 if TYPE_CHECKING:
     from dispatcher.config.settings import LoadedConfig
-    from dispatcher.queue.items import QueueItem
+    from dispatcher.domain.queue import QueueItem
 
 
 def _by(parser: argparse.ArgumentParser) -> None:
