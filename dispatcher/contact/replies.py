@@ -25,7 +25,7 @@ from dispatcher.compliance.keywords import Keyword, classify_reply
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.ingest.classify import classify
-from dispatcher.queue.items import STATEMENT_HOLDS, Reason
+from dispatcher.queue.items import STATEMENT_HOLDS, Reason, hold_event_id
 from dispatcher.queue.statements import DEFAULT_MATCHER, StatementMatcher
 from dispatcher.store import Inbound, ReplyStore
 
@@ -84,9 +84,9 @@ def hold_events(accounts: list[str], statements: tuple[Reason, ...], reply_id: s
         if hold is None:
             continue
         for account_id in accounts:
-            key = hashlib.sha256(f"{reply_id}|{account_id}|{hold}".encode()).hexdigest()[:20]
             events.append(orjson.dumps({
-                "schema": 1, "event_id": f"sms-hold-{key}", "type": "account.hold",
+                "schema": 1, "event_id": hold_event_id(reply_id, account_id, hold),
+                "type": "account.hold",
                 "occurred_at": utc_rfc3339(at), "account_id": account_id,
                 "data": {"reason": hold}}))
     return events

@@ -60,7 +60,8 @@ STATEMENT_HOLDS = {Reason.DISPUTE: "dispute", Reason.BEREAVEMENT: "deceased"}
 _ALWAYS = (Action.HOLD, Action.DISMISS)
 ALLOWED: Mapping[Reason, tuple[Action, ...]] = {
     Reason.UNCLASSIFIED_REPLY: (Action.OPT_OUT, Action.MARK_INVALID, *_ALWAYS),
-    Reason.REVOCATION_REVIEW: (Action.RESUME, Action.OPT_OUT, Action.MARK_INVALID, *_ALWAYS),
+    # No dismiss: the number would stay paused with no item left to lift it.
+    Reason.REVOCATION_REVIEW: (Action.RESUME, Action.OPT_OUT, Action.MARK_INVALID, Action.HOLD),
     Reason.DISPUTE: (Action.RESUME, Action.OPT_OUT, *_ALWAYS),
     Reason.BEREAVEMENT: (Action.RESUME, Action.OPT_OUT, Action.MARK_INVALID, *_ALWAYS),
     Reason.HARDSHIP: (Action.OPT_OUT, *_ALWAYS),
@@ -126,6 +127,12 @@ def clean(text: str, limit: int = MAX_EXCERPT) -> str:
     kept = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in head)
     kept = " ".join(kept.split())
     return kept if len(kept) <= limit else kept[:limit - 1] + "\u2026"
+
+
+def hold_event_id(reply_id: str, account_id: str, hold: str) -> str:
+    """The id of the `account.hold` event a reply's statement places on one account."""
+    key = hashlib.sha256(f"{reply_id}|{account_id}|{hold}".encode()).hexdigest()[:20]
+    return f"sms-hold-{key}"
 
 
 def key_digest(*parts: str) -> str:

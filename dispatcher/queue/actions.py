@@ -24,7 +24,15 @@ from dispatcher.domain.events import MAX_PAYLOAD_BYTES, HoldReason
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.errors import QueueError
 from dispatcher.ingest.classify import classify
-from dispatcher.queue.items import REVIEW_PAUSED, Action, QueueItem, Reason, State, clean
+from dispatcher.queue.items import (
+    REVIEW_PAUSED,
+    Action,
+    QueueItem,
+    Reason,
+    State,
+    clean,
+    hold_event_id,
+)
 from dispatcher.store.base import Accepted, OperatorChange, QueueStore
 
 TOPIC = "dispatcher/queue"  # the topic events made by a person's action are stored under
@@ -73,16 +81,15 @@ async def _events_for(store: QueueStore, item: QueueItem, action: Action,
         return [_event("account.hold", _needs_account(item), {"reason": hold.value},
                        f"{key}|{hold.value}", now)]
     if action is Action.OPT_OUT:
-        return [_event("contact.opt_out", _needs_account(item),
+        # A number no account lists is opted out all the same, as a text's STOP would be.
+        return [_event("contact.opt_out", item.account_id or "inbound-sms",
                        {"number": _needs_number(item), "channel": "all"}, key, now)]
     if action is not Action.RESUME:
         return []
     events = []
     for paused in item.paused:
         if paused.startswith("hold:"):
-            events.append(_event("account.release", _needs_account(item),
-                                 {"reason": paused.removeprefix("hold:")}, f"{key}|{paused}",
-                                 now))
+            events.extend(await _releases(store, item, paused.removeprefix("hold:"), key, now))
     if any(p in REVIEW_PAUSED for p in item.paused):
         number = _needs_number(item)
         # Only the channels still paused for review: a real opt-out is never lifted here.
@@ -92,6 +99,23 @@ async def _events_for(store: QueueStore, item: QueueItem, action: Action,
                                      {"number": number, "channel": standing.channel},
                                      f"{key}|{standing.channel}", now))
     return events
+
+
+async def _releases(store: QueueStore, item: QueueItem, hold: str, key: str,
+                    now: datetime) -> list[Accepted]:
+    """Releases of the holds this item's reply placed, on each account listing its number;
+    a hold of the same reason placed since by someone else (another event) stays."""
+    accounts = (await store.accounts_with_number(item.number) if item.number
+                else [_needs_account(item)])
+    found = []
+    for account_id in accounts:
+        state = await store.account(account_id)
+        placed = hold_event_id(item.ref or "", account_id, hold)
+        if state is not None and any(h.reason.value == hold and h.event_id == placed
+                                     for h in state.holds):
+            found.append(_event("account.release", account_id, {"reason": hold},
+                                f"{key}|{account_id}|{hold}", now))
+    return found
 
 
 def resolution_record(item: QueueItem, action: Action, actor: str, note: str,
@@ -135,8 +159,13 @@ async def resolve(store: QueueStore, item_id: int, action: str, *, note: str, ac
     if number is not None and item.number is None:
         item = replace(item, number=await _listed(store, item, number))
     events = await _events_for(store, item, chosen, reason, now)
+    record = resolution_record(item, chosen, who, why, reason)
+    released = sorted({e.event.account_id for e in events if e.event.type.value ==
+                       "account.release"})
+    if chosen is Action.RESUME:
+        record["released"] = released
     change = OperatorChange(
-        records=(resolution_record(item, chosen, who, why, reason),), actor=who,
+        records=(record,), actor=who,
         action=chosen.value, note=why, events=tuple(events), item_id=item.id,
         mark_invalid=((_needs_number(item), _needs_account(item))
                       if chosen is Action.MARK_INVALID else None),

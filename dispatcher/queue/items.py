@@ -14,14 +14,15 @@ from dispatcher.domain.queue import (
     Reason,
     State,
     clean,
+    hold_event_id,
     items_from_audit,
     key_digest,
 )
 from dispatcher.store.base import QueueReader
 
 __all__ = ["ALLOWED", "MAX_EXCERPT", "REVIEW_PAUSED", "STATEMENT_HOLDS", "Action", "NewItem",
-           "QueueItem", "Reason", "State", "clean", "items_from_audit", "key_digest",
-           "list_items"]
+           "QueueItem", "Reason", "State", "clean", "hold_event_id", "items_from_audit",
+           "key_digest", "list_items"]
 
 
 async def list_items(store: QueueReader, *, state: State | None = State.OPEN,

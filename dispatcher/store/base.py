@@ -510,6 +510,10 @@ class QueueStore(QueueReader, Protocol):
         """Accounts on which the number is listed (debtor or contact)."""
         ...
 
+    async def account(self, account_id: str) -> AccountState | None:
+        """The account's current state, if any event named it."""
+        ...
+
     async def opt_outs(self, number: str) -> list[OptOut]:
         """The opt-out state of a number on each channel it has one for."""
         ...

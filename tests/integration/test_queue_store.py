@@ -236,3 +236,32 @@ def test_hostile_replies_never_crash_and_make_at_most_one_item_each(
         asyncio.run(scenario(bodies))
 
     check()
+
+
+async def test_resume_releases_the_holds_the_reply_placed_on_every_account_and_no_other(
+        store_at: Path | str) -> None:
+    async with open_store(store_at) as store:
+        await _seed(store, "A-1")
+        await store.record_batch([classify(encode(overdue_event(2, "A-2")), "t", LIMIT)],
+                                 now=T0, config_version="test")
+        await _reply(store, "he passed away last week")
+        for account in ("A-1", "A-2"):
+            state = await store.account(account)
+            assert state is not None
+            assert [h.reason.value for h in state.holds] == ["deceased"]
+        # Upstream confirms the death on A-2 with its own hold, which replaces the reply's.
+        upstream = encode({"schema": 1, "event_id": "up-hold", "type": "account.hold",
+                           "occurred_at": "2026-12-01T15:30:00Z", "account_id": "A-2",
+                           "data": {"reason": "deceased"}})
+        await store.record_batch([classify(upstream, "t", LIMIT)], now=T0,
+                                 config_version="test")
+        [item] = await list_items(store)
+        records = await resolve(store, item.id, "resume", note="wrong person", actor="ed",
+                                now=T0 + timedelta(hours=1))
+        [resolved] = [r for r in records if r["kind"] == "queue"]
+        assert resolved["released"] == ["A-1"]
+        one, two = await store.account("A-1"), await store.account("A-2")
+        assert one is not None
+        assert two is not None
+        assert one.holds == ()
+        assert [h.event_id for h in two.holds] == ["up-hold"]
