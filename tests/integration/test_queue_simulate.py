@@ -29,9 +29,11 @@ def test_a_scripted_dispute_holds_the_account_and_makes_an_item(tmp_path: Path) 
          "body": "No es mi deuda, la disputo"},
         {"at": "2026-12-02T16:05:00Z", "from": "+15125550100", "body": "hello??"}]}),
         encoding="utf-8")
+    kept = tmp_path / "sim.db"
     done = subprocess.run(
         [sys.executable, "-m", "dispatcher", "simulate", "--config", str(config), "--events",
-         str(events), "--outcomes", str(outcomes), "--start", "2026-12-01", "--days", "6"],
+         str(events), "--outcomes", str(outcomes), "--start", "2026-12-01", "--days", "6",
+         "--store", str(kept)],
         capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
@@ -46,3 +48,13 @@ def test_a_scripted_dispute_holds_the_account_and_makes_an_item(tmp_path: Path) 
     # Nothing is sent once the hold stands.
     assert not [r for r in records if r["kind"] == "attempt" and r["at"] > held_at]
     assert any(r["kind"] == "suppressed" and r["reason"] == "hold:dispute" for r in records)
+
+    # The kept store holds the items for `queue list`, as the daemon's does.
+    reader = make_config(tmp_path / "read", "mqtt://127.0.0.1:1", store_url=f"sqlite://{kept}")
+    listed = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "queue", "list", "--format", "jsonl", "--config",
+         str(reader)], capture_output=True, text=True, timeout=120, check=False)
+    assert listed.returncode == 0, listed.stderr
+    items = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(i["reason"], i["account_id"]) for i in items] == [
+        ("dispute", "A-1"), ("unclassified_reply", "A-1")]
