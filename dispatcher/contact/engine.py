@@ -251,6 +251,7 @@ class Engine:
         outcomes: list[OutcomeRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
+        queue: list[NewItem] = []
         for delivery, planned, facts, stored in sent:
             late = self._refused_at_sending(planned, facts)
             if late is not None:
@@ -272,6 +273,9 @@ class Engine:
                 continue
             try:
                 after = ledger.facts(with_outcome(facts, planned, outcome))
+                unreachable = unreachable_item(after)
+                if unreachable is not None:  # its last usable number just proved invalid
+                    queue.append(unreachable)
                 decision = self._decide(after, stored, attempt_id_for(account_id, now),
                                         now=now, audit=audit, stats=stats)
             except Exception as error:  # the outcome is recorded all the same
@@ -289,7 +293,7 @@ class Engine:
             stats.outcomes += len(outcomes)
             say_outcomes(await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
-                audit_for=outcome_record, plans=plans, audit_after=audit))
+                audit_for=outcome_record, plans=plans, audit_after=audit, queue=queue))
 
     def _now(self) -> datetime:
         return self.clock.now() if self.clock is not None else datetime.now(UTC)

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
-from dispatcher.domain.accounts import AccountStatus
+from collections.abc import Set
+from typing import Protocol
+
+from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.contact import Medium
 from dispatcher.queue.items import NewItem, Reason, key_digest
-from dispatcher.store.base import AccountContext
 
 
-def unreachable_item(context: AccountContext) -> NewItem | None:
+class Reachability(Protocol):
+    """What is known of an account's numbers: a store's context, or the gate's facts."""
+
+    @property
+    def state(self) -> AccountState:
+        """The account."""
+        ...
+
+    @property
+    def invalid_numbers(self) -> Set[str]:
+        """Its numbers marked invalid."""
+        ...
+
+    @property
+    def opted_out(self) -> Set[tuple[str, Medium]]:
+        """Its numbers and channels opted out."""
+        ...
+
+
+def unreachable_item(context: Reachability) -> NewItem | None:
     """The item an open account calls for when no number of its debtor may be used on any
     channel; None otherwise. Its key names the numbers and their marks, so the same standstill
     makes one item, and a new one (a number added, a mark changed) another."""

@@ -447,8 +447,10 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Job
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
-        """Final outcomes, once each; with `plans`, the accounts' next plans too."""
+        """Final outcomes, once each; with `plans`, the accounts' next plans too, and with
+        `queue`, the queue items they call for (stored unless their key is)."""
         ...
 
 

@@ -58,3 +58,22 @@ def test_a_scripted_dispute_holds_the_account_and_makes_an_item(tmp_path: Path) 
     items = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(i["reason"], i["account_id"]) for i in items] == [
         ("dispute", "A-1"), ("unclassified_reply", "A-1")]
+
+
+def test_an_account_left_without_a_usable_number_reaches_the_queue(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1")
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(EVENT) + "\n", encoding="utf-8")
+    outcomes = tmp_path / "outcomes.json"
+    outcomes.write_text(json.dumps({"default": {"call": "invalid-number",
+                                                "sms": "invalid-number"}}), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "dispatcher", "simulate", "--config", str(config), "--events",
+         str(events), "--outcomes", str(outcomes), "--start", "2026-12-01", "--days", "3"],
+        capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["status"] for r in records if r["kind"] == "outcome"] == ["invalid-number"]
+    created = [r for r in records if r["kind"] == "queue"]
+    assert [(r["reason"], r["account_id"], r["paused"]) for r in created] == [
+        ("unreachable", "A-1", ["account"])]

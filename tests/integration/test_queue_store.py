@@ -21,6 +21,7 @@ from dispatcher.errors import QueueError
 from dispatcher.ingest.classify import classify
 from dispatcher.queue.actions import clear_invalid, dismiss_dead_letter, resolve
 from dispatcher.queue.items import MAX_EXCERPT, Reason, State, list_items
+from dispatcher.queue.unreachable import unreachable_item
 from dispatcher.store import AttemptRow, OutcomeRow, Store, open_store
 from tests.support import encode, overdue_event, verify_log
 
@@ -265,3 +266,33 @@ async def test_resume_releases_the_holds_the_reply_placed_on_every_account_and_n
         assert two is not None
         assert one.holds == ()
         assert [h.event_id for h in two.holds] == ["up-hold"]
+
+
+async def test_an_unreachable_account_makes_one_item_until_its_marks_change(
+        store_at: Path | str) -> None:
+    async with open_store(store_at) as store:
+        await _seed(store)
+        context = (await store.contexts(["A-1"], T0))["A-1"]
+        assert unreachable_item(context) is None  # its number is usable
+        attempt = AttemptRow("att-9", "A-1", "debtor", Role.DEBTOR, NUMBER, Medium.SMS, None,
+                             None, None, None, T0)
+        await store.record_decisions(attempts=[attempt], plans=[], audit=[], now=T0,
+                                     config_version="test")
+        await store.record_outcomes([OutcomeRow("att-9", Outcome.INVALID_NUMBER, T0)], now=T0,
+                                    config_version="test", audit_for=outcome_record)
+        context = (await store.contexts(["A-1"], T0))["A-1"]
+        item = unreachable_item(context)
+        assert item is not None
+        for _ in range(3):  # every sweep that decides the account finds it so again
+            await store.record_decisions(attempts=[], plans=[], audit=[], now=T0,
+                                         config_version="test", queue=[item])
+        [stored] = await list_items(store)
+        assert (stored.reason, stored.paused) == (Reason.UNREACHABLE, ("account",))
+        with pytest.raises(QueueError, match="not listed"):
+            await resolve(store, stored.id, "mark_valid", note="x", actor="fi", now=T0,
+                          number="+15125550999")
+        await resolve(store, stored.id, "mark_valid", note="the line works again",
+                      actor="fi", now=T0, number=NUMBER)
+        assert await store.invalid_numbers() == []
+        context = (await store.contexts(["A-1"], T0))["A-1"]
+        assert unreachable_item(context) is None

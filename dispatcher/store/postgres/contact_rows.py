@@ -233,6 +233,7 @@ class ContactRows:
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
         """Apply final outcomes once each (a repeat changes nothing).
 
@@ -279,7 +280,7 @@ class ContactRows:
                     sortable_utc(now), due)
             await _save_plans(conn, plans)
             return await self._insert_audit(tx, [*records, *audit_after], now,
-                                            {"config_version": config_version})
+                                            {"config_version": config_version}, queue)
 
     async def open_attempts(self: Host) -> list[AttemptRow]:
         """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""

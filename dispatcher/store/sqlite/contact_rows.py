@@ -283,6 +283,7 @@ class ContactRows:
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
         """Apply final outcomes once each (a repeat changes nothing).
 
@@ -326,7 +327,7 @@ class ContactRows:
                 [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
                  for p in plans])
             return await self._insert_audit([*records, *audit_after], now,
-                                            {"config_version": config_version})
+                                            {"config_version": config_version}, queue)
 
     async def open_attempts(self: _Host) -> list[AttemptRow]:
         """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""
