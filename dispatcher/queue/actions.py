@@ -148,6 +148,8 @@ async def resolve(store: QueueStore, item_id: int, action: str, *, note: str, ac
     except ValueError:
         raise QueueError(f"unknown hold reason {hold!r}; one of "
                          f"{', '.join(r.value for r in HoldReason)}") from None
+    if reason is not None and chosen is not Action.HOLD:
+        raise QueueError("--hold goes with --action hold only")
     item = await store.queue_item(item_id)
     if item is None:
         raise QueueError(f"no queue item with id {item_id}")

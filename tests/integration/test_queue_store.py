@@ -136,6 +136,11 @@ async def test_unknown_action_and_unknown_item_change_nothing(store_at: Path | s
             await resolve(store, 999, "dismiss", note="x", actor="a", now=T0)
         with pytest.raises(QueueError, match="allows"):
             await resolve(store, item.id, "mark_valid", note="x", actor="a", now=T0)
+        with pytest.raises(QueueError, match="--action hold only"):
+            await resolve(store, item.id, "dismiss", note="x", actor="a", now=T0,
+                          hold="dispute")
+        with pytest.raises(QueueError, match="unknown hold reason"):
+            await resolve(store, item.id, "hold", note="x", actor="a", now=T0, hold="nap")
         with pytest.raises(QueueError, match="--by"):
             await resolve(store, item.id, "dismiss", note="x", actor=" ", now=T0)
         assert len([r async for r in store.audit_records()]) == before
@@ -296,3 +301,22 @@ async def test_an_unreachable_account_makes_one_item_until_its_marks_change(
         assert await store.invalid_numbers() == []
         context = (await store.contexts(["A-1"], T0))["A-1"]
         assert unreachable_item(context) is None
+
+
+async def test_hardship_places_no_hold_until_a_person_does(store_at: Path | str) -> None:
+    async with open_store(store_at) as store:
+        await _seed(store)
+        await _reply(store, "I lost my job, I cannot pay this month")
+        state = await store.account("A-1")
+        assert state is not None
+        assert state.holds == ()
+        [item] = await list_items(store)
+        assert (item.reason, item.paused) == (Reason.HARDSHIP, ())
+        await resolve(store, item.id, "hold", note="30 days of forbearance", actor="gu",
+                      now=T0, hold="hardship")
+        state = await store.account("A-1")
+        assert state is not None
+        assert [h.reason.value for h in state.holds] == ["hardship"]
+        [resolved] = [r for r in await _records(store, "queue") if r["status"] == "resolved"]
+        assert (resolved["action"], resolved["hold"], resolved["by"]) == ("hold", "hardship",
+                                                                          "gu")
