@@ -200,7 +200,8 @@ class Dispatcher:
                           settings=self.config.settings.console, health=self.health,
                           metrics=self.metrics, clock=self.clock,
                           token=console_token(self.environ),
-                          sources=console_sources(self.store))
+                          sources=console_sources(self.store,
+                                                  lambda: self.config.version))
         return console.add_routes
 
     def _provider_routes(self) -> Callable[[web.Application], None] | None:
