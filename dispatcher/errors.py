@@ -55,3 +55,8 @@ class InvalidEvent(DispatcherError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}")
+
+
+class QueueError(DispatcherError, ValueError):
+    """A person's action that cannot be applied (no such item, one already resolved, an action
+    the item does not allow); nothing was changed."""

@@ -30,10 +30,14 @@ class AuditKind(StrEnum):
     REPLY = "reply"
     # What people did in the web console: logins, logouts and every action they took.
     CONSOLE = "console"
+    # The work queue for people: an item created or resolved; a person's other actions.
+    QUEUE = "queue"
+    OPERATOR = "operator"
 
 
 # Records of these kinds are also published to `<out prefix>/<account_id>` (docs/events.md).
-PUBLISHED_KINDS = frozenset({AuditKind.ATTEMPT, AuditKind.SUPPRESSED, AuditKind.OUTCOME})
+PUBLISHED_KINDS = frozenset({AuditKind.ATTEMPT, AuditKind.SUPPRESSED, AuditKind.OUTCOME,
+                             AuditKind.QUEUE})
 
 EXPORT_FIELDS = (
     "seq", "at", "kind", "event_id", "event_type", "account_id", "attempt_id", "channel", "party",

@@ -1,4 +1,5 @@
-"""Outbox: audit records of kind attempt/suppressed/outcome are published to MQTT, at least once.
+"""Outbox: audit records of kind attempt/suppressed/outcome/queue are published to MQTT, at
+least once.
 
 A record that can never be published (its account id is no valid topic level, the MQTT client
 refuses it, or the broker drops the connection each time it is sent) is logged once, marked in
@@ -39,8 +40,12 @@ async def always() -> bool:
 
 
 def topic_for(prefix: str, record: dict[str, object]) -> str:
-    """`<out prefix>/<account_id>`."""
-    return f"{prefix}/{record.get('account_id') or '_'}"
+    """`<out prefix>/<account_id>`; a queue item's record (created or resolved),
+    `<out prefix>/queue/<status>/<account_id>`."""
+    account = record.get("account_id") or "_"
+    if record.get("kind") == "queue":
+        return f"{prefix}/queue/{record.get('status')}/{account}"
+    return f"{prefix}/{account}"
 
 
 def topic_level_problem(record: dict[str, object]) -> str | None:

@@ -9,6 +9,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from dispatcher.cli.queue import add_invalid_parser
+
 if TYPE_CHECKING:
     from dispatcher.config.settings import LoadedConfig
 
@@ -44,6 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     invalid = sub.add_parser("invalid-numbers", parents=[common],
                              help="numbers the provider reported invalid, for the data team")
     invalid.add_argument("--format", choices=("table", "jsonl"), default="table")
+    add_invalid_parser(invalid, common)
 
 
 async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:

@@ -21,6 +21,7 @@ from dispatcher.cli import agenda as cli_agenda
 from dispatcher.cli import audit as cli_audit
 from dispatcher.cli import console as cli_console
 from dispatcher.cli import contact as cli_contact
+from dispatcher.cli import queue as cli_queue
 from dispatcher.cli import store as cli_store
 from dispatcher.cli import templates as cli_templates
 from dispatcher.config.lookup import SYSTEM_CONFIG, find_config
@@ -86,12 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     dead = sub.add_parser("dead-letters", parents=[common], help="inspect and replay rejects")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True, metavar="ACTION")
-    listing = dead_sub.add_parser("list", parents=[common], help="dead letters not yet replayed")
-    listing.add_argument("--all", action="store_true", help="include replayed ones")
+    listing = dead_sub.add_parser("list", parents=[common],
+                                  help="dead letters neither replayed nor dismissed")
+    listing.add_argument("--all", action="store_true", help="include replayed and dismissed ones")
     listing.add_argument("--format", choices=("table", "jsonl"), default="table")
     replay = dead_sub.add_parser("replay", parents=[common],
                                  help="re-submit dead letters (all pending when no ID is given)")
     replay.add_argument("ids", nargs="*", type=int, metavar="ID")
+    cli_queue.add_dead_letter_parser(dead_sub, common)
+    cli_queue.add_parsers(sub, common)
     cli_contact.add_parsers(sub, common, _parse_time)
     cli_agenda.add_parsers(sub, common, _parse_time)
     cli_templates.add_parsers(sub, common, _parse_time)
@@ -277,11 +281,13 @@ async def _list_dead(config: LoadedConfig, args: argparse.Namespace, out: TextIO
                 "id": d.id, "received_at": d.received_at, "topic": d.topic, "reason": d.reason,
                 "detail": d.detail, "event_id": d.event_id, "event_type": d.event_type,
                 "account_id": d.account_id, "replayed_at": d.replayed_at,
+                "dismissed_at": d.dismissed_at, "dismissed_by": d.dismissed_by,
                 "payload": d.payload.decode("utf-8", "replace")}) + "\n")
         return EXIT_OK
     print(f"{'ID':>6}  {'RECEIVED (UTC)':27}  {'REASON':14}  {'EVENT':24}  DETAIL", file=out)
     for d in letters:
-        state = f" [replayed as {d.replay_event_id}]" if d.replayed_at else ""
+        state = (f" [replayed as {d.replay_event_id}]" if d.replayed_at
+                 else f" [dismissed by {d.dismissed_by}]" if d.dismissed_at else "")
         print(f"{d.id:>6}  {d.received_at:27}  {d.reason:14}  {(d.event_id or '-')[:24]:24}  "
               f"{mask_numbers_in(d.detail)}{state}", file=out)
     print(f"{len(letters)} dead letter(s)", file=out)
@@ -327,6 +333,30 @@ async def _report(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -
     return EXIT_OK
 
 
+def _configured(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
+    """Run a command that needs the config."""
+    import asyncio
+
+    now = SystemClock().now()
+    if args.command == "invalid-numbers" and args.invalid_command == "clear":
+        return asyncio.run(cli_queue.cmd_clear_invalid(config, args, out, now))
+    if args.command in cli_contact.COMMANDS:
+        return asyncio.run(cli_contact.run(config, args, out, now))
+    if args.command == "queue":
+        return asyncio.run(cli_queue.run(config, args, out, now))
+    if args.command == "report":
+        return asyncio.run(_report(config, args, out))
+    if args.command == "store":
+        return asyncio.run(cli_store.migrate(config, out))
+    if args.command == "console":
+        return cli_console.adduser(config, args, out)
+    if args.dead_command == "list":
+        return asyncio.run(_list_dead(config, args, out))
+    if args.dead_command == "dismiss":
+        return asyncio.run(cli_queue.cmd_dismiss(config, args, out, now))
+    return asyncio.run(_replay(config, args.ids, out))
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
          system_config: Path = SYSTEM_CONFIG) -> int:
     """Entry point of the `dispatcher` command; returns the exit code. `system_config` is the
@@ -344,17 +374,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
 
         if args.command == "store" and args.store_command == "copy":
             return asyncio.run(cli_store.copy(args, out))  # needs no config
-        config = _load(args, system_config)
-        if args.command in cli_contact.COMMANDS:
-            return asyncio.run(cli_contact.run(config, args, out, SystemClock().now()))
-        if args.command == "report":
-            return asyncio.run(_report(config, args, out))
-        if args.command == "store":
-            return asyncio.run(cli_store.migrate(config, out))
-        if args.command == "console":
-            return cli_console.adduser(config, args, out)
-        return asyncio.run(_list_dead(config, args, out) if args.dead_command == "list"
-                           else _replay(config, args.ids, out))
+        return _configured(_load(args, system_config), args, out)
     except ConfigNotFound as exc:
         print(f"dispatcher: {exc}", file=sys.stderr)
     except ConfigError as exc:

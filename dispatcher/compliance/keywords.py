@@ -145,6 +145,10 @@ class _Phrases:
                 or any(p in compact for p in self.spaceless))
 
 
+# Public: the work queue matches statements (a dispute, a bereavement) the same way.
+Phrases = _Phrases
+
+
 def _words(items: tuple[str, ...]) -> frozenset[str]:
     return frozenset(normalize(i) for i in items) - {""}
 

@@ -393,6 +393,26 @@ class Profile(BaseModel):
     regions: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+_Phrase = Annotated[str, Field(min_length=1, max_length=200)]
+_Locale = Annotated[str, Field(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")]
+
+
+class StatementPhrases(_Section):
+    """Phrases of one locale that make a reply a statement a person must act on."""
+
+    dispute: tuple[_Phrase, ...] = Field(default=(), max_length=500)
+    bereavement: tuple[_Phrase, ...] = Field(default=(), max_length=500)
+    hardship: tuple[_Phrase, ...] = Field(default=(), max_length=500)
+    complaint: tuple[_Phrase, ...] = Field(default=(), max_length=500)
+
+
+class QueueSettings(_Section):
+    """`[queue]`: the work queue for people (docs/queue.md)."""
+
+    # Added to the shipped phrases (dispatcher/queue/statements.py), per locale.
+    statements: dict[_Locale, StatementPhrases] = Field(default_factory=dict)
+
+
 class Settings(_Section):
     """The whole service configuration."""
 
@@ -409,6 +429,7 @@ class Settings(_Section):
     planner: PlannerSettings = PlannerSettings()
     audit: AuditSettings = AuditSettings()
     console: ConsoleSettings = ConsoleSettings()
+    queue: QueueSettings = QueueSettings()
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,16 @@ function to change when one is (see the WIRE marker).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from dispatcher.contact.agenda import read_agenda
-from dispatcher.store import AgendaQuery, AgendaStore
+from dispatcher.errors import QueueError
+from dispatcher.queue.actions import resolve
+from dispatcher.queue.items import list_items
+from dispatcher.store import AgendaQuery, AgendaStore, QueueStore
 
 AGENDA_ROWS = 200
 # The agenda's range: attempts due but not yet swept stay listed a day; two months ahead is
@@ -120,9 +123,40 @@ class Sources:
     queue: WorkQueue
 
 
-def console_sources(store: AgendaStore) -> Sources:
+class StoreWorkQueue:
+    """The work queue of dispatcher.queue: its open items, resolved by its audited `resolve`."""
+
+    available = True
+
+    def __init__(self, store: QueueStore, config_version: Callable[[], str]) -> None:
+        self._store = store
+        self._config_version = config_version
+
+    async def items(self, now: datetime) -> list[QueueItem]:
+        """The open items, oldest first."""
+        found = await list_items(self._store)
+        return [QueueItem(str(i.id), i.reason.value, i.created_at, i.account_id,
+                          i.excerpt or i.detail, tuple(a.value for a in i.actions))
+                for i in found]
+
+    async def resolve(self, item_id: str, action: str, *, user: str, note: str,
+                      now: datetime, hold: str | None = None) -> str:
+        """Resolve the item with `action`, audited with `user` and `note`."""
+        if not item_id.isdigit():
+            raise QueueActionError(f"no queue item with id {item_id}")
+        try:
+            await resolve(self._store, int(item_id), action, note=note, actor=user, now=now,
+                          hold=hold, config_version=self._config_version())
+        except QueueError as exc:
+            raise QueueActionError(str(exc)) from None
+        return f"queue item {item_id} resolved: {action}"
+
+
+class _Stores(AgendaStore, QueueStore, Protocol):
+    """What the console's sources read."""
+
+
+def console_sources(store: _Stores,
+                    config_version: Callable[[], str] = lambda: "console") -> Sources:
     """The agenda and work queue the console shows."""
-    # WIRE: the work queue (dispatcher.queue) replaces NoWorkQueue here, by an adapter whose
-    # `items` lists its open items and whose `resolve` calls its audited resolve with the user
-    # (and the config version), turning its QueueError into QueueActionError.
-    return Sources(agenda=PlannedAgenda(store), queue=NoWorkQueue())
+    return Sources(agenda=PlannedAgenda(store), queue=StoreWorkQueue(store, config_version))

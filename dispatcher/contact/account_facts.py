@@ -23,6 +23,7 @@ from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.contact import Outcome, PastAttempt
 from dispatcher.domain.events import Debtor
 from dispatcher.domain.zones import candidate_zones
+from dispatcher.queue.statements import DEFAULT_MATCHER, StatementMatcher
 from dispatcher.store import AccountContext, OutcomeRow
 from schedules.model import Schedule
 from schedules.planner import PlannedAttempt, days_past_due
@@ -41,13 +42,15 @@ class ContactPolicy:
     default_locale: str
     config_version: str
     planner: PlannerSettings = field(default_factory=PlannerSettings)
+    # What statements in a reply (a dispute, a bereavement) are; it plans nothing.
+    statements: StatementMatcher = field(default=DEFAULT_MATCHER, compare=False)
 
     @cached_property
     def digest(self) -> str:
         """A hash of every field but `config_version`: equal for two policies that plan alike,
         whatever else the config file changed; stored with each plan made under it."""
         body = {f.name: _plain(getattr(self, f.name)) for f in fields(self)
-                if f.name != "config_version"}
+                if f.name not in ("config_version", "statements")}
         return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
@@ -73,7 +76,16 @@ def policy_of(config: LoadedConfig) -> ContactPolicy:
                          templates=config.templates, business=contact.business,
                          callback=contact.callback, agent=contact.agent,
                          default_locale=contact.default_locale, config_version=config.version,
-                         planner=config.settings.planner)
+                         planner=config.settings.planner,
+                         statements=statement_matcher(config))
+
+
+def statement_matcher(config: LoadedConfig) -> StatementMatcher:
+    """The shipped statement phrases with the config's `[queue.statements]` added."""
+    extra = config.settings.queue.statements
+    if not extra:
+        return DEFAULT_MATCHER
+    return StatementMatcher({locale: phrases.model_dump() for locale, phrases in extra.items()})
 
 
 def facts_for(context: AccountContext) -> Facts:

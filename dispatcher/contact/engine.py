@@ -60,6 +60,8 @@ from dispatcher.domain.clock import Clock, utc_rfc3339
 from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
+from dispatcher.queue.items import NewItem
+from dispatcher.queue.unreachable import unreachable_item
 from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.planner import PlannedAttempt
@@ -164,10 +166,14 @@ class Engine:
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
         sent: list[_Sent] = []
+        queue: list[NewItem] = []
         budget = self._send_budget()
         ledger = NumberLedger(contexts)
         for account_id in turn_order(contexts):
             context = contexts[account_id]
+            unreachable = unreachable_item(context)
+            if unreachable is not None:
+                queue.append(unreachable)
             try:
                 base = facts_for(context)
                 facts = ledger.facts(base)
@@ -200,7 +206,7 @@ class Engine:
             plans.append(self._plan_row(account_id, decision, stored, now))
         sealed = await self.store.record_decisions(
             attempts=attempts, plans=plans, audit=audit, now=now,
-            config_version=self.policy.config_version)
+            config_version=self.policy.config_version, queue=queue)
         # The store leaves out the decisions of accounts whose claim another daemon took (this
         # one outlived its lease): send only the attempts it recorded.
         recorded = {r.get("attempt_id") for r in sealed if r.get("kind") == "attempt"}
@@ -250,6 +256,7 @@ class Engine:
         outcomes: list[OutcomeRow] = []
         plans: list[PlanRow] = []
         audit: list[dict[str, Any]] = []
+        queue: list[NewItem] = []
         for delivery, planned, facts, stored in sent:
             late = self._refused_at_sending(planned, facts)
             if late is not None:
@@ -271,6 +278,9 @@ class Engine:
                 continue
             try:
                 after = ledger.facts(with_outcome(facts, planned, outcome))
+                unreachable = unreachable_item(after)
+                if unreachable is not None:  # its last usable number just proved invalid
+                    queue.append(unreachable)
                 decision = self._decide(after, stored, attempt_id_for(account_id, now),
                                         now=now, audit=audit, stats=stats)
             except Exception as error:  # the outcome is recorded all the same
@@ -288,7 +298,7 @@ class Engine:
             stats.outcomes += len(outcomes)
             say_outcomes(await self.store.record_outcomes(
                 outcomes, now=now, config_version=self.policy.config_version,
-                audit_for=outcome_record, plans=plans, audit_after=audit))
+                audit_for=outcome_record, plans=plans, audit_after=audit, queue=queue))
 
     def _now(self) -> datetime:
         return self.clock.now() if self.clock is not None else datetime.now(UTC)

@@ -5,6 +5,11 @@ other (so it is audited, deduplicated and folded the same way); a revocation of 
 contact covers every channel. A text that might be a revocation pauses every channel of the
 number until a person decides (an upstream `contact.opt_out` confirms, a `contact.opt_in` dated
 after the pause lifts it). Anything else is audited as a `reply` for a person to read.
+
+A reply that states a dispute or a bereavement (dispatcher.queue.statements) places the hold
+it calls for on every account listing the number at once, as an `account.hold` event stored
+with the reply's `reply` record, before any person looks; the work queue (dispatcher.queue)
+makes an item of every `reply` record that needs a person.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ from dispatcher.compliance.keywords import Keyword, classify_reply
 from dispatcher.domain.clock import utc_rfc3339
 from dispatcher.domain.phones import canonical_e164
 from dispatcher.ingest.classify import classify
-from dispatcher.store import ReplyStore
+from dispatcher.queue.items import STATEMENT_HOLDS, Reason, hold_event_id
+from dispatcher.queue.statements import DEFAULT_MATCHER, StatementMatcher
+from dispatcher.store import Inbound, ReplyStore
 
 TOPIC = INBOUND_TOPIC
 MAX_TEXT = 500
@@ -68,26 +75,60 @@ def _canonical_or_as_sent(number: str) -> str:
         return number
 
 
+def hold_events(accounts: list[str], statements: tuple[Reason, ...], reply_id: str,
+                at: datetime) -> list[bytes]:
+    """The `account.hold` events that a reply's statements place at once on its accounts."""
+    events = []
+    for reason in statements:
+        hold = STATEMENT_HOLDS.get(reason)
+        if hold is None:
+            continue
+        for account_id in accounts:
+            events.append(orjson.dumps({
+                "schema": 1, "event_id": hold_event_id(reply_id, account_id, hold),
+                "type": "account.hold",
+                "occurred_at": utc_rfc3339(at), "account_id": account_id,
+                "data": {"reason": hold}}))
+    return events
+
+
 async def handle_reply(store: ReplyStore, number: str, body: str, at: datetime, *,
                        config_version: str, max_payload_bytes: int,
-                       message_id: str | None = None) -> ReplyHandled:
+                       message_id: str | None = None,
+                       statements: StatementMatcher = DEFAULT_MATCHER) -> ReplyHandled:
     """Act on one inbound text at once and audit it."""
     number = _canonical_or_as_sent(number)
     accounts = await store.accounts_with_number(number)
     account_id = accounts[0] if accounts else None
     event = reply_event(number, body, account_id or "inbound-sms", at, message_id)
     keyword = classify_reply(body)
+    reply_id = _digest(number, body, at, message_id)
+    stated = statements.find(body)
+    holds: list[Inbound] = [classify(e, TOPIC, max_payload_bytes)
+                            for e in hold_events(accounts, stated, reply_id, at)]
+    reply: dict[str, object] = {
+        "kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
+        "detail": body[:MAX_TEXT], "provider_sid": message_id, "reply_id": reply_id,
+        "config_version": config_version}
+    if stated:
+        reply["statements"] = [s.value for s in stated]
+        reply["holds"] = sorted({STATEMENT_HOLDS[s] for s in stated if s in STATEMENT_HOLDS}
+                                if accounts else set())
     if event is not None:
-        result = await store.record_batch([classify(event, TOPIC, max_payload_bytes)], now=at,
-                                          config_version=config_version)
-        return ReplyHandled(keyword, account_id, fresh=result.stored == 1)
-    reply = {"kind": "reply", "account_id": account_id, "to": number, "status": keyword.value,
-             "detail": body[:MAX_TEXT], "provider_sid": message_id,
-             "config_version": config_version}
+        opt = classify(event, TOPIC, max_payload_bytes)
+        result = await store.record_batch([opt, *holds], now=at, config_version=config_version,
+                                          audit=[reply] if stated else ())
+        return ReplyHandled(keyword, account_id, fresh=result.stored >= 1)
     if keyword is Keyword.REVIEW:
+        if holds:  # contact stops at once; a replayed reply finds the holds stored
+            await store.record_batch(holds, now=at, config_version=config_version)
         fresh = await store.pause_for_review(
-            number, key=f"review-{_digest(number, body, at, message_id)}",
+            number, key=f"review-{reply_id}",
             account_id=account_id, at=at, audit=[reply], config_version=config_version)
         return ReplyHandled(keyword, account_id, fresh=fresh)
+    if holds or stated:
+        result = await store.record_batch(holds, now=at, config_version=config_version,
+                                          audit=[reply])
+        return ReplyHandled(keyword, account_id, fresh=result.stored >= 1 or not holds)
     await store.append_audit([reply], now=at)
     return ReplyHandled(keyword, account_id, fresh=True)

@@ -82,7 +82,8 @@ class Simulation:
         for reply in self.channel.replies_until(now):
             await handle_reply(self.store, reply.from_number, reply.body, now,
                                config_version=self.config.version,
-                               max_payload_bytes=self.config.settings.ingest.max_payload_bytes)
+                               max_payload_bytes=self.config.settings.ingest.max_payload_bytes,
+                               statements=self.engine.policy.statements)
 
     async def run(self, events: list[_Timed], days: int) -> None:
         """Deliver events and replies and sweep, until `days` have passed on the virtual clock."""

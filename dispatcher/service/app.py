@@ -124,8 +124,11 @@ class Dispatcher:
         self._writer_module = writer_module
         # How the outbox screens a record's topic before the MQTT client sees it.
         self._topic_problem = topic_problem
-        # The periodic summary line; a work queue gives it its size (`summary.queue_size`).
-        self.summary = Summary(self.metrics)
+        # The periodic summary line, with the size of the work queue the store keeps.
+        self.summary = Summary(self.metrics, queue_size=self._open_queue_items)
+
+    async def _open_queue_items(self) -> int:
+        return await self.store.open_queue_items()
 
     @property
     def store(self) -> Store:
@@ -201,7 +204,8 @@ class Dispatcher:
                           settings=self.config.settings.console, health=self.health,
                           metrics=self.metrics, clock=self.clock,
                           token=console_token(self.environ),
-                          sources=console_sources(self.store))
+                          sources=console_sources(self.store,
+                                                  lambda: self.config.version))
         return console.add_routes
 
     def _provider_routes(self) -> Callable[[web.Application], None] | None:

@@ -28,7 +28,7 @@ IDLE_CHECK_SECONDS = 1.0
 class QueueSize(Protocol):
     """How many items wait in a work queue now."""
 
-    def __call__(self) -> int:
+    async def __call__(self) -> int:
         """The queue's current size."""
         ...
 
@@ -98,11 +98,12 @@ class Summary:
         self._last = totals_of(metrics)
         self._since = self._monotonic()
 
-    def say(self) -> dict[str, Any]:
-        """Log the summary of the time since the last one; its fields."""
+    def say(self, queue: int | None = None) -> dict[str, Any]:
+        """Log the summary of the time since the last one (with the queue's size, when known);
+        its fields."""
         now, totals = self._monotonic(), totals_of(self._metrics)
         fields = summary_fields(self._last, totals, seconds=now - self._since,
-                                due_lag=self._due_lag(), queue=self._queue())
+                                due_lag=self._due_lag(), queue=queue)
         self._last, self._since = totals, now
         log.info("summary", extra=fields)
         return fields
@@ -110,11 +111,12 @@ class Summary:
     def _due_lag(self) -> float:
         return self._metrics.registry.get_sample_value("dispatcher_due_lag_seconds") or 0.0
 
-    def _queue(self) -> int | None:
+    async def queue(self) -> int | None:
+        """The work queue's size now; None without a queue or when it cannot be read."""
         if self.queue_size is None:
             return None
         try:
-            return int(self.queue_size())
+            return int(await self.queue_size())
         except Exception as exc:  # a summary without the queue, not a daemon without a summary
             log.warning("queue size unavailable: %s: %s", type(exc).__name__, exc)
             return None
@@ -130,6 +132,6 @@ class Summary:
                 continue
             await pause(interval, stop)
             try:
-                self.say()
+                self.say(await self.queue())
             except Exception:  # a daemon without its summary, not a daemon stopped by it
                 log.exception("summary failed")

@@ -19,6 +19,7 @@ from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.clock import utc_text_and_key
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
 from dispatcher.domain.events import Event
+from dispatcher.domain.queue import NewItem, QueueItem, Reason, State
 
 # How long a claimed due account stays leased to the store that claimed it (`[store]
 # claim_lease_seconds`): an account a dead daemon claimed waits this long for another.
@@ -92,6 +93,9 @@ class DeadLetter:
     account_id: str | None
     replayed_at: str | None
     replay_event_id: str | None
+    dismissed_at: str | None = None
+    dismissed_by: str | None = None
+    dismissed_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +210,23 @@ class PruneResult:
     refused: str | None = None  # why nothing was even counted: the log does not verify
 
 
+@dataclass(frozen=True)
+class OperatorChange:
+    """What one person's action changes, applied in one transaction (dispatcher.queue.actions):
+    its audit records and events, the queue item it resolves (which must be open), a number to
+    mark invalid (with its account) or to clear, a dead letter to dismiss."""
+
+    records: tuple[Mapping[str, Any], ...]
+    actor: str
+    action: str
+    note: str
+    events: tuple[Accepted, ...] = ()
+    item_id: int | None = None
+    mark_invalid: tuple[str, str] | None = None
+    clear_invalid: str | None = None
+    dismiss_dead_letter: int | None = None
+
+
 # Called with the audit records of each committed transaction (metrics count them).
 AuditObserver = Callable[[Sequence[dict[str, Any]]], None]
 
@@ -220,8 +241,10 @@ class IngestStore(Protocol):
     """Where inbound events and dead letters are committed (the ingest writers)."""
 
     async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
-                           config_version: str) -> BatchResult:
-        """Commit events (ignoring seen event ids), dead letters and their audit records."""
+                           config_version: str,
+                           audit: Sequence[Mapping[str, Any]] = ()) -> BatchResult:
+        """Commit events (ignoring seen event ids), dead letters and their audit records, then
+        `audit` (records that go with them, such as the reply they came in)."""
         ...
 
 
@@ -417,17 +440,21 @@ class ContactStore(ContextStore, OpenAttemptStore, AnswerStore, ReplanStore, Job
 
     async def record_decisions(self, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """Attempts, plans and audit records in one transaction (the audit records written);
-        nothing for an account this store claimed whose claim is no longer its own."""
+                               now: datetime, config_version: str,
+                               queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        """Attempts, plans, audit records and queue items (stored unless their key is) in one
+        transaction (the audit records written); nothing for an account this store claimed
+        whose claim is no longer its own."""
         ...
 
     async def record_outcomes(self, outcomes: Sequence[OutcomeRow], *, now: datetime,
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
-        """Final outcomes, once each; with `plans`, the accounts' next plans too."""
+        """Final outcomes, once each; with `plans`, the accounts' next plans too, and with
+        `queue`, the queue items they call for (stored unless their key is)."""
         ...
 
 
@@ -453,6 +480,57 @@ class DueStore(Protocol):
 
 class DeadLetterStore(Protocol):
     """Stored dead letters, for listing and replay."""
+
+    async def dead_letters(self, ids: Sequence[int] | None = None, *,
+                           include_replayed: bool = False) -> list[DeadLetter]:
+        """Stored dead letters, oldest first; by id when `ids` is given; without ids, neither
+        replayed nor dismissed ones unless `include_replayed`."""
+        ...
+
+
+class QueueReader(Protocol):
+    """Reading the work queue (the CLI, a console)."""
+
+    async def queue_items(self, *, state: State | None = State.OPEN,
+                          reason: Reason | None = None,
+                          account_id: str | None = None) -> list[QueueItem]:
+        """Items oldest first, filtered by state (None: all), reason and account."""
+        ...
+
+    async def open_queue_items(self) -> int:
+        """How many items wait for a person."""
+        ...
+
+    async def queue_item(self, item_id: int) -> QueueItem | None:
+        """One item by id."""
+        ...
+
+
+class QueueStore(QueueReader, Protocol):
+    """The work queue for people, and the changes a person makes (dispatcher.queue)."""
+
+    async def apply_change(self, change: OperatorChange, *, now: datetime,
+                           config_version: str) -> list[dict[str, Any]]:
+        """Apply a person's action in one transaction; its audit records as stored. QueueError,
+        with nothing changed, when the item is not open, the dead letter is missing or
+        dismissed, or the number to clear is not marked."""
+        ...
+
+    async def accounts_with_number(self, number: str) -> list[str]:
+        """Accounts on which the number is listed (debtor or contact)."""
+        ...
+
+    async def account(self, account_id: str) -> AccountState | None:
+        """The account's current state, if any event named it."""
+        ...
+
+    async def opt_outs(self, number: str) -> list[OptOut]:
+        """The opt-out state of a number on each channel it has one for."""
+        ...
+
+    async def invalid_numbers(self) -> list[dict[str, str]]:
+        """Numbers found invalid, for the data team to fix."""
+        ...
 
     async def dead_letters(self, ids: Sequence[int] | None = None, *,
                            include_replayed: bool = False) -> list[DeadLetter]:
@@ -506,6 +584,6 @@ class UpkeepStore(Protocol):
 
 class Store(WebhookStore, HeadStore, AuditReader, RetentionStore, OutboxStore, ContactStore,
             ReplanStore, DueStore, AgendaStore, DeadLetterStore, QueryStore, AccountListStore,
-            HealthStore, UpkeepStore, JobLeaseStore, RateBucketStore, Protocol):
+            HealthStore, UpkeepStore, JobLeaseStore, RateBucketStore, QueueStore, Protocol):
     """Everything the daemon, the CLI and the tests need from persistence: every Protocol
     above. `open_store` returns one."""

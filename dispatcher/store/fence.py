@@ -12,6 +12,7 @@ import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import AttemptRow, LostClaimObserver, PlanRow
 
 log = logging.getLogger("dispatcher.store")
@@ -21,11 +22,12 @@ NAMED = 10
 
 
 class Decisions(NamedTuple):
-    """One batch's attempts, plans and audit records."""
+    """One batch's attempts, plans, audit records and work-queue items."""
 
     attempts: Sequence[AttemptRow]
     plans: Sequence[PlanRow]
     audit: Sequence[Mapping[str, Any]]
+    queue: Sequence[NewItem] = ()
 
 
 def decided_accounts(batch: Decisions) -> set[str]:
@@ -41,7 +43,8 @@ def without(batch: Decisions, lost: Collection[str]) -> Decisions:
         return batch
     return Decisions([a for a in batch.attempts if a.account_id not in lost],
                      [p for p in batch.plans if p.account_id not in lost],
-                     [r for r in batch.audit if r.get("account_id") not in lost])
+                     [r for r in batch.audit if r.get("account_id") not in lost],
+                     [q for q in batch.queue if q.account_id not in lost])
 
 
 def say_lost(lost: Iterable[str], observers: Iterable[LostClaimObserver] = ()) -> None:

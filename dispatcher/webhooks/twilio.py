@@ -285,7 +285,8 @@ class TwilioWebhooks:
         handled = await handle_reply(self._store, number, body, self._clock.now(),
                                      config_version=self.policy.config_version,
                                      max_payload_bytes=self._max_payload_bytes,
-                                     message_id=form.get("MessageSid"))
+                                     message_id=form.get("MessageSid"),
+                                     statements=self.policy.statements)
         texts = reply_texts(self.policy)
         answers: Mapping[Keyword, str | None] = {
             Keyword.OPT_OUT: texts.opt_out_confirmation,

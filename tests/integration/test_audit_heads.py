@@ -39,7 +39,7 @@ async def test_records_cut_from_the_end_are_reported_against_the_head_file(
     await _anchored(config, CheckpointSigner.from_text(key))
     code, text = await run_cli(config, "audit", "verify")
     assert code == 0, text
-    assert f"heads (from {config.head_file}): OK: 1 head(s) checked, the latest at seq 7" in text
+    assert f"heads (from {config.head_file}): OK: 1 head(s) checked, the latest at seq 8" in text
     last = scalar(config, "SELECT MAX(seq) FROM audit")
     tamper(config, "DELETE FROM audit WHERE seq > ?", (last - 2,))
     code, text = await run_cli(config, "audit", "verify")
@@ -58,12 +58,12 @@ async def test_records_cut_from_the_end_are_reported_against_the_head_file(
 
 async def test_a_tail_cut_and_written_again_is_a_rewrite(config: LoadedConfig, key: str) -> None:
     await _anchored(config, CheckpointSigner.from_text(key))
-    tamper(config, "DELETE FROM audit WHERE seq = 7")
+    tamper(config, "DELETE FROM audit WHERE seq = 8")
     async with open_store(config.store_location) as store:
-        await ingest(store, 99, "Z", T)  # seq 7 again, another record
+        await ingest(store, 99, "Z", T)  # seq 8 again, another record
     code, text = await run_cli(config, "audit", "verify")
     assert code == 1, text
-    assert "(seq 7): the record at seq 7 has hash" in text
+    assert "(seq 8): the record at seq 8 has hash" in text
     assert "the log was rewritten" in text
 
 
@@ -74,7 +74,7 @@ async def test_unsigned_heads_are_checked_and_said_to_be_unsigned(config: Loaded
     code, text = await run_cli(config, "audit", "verify")
     assert code == 0, text
     assert "1 head(s) are unsigned" in text
-    tamper(config, "DELETE FROM audit WHERE seq = 7")
+    tamper(config, "DELETE FROM audit WHERE seq = 8")
     assert (await run_cli(config, "audit", "verify"))[0] == 1
 
 

@@ -195,8 +195,10 @@ def test_export_jsonl_all_and_filtered(config: Path) -> None:
     assert len(out.splitlines()) == 3
 
     _, out = run_cli("audit", "export", "--config", str(config), "--since", "2026-12-02")
-    # Records follow the order of arrival: the bad payload came first in that batch.
-    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["dead_letter", "event"]
+    # Records follow the order of arrival: the bad payload came first in that batch; the work
+    # queue's item for it is written with them.
+    assert [json.loads(line)["kind"] for line in out.splitlines()] == ["dead_letter", "event",
+                                                                      "queue"]
     _, out = run_cli("audit", "export", "--config", str(config),
                      "--until", "2026-12-02T00:00:00Z")
     assert len(out.splitlines()) == 4
@@ -206,12 +208,12 @@ def test_export_csv_has_the_documented_columns(config: Path) -> None:
     code, out = run_cli("audit", "export", "--config", str(config), "--format", "csv")
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out)))
-    assert len(rows) == 6
+    assert len(rows) == 7  # five events, a dead letter and its queue item
     assert {"seq", "at", "kind", "event_id", "account_id", "reason", "prev_hash",
             "hash"} <= set(rows[0])
-    assert rows[-2]["kind"] == "dead_letter"
-    assert rows[-2]["reason"] == "not_json"
-    assert json.loads(rows[-2]["other"])["detail"].startswith("line 1 column 1")
+    assert rows[-3]["kind"] == "dead_letter"
+    assert rows[-3]["reason"] == "not_json"
+    assert json.loads(rows[-3]["other"])["detail"].startswith("line 1 column 1")
 
 
 def test_export_refuses_a_time_without_offset(config: Path, capsys: pytest.CaptureFixture[str],
@@ -225,7 +227,7 @@ def test_export_refuses_a_time_without_offset(config: Path, capsys: pytest.Captu
 def test_verify_ok(config: Path) -> None:
     code, out = run_cli("audit", "verify", "--config", str(config))
     assert code == 0
-    assert out.startswith("OK: 6 records")
+    assert out.startswith("OK: 7 records")
 
 
 @pytest.mark.parametrize("order", ["before", "after"])
@@ -236,7 +238,7 @@ def test_config_may_come_before_or_after_the_subcommand(config: Path, order: str
     argv = [*given, "audit", "verify"] if order == "before" else ["audit", "verify", *given]
     code, out = run_cli(*argv)
     assert code == 0
-    assert out.startswith("OK: 6 records")
+    assert out.startswith("OK: 7 records")
 
 
 def record_at(config: Path, seq: int) -> dict[str, object]:
@@ -266,7 +268,7 @@ def test_verify_finds_a_deleted_record(config: Path) -> None:
 def test_verify_finds_an_inserted_record(config: Path) -> None:
     # A forger renumbers the tail and inserts a well-formed record of their own at seq 3.
     prev = record_at(config, 2)
-    for seq in range(6, 2, -1):
+    for seq in range(7, 2, -1):
         record = record_at(config, seq) | {"seq": seq + 1}
         execute(config, "UPDATE audit SET seq = ?, record = ? WHERE seq = ?",
                 (seq + 1, json.dumps(record), seq))

@@ -24,6 +24,10 @@ EVERY_COMMAND = [
     ["explain", "--account", "A-1", "--at", "2026-12-01T00:00:00Z"], ["invalid-numbers"],
     ["report", "--since", "2026-12-01", "--until", "2026-12-08", "--out", "r.html"],
     ["store", "migrate"], ["store", "copy", "--from", "x.db", "--to", "postgresql://h/d"],
+    ["queue", "list", "--state", "all"], ["queue", "show", "1"],
+    ["queue", "resolve", "1", "--action", "dismiss", "--note", "n", "--by", "b"],
+    ["dead-letters", "dismiss", "1", "--reason", "r", "--by", "b"],
+    ["invalid-numbers", "clear", "+15125550100", "--note", "n", "--by", "b"],
 ]
 
 

@@ -84,7 +84,9 @@ async def test_the_log_says_each_decision_outcome_and_summary_with_numbers_maske
         daemons.append(daemon)
         daemon.start()
         started[fmt] = daemon
-    await publish_all(broker.port, [json.dumps(_event(number, zone, now)).encode()])
+    # A malformed event beside it: a dead letter, which waits in the work queue for a person.
+    await publish_all(broker.port, [json.dumps(_event(number, zone, now)).encode(),
+                                    b'{"event_id": '])
     for daemon in started.values():
         await wait_for(functools.partial(_outcome_logged, daemon), 200, "the outcome logged")
         # A summary that has seen the attempt: at most a second later.
@@ -110,9 +112,12 @@ async def test_the_log_says_each_decision_outcome_and_summary_with_numbers_maske
         assert (said["channel"], said["number"]) == ("sms", mask_number(number))
         summaries = _entries(log, fmt, "dispatcher.summary", "summary")
         assert len(summaries) >= 2
-        assert "queue" not in summaries[0]  # the daemon has no work queue to ask
         assert sum(int(s["attempts"]) for s in summaries) == 1
-        assert sum(int(s["events"]) for s in summaries) == 1
+        assert sum(int(s["events"]) for s in summaries) == 2
+        assert sum(int(s["dead_letters"]) for s in summaries) == 1
+        # The work queue's size as the store counts it: the dead letter's item, unresolved.
+        assert all(int(s["queue"]) in (0, 1) for s in summaries)
+        assert int(summaries[-1]["queue"]) == 1
         outcomes = [s["outcomes"] for s in summaries if s["outcomes"] not in ({}, "-")]
         assert outcomes == ([{outcome: 1}] if fmt == "json" else [f"{outcome}:1"])
         if fmt == "json":

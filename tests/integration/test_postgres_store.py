@@ -35,7 +35,7 @@ def test_store_migrate_applies_pending_migrations_then_has_nothing_to_do(
     config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1", store_url=url)
     code, out = _cli("store", "migrate", "--config", str(config))
     assert code == 0
-    latest = SCHEMA_VERSION if isinstance(store_at, str) else 6
+    latest = SCHEMA_VERSION if isinstance(store_at, str) else 7
     kind = "postgresql" if isinstance(store_at, str) else "sqlite"
     assert out.splitlines()[0].startswith(f"store: {kind} ")
     assert out.splitlines()[1] == (f"schema version 0 -> {latest}: {latest} migration(s) "

@@ -338,8 +338,11 @@ def test_the_malformed_event_is_a_dead_letter_with_its_reason(simulated: Simulat
     (dead,) = simulated.kind("dead_letter")
     assert (dead["event_id"], dead["reason"]) == (MALFORMED, "invalid")
     assert dead["detail"].startswith("data.debtor.phones.0.number")
-    assert not [r for r in simulated.records
-                if r["account_id"] == dead["account_id"] and r["kind"] != "dead_letter"]
+    # Nothing else of that account but the work-queue item asking a person to look at it.
+    others = [r for r in simulated.records
+              if r["account_id"] == dead["account_id"] and r["kind"] != "dead_letter"]
+    assert [(r["kind"], r["reason"], r["ref"]) for r in others] == [
+        ("queue", "dead_letter", str(dead["dead_letter_id"]))]
 
 
 # --- the daemon, fed the way the README publishes --------------------------------------------

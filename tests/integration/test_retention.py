@@ -105,19 +105,21 @@ async def test_prune_removes_what_is_past_retention_and_verify_holds(
 
     after = audit_rows(config)
     kinds = [(r["kind"], r.get("account_id")) for r in after]
-    # A (last active 2019) and the account-less dead letter of 2019 are gone; B's 2019 record
-    # stays because B was active in 2025; C is inside the period; the config record stays.
+    # A (last active 2019) and the account-less dead letter of 2019 (and its work-queue item)
+    # are gone; B's 2019 record stays because B was active in 2025; C is inside the period; the
+    # config record stays.
     assert ("event", "A") not in kinds
     assert ("dead_letter", None) not in kinds
+    assert ("queue", None) not in kinds
     assert kinds[:4] == [("config", None), ("event", "B"), ("event", "C"), ("event", "B")]
     assert kinds[-1] == ("checkpoint", None)
-    assert result.pruned == len(before) - (len(after) - 1) == 3
+    assert result.pruned == len(before) - (len(after) - 1) == 4
     checkpoint = after[-1]
     assert checkpoint["through_seq"] == max(r["seq"] for r in before if r["at"] < "2021-06-01")
     assert checkpoint["through_hash"] == next(
         r["hash"] for r in before if r["seq"] == checkpoint["through_seq"])
     assert checkpoint["kept_count"] == 2
-    assert checkpoint["pruned_count"] == 3
+    assert checkpoint["pruned_count"] == 4
     assert checkpoint["retention_years"] == 5
     assert checkpoint["key_id"].startswith("ed25519:")
     assert verdict.ok, verdict.problem
@@ -129,6 +131,7 @@ async def test_prune_removes_what_is_past_retention_and_verify_holds(
     assert scalar(config, "SELECT COUNT(*) FROM party_numbers WHERE account_id = 'A'") == 0
     assert scalar(config, "SELECT COUNT(*) FROM accounts") == 2
     assert scalar(config, "SELECT COUNT(*) FROM dead_letters") == 0
+    assert scalar(config, "SELECT COUNT(*) FROM queue_items") == 0
 
 
 async def test_verify_across_the_checkpoint_from_the_cli_and_from_an_export(
@@ -209,7 +212,7 @@ async def test_pruning_again_is_a_no_op_and_later_prunes_extend_the_anchor(
         assert (again.due, again.pruned, again.checkpoints) == (0, 0, ())
         later = await run_retention(store, config, environ, LATER)
         verdict = await verify_audit_log(store, config.settings.retention.checkpoint_public_keys)
-    assert first.pruned == 3
+    assert first.pruned == 4
     # By mid-2029 B (last active 2025-05) is within 5 years still; C (2021-09) is past it.
     assert later.pruned == 1
     assert len(later.checkpoints) == 1
@@ -242,13 +245,13 @@ async def test_without_the_signing_key_nothing_is_pruned(config: LoadedConfig,
         await history(store)
         count = len(audit_rows(config))
         result = await run_retention(store, config, {}, NOW)
-    assert (result.due, result.pruned) == (3, 0)
+    assert (result.due, result.pruned) == (4, 0)
     assert len(audit_rows(config)) == count
     assert f"{KEY_VARIABLE} is not set; nothing pruned" in caplog.text
     # The CLI runs on the real clock, by which C (2021-09) is past the period too.
     code, text = await run_cli(config, "audit", "prune")
     assert code == 1
-    assert "4 records are past retention; nothing pruned" in text
+    assert "5 records are past retention; nothing pruned" in text
 
 
 async def test_dry_run_counts_without_removing(config: LoadedConfig, key: str,

@@ -162,7 +162,7 @@ def test_the_copy_holds_every_row_and_verifies_as_the_source_does(
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     tables = _tables(source.store_path)
-    assert len(tables) == 9
+    assert len(tables) == 10
     for name, columns in tables:
         listed = ", ".join(columns)
         expected = store_rows(source.store_path, f"SELECT {listed} FROM {name}")
@@ -171,7 +171,7 @@ def test_the_copy_holds_every_row_and_verifies_as_the_source_does(
         assert f"{name}: {len(expected)} row(s)" in lines
         assert expected, f"{name} is empty in the source"
     head = _head_of(source)
-    assert (f"check: row counts equal in 9 tables "
+    assert (f"check: row counts equal in 10 tables "
             f"({sum(len(store_rows(source.store_path, f'SELECT 1 FROM {n}')) for n, _ in tables)}"
             f" rows); audit head equal: seq {head.seq}, hash {head.hash}") in lines
     assert (f"heads (from {source.head_file}) against the copy: OK: 2 head(s) checked, the "
@@ -260,8 +260,8 @@ def test_a_copy_killed_midway_leaves_an_empty_store_and_a_second_run_completes(
     # Migrated (that commits first), but without a row: nothing that looks like a copy.
     assert store_rows(postgres_url, "SELECT COUNT(*) FROM schema_version") == [(SCHEMA_VERSION,)]
     counts = _data_rows(postgres_url)
-    # The nine tables a copy fills, and the daemons' job leases and rate buckets.
-    assert len(counts) == 11
+    # The ten tables a copy fills, and the daemons' job leases and rate buckets.
+    assert len(counts) == 12
     assert set(counts.values()) == {0}
 
     done = _copy(source, postgres_url)
@@ -307,7 +307,7 @@ def test_an_older_source_schema_is_refused_until_migrated(
         db.execute("PRAGMA user_version = 5")
     refused = _copy(source, postgres_url)
     assert refused.returncode == 2
-    assert ("schema version 5 is older than this dispatcher's (6): run `dispatcher store "
+    assert ("schema version 5 is older than this dispatcher's (7): run `dispatcher store "
             "migrate` on it first") in refused.stderr
     assert store_rows(postgres_url, "SELECT to_regclass('schema_version') IS NULL") == [(True,)]
 

@@ -65,17 +65,18 @@ def test_a_summary_counts_what_happened_since_the_last_one(stream: io.StringIO) 
                            "dead_letters=0 due_lag=0.0")
 
 
-def test_the_queue_shows_only_when_there_is_one(stream: io.StringIO) -> None:
+async def test_the_queue_shows_only_when_there_is_one(stream: io.StringIO) -> None:
     configure_logging("info", "json", stream)
     sizes = iter([7])
 
-    def size() -> int:
+    async def size() -> int:
         return next(sizes)  # a second call raises: a broken queue
 
     summary = Summary(Metrics(), size, monotonic=lambda: 0.0)
-    summary.say()
-    summary.say()
-    Summary(Metrics(), monotonic=lambda: 0.0).say()
+    summary.say(await summary.queue())
+    summary.say(await summary.queue())
+    without = Summary(Metrics(), monotonic=lambda: 0.0)
+    without.say(await without.queue())
     entries = [json.loads(line) for line in stream.getvalue().splitlines()]
     summaries = [e for e in entries if e["message"] == "summary"]
     assert [e.get("queue") for e in summaries] == [7, None, None]

@@ -15,6 +15,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
@@ -214,10 +215,12 @@ class ContactRows:
 
     async def record_decisions(self: Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records;
-        for an account this store claimed, only while the claim is still its own."""
-        batch = Decisions(attempts, plans, audit)
+                               now: datetime, config_version: str,
+                               queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records,
+        queue items (stored unless their key is); for an account this store claimed, only while
+        the claim is still its own."""
+        batch = Decisions(attempts, plans, audit, queue)
         claimed = sorted(decided_accounts(batch) & self._claimed)
         lost: set[str] = set()
         async with self._write() as tx:
@@ -239,7 +242,8 @@ class ContactRows:
                       a.hour_of_week) for a in batch.attempts])
             await _save_plans(tx.conn, batch.plans)
             sealed = await self._insert_audit(tx, batch.audit, now,
-                                              {"config_version": config_version})
+                                              {"config_version": config_version},
+                                              batch.queue)
         # Committed, or another daemon's: held no more. A failed commit leaves them held, for
         # the engine to give back.
         self._claimed.difference_update(claimed)
@@ -250,6 +254,7 @@ class ContactRows:
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
         """Apply final outcomes once each (a repeat changes nothing).
 
@@ -296,7 +301,7 @@ class ContactRows:
                     sortable_utc(now), due)
             await _save_plans(conn, plans)
             return await self._insert_audit(tx, [*records, *audit_after], now,
-                                            {"config_version": config_version})
+                                            {"config_version": config_version}, queue)
 
     async def open_attempts(self: Host) -> list[AttemptRow]:
         """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""

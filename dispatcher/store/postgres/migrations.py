@@ -130,6 +130,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             tat TIMESTAMPTZ NOT NULL
         )""",
     ),
+    # 3: the schema of SQLite's version 7: the work queue for people (dispatcher/queue), and
+    # dead letters a person dismissed.
+    (
+        f"""CREATE TABLE queue_items (
+            id BIGINT PRIMARY KEY,
+            key {_TEXT} NOT NULL UNIQUE,
+            reason {_TEXT} NOT NULL,
+            account_id {_TEXT},
+            number {_TEXT},
+            paused TEXT NOT NULL,
+            excerpt TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            ref {_TEXT},
+            created_at {_TEXT} NOT NULL,
+            state {_TEXT} NOT NULL,
+            resolved_at {_TEXT},
+            resolved_by TEXT,
+            action {_TEXT},
+            note TEXT
+        )""",
+        "CREATE INDEX queue_by_state ON queue_items(state, id)",
+        "CREATE INDEX queue_by_account ON queue_items(account_id, id)",
+        f"ALTER TABLE dead_letters ADD COLUMN dismissed_at {_TEXT}",
+        "ALTER TABLE dead_letters ADD COLUMN dismissed_by TEXT",
+        "ALTER TABLE dead_letters ADD COLUMN dismissed_reason TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

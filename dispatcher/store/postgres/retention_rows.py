@@ -124,10 +124,14 @@ async def _prune_step(host: Host, conn: Conn, through: int, *, cutoff: datetime,
 
 
 async def _forget_accounts(conn: Conn, cutoff: datetime) -> None:
-    """Store rows of accounts past retention, and dead letters received before the cutoff."""
-    for table in ("events", "attempts", "party_numbers", "invalid_numbers", "accounts"):
+    """Store rows of accounts past retention, and dead letters (and queue items of no account)
+    received before the cutoff."""
+    for table in ("events", "attempts", "party_numbers", "invalid_numbers", "queue_items",
+                  "accounts"):
         await conn.execute(f"DELETE FROM {table} WHERE {_STALE}")
     await conn.execute("DELETE FROM dead_letters WHERE received_at < $1", sortable_utc(cutoff))
+    await conn.execute("DELETE FROM queue_items WHERE account_id IS NULL AND created_at < $1",
+                       sortable_utc(cutoff))
 
 
 def hash_in(seq: int, text: str) -> str:

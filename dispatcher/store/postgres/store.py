@@ -35,6 +35,7 @@ from dispatcher.audit.index import INDEX_COLUMNS, IndexDisagreement, disagreemen
 from dispatcher.domain.accounts import AccountState, fold, is_in_order
 from dispatcher.domain.clock import sortable_utc, utc_rfc3339
 from dispatcher.domain.events import Event, EventType, parse_stored_event
+from dispatcher.domain.queue import NewItem
 from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.store.base import (
     CLAIM_LEASE,
@@ -43,6 +44,7 @@ from dispatcher.store.base import (
     DeadLetter,
     Inbound,
     LostClaimObserver,
+    OperatorChange,
     OptOut,
     Rejected,
 )
@@ -60,6 +62,7 @@ from dispatcher.store.postgres.consent_rows import apply_opt_events, pause_for_r
 from dispatcher.store.postgres.contact_rows import ContactRows
 from dispatcher.store.postgres.fleet_rows import FleetRows
 from dispatcher.store.postgres.host import Conn, Tx
+from dispatcher.store.postgres.queue_rows import QueueRows, apply_change_rows, queue_records
 from dispatcher.store.postgres.retention_rows import RetentionRows, hash_in
 from dispatcher.store.postgres.schema import describe, migrate
 
@@ -72,7 +75,7 @@ _UNAVAILABLE = (OSError, TimeoutError, asyncpg.PostgresConnectionError,
 _PAGE = 5000
 
 
-class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
+class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows):
     """The repository on one PostgreSQL database (the schema on the URL's search path)."""
 
     def __init__(self, pool: asyncpg.Pool, url: str, *,
@@ -142,7 +145,12 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
             raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
     async def _insert_audit(self, tx: Tx, fields: Sequence[Mapping[str, Any]], now: datetime,
-                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                            common: Mapping[str, Any] | None = None,
+                            queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        if not fields and not queue:
+            return []
+        # The items these records call for are stored with them, or not at all.
+        fields = [*fields, *await queue_records(tx.conn, fields, queue, now)]
         if not fields:
             return []
         sealed = seal_all(fields, tx.head, {**(common or {}), "at": utc_rfc3339(now)})
@@ -158,41 +166,60 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
     # -- ingest ------------------------------------------------------------------------------
 
     async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
-                           config_version: str) -> BatchResult:
-        """Commit events (ignoring seen event ids), dead letters and their audit records."""
+                           config_version: str,
+                           audit: Sequence[Mapping[str, Any]] = ()) -> BatchResult:
+        """Commit events (ignoring seen event ids), dead letters and their audit records, then
+        `audit` (records that go with them, such as the reply they came in)."""
         async with self._write() as tx:
-            conn = tx.conn
-            accepted = [i for i in items if isinstance(i, Accepted)]
-            fresh, duplicates = await _fresh(conn, accepted)
-            received = sortable_utc(now)
-            if fresh:
-                await conn.executemany(
-                    "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, "
-                    "topic, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    [(a.event.event_id, a.event.account_id, a.event.type.value,
-                      a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
-            await self._project_accounts(conn, [a.event for a in fresh], received)
-            refused = await apply_opt_events(conn, fresh, now)
-            replays = [(received, a.event.event_id, a.replay_of)
-                       for a in accepted if a.replay_of is not None]
-            if replays:
-                await conn.executemany(
-                    "UPDATE dead_letters SET replayed_at = $1, replay_event_id = $2 "
-                    "WHERE id = $3", replays)
-            rejected = [i for i in items if isinstance(i, Rejected)]
-            letter_ids = await _insert_dead_letters(conn, rejected, received)
-            # Audit records follow the order of arrival.
-            fresh_ids = {id(a) for a in fresh}
-            audit: list[dict[str, Any]] = []
-            for item in items:
-                if isinstance(item, Rejected):
-                    audit.append(dead_letter_record(item, letter_ids[id(item)]))
-                elif id(item) in fresh_ids:
-                    audit.append(event_record(item))
-                    audit.extend(derived_audit(item.event, refused.get(item.event.event_id)))
-            await self._insert_audit(tx, audit, now, {"config_version": config_version})
-        return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
-                           dead_letter_reasons=tuple(r.reason for r in rejected))
+            records, result = await self._batch_in(tx.conn, items, now)
+            await self._insert_audit(tx, [*records, *audit], now,
+                                     {"config_version": config_version})
+        return result
+
+    async def _batch_in(self, conn: Conn, items: Sequence[Inbound],
+                        now: datetime) -> tuple[list[dict[str, Any]], BatchResult]:
+        """Store a batch inside the caller's transaction; its audit records (not yet sealed)."""
+        accepted = [i for i in items if isinstance(i, Accepted)]
+        fresh, duplicates = await _fresh(conn, accepted)
+        received = sortable_utc(now)
+        if fresh:
+            await conn.executemany(
+                "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, "
+                "topic, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                [(a.event.event_id, a.event.account_id, a.event.type.value,
+                  a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
+        await self._project_accounts(conn, [a.event for a in fresh], received)
+        refused = await apply_opt_events(conn, fresh, now)
+        replays = [(received, a.event.event_id, a.replay_of)
+                   for a in accepted if a.replay_of is not None]
+        if replays:
+            await conn.executemany(
+                "UPDATE dead_letters SET replayed_at = $1, replay_event_id = $2 "
+                "WHERE id = $3", replays)
+        rejected = [i for i in items if isinstance(i, Rejected)]
+        letter_ids = await _insert_dead_letters(conn, rejected, received)
+        # Audit records follow the order of arrival.
+        fresh_ids = {id(a) for a in fresh}
+        audit: list[dict[str, Any]] = []
+        for item in items:
+            if isinstance(item, Rejected):
+                audit.append(dead_letter_record(item, letter_ids[id(item)]))
+            elif id(item) in fresh_ids:
+                audit.append(event_record(item))
+                audit.extend(derived_audit(item.event, refused.get(item.event.event_id)))
+        return audit, BatchResult(stored=len(fresh), duplicates=duplicates,
+                                  dead_letters=len(rejected),
+                                  dead_letter_reasons=tuple(r.reason for r in rejected))
+
+    async def apply_change(self, change: OperatorChange, *, now: datetime,
+                           config_version: str) -> list[dict[str, Any]]:
+        """Apply a person's action in one transaction; its audit records as stored. QueueError,
+        with nothing changed, when it cannot be applied."""
+        async with self._write() as tx:
+            await apply_change_rows(tx.conn, change, now)
+            records, _ = await self._batch_in(tx.conn, change.events, now)
+            return await self._insert_audit(tx, [*records, *change.records], now,
+                                            {"config_version": config_version})
 
     async def _project_accounts(self, conn: Conn, events: Sequence[Event],
                                 updated_at: str) -> None:
@@ -373,18 +400,20 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows):
 
     async def dead_letters(self, ids: Sequence[int] | None = None, *,
                            include_replayed: bool = False) -> list[DeadLetter]:
-        """Stored dead letters, oldest first; by id when `ids` is given."""
+        """Stored dead letters, oldest first; by id when `ids` is given; without ids, neither
+        replayed nor dismissed ones unless `include_replayed`."""
         query = ("SELECT id, received_at, topic, payload, reason, detail, event_id, event_type, "
-                 "account_id, replayed_at, replay_event_id FROM dead_letters")
+                 "account_id, replayed_at, replay_event_id, dismissed_at, dismissed_by, "
+                 "dismissed_reason FROM dead_letters")
         args: list[Any] = []
         if ids:
             query += " WHERE id = ANY($1::bigint[])"
             args = [list(ids)]
         elif not include_replayed:
-            query += " WHERE replayed_at IS NULL"
+            query += " WHERE replayed_at IS NULL AND dismissed_at IS NULL"
         rows = await self._fetch(query + " ORDER BY id", *args)
         return [DeadLetter(int(r[0]), r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], r[8],
-                           r[9], r[10]) for r in rows]
+                           r[9], r[10], r[11], r[12], r[13]) for r in rows]
 
     async def count_events(self) -> int:
         """How many distinct events are stored."""

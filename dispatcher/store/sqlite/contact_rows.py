@@ -17,6 +17,7 @@ from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import (
     AccountContext,
     AttemptRow,
@@ -52,7 +53,8 @@ class _Host(Protocol):
     def _write(self) -> AbstractAsyncContextManager[Db]: ...
 
     async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
-                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]: ...
+                            common: Mapping[str, Any] | None = None,
+                            queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]: ...
 
     async def account(self, account_id: str) -> AccountState | None: ...
 
@@ -269,10 +271,12 @@ class ContactRows:
 
     async def record_decisions(self: _Host, *, attempts: Sequence[AttemptRow],
                                plans: Sequence[PlanRow], audit: Sequence[Mapping[str, Any]],
-                               now: datetime, config_version: str) -> list[dict[str, Any]]:
-        """In one transaction: new attempts (before they are sent), plans, their audit records;
-        for an account this store claimed, only while the claim is still its own."""
-        batch = Decisions(attempts, plans, audit)
+                               now: datetime, config_version: str,
+                               queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        """In one transaction: new attempts (before they are sent), plans, their audit records,
+        queue items (stored unless their key is); for an account this store claimed, only while
+        the claim is still its own."""
+        batch = Decisions(attempts, plans, audit, queue)
         claimed = {a: self._claimed[a] for a in decided_accounts(batch) if a in self._claimed}
         lost: set[str] = set()
         async with self._write() as db:
@@ -301,7 +305,8 @@ class ContactRows:
                 [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
                  for p in batch.plans])
             sealed = await self._insert_audit(batch.audit, now,
-                                              {"config_version": config_version})
+                                              {"config_version": config_version},
+                                              batch.queue)
         # Committed, or another daemon's: held no more. A failed commit leaves them held, for
         # the engine to give back.
         for account_id in claimed:
@@ -313,6 +318,7 @@ class ContactRows:
                               config_version: str, audit_for: Any,
                               plans: Sequence[PlanRow] = (),
                               audit_after: Sequence[Mapping[str, Any]] = (),
+                              queue: Sequence[NewItem] = (),
                               ) -> list[dict[str, Any]]:
         """Apply final outcomes once each (a repeat changes nothing).
 
@@ -356,7 +362,7 @@ class ContactRows:
                 [(p.plan_json, sortable_utc(p.next_at) if p.next_at else None, p.account_id)
                  for p in plans])
             return await self._insert_audit([*records, *audit_after], now,
-                                            {"config_version": config_version})
+                                            {"config_version": config_version}, queue)
 
     async def open_attempts(self: _Host) -> list[AttemptRow]:
         """Attempts recorded but without a final outcome (in flight, or lost in a crash)."""

@@ -124,6 +124,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         "CREATE INDEX attempts_by_number ON attempts(number, at)",
     ),
+    # 7: the work queue for people (dispatcher/queue), and dead letters a person dismissed.
+    (
+        """CREATE TABLE queue_items (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            reason TEXT NOT NULL,
+            account_id TEXT,
+            number TEXT,
+            paused TEXT NOT NULL,
+            excerpt TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            ref TEXT,
+            created_at TEXT NOT NULL,
+            state TEXT NOT NULL,
+            resolved_at TEXT,
+            resolved_by TEXT,
+            action TEXT,
+            note TEXT
+        )""",
+        "CREATE INDEX queue_by_state ON queue_items(state, id)",
+        "CREATE INDEX queue_by_account ON queue_items(account_id, id)",
+        "ALTER TABLE dead_letters ADD COLUMN dismissed_at TEXT",
+        "ALTER TABLE dead_letters ADD COLUMN dismissed_by TEXT",
+        "ALTER TABLE dead_letters ADD COLUMN dismissed_reason TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -144,10 +144,14 @@ async def _prune_step(host: _Host, through: int, *, cutoff: datetime, now: datet
 
 
 async def _forget_accounts(db: Db, cutoff: datetime) -> None:
-    """Store rows of accounts past retention, and dead letters received before the cutoff."""
-    for table in ("events", "attempts", "party_numbers", "invalid_numbers", "accounts"):
+    """Store rows of accounts past retention, and dead letters (and queue items of no account)
+    received before the cutoff."""
+    for table in ("events", "attempts", "party_numbers", "invalid_numbers", "queue_items",
+                  "accounts"):
         await db.execute(f"DELETE FROM {table} WHERE {_STALE}")
     await db.execute("DELETE FROM dead_letters WHERE received_at < ?", [sortable_utc(cutoff)])
+    await db.execute("DELETE FROM queue_items WHERE account_id IS NULL AND created_at < ?",
+                     [sortable_utc(cutoff)])
 
 
 async def _latest(db: Db) -> dict[str, Any] | None:

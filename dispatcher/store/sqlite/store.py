@@ -29,6 +29,7 @@ from dispatcher.domain.events import (
     EventType,
     parse_stored_event,
 )
+from dispatcher.domain.queue import NewItem
 from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.store.base import (
     CLAIM_LEASE,
@@ -37,6 +38,7 @@ from dispatcher.store.base import (
     DeadLetter,
     Inbound,
     LostClaimObserver,
+    OperatorChange,
     OptOut,
     Rejected,
 )
@@ -54,10 +56,11 @@ from dispatcher.store.sqlite.consent_rows import apply_opt_events, pause_for_rev
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
 from dispatcher.store.sqlite.inline import connect_inline
 from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, THROWAWAY_INDEXES
+from dispatcher.store.sqlite.queue_rows import QueueRows, apply_change_rows, queue_records
 from dispatcher.store.sqlite.retention_rows import RetentionRows
 
 
-class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
+class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: Db, path: Path, *, claim_lease: timedelta = CLAIM_LEASE) -> None:
@@ -178,7 +181,12 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
         return ChainHead(int(rows[0][0]), str(rows[0][1]))
 
     async def _insert_audit(self, fields: Sequence[Mapping[str, Any]], now: datetime,
-                            common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                            common: Mapping[str, Any] | None = None,
+                            queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]:
+        if not fields and not queue:
+            return []
+        # The items these records call for are stored with them, or not at all.
+        fields = [*fields, *await queue_records(self._db, fields, queue, now)]
         if not fields:
             return []
         sealed = seal_all(fields, await self._head(), {**(common or {}), "at": utc_rfc3339(now)})
@@ -194,38 +202,57 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
     # -- ingest ------------------------------------------------------------------------------
 
     async def record_batch(self, items: Sequence[Inbound], *, now: datetime,
-                           config_version: str) -> BatchResult:
-        """Commit events (ignoring seen event ids), dead letters and their audit records."""
+                           config_version: str,
+                           audit: Sequence[Mapping[str, Any]] = ()) -> BatchResult:
+        """Commit events (ignoring seen event ids), dead letters and their audit records, then
+        `audit` (records that go with them, such as the reply they came in)."""
         async with self._write() as db:
-            accepted = [i for i in items if isinstance(i, Accepted)]
-            fresh, duplicates = await self._fresh(db, accepted)
-            received = sortable_utc(now)
-            await db.executemany(
-                "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
-                "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(a.event.event_id, a.event.account_id, a.event.type.value,
-                  a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
-            await self._project_accounts(db, [a.event for a in fresh], received)
-            refused = await apply_opt_events(db, fresh, now)
-            replays = [(received, a.event.event_id, a.replay_of)
-                       for a in accepted if a.replay_of is not None]
-            await db.executemany(
-                "UPDATE dead_letters SET replayed_at = ?, replay_event_id = ? WHERE id = ?",
-                replays)
-            rejected = [i for i in items if isinstance(i, Rejected)]
-            letter_ids = await self._insert_dead_letters(db, rejected, received)
-            # Audit records follow the order of arrival.
-            fresh_ids = {id(a) for a in fresh}
-            audit: list[dict[str, Any]] = []
-            for item in items:
-                if isinstance(item, Rejected):
-                    audit.append(dead_letter_record(item, letter_ids[id(item)]))
-                elif id(item) in fresh_ids:
-                    audit.append(self._event_record(item))
-                    audit.extend(derived_audit(item.event, refused.get(item.event.event_id)))
-            await self._insert_audit(audit, now, {"config_version": config_version})
-        return BatchResult(stored=len(fresh), duplicates=duplicates, dead_letters=len(rejected),
-                           dead_letter_reasons=tuple(r.reason for r in rejected))
+            records, result = await self._batch_in(db, items, now)
+            await self._insert_audit([*records, *audit], now, {"config_version": config_version})
+        return result
+
+    async def _batch_in(self, db: Db, items: Sequence[Inbound],
+                        now: datetime) -> tuple[list[dict[str, Any]], BatchResult]:
+        """Store a batch inside the caller's transaction; its audit records (not yet sealed)."""
+        accepted = [i for i in items if isinstance(i, Accepted)]
+        fresh, duplicates = await self._fresh(db, accepted)
+        received = sortable_utc(now)
+        await db.executemany(
+            "INSERT INTO events(event_id, account_id, type, occurred_at, received_at, topic, "
+            "payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(a.event.event_id, a.event.account_id, a.event.type.value,
+              a.occurred_at_key, received, a.topic, a.payload) for a in fresh])
+        await self._project_accounts(db, [a.event for a in fresh], received)
+        refused = await apply_opt_events(db, fresh, now)
+        replays = [(received, a.event.event_id, a.replay_of)
+                   for a in accepted if a.replay_of is not None]
+        await db.executemany(
+            "UPDATE dead_letters SET replayed_at = ?, replay_event_id = ? WHERE id = ?",
+            replays)
+        rejected = [i for i in items if isinstance(i, Rejected)]
+        letter_ids = await self._insert_dead_letters(db, rejected, received)
+        # Audit records follow the order of arrival.
+        fresh_ids = {id(a) for a in fresh}
+        audit: list[dict[str, Any]] = []
+        for item in items:
+            if isinstance(item, Rejected):
+                audit.append(dead_letter_record(item, letter_ids[id(item)]))
+            elif id(item) in fresh_ids:
+                audit.append(self._event_record(item))
+                audit.extend(derived_audit(item.event, refused.get(item.event.event_id)))
+        return audit, BatchResult(stored=len(fresh), duplicates=duplicates,
+                                  dead_letters=len(rejected),
+                                  dead_letter_reasons=tuple(r.reason for r in rejected))
+
+    async def apply_change(self, change: OperatorChange, *, now: datetime,
+                           config_version: str) -> list[dict[str, Any]]:
+        """Apply a person's action in one transaction; its audit records as stored. QueueError,
+        with nothing changed, when it cannot be applied."""
+        async with self._write() as db:
+            await apply_change_rows(db, change, now)
+            records, _ = await self._batch_in(db, change.events, now)
+            return await self._insert_audit([*records, *change.records], now,
+                                            {"config_version": config_version})
 
     @staticmethod
     def _event_record(accepted: Accepted) -> dict[str, Any]:
@@ -457,19 +484,21 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows):
 
     async def dead_letters(self, ids: Sequence[int] | None = None, *,
                            include_replayed: bool = False) -> list[DeadLetter]:
-        """Stored dead letters, oldest first; by id when `ids` is given."""
+        """Stored dead letters, oldest first; by id when `ids` is given; without ids, neither
+        replayed nor dismissed ones unless `include_replayed`."""
         query = ("SELECT id, received_at, topic, payload, reason, detail, event_id, event_type, "
-                 "account_id, replayed_at, replay_event_id FROM dead_letters")
+                 "account_id, replayed_at, replay_event_id, dismissed_at, dismissed_by, "
+                 "dismissed_reason FROM dead_letters")
         params: list[Any] = []
         if ids:
             query += f" WHERE id IN ({marks(len(ids))})"
             params = list(ids)
         elif not include_replayed:
-            query += " WHERE replayed_at IS NULL"
+            query += " WHERE replayed_at IS NULL AND dismissed_at IS NULL"
         async with self._lock, self._db.execute(query + " ORDER BY id", params) as cur:
             rows = await cur.fetchall()
         return [DeadLetter(int(r[0]), r[1], r[2], bytes(r[3]), r[4], r[5], r[6], r[7], r[8],
-                           r[9], r[10]) for r in rows]
+                           r[9], r[10], r[11], r[12], r[13]) for r in rows]
 
     async def count_events(self) -> int:
         """How many distinct events are stored."""

@@ -1,0 +1,71 @@
+"""The console wired to the real work queue (dispatcher.console.sources.StoreWorkQueue): a reply
+stating a dispute is listed, and a person resolves it over real HTTP, audited with their name."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from dispatcher.config.settings import load_config
+from dispatcher.console.sources import PlannedAgenda, Sources, StoreWorkQueue
+from dispatcher.console.web import Console
+from dispatcher.contact.replies import handle_reply
+from dispatcher.domain.clock import SystemClock
+from dispatcher.ingest.classify import classify
+from dispatcher.queue.items import State, list_items
+from dispatcher.service.metrics import Metrics
+from dispatcher.store import open_store
+from dispatcher.webhooks.server import Health, build_app, start_server
+from tests.integration.console_support import (
+    TOKEN,
+    USER,
+    console_config,
+    csrf_of,
+    log_in,
+    session,
+)
+from tests.support import encode, overdue_event
+
+pytestmark = pytest.mark.sqlite
+T0 = datetime(2026, 11, 2, 15, 0, tzinfo=UTC)
+
+
+async def test_the_console_lists_and_resolves_the_real_queue(tmp_path: Path) -> None:
+    config = load_config(console_config(tmp_path / "cfg", "mqtt://127.0.0.1:1"))
+    async with open_store(config.store_location) as store:
+        await store.record_batch([classify(encode(overdue_event(1, "A-1")), "t", 65536)],
+                                 now=T0, config_version="test")
+        await handle_reply(store, "+15125550100", "I dispute this debt", T0,
+                           config_version="test", max_payload_bytes=65536, message_id="SM1")
+        [item] = await list_items(store)
+        console = Console(store=store, config=lambda: config,
+                          settings=config.settings.console, health=Health(), metrics=Metrics(),
+                          clock=SystemClock(), token=TOKEN,
+                          sources=Sources(PlannedAgenda(store),
+                                          StoreWorkQueue(store, lambda: config.version)))
+        runner, port = await start_server(build_app(store, Metrics(), Health(),
+                                                    console.add_routes), "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{port}/console"
+        try:
+            async with session() as http:
+                await log_in(http, base)
+                async with http.get(f"{base}/queue") as page:
+                    text = await page.text()
+                assert "dispute" in text
+                assert "+15125550100" not in text
+                form = {"item": str(item.id), "action": "resume", "note": "proof sent",
+                        "csrf": csrf_of(text)}
+                async with http.post(f"{base}/queue/resolve", data=form) as done:
+                    assert done.status == 200, await done.text()
+                async with http.post(f"{base}/queue/resolve", data=form) as again:
+                    assert again.status == 409
+                    assert "already resolved" in await again.text()
+        finally:
+            await runner.cleanup()
+        [resolved] = await list_items(store, state=State.RESOLVED)
+        assert (resolved.resolved_by, resolved.action) == (USER, "resume")
+        state = await store.account("A-1")
+        assert state is not None
+        assert state.holds == ()
