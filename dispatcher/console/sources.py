@@ -2,8 +2,8 @@
 wires an implementation to each.
 
 The console reads these through the Protocols below only. The agenda is dispatcher.contact.agenda
-(the rows `dispatcher agenda` prints). No work queue is wired yet: `console_sources` is the one
-function to change when one is (see the WIRE marker).
+(the rows `dispatcher agenda` prints); the work queue is dispatcher.queue (what `dispatcher queue`
+lists and resolves). `console_sources` is the one function that wires them.
 """
 
 from __future__ import annotations

@@ -1,15 +1,21 @@
-"""The console in headless Chromium: log in, find an account, act, and see the act audited."""
+"""The console in headless Chromium: log in, find an account, act on it (replay its dead letter,
+resolve its work-queue item), and see each act audited with the person's name."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
+from dispatcher.contact.replies import handle_reply
+from dispatcher.domain.queue import Reason, State
+from dispatcher.queue.items import list_items
 from tests.integration.cdp import browser
 from tests.integration.console_support import (
     HOSTILE,
+    NUMBER,
     PASSWORD,
     USER,
     console_config,
@@ -22,7 +28,7 @@ from tests.support import Broker
 pytestmark = pytest.mark.sqlite
 
 
-async def test_log_in_find_an_account_replay_its_dead_letter_and_see_it_audited(
+async def test_log_in_find_an_account_act_on_it_and_see_each_act_audited(
         tmp_path: Path, broker: Broker) -> None:
     config = console_config(tmp_path / "cfg", broker.url)
     async with console_daemon(config) as (daemon, base), browser(tmp_path / "profile") as page:
@@ -75,6 +81,37 @@ async def test_log_in_find_an_account_replay_its_dead_letter_and_see_it_audited(
         assert '"action":"replay_dead_letter"' in detail
         assert f'"dead_letter_id":{letter}' in detail
         assert any(r[2] == "event" and '"replay_of":' in r[6] for r in rows)
+
+        # The debtor texts that they dispute the debt: contact is held at once, and the work
+        # queue asks a person. Resolve it in the browser, as a person would.
+        await handle_reply(daemon.store, NUMBER, "I dispute this debt", now_utc(),
+                           config_version=daemon.config.version, max_payload_bytes=65536,
+                           message_id="SM-dispute")
+        await page.goto(f"{base}/queue")
+        row = await page.evaluate(
+            "[...document.querySelectorAll('#queue tbody tr')].findIndex(r => "
+            f"r.cells[1].textContent === 'dispute' && r.cells[3].textContent === "
+            f"{json.dumps(HOSTILE)})")
+        assert row >= 0, await page.evaluate("document.getElementById('queue').innerText")
+        form = f"document.querySelectorAll('#queue tbody tr')[{row}].querySelector('form')"
+        await page.evaluate(f"{form}.querySelector('select[name=action]').value = 'resume'; "
+                            f"{form}.querySelector('input[name=note]').value = "
+                            "'statement and proof of debt sent'")
+        await page.submit(form, "/console/queue/resolve")
+        assert "resolved: resume" in await page.evaluate(
+            "document.getElementById('message').textContent")
+        [item] = await list_items(daemon.store, state=State.RESOLVED, reason=Reason.DISPUTE)
+        assert item.account_id == HOSTILE
+
+        # The account's trail shows the person's decision, by name.
+        await page.goto(f"{base}/account?id={quote(HOSTILE)}")
+        rows = await page.evaluate(
+            "[...document.querySelectorAll('#trail tbody tr')].map("
+            "r => [...r.cells].map(c => c.textContent))")
+        decided = [r for r in rows if r[2] == "queue" and '"action":"resume"' in r[6]]
+        assert len(decided) == 1, rows
+        assert decided[0][4] == USER
+        assert "statement and proof of debt sent" in decided[0][6]
 
         # Log out: the next page asks to log in again.
         await page.submit("document.querySelector('header form.inline')", "/console/login")
