@@ -12,9 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import orjson
+
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import Medium, NumberClaim, PastAttempt
 from dispatcher.domain.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
+from dispatcher.domain.queue import QueueItem, Reason, State
 from dispatcher.store.base import Accepted, AccountContext, Rejected
 
 # The channels an opt-out of `all` stands for, each with its own standing.
@@ -160,3 +163,15 @@ def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str,
             number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
                               if (account_id, n) in shared.last_used})
     return found
+
+
+# A work-queue item's columns, in the order queue_item_from_row reads them.
+QUEUE_COLUMNS = ("id, key, reason, account_id, number, paused, excerpt, detail, ref, created_at, "
+                 "state, resolved_at, resolved_by, action, note")
+
+
+def queue_item_from_row(row: Sequence[Any]) -> QueueItem:
+    """A stored work-queue item from its row (columns in QUEUE_COLUMNS order)."""
+    return QueueItem(int(row[0]), row[1], Reason(row[2]), row[3], row[4],
+                     tuple(orjson.loads(row[5])), row[6], row[7], row[8], row[9], State(row[10]),
+                     row[11], row[12], row[13], row[14])

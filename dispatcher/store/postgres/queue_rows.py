@@ -21,17 +21,8 @@ from dispatcher.domain.queue import (
 )
 from dispatcher.errors import QueueError
 from dispatcher.store.base import OperatorChange
+from dispatcher.store.common import QUEUE_COLUMNS, queue_item_from_row
 from dispatcher.store.postgres.host import Conn, Host
-
-_COLUMNS = ("id, key, reason, account_id, number, paused, excerpt, detail, ref, created_at, "
-            "state, resolved_at, resolved_by, action, note")
-
-
-def item_from_row(row: Sequence[Any]) -> QueueItem:
-    """A stored item from its row (columns in `_COLUMNS` order)."""
-    return QueueItem(int(row[0]), row[1], Reason(row[2]), row[3], row[4],
-                     tuple(orjson.loads(row[5])), row[6], row[7], row[8], row[9], State(row[10]),
-                     row[11], row[12], row[13], row[14])
 
 
 async def queue_records(conn: Conn, fields: Sequence[Mapping[str, Any]],
@@ -81,8 +72,9 @@ class QueueRows:
                 args.append(str(value))
                 clauses.append(f"{column} = ${len(args)}")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._fetch(f"SELECT {_COLUMNS} FROM queue_items{where} ORDER BY id", *args)
-        return [item_from_row(tuple(r)) for r in rows]
+        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where} ORDER BY id",
+                                 *args)
+        return [queue_item_from_row(tuple(r)) for r in rows]
 
     async def open_queue_items(self: Host) -> int:
         """How many items wait for a person."""
@@ -92,8 +84,8 @@ class QueueRows:
 
     async def queue_item(self: Host, item_id: int) -> QueueItem | None:
         """One item by id."""
-        rows = await self._fetch(f"SELECT {_COLUMNS} FROM queue_items WHERE id = $1", item_id)
-        return item_from_row(tuple(rows[0])) if rows else None
+        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items WHERE id = $1", item_id)
+        return queue_item_from_row(tuple(rows[0])) if rows else None
 
 
 async def apply_change_rows(conn: Conn, change: OperatorChange, now: datetime) -> None:
