@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, TextIO
 
@@ -12,6 +13,18 @@ from dispatcher.domain.queue import Action, Reason, State
 if TYPE_CHECKING:
     from dispatcher.config.settings import LoadedConfig
     from dispatcher.domain.queue import QueueItem
+
+
+# How many items `queue list` prints unless told otherwise: a flood of dead letters may queue
+# a great many.
+DEFAULT_LIMIT = 1000
+
+
+def _limit(text: str) -> int:
+    value = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= value <= 10_000_000:
+        raise argparse.ArgumentTypeError("a whole number from 0 (all) to 10000000")
+    return value
 
 
 def _by(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     listing.add_argument("--account", metavar="ID")
     listing.add_argument("--state", choices=("open", "resolved", "all"), default="open")
     listing.add_argument("--format", choices=("table", "jsonl"), default="table")
+    listing.add_argument("--limit", type=_limit, default=DEFAULT_LIMIT, metavar="N",
+                         help=f"at most N items, oldest first (default {DEFAULT_LIMIT}; 0: all)")
     show = queue_sub.add_parser("show", parents=[common], help="one item in full")
     show.add_argument("id", type=int, metavar="ID")
     resolve = queue_sub.add_parser("resolve", parents=[common],
@@ -83,18 +98,26 @@ async def cmd_list(config: LoadedConfig, args: argparse.Namespace, out: TextIO) 
 
     state = None if args.state == "all" else State(args.state)
     async with open_store(config.store_location, create=False) as store:
+        # One more than asked for: whether there are more to say so.
         items = await list_items(store, state=state,
                                  reason=Reason(args.reason) if args.reason else None,
-                                 account_id=args.account)
+                                 account_id=args.account,
+                                 limit=args.limit + 1 if args.limit else None)
+    truncated = bool(args.limit) and len(items) > args.limit
+    items = items[:args.limit] if truncated else items
+    more = (f"TRUNCATED: the oldest {len(items)} item(s) are listed and more match; "
+            f"raise --limit or filter by --reason or --account\n")
     if args.format == "jsonl":
         for item in items:
             out.write(canonical_json(item.as_dict()) + "\n")
+        if truncated:
+            sys.stderr.write(more)  # stdout stays one item per line
         return 0
     out.write(f"{'ID':>6}  {'CREATED (UTC)':19}  {'STATE':8}  {'REASON':18}  {'ACCOUNT':20}  "
               f"{'NUMBER':16}  EXCERPT\n")
     for item in items:
         out.write(_table_line(item) + "\n")
-    out.write(f"{len(items)} item(s)\n")
+    out.write(more if truncated else f"{len(items)} item(s)\n")
     return 0
 
 

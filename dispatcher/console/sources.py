@@ -123,6 +123,11 @@ class Sources:
     queue: WorkQueue
 
 
+# The open items the queue page lists, oldest first: a flood of dead letters may queue a great
+# many, and the page must stay a page.
+QUEUE_SHOWN = 500
+
+
 class StoreWorkQueue:
     """The work queue of dispatcher.queue: its open items, resolved by its audited `resolve`."""
 
@@ -133,8 +138,8 @@ class StoreWorkQueue:
         self._config_version = config_version
 
     async def items(self, now: datetime) -> list[QueueItem]:
-        """The open items, oldest first."""
-        found = await list_items(self._store)
+        """The oldest open items, at most QUEUE_SHOWN."""
+        found = await list_items(self._store, limit=QUEUE_SHOWN)
         return [QueueItem(str(i.id), i.reason.value, i.created_at, i.account_id,
                           i.excerpt or i.detail, tuple(a.value for a in i.actions))
                 for i in found]

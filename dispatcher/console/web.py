@@ -20,7 +20,7 @@ from dispatcher.audit.chain import AuditKind, canonical_json
 from dispatcher.config.settings import ConsoleSettings, LoadedConfig
 from dispatcher.console.passwords import DUMMY_HASH, verify_password
 from dispatcher.console.sessions import LoginGuard, Session, Sessions, csrf_matches, token_matches
-from dispatcher.console.sources import AGENDA_ROWS, QueueActionError, Sources
+from dispatcher.console.sources import AGENDA_ROWS, QUEUE_SHOWN, QueueActionError, Sources
 from dispatcher.console.users import TOKEN_USER, UsersFileError, read_users
 from dispatcher.contact.explain import ExplainStore, explain
 from dispatcher.domain.clock import Clock, parse_rfc3339, utc_rfc3339
@@ -343,7 +343,7 @@ class Console:
         queue = self.sources.queue
         items = await queue.items(self.clock.now()) if queue.available else []
         return self._page("queue.html", me, available=queue.available, items=items,
-                          holds=[h.value for h in HoldReason])
+                          holds=[h.value for h in HoldReason], shown=QUEUE_SHOWN)
 
     async def _resolve(self, request: web.Request, me: Identity) -> web.StreamResponse:
         form = await request.post()

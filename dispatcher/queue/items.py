@@ -26,7 +26,8 @@ __all__ = ["ALLOWED", "MAX_EXCERPT", "REVIEW_PAUSED", "STATEMENT_HOLDS", "Action
 
 
 async def list_items(store: QueueReader, *, state: State | None = State.OPEN,
-                     reason: Reason | None = None,
-                     account_id: str | None = None) -> list[QueueItem]:
-    """Items oldest first: open ones by default, `state=None` for all."""
-    return await store.queue_items(state=state, reason=reason, account_id=account_id)
+                     reason: Reason | None = None, account_id: str | None = None,
+                     limit: int | None = None) -> list[QueueItem]:
+    """Items oldest first: open ones by default, `state=None` for all; at most `limit`."""
+    return await store.queue_items(state=state, reason=reason, account_id=account_id,
+                                   limit=limit)

@@ -492,9 +492,10 @@ class QueueReader(Protocol):
     """Reading the work queue (the CLI, a console)."""
 
     async def queue_items(self, *, state: State | None = State.OPEN,
-                          reason: Reason | None = None,
-                          account_id: str | None = None) -> list[QueueItem]:
-        """Items oldest first, filtered by state (None: all), reason and account."""
+                          reason: Reason | None = None, account_id: str | None = None,
+                          limit: int | None = None) -> list[QueueItem]:
+        """Items oldest first, filtered by state (None: all), reason and account; at most
+        `limit` of them (None: all)."""
         ...
 
     async def open_queue_items(self) -> int:

@@ -125,3 +125,22 @@ def test_dead_letter_dismissed_and_invalid_mark_cleared(config: Path) -> None:
     exported = dispatcher(config, "audit", "export")
     kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert kinds.count("operator") == 2
+
+
+def test_list_stops_at_its_limit_and_says_more_match(config: Path) -> None:
+    table = dispatcher(config, "queue", "list", "--limit", "2")
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == 1 + 2 + 1  # the header, two items, the notice
+    assert lines[-1].startswith("TRUNCATED: the oldest 2 item(s)")
+    jsonl = dispatcher(config, "queue", "list", "--format", "jsonl", "--limit", "2")
+    assert jsonl.returncode == 0, jsonl.stderr
+    assert [json.loads(line)["reason"] for line in jsonl.stdout.splitlines()] == [
+        "dead_letter", "dispute"]
+    assert "TRUNCATED" in jsonl.stderr
+    assert dispatcher(config, "queue", "list", "--limit", "3").stdout.endswith("3 item(s)\n")
+    assert len(_items(config, "--limit", "0")) == 3
+    for bad in ("-1", "x", "٣"):
+        refused = dispatcher(config, "queue", "list", "--limit", bad)
+        assert refused.returncode == 2
+        assert "a whole number from 0 (all)" in refused.stderr

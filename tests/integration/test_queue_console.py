@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from dispatcher.config.settings import load_config
-from dispatcher.console.sources import PlannedAgenda, Sources, StoreWorkQueue
+from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.console.sources import QUEUE_SHOWN, PlannedAgenda, Sources, StoreWorkQueue
 from dispatcher.console.web import Console
 from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import SystemClock
 from dispatcher.ingest.classify import classify
-from dispatcher.queue.items import State, list_items
+from dispatcher.queue.items import QueueItem, State, list_items
 from dispatcher.service.metrics import Metrics
 from dispatcher.store import open_store
 from dispatcher.webhooks.server import Health, build_app, start_server
@@ -69,3 +69,37 @@ async def test_the_console_lists_and_resolves_the_real_queue(tmp_path: Path) -> 
         state = await store.account("A-1")
         assert state is not None
         assert state.holds == ()
+
+
+async def test_a_flood_of_dead_letters_lists_the_oldest_page_and_says_more_wait(
+        tmp_path: Path) -> None:
+    config = load_config(console_config(tmp_path / "cfg", "mqtt://127.0.0.1:1"))
+    async with open_store(config.store_location) as store:
+        flood = [classify(b"{not json %d" % n, "t", 65536) for n in range(QUEUE_SHOWN + 1)]
+        await store.record_batch(flood, now=T0, config_version="test")
+        assert await store.open_queue_items() == QUEUE_SHOWN + 1
+        console = Console(store=store, config=lambda: config,
+                          settings=config.settings.console, health=Health(), metrics=Metrics(),
+                          clock=SystemClock(), token=TOKEN,
+                          sources=Sources(PlannedAgenda(store),
+                                          StoreWorkQueue(store, lambda: config.version)))
+        runner, port = await start_server(build_app(store, Metrics(), Health(),
+                                                    console.add_routes), "127.0.0.1", 0)
+        base = f"http://127.0.0.1:{port}/console"
+        try:
+            async with session() as http:
+                await log_in(http, base)
+                async with http.get(f"{base}/queue") as page:
+                    assert page.status == 200
+                    text = await page.text()
+        finally:
+            await runner.cleanup()
+    assert text.count('name="item"') == QUEUE_SHOWN
+    assert 'id="truncated"' in text
+    oldest = min(i.id for i in await _all_open(config))
+    assert f'name="item" value="{oldest}"' in text
+
+
+async def _all_open(config: LoadedConfig) -> list[QueueItem]:
+    async with open_store(config.store_location) as store:
+        return await list_items(store)

@@ -61,9 +61,10 @@ class QueueRows:
     """Mixin of PostgresStore: the work queue."""
 
     async def queue_items(self: Host, *, state: State | None = State.OPEN,
-                          reason: Reason | None = None,
-                          account_id: str | None = None) -> list[QueueItem]:
-        """Items oldest first, filtered by state (None: all), reason and account."""
+                          reason: Reason | None = None, account_id: str | None = None,
+                          limit: int | None = None) -> list[QueueItem]:
+        """Items oldest first, filtered by state (None: all), reason and account; at most
+        `limit` of them (None: all)."""
         clauses: list[str] = []
         args: list[Any] = []
         for column, value in (("state", state), ("reason", reason),
@@ -72,8 +73,11 @@ class QueueRows:
                 args.append(str(value))
                 clauses.append(f"{column} = ${len(args)}")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where} ORDER BY id",
-                                 *args)
+        if limit is not None:
+            where += f" ORDER BY id LIMIT {max(0, int(limit))}"
+        else:
+            where += " ORDER BY id"
+        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where}", *args)
         return [queue_item_from_row(tuple(r)) for r in rows]
 
     async def open_queue_items(self: Host) -> int:

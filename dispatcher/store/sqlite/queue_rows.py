@@ -58,9 +58,10 @@ class QueueRows:
     """Mixin of SqliteStore: the work queue."""
 
     async def queue_items(self: _Host, *, state: State | None = State.OPEN,
-                          reason: Reason | None = None,
-                          account_id: str | None = None) -> list[QueueItem]:
-        """Items oldest first, filtered by state (None: all), reason and account."""
+                          reason: Reason | None = None, account_id: str | None = None,
+                          limit: int | None = None) -> list[QueueItem]:
+        """Items oldest first, filtered by state (None: all), reason and account; at most
+        `limit` of them (None: all)."""
         clauses, params = [], []
         for column, value in (("state", state), ("reason", reason),
                               ("account_id", account_id)):
@@ -68,8 +69,11 @@ class QueueRows:
                 clauses.append(f"{column} = ?")
                 params.append(str(value))
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where} ORDER BY id",
-                                 params)
+        if limit is not None:
+            where += f" ORDER BY id LIMIT {max(0, int(limit))}"
+        else:
+            where += " ORDER BY id"
+        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where}", params)
         return [queue_item_from_row(r) for r in rows]
 
     async def open_queue_items(self: _Host) -> int:
