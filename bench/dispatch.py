@@ -4,7 +4,7 @@ N accounts fall due at the same instant (a virtual clock decides when; sending r
 the channel is configured for R SMS/s, and the fake provider records when each request arrived.
 It prints the sustained rate next to the configured limit, and the most requests seen in any one
 second, which must never exceed the limit.
-Run: `.venv/bin/python -m bench.dispatch [--accounts 2000] [--rate 100]`.
+Run: `.venv/bin/python -m bench.dispatch [--accounts 2000] [--rate 100] [--daemons 1,2,3]`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--accounts", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--daemons", metavar="N,N,...",
+                        help="measure daemons sharing one PostgreSQL store instead, e.g. 1,2,3: "
+                             "every daemon's channel at --rate, the fleet taking its tokens from "
+                             "one bucket, beside one daemon on SQLite (bench.fleet's dispatch)")
     args = parser.parse_args()
+    if args.daemons:
+        from bench import fleet  # noqa: PLC0415 - needs PostgreSQL and Mosquitto; only here
+
+        await fleet.main(["--parts", "dispatch", "--daemons", args.daemons, "--rate",
+                          str(args.rate), "--dispatch-accounts", str(args.accounts)])
+        return
     config = load_config(ROOT / "config" / "dispatcher.toml", {})
     async with FakeTwilio() as fake:
         fake.faults.drop_callbacks = True  # outcomes are not what is measured here

@@ -482,7 +482,7 @@ async def sqlite_decided(path: Path) -> int:
 
 PARTS = ("ingest", "dispatch", "audit", "size", "memory")
 
-def _args() -> argparse.Namespace:
+def _args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=20_000, help="events ingested per config")
     parser.add_argument("--accounts", type=int, default=5_000, help="accounts they are about")
@@ -504,16 +504,16 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--daemons", default="1,2,3", help="PostgreSQL fleet sizes")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of the ingest and dispatch runs (figures are medians)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
         parser.error(f"--parts: unknown {', '.join(sorted(unknown))} (known: {', '.join(PARTS)})")
     return args
 
 
-async def main() -> None:
-    """Run every measurement and print them side by side."""
-    args = _args()
+async def main(argv: list[str] | None = None) -> None:
+    """Run every measurement (or those of `--parts`) and print them side by side."""
+    args = _args(argv)
     sizes = [int(n) for n in args.daemons.split(",")]
     payloads = ingest_events(args.events, args.accounts)
     server = Server()

@@ -32,6 +32,19 @@ def test_dispatch_benchmark_runs_and_prints_rate_and_limit() -> None:
         assert line in result.stdout
 
 
+def test_dispatch_benchmark_measures_a_fleet_sharing_one_limit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.dispatch", "--daemons", "2", "--accounts", "40", "--rate",
+         "100"], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "limit 100 SMS/s (shared by the PostgreSQL fleet)" in result.stdout
+    rows = {line.split("  ")[0]: line.split() for line in result.stdout.splitlines()
+            if line.startswith(("sqlite, 1 daemon ", "postgresql, 2 daemon(s) "))}
+    assert set(rows) == {"sqlite, 1 daemon", "postgresql, 2 daemon(s)"}, result.stdout
+    for cells in rows.values():
+        assert int(cells[-1].replace(",", "")) >= 40  # every account's attempt sent
+
+
 def test_simulate_benchmark_runs_and_prints_cpu_per_attempt() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.simulate", "--population", "silent", "--accounts", "20",
