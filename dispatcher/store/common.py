@@ -17,7 +17,7 @@ import orjson
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import Medium, NumberClaim, PastAttempt
 from dispatcher.domain.events import Event, EventType, HoldData, OptChannel, OptData, ReleaseData
-from dispatcher.domain.queue import QueueItem, Reason, State
+from dispatcher.domain.queue import NewItem, QueueItem, Reason, State
 from dispatcher.store.base import Accepted, AccountContext, Rejected
 
 # The channels an opt-out of `all` stands for, each with its own standing.
@@ -168,6 +168,29 @@ def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str,
 # A work-queue item's columns, in the order queue_item_from_row reads them.
 QUEUE_COLUMNS = ("id, key, reason, account_id, number, paused, excerpt, detail, ref, created_at, "
                  "state, resolved_at, resolved_by, action, note")
+
+
+def queue_select(mark: Callable[[int], str], *, state: State | None, reason: Reason | None,
+                 account_id: str | None, limit: int | None) -> tuple[str, list[str]]:
+    """The query of work-queue items oldest first, filtered and at most `limit` (None: all),
+    and its parameters; `mark(n)` is the store's placeholder for the n-th parameter."""
+    clauses: list[str] = []
+    params: list[str] = []
+    for column, value in (("state", state), ("reason", reason), ("account_id", account_id)):
+        if value is not None:
+            params.append(str(value))
+            clauses.append(f"{column} = {mark(len(params))}")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    bound = f" LIMIT {max(0, int(limit))}" if limit is not None else ""
+    return f"SELECT {QUEUE_COLUMNS} FROM queue_items{where} ORDER BY id{bound}", params
+
+
+def new_item_values(item: NewItem, created: str) -> tuple[Any, ...]:
+    """A new item's values, in the order key, reason, account_id, number, paused, excerpt,
+    detail, ref, created_at."""
+    return (item.key, item.reason.value, item.account_id, item.number,
+            orjson.dumps(list(item.paused)).decode(), item.excerpt, item.detail, item.ref,
+            created)
 
 
 def queue_item_from_row(row: Sequence[Any]) -> QueueItem:

@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.queue import (
     NewItem,
@@ -21,7 +19,12 @@ from dispatcher.domain.queue import (
 )
 from dispatcher.errors import QueueError
 from dispatcher.store.base import OperatorChange
-from dispatcher.store.common import QUEUE_COLUMNS, queue_item_from_row
+from dispatcher.store.common import (
+    QUEUE_COLUMNS,
+    new_item_values,
+    queue_item_from_row,
+    queue_select,
+)
 from dispatcher.store.postgres.host import Conn, Host
 
 
@@ -49,9 +52,7 @@ async def queue_records(conn: Conn, fields: Sequence[Mapping[str, Any]],
             "detail, ref, created_at, state) SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3, $4, "
             "$5, $6, $7, $8, $9, 'open' FROM queue_items ON CONFLICT(key) DO NOTHING "
             "RETURNING id",
-            item.key, item.reason.value, item.account_id, item.number,
-            orjson.dumps(list(item.paused)).decode(), item.excerpt, item.detail, item.ref,
-            created)
+            *new_item_values(item, created))
         if new_id is not None:
             records.append(created_record(int(new_id), item))
     return records
@@ -65,19 +66,9 @@ class QueueRows:
                           limit: int | None = None) -> list[QueueItem]:
         """Items oldest first, filtered by state (None: all), reason and account; at most
         `limit` of them (None: all)."""
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, value in (("state", state), ("reason", reason),
-                              ("account_id", account_id)):
-            if value is not None:
-                args.append(str(value))
-                clauses.append(f"{column} = ${len(args)}")
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        if limit is not None:
-            where += f" ORDER BY id LIMIT {max(0, int(limit))}"
-        else:
-            where += " ORDER BY id"
-        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where}", *args)
+        query, args = queue_select(lambda n: f"${n}", state=state, reason=reason,
+                                   account_id=account_id, limit=limit)
+        rows = await self._fetch(query, *args)
         return [queue_item_from_row(tuple(r)) for r in rows]
 
     async def open_queue_items(self: Host) -> int:

@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from dispatcher.domain.clock import sortable_utc
 from dispatcher.domain.queue import (
     NewItem,
@@ -21,7 +19,12 @@ from dispatcher.domain.queue import (
 )
 from dispatcher.errors import QueueError
 from dispatcher.store.base import OperatorChange
-from dispatcher.store.common import QUEUE_COLUMNS, queue_item_from_row
+from dispatcher.store.common import (
+    QUEUE_COLUMNS,
+    new_item_values,
+    queue_item_from_row,
+    queue_select,
+)
 from dispatcher.store.sqlite.contact_rows import Db, _Host, marks
 
 
@@ -46,9 +49,7 @@ async def queue_records(db: Db, fields: Sequence[Mapping[str, Any]], queue: Sequ
             "INSERT INTO queue_items(key, reason, account_id, number, paused, excerpt, detail, "
             "ref, created_at, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'open') "
             "ON CONFLICT(key) DO NOTHING RETURNING id",
-            (item.key, item.reason.value, item.account_id, item.number,
-             orjson.dumps(list(item.paused)).decode(), item.excerpt, item.detail, item.ref,
-             created)))
+            new_item_values(item, created)))
         if rows:
             records.append(created_record(int(rows[0][0]), item))
     return records
@@ -62,18 +63,9 @@ class QueueRows:
                           limit: int | None = None) -> list[QueueItem]:
         """Items oldest first, filtered by state (None: all), reason and account; at most
         `limit` of them (None: all)."""
-        clauses, params = [], []
-        for column, value in (("state", state), ("reason", reason),
-                              ("account_id", account_id)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(str(value))
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        if limit is not None:
-            where += f" ORDER BY id LIMIT {max(0, int(limit))}"
-        else:
-            where += " ORDER BY id"
-        rows = await self._fetch(f"SELECT {QUEUE_COLUMNS} FROM queue_items{where}", params)
+        query, params = queue_select(lambda _: "?", state=state, reason=reason,
+                                     account_id=account_id, limit=limit)
+        rows = await self._fetch(query, params)
         return [queue_item_from_row(r) for r in rows]
 
     async def open_queue_items(self: _Host) -> int:
