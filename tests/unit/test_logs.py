@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,22 +16,6 @@ NUMBER = "+15125550100"
 MASKED = "+15*******00"
 
 
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    """Root and aiomqtt loggers as they were before the test, afterwards."""
-    root = logging.getLogger()
-    mqtt = logging.getLogger("aiomqtt")
-    saved = (list(root.handlers), root.level, mqtt.level)
-    out = io.StringIO()
-    try:
-        yield out
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
-        mqtt.setLevel(saved[2])
 
 
 def lines(out: io.StringIO) -> list[dict[str, Any]]:

@@ -5,30 +5,11 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
-from collections.abc import Iterator
-
-import pytest
 
 from dispatcher.service.logs import configure_logging
 from dispatcher.service.metrics import Metrics
 from dispatcher.service.summary import Summary
 from tests.integration.inprocess import wait_for
-
-
-@pytest.fixture
-def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    out = io.StringIO()
-    try:
-        yield out
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in saved[0]:
-            root.addHandler(handler)
-        root.setLevel(saved[1])
 
 
 def busy(metrics: Metrics) -> None:
