@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dispatcher.compliance.holiday_calendar import holiday_on
@@ -45,10 +46,18 @@ NUMBER_DAILY_CAP = "number_daily_cap"
 NUMBER_MIN_GAP = "number_min_gap"
 NUMBER_TURN = "number_turn"
 WEEK = timedelta(days=7)
+_ONE_DAY = timedelta(days=1)
+_SIX_DAYS = timedelta(days=6)
+# Two instants this far apart are never on one local calendar day: UTC offsets lie strictly
+# within a day of zero, so a local day spans less than three days of UTC.
+_NEVER_SAME_DAY = timedelta(days=3)
 # Members bound once for the loops over an account's history: looked up on their enum class
 # they cost a metaclass call each time.
 _DEBTOR = Role.DEBTOR
 _SMS = Medium.SMS
+_CALL = Medium.CALL
+_GUARANTOR = Role.GUARANTOR
+_OPEN = AccountStatus.OPEN
 
 
 @dataclass(frozen=True)
@@ -103,13 +112,24 @@ def local_midnight(day: date, zone: str | None) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(zone) if zone else UTC).astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=1 << 14)
+def _day_context(now: datetime, zone: str | None) -> tuple[date, datetime, datetime]:
+    """Today in `zone` at `now`, the next local midnight, and the first midnight of the 7
+    calendar days ending today (see `_in_week`): asked for every slot the planner tries."""
+    today = local_day(now, zone)
+    return (today, local_midnight(today + _ONE_DAY, zone),
+            local_midnight(today - _SIX_DAYS, zone))
+
+
 def account_refusals(facts: Facts, limits: Limits, now: datetime) -> list[Refusal]:
     """Rules about the account as a whole: resolved, holds, a pending promise."""
     state = facts.state
     if state.status is AccountStatus.RESOLVED:
         return [Refusal(RESOLVED, f"resolved ({state.resolved_reason})")]
-    if state.status is not AccountStatus.OPEN:
+    if state.status is not _OPEN:
         return [Refusal(NOT_OVERDUE, "no account.overdue event yet")]
+    if not state.holds and state.promise is None:
+        return []
     found = []
     today = local_day(now, facts.home_zone)
     for hold in state.holds:
@@ -175,15 +195,21 @@ def is_unreachable(facts: Facts, limits: Limits) -> bool:
     debtor = facts.state.debtor
     if debtor is None or not debtor.phones:
         return False
-    if all(p.number in facts.invalid_numbers for p in debtor.phones):
+    invalid = facts.invalid_numbers
+    if invalid and all(p.number in invalid for p in debtor.phones):
         return True
-    mine = [a for a in facts.history if a.role is _DEBTOR]
-    last_talk = next((i for i in range(len(mine) - 1, -1, -1) if mine[i].is_conversation), None)
-    since = mine[last_talk + 1:] if last_talk is not None else mine
-    unanswered = [a for a in since if a.unanswered]
+    # The debtor's unanswered calls since their last conversation, newest first.
+    unanswered = []
+    for attempt in reversed(facts.history):
+        if attempt.role is not _DEBTOR:
+            continue
+        if attempt.is_conversation:
+            break
+        if attempt.unanswered:
+            unanswered.append(attempt)
     if len(unanswered) < limits.unreachable_after_attempts:
         return False
-    span = unanswered[-1].at - unanswered[0].at
+    span = unanswered[0].at - unanswered[-1].at
     windows = {a.window for a in unanswered if a.window}
     return (span >= timedelta(days=limits.unreachable_after_days - 1)
             and len(windows) >= limits.unreachable_distinct_windows)
@@ -208,8 +234,7 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     avoid = _avoid_refusal(facts, now)
     if avoid is not None:
         found.append(avoid)
-    today = local_day(now, facts.home_zone)
-    tomorrow = local_midnight(today + timedelta(days=1), facts.home_zone)
+    today, tomorrow, _ = _day_context(now, facts.home_zone)
     if not limits.contact_on_holidays and (name := holiday_on(today, facts.holiday_region)):
         found.append(Refusal(HOLIDAY, f"{today} is {name} in {facts.holiday_region}", tomorrow))
     if not limits.contact_on_sundays and today.weekday() == 6:
@@ -245,7 +270,7 @@ def _inside_hours(now: datetime, zones: tuple[str, ...], start: time, end: time)
 def zones_for(target: Target, facts: Facts) -> tuple[str, ...]:
     """The zones whose hours an attempt must respect: the debtor's candidates and, for a third
     party, who may live elsewhere, their own number's zones too."""
-    if target.role is Role.DEBTOR:
+    if target.role is _DEBTOR:
         return facts.zones
     return tuple(dict.fromkeys((*facts.zones, *number_zones_for(target.number))))
 
@@ -274,7 +299,7 @@ def _in_week(attempts: Iterable[PastAttempt], now: datetime,
              zone: str | None) -> list[PastAttempt]:
     """Attempts within the 7 consecutive days ending now: the 7 local calendar days ending today,
     or the last 7x24 h, whichever holds more (DST weeks are 167 or 169 hours)."""
-    calendar = local_midnight(local_day(now, zone) - timedelta(days=6), zone)
+    calendar = _day_context(now, zone)[2]
     rolling = now - WEEK
     return [a for a in attempts if a.at >= calendar or a.at > rolling]
 
@@ -287,31 +312,57 @@ def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetim
     return max(by_calendar, oldest_to_drop.at + WEEK)
 
 
-def _last_conversation(mine: list[PastAttempt]) -> PastAttempt | None:
-    """The latest answered call of `mine` (oldest first)."""
-    for attempt in reversed(mine):
-        if attempt.is_conversation:
-            return attempt
-    return None
+class _Counts(NamedTuple):
+    """What the frequency rules count in one pass over the person's history (oldest first)."""
+
+    recent: int  # within the 7-day window of `_in_week`
+    calls: int  # recent, counting as a call
+    texts: int  # recent texts
+    today: int  # recent, on today's local date
+    talks_today: int
+    same_medium_today: int
+    last_conversation: PastAttempt | None
+    last_on_number: PastAttempt | None
 
 
-def _last_on(mine: list[PastAttempt], number: str) -> PastAttempt | None:
-    """The latest attempt of `mine` (oldest first) on `number`."""
-    for attempt in reversed(mine):
+def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datetime, *,
+           today: date, week_start: datetime) -> _Counts:
+    recent = calls = texts = todays = talks_today = same_medium_today = 0
+    last_conversation = last_on_number = None
+    rolling = now - WEEK
+    near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
+    medium, number = target.medium, target.number
+    for attempt in mine:
+        at = attempt.at
         if attempt.number == number:
-            return attempt
-    return None
+            last_on_number = attempt
+        talk = attempt.is_conversation
+        if talk:
+            last_conversation = attempt
+        if not (at >= week_start or at > rolling):
+            continue
+        recent += 1
+        if attempt.counts_as_call:
+            calls += 1
+        if attempt.medium is _SMS:
+            texts += 1
+        if near_start < at < near_end and local_day(at, zone) == today:
+            todays += 1
+            if talk:
+                talks_today += 1
+            if attempt.medium is medium:
+                same_medium_today += 1
+    return _Counts(recent, calls, texts, todays, talks_today, same_medium_today,
+                   last_conversation, last_on_number)
 
 
 def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
                         limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
     found = []
-    today = local_day(now, zone)
-    tomorrow = local_midnight(today + timedelta(days=1), zone)
-    recent = _in_week(mine, now, zone)
-    todays = [a for a in recent if local_day(a.at, zone) == today]
-    if target.medium is Medium.CALL:
-        talked = _last_conversation(mine) if limits.conversation_cooldown_days else None
+    today, tomorrow, week_start = _day_context(now, zone)
+    counts = _count(mine, target, zone, now, today=today, week_start=week_start)
+    if target.medium is _CALL:
+        talked = counts.last_conversation if limits.conversation_cooldown_days else None
         if talked is not None:
             last = local_day(talked.at, zone)
             resumes = last + timedelta(days=limits.conversation_cooldown_days)
@@ -321,46 +372,52 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
                                      local_midnight(resumes, zone)))
         # A guarantor is a person on the debt too: never more than the general cap.
         cap = (min(limits.guarantor_calls_per_7_days, limits.calls_per_7_days)
-               if target.role is Role.GUARANTOR else limits.calls_per_7_days)
-        calls = [a for a in recent if a.counts_as_call]
-        if len(calls) >= cap:
-            found.append(Refusal(CALL_CAP_7D, f"{len(calls)} calls in 7 days (cap {cap})",
+               if target.role is _GUARANTOR else limits.calls_per_7_days)
+        if counts.calls >= cap:
+            calls = [a for a in _in_week(mine, now, zone) if a.counts_as_call] if cap else []
+            found.append(Refusal(CALL_CAP_7D, f"{counts.calls} calls in 7 days (cap {cap})",
                                  _released(calls, cap, zone) if cap else None))
-        talks_today = [a for a in todays if a.is_conversation]  # a conversation is a call
-        if len(talks_today) >= limits.conversations_per_day:
-            found.append(Refusal(CONVERSATION_CAP, f"{len(talks_today)} conversations today",
+        if counts.talks_today >= limits.conversations_per_day:  # a conversation is a call
+            found.append(Refusal(CONVERSATION_CAP, f"{counts.talks_today} conversations today",
                                  tomorrow))
-    else:
-        texts = [a for a in recent if a.medium is _SMS]
-        if len(texts) >= limits.sms_per_7_days:
-            found.append(Refusal(SMS_CAP_7D, f"{len(texts)} texts in 7 days "
-                                             f"(cap {limits.sms_per_7_days})",
-                                 _released(texts, limits.sms_per_7_days, zone)
-                                 if limits.sms_per_7_days else None))
-    if len(recent) >= limits.contacts_per_7_days:
-        found.append(Refusal(CONTACT_CAP_7D, f"{len(recent)} attempts in 7 days "
-                                             f"(cap {limits.contacts_per_7_days})",
-                             _released(recent, limits.contacts_per_7_days, zone)
-                             if limits.contacts_per_7_days else None))
+    elif counts.texts >= limits.sms_per_7_days:
+        cap = limits.sms_per_7_days
+        texts = [a for a in _in_week(mine, now, zone) if a.medium is _SMS] if cap else []
+        found.append(Refusal(SMS_CAP_7D, f"{counts.texts} texts in 7 days (cap {cap})",
+                             _released(texts, cap, zone) if cap else None))
+    if counts.recent >= limits.contacts_per_7_days:
+        cap = limits.contacts_per_7_days
+        found.append(Refusal(CONTACT_CAP_7D, f"{counts.recent} attempts in 7 days (cap {cap})",
+                             _released(_in_week(mine, now, zone), cap, zone) if cap else None))
     per_day = min(limits.attempts_per_day, budget.attempts_per_day)
-    if len(todays) >= per_day:
-        found.append(Refusal(DAILY_CAP, f"{len(todays)} attempts today (cap {per_day})",
+    if counts.today >= per_day:
+        found.append(Refusal(DAILY_CAP, f"{counts.today} attempts today (cap {per_day})",
                              tomorrow))
     else:
         # Calls and texts each have their own daily count too: a text never takes a call's day.
-        medium_cap = (limits.calls_per_day if target.medium is Medium.CALL
-                      else limits.sms_per_day)
-        same = sum(1 for a in todays if a.medium is target.medium)
-        if same >= medium_cap:
-            noun = "calls" if target.medium is Medium.CALL else "texts"
-            found.append(Refusal(DAILY_CAP, f"{same} {noun} today (cap {medium_cap})",
-                                 tomorrow))
-    gap = timedelta(minutes=max(limits.min_gap_minutes, budget.min_gap_minutes))
-    latest = _last_on(mine, target.number)
+        medium_cap = limits.calls_per_day if target.medium is _CALL else limits.sms_per_day
+        if counts.same_medium_today >= medium_cap:
+            noun = "calls" if target.medium is _CALL else "texts"
+            found.append(Refusal(DAILY_CAP, f"{counts.same_medium_today} {noun} today "
+                                            f"(cap {medium_cap})", tomorrow))
+    gap = _minutes(max(limits.min_gap_minutes, budget.min_gap_minutes))
+    latest = counts.last_on_number
     if latest is not None and now - latest.at < gap:
-        found.append(Refusal(MIN_GAP, f"last attempt on this number at "
-                                      f"{latest.at:%Y-%m-%dT%H:%MZ}", latest.at + gap))
+        found.append(_min_gap_refusal(latest.at, latest.at.tzinfo, gap))
     return found
+
+
+@functools.lru_cache(maxsize=256)
+def _minutes(minutes: int) -> timedelta:
+    return timedelta(minutes=minutes)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _min_gap_refusal(last: datetime, zone: tzinfo | None, gap: timedelta) -> Refusal:
+    """The person's gap refusal, the same for every slot tried within the gap of `last`
+    (`zone` is in the key because equal instants in two zones print differently)."""
+    del zone
+    return Refusal(MIN_GAP, f"last attempt on this number at {last:%Y-%m-%dT%H:%MZ}", last + gap)
 
 
 def turn_key(last_used: datetime | None, account_id: str) -> tuple[datetime, str]:
@@ -379,8 +436,10 @@ def last_used(facts: Facts, number: str) -> datetime | None:
 def number_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
                     now: datetime) -> list[Refusal]:
     """Rules about the number across accounts: its daily cap, the gap, and whose turn it is."""
-    others = [a for a in facts.number_history if a.number == target.number]
-    claims = [c for c in facts.number_claims if c.number == target.number]
+    others = ([a for a in facts.number_history if a.number == target.number]
+              if facts.number_history else [])
+    claims = ([c for c in facts.number_claims if c.number == target.number]
+              if facts.number_claims else [])
     cap = limits.number_daily_cap
     per_day = min(limits.attempts_per_day, budget.attempts_per_day)
     if not others and not claims and cap >= per_day:
@@ -436,12 +495,21 @@ def refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
 def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
              now: datetime) -> dict[str, int]:
     """The counter values at decision time, for the audit record."""
-    mine = [a for a in history if a.person == target.person]
-    today = local_day(now, zone)
-    recent = _in_week(mine, now, zone)
-    return {
-        "calls_7d": sum(1 for a in recent if a.counts_as_call),
-        "sms_7d": sum(1 for a in recent if a.medium is _SMS),
-        "attempts_7d": len(recent),
-        "attempts_today": sum(1 for a in mine if local_day(a.at, zone) == today),
-    }
+    today, _, week_start = _day_context(now, zone)
+    rolling = now - WEEK
+    near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
+    person = target.person
+    calls = texts = recent = todays = 0
+    for attempt in history:
+        if attempt.person != person:
+            continue
+        at = attempt.at
+        if at >= week_start or at > rolling:
+            recent += 1
+            if attempt.counts_as_call:
+                calls += 1
+            elif attempt.medium is _SMS:
+                texts += 1
+        if near_start < at < near_end and local_day(at, zone) == today:
+            todays += 1
+    return {"calls_7d": calls, "sms_7d": texts, "attempts_7d": recent, "attempts_today": todays}
