@@ -12,7 +12,6 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dispatcher.compliance.holiday_calendar import holiday_on
@@ -58,6 +57,7 @@ _SMS = Medium.SMS
 _CALL = Medium.CALL
 _GUARANTOR = Role.GUARANTOR
 _OPEN = AccountStatus.OPEN
+_RESOLVED = AccountStatus.RESOLVED
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def _day_context(now: datetime, zone: str | None) -> tuple[date, datetime, datet
 def account_refusals(facts: Facts, limits: Limits, now: datetime) -> list[Refusal]:
     """Rules about the account as a whole: resolved, holds, a pending promise."""
     state = facts.state
-    if state.status is AccountStatus.RESOLVED:
+    if state.status is _RESOLVED:
         return [Refusal(RESOLVED, f"resolved ({state.resolved_reason})")]
     if state.status is not _OPEN:
         return [Refusal(NOT_OVERDUE, "no account.overdue event yet")]
@@ -152,17 +152,18 @@ def target_refusals(target: Target, facts: Facts, limits: Limits) -> list[Refusa
     found = []
     if target.number in facts.invalid_numbers:
         found.append(Refusal(NO_VALID_NUMBER, "number marked invalid"))
-    if (target.number, target.medium) in facts.opted_out:
+    # Both sets are mostly empty: then the (number, medium) key need not be built and hashed.
+    if facts.opted_out and (target.number, target.medium) in facts.opted_out:
         found.append(Refusal(OPTED_OUT, f"opted out of {target.medium.value}"))
-    if (target.number, target.medium) in facts.under_review:
+    if facts.under_review and (target.number, target.medium) in facts.under_review:
         found.append(Refusal(REVOCATION_REVIEW, "a reply from this number might revoke consent: "
                                                 "paused until a person decides"))
-    if target.role is Role.DEBTOR:
+    if target.role is _DEBTOR:
         phone = _debtor_phone(facts.state, target.number)
         if phone is None:
             found.append(Refusal(NO_VALID_NUMBER, "not one of the debtor's numbers"))
         else:
-            consent = phone.sms_consent if target.medium is Medium.SMS else phone.call_consent
+            consent = phone.sms_consent if target.medium is _SMS else phone.call_consent
             if not consent:
                 found.append(Refusal(NO_CONSENT, f"no {target.medium.value} consent"))
             if phone.type == "work" and not limits.call_work_numbers:
@@ -216,9 +217,13 @@ def is_unreachable(facts: Facts, limits: Limits) -> bool:
 
 
 def _debtor_phone(state: AccountState, number: str) -> Phone | None:
-    if state.debtor is None:
+    debtor = state.debtor
+    if debtor is None:
         return None
-    return next((p for p in state.debtor.phones if p.number == number), None)
+    for phone in debtor.phones:
+        if phone.number == number:
+            return phone
+    return None
 
 
 def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
@@ -228,23 +233,37 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     `mine` is the target person's own history, when the caller already has it.
     """
     found = []
-    hours = _hours_refusal(zones_for(target, facts), limits, now)
-    if hours is not None:
-        found.append(hours)
-    avoid = _avoid_refusal(facts, now)
-    if avoid is not None:
-        found.append(avoid)
-    today, tomorrow, _ = _day_context(now, facts.home_zone)
+    zones = facts.zones if target.role is _DEBTOR else zones_for(target, facts)
+    # Most slots lie inside the hours: only a refusal needs `_hours_refusal`'s full answer.
+    if not (zones and _inside_hours(now, zones, limits.hours_start, limits.hours_end)):
+        hours = _hours_refusal(zones, limits, now)
+        if hours is not None:
+            found.append(hours)
+    debtor = facts.state.debtor
+    if debtor is not None and debtor.avoid_hours:
+        avoid = _avoid_refusal(facts, now)
+        if avoid is not None:
+            found.append(avoid)
+    zone = facts.home_zone
+    today, tomorrow, week_start = _day_context(now, zone)
     if not limits.contact_on_holidays and (name := holiday_on(today, facts.holiday_region)):
         found.append(Refusal(HOLIDAY, f"{today} is {name} in {facts.holiday_region}", tomorrow))
     if not limits.contact_on_sundays and today.weekday() == 6:
         found.append(Refusal(NO_CONTACT_DAY, "no contact on Sundays", tomorrow))
     if mine is None:
         mine = [a for a in facts.history if a.person == target.person]
-    found.extend(_frequency_refusals(target, mine, facts.home_zone, limits=limits,
-                                     budget=budget, now=now))
-    found.extend(number_refusals(target, facts, limits, budget, now))
+    _frequency_refusals(found, target, mine, zone, limits=limits, budget=budget, now=now,
+                        day=(today, tomorrow, week_start))
+    if facts.number_history or facts.number_claims or limits.number_daily_cap < _per_day(
+            limits, budget):
+        found.extend(number_refusals(target, facts, limits, budget, now))
     return found
+
+
+def _per_day(limits: Limits, budget: Budget) -> int:
+    """The person's attempts per local day: the profile's, or the stage's when lower."""
+    profile, stage = limits.attempts_per_day, budget.attempts_per_day
+    return stage if stage < profile else profile
 
 
 def _hours_refusal(zones: tuple[str, ...], limits: Limits, now: datetime) -> Refusal | None:
@@ -312,17 +331,11 @@ def _released(counted: list[PastAttempt], cap: int, zone: str | None) -> datetim
     return max(by_calendar, oldest_to_drop.at + WEEK)
 
 
-class _Counts(NamedTuple):
-    """What the frequency rules count in one pass over the person's history (oldest first)."""
-
-    recent: int  # within the 7-day window of `_in_week`
-    calls: int  # recent, counting as a call
-    texts: int  # recent texts
-    today: int  # recent, on today's local date
-    talks_today: int
-    same_medium_today: int
-    last_conversation: PastAttempt | None
-    last_on_number: PastAttempt | None
+# What the frequency rules count in one pass over the person's history (oldest first): the
+# attempts within the 7-day window of `_in_week`, of them the calls and the texts, today's, of
+# them the conversations and those by the target's medium; the last conversation and the last
+# attempt on the target's number.
+_Counts = tuple[int, int, int, int, int, int, PastAttempt | None, PastAttempt | None]
 
 
 def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datetime, *,
@@ -352,17 +365,20 @@ def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datet
                 talks_today += 1
             if attempt.medium is medium:
                 same_medium_today += 1
-    return _Counts(recent, calls, texts, todays, talks_today, same_medium_today,
-                   last_conversation, last_on_number)
+    return (recent, calls, texts, todays, talks_today, same_medium_today, last_conversation,
+            last_on_number)
 
 
-def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | None, *,
-                        limits: Limits, budget: Budget, now: datetime) -> list[Refusal]:
-    found = []
-    today, tomorrow, week_start = _day_context(now, zone)
-    counts = _count(mine, target, zone, now, today=today, week_start=week_start)
+def _frequency_refusals(found: list[Refusal], target: Target, mine: list[PastAttempt],
+                        zone: str | None, *, limits: Limits, budget: Budget, now: datetime,
+                        day: tuple[date, datetime, datetime]) -> None:
+    """Appends to `found` the refusals of the person's counts and gaps; `day` is
+    `_day_context(now, zone)`."""
+    today, tomorrow, week_start = day
+    (recent, calls, texts, todays, talks_today, same_medium_today, last_conversation,
+     last_on_number) = _count(mine, target, zone, now, today=today, week_start=week_start)
     if target.medium is _CALL:
-        talked = counts.last_conversation if limits.conversation_cooldown_days else None
+        talked = last_conversation if limits.conversation_cooldown_days else None
         if talked is not None:
             last = local_day(talked.at, zone)
             resumes = last + timedelta(days=limits.conversation_cooldown_days)
@@ -373,38 +389,36 @@ def _frequency_refusals(target: Target, mine: list[PastAttempt], zone: str | Non
         # A guarantor is a person on the debt too: never more than the general cap.
         cap = (min(limits.guarantor_calls_per_7_days, limits.calls_per_7_days)
                if target.role is _GUARANTOR else limits.calls_per_7_days)
-        if counts.calls >= cap:
-            calls = [a for a in _in_week(mine, now, zone) if a.counts_as_call] if cap else []
-            found.append(Refusal(CALL_CAP_7D, f"{counts.calls} calls in 7 days (cap {cap})",
-                                 _released(calls, cap, zone) if cap else None))
-        if counts.talks_today >= limits.conversations_per_day:  # a conversation is a call
-            found.append(Refusal(CONVERSATION_CAP, f"{counts.talks_today} conversations today",
+        if calls >= cap:
+            counted = [a for a in _in_week(mine, now, zone) if a.counts_as_call] if cap else []
+            found.append(Refusal(CALL_CAP_7D, f"{calls} calls in 7 days (cap {cap})",
+                                 _released(counted, cap, zone) if cap else None))
+        if talks_today >= limits.conversations_per_day:  # a conversation is a call
+            found.append(Refusal(CONVERSATION_CAP, f"{talks_today} conversations today",
                                  tomorrow))
-    elif counts.texts >= limits.sms_per_7_days:
+    elif texts >= limits.sms_per_7_days:
         cap = limits.sms_per_7_days
-        texts = [a for a in _in_week(mine, now, zone) if a.medium is _SMS] if cap else []
-        found.append(Refusal(SMS_CAP_7D, f"{counts.texts} texts in 7 days (cap {cap})",
-                             _released(texts, cap, zone) if cap else None))
-    if counts.recent >= limits.contacts_per_7_days:
+        counted = [a for a in _in_week(mine, now, zone) if a.medium is _SMS] if cap else []
+        found.append(Refusal(SMS_CAP_7D, f"{texts} texts in 7 days (cap {cap})",
+                             _released(counted, cap, zone) if cap else None))
+    if recent >= limits.contacts_per_7_days:
         cap = limits.contacts_per_7_days
-        found.append(Refusal(CONTACT_CAP_7D, f"{counts.recent} attempts in 7 days (cap {cap})",
+        found.append(Refusal(CONTACT_CAP_7D, f"{recent} attempts in 7 days (cap {cap})",
                              _released(_in_week(mine, now, zone), cap, zone) if cap else None))
-    per_day = min(limits.attempts_per_day, budget.attempts_per_day)
-    if counts.today >= per_day:
-        found.append(Refusal(DAILY_CAP, f"{counts.today} attempts today (cap {per_day})",
-                             tomorrow))
+    per_day = _per_day(limits, budget)
+    if todays >= per_day:
+        found.append(Refusal(DAILY_CAP, f"{todays} attempts today (cap {per_day})", tomorrow))
     else:
         # Calls and texts each have their own daily count too: a text never takes a call's day.
         medium_cap = limits.calls_per_day if target.medium is _CALL else limits.sms_per_day
-        if counts.same_medium_today >= medium_cap:
+        if same_medium_today >= medium_cap:
             noun = "calls" if target.medium is _CALL else "texts"
-            found.append(Refusal(DAILY_CAP, f"{counts.same_medium_today} {noun} today "
+            found.append(Refusal(DAILY_CAP, f"{same_medium_today} {noun} today "
                                             f"(cap {medium_cap})", tomorrow))
-    gap = _minutes(max(limits.min_gap_minutes, budget.min_gap_minutes))
-    latest = counts.last_on_number
-    if latest is not None and now - latest.at < gap:
-        found.append(_min_gap_refusal(latest.at, latest.at.tzinfo, gap))
-    return found
+    if last_on_number is not None:
+        gap = _minutes(max(limits.min_gap_minutes, budget.min_gap_minutes))
+        if now - last_on_number.at < gap:
+            found.append(_min_gap_refusal(last_on_number.at, last_on_number.at.tzinfo, gap))
 
 
 @functools.lru_cache(maxsize=256)
@@ -441,7 +455,7 @@ def number_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget
     claims = ([c for c in facts.number_claims if c.number == target.number]
               if facts.number_claims else [])
     cap = limits.number_daily_cap
-    per_day = min(limits.attempts_per_day, budget.attempts_per_day)
+    per_day = _per_day(limits, budget)
     if not others and not claims and cap >= per_day:
         return []  # no other account on the number: the account's own caps say it all
     zone = facts.home_zone
@@ -488,8 +502,10 @@ def number_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget
 def refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
              now: datetime) -> list[Refusal]:
     """Every rule that forbids reaching `target` at `now`; empty means the attempt is lawful."""
-    return [*account_refusals(facts, limits, now), *target_refusals(target, facts, limits),
-            *time_refusals(target, facts, limits, budget, now)]
+    found = account_refusals(facts, limits, now)
+    found += target_refusals(target, facts, limits)
+    found += time_refusals(target, facts, limits, budget, now)
+    return found
 
 
 def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 
@@ -21,6 +21,9 @@ NO_PROFILE = "no_profile"
 # A debtor without a profile is looked at again this much later, so that a reload that maps the
 # region takes effect without waiting for the account's next event.
 NO_PROFILE_RETRY = timedelta(days=1)
+
+# Regions are ISO codes: far fewer than this in any population.
+_REMEMBERED_REGIONS = 4096
 
 _CODE = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
@@ -74,12 +77,26 @@ class RegionProfiles:
 
     mapping: Mapping[str, str]  # 'US', 'US-NY' -> profile name
     profiles: Mapping[str, ProfileLimits]
+    # `limits_for`'s answers by region, asked for every decision and attempt. The mapping and
+    # the profiles never change: a reload builds new RegionProfiles.
+    _applied: dict[str, AppliedLimits | None] = field(default_factory=dict, init=False,
+                                                      repr=False, compare=False)
 
     def profile_for(self, region: str | None) -> str | None:
         """The profile of `region` ('US-NY'): the subdivision's, else its country's, else None."""
         if not region:
             return None
         return self.mapping.get(region) or self.mapping.get(region.partition("-")[0])
+
+    def applied(self, region: str) -> AppliedLimits | None:
+        """`limits_for(self, region)`, remembered for each of a bounded number of regions."""
+        try:
+            return self._applied[region]
+        except KeyError:
+            found = _applied_limits(self, region)
+            if len(self._applied) < _REMEMBERED_REGIONS:
+                self._applied[region] = found
+            return found
 
 
 def limits_for(regions: RegionProfiles, region: str | None) -> AppliedLimits | None:
@@ -88,8 +105,12 @@ def limits_for(regions: RegionProfiles, region: str | None) -> AppliedLimits | N
     The limits are the profile's as the deployment set them, tightened by the profile's own
     rules for the region (`[regions.US-MA]`), else for its country.
     """
+    return None if region is None else regions.applied(region)
+
+
+def _applied_limits(regions: RegionProfiles, region: str) -> AppliedLimits | None:
     name = regions.profile_for(region)
-    if name is None or region is None:
+    if name is None:
         return None
     profile = regions.profiles[name]
     regional = profile.regional
