@@ -355,10 +355,10 @@ def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datet
         if not (at >= week_start or at > rolling):
             continue
         recent += 1
-        if attempt.counts_as_call:
-            calls += 1
         if attempt.medium is _SMS:
             texts += 1
+        elif attempt.counts_as_call:
+            calls += 1
         if near_start < at < near_end and local_day(at, zone) == today:
             todays += 1
             if talk:
@@ -372,8 +372,7 @@ def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datet
 def _frequency_refusals(found: list[Refusal], target: Target, mine: list[PastAttempt],
                         zone: str | None, *, limits: Limits, budget: Budget, now: datetime,
                         day: tuple[date, datetime, datetime]) -> None:
-    """Appends to `found` the refusals of the person's counts and gaps; `day` is
-    `_day_context(now, zone)`."""
+    """Add to `found` the refusals of the person's counts and gap; `day` is `_day_context`'s."""
     today, tomorrow, week_start = day
     (recent, calls, texts, todays, talks_today, same_medium_today, last_conversation,
      last_on_number) = _count(mine, target, zone, now, today=today, week_start=week_start)
