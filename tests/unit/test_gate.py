@@ -13,6 +13,8 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from dispatcher.compliance.gate import (
     CALL_CAP_7D,
@@ -815,6 +817,29 @@ COUNTED = [
 )
 def test_counters(target: Target, zone: str | None, expected: dict[str, int]) -> None:
     assert counters(target, COUNTED, zone, NOW) == expected
+
+
+# Zones far from UTC either way, and one whose date once went back a day (Alaska, 1867).
+FAR_ZONES = ("Pacific/Kiritimati", "Pacific/Pago_Pago", "America/Sitka", "Asia/Manila", CHICAGO,
+             None)
+
+
+@settings(max_examples=200, deadline=None, database=None, derandomize=True)
+@given(st.lists(st.integers(-5 * 1440, 5 * 1440), max_size=8), st.sampled_from(FAR_ZONES),
+       st.datetimes(min_value=datetime(1866, 1, 1), max_value=datetime(2040, 1, 1)))
+# Sitka's 18 October 1867 lasted 48 hours: 47 hours earlier is still the same local date.
+@example([-47 * 60, -20 * 60], "America/Sitka", datetime(1867, 10, 19, 9))
+def test_today_counts_every_attempt_on_the_local_date_of_now(
+        minutes: list[int], zone: str | None, moment: datetime) -> None:
+    now = moment.replace(tzinfo=UTC)
+    history = [call(now + timedelta(minutes=m)) for m in sorted(minutes)]
+    local = ZoneInfo(zone) if zone else UTC
+    today = [a for a in history if a.at.astimezone(local).date() == now.astimezone(local).date()]
+    assert counters(to_debtor(), history, zone, now)["attempts_today"] == len(today)
+    found = time_refusals(to_debtor(), facts(history=history, home_zone=zone),
+                          limits(hours_start=time(0), hours_end=time(23, 59),
+                                 attempts_per_day=1), LOOSE, now)
+    assert (DAILY_CAP in reasons(found)) == bool(today)
 
 
 def test_a_guarantor_never_gets_more_calls_than_the_general_cap() -> None:
