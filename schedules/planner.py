@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import NamedTuple
@@ -34,6 +34,7 @@ from dispatcher.compliance.policy import GuarantorRule, Limits
 from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, allowed_intervals
 from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
+from dispatcher.domain.events import Phone
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
 from schedules.slots import (
@@ -145,14 +146,15 @@ def _room_for_two(facts: Facts, stage: Stage, limits: Limits, day: date) -> bool
     return done + 2 <= min(limits.attempts_per_day, stage.attempts_per_day)
 
 
-def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
+def _debtor_phones(facts: Facts) -> list[Phone]:
+    """The debtor's numbers in the order to try them."""
     debtor = facts.state.debtor
     if debtor is None:
         return []
     type_rank = {"mobile": 0, "home": 1, "work": 2}
     phones = sorted(enumerate(debtor.phones), key=lambda ip: (type_rank[ip[1].type], ip[0]))
     if len(phones) < 2:  # nothing to take turns with: the history cannot change the order
-        return [Target(Role.DEBTOR, "debtor", p.number, p.type, medium) for _, p in phones]
+        return [p for _, p in phones]
     history = [a for a in facts.history if a.role is _DEBTOR]
     last = next((i for i in range(len(history) - 1, -1, -1) if history[i].is_conversation), None)
     last_talk = history[last].number if last is not None else None
@@ -165,8 +167,55 @@ def _debtor_targets(facts: Facts, medium: Medium) -> list[Target]:
         # A number that answered last comes first; others take turns, two misses at a time.
         return (0 if number == last_talk else 1, misses // 2, index)
 
-    ordered = sorted(phones, key=rank)
-    return [Target(Role.DEBTOR, "debtor", p.number, p.type, medium) for _, p in ordered]
+    return [p for _, p in sorted(phones, key=rank)]
+
+
+class _Person(NamedTuple):
+    """One person's attempts (oldest first) and the minutes of day of their calls."""
+
+    mine: list[PastAttempt]
+    misses: tuple[int, ...]
+    talks: tuple[int, ...]
+    factors: tuple[float, ...]
+
+
+class _Known:
+    """What one plan works out from the facts once and reuses in each of its searches (calls,
+    texts, a later stage): whether the debtor is unreachable, the order of the debtor's numbers,
+    each person's attempts."""
+
+    __slots__ = ("_people", "_phones", "_unreachable", "facts", "hours", "limits", "seed")
+
+    def __init__(self, facts: Facts, limits: Limits) -> None:
+        self.facts = facts
+        self.limits = limits
+        self.hours = (limits.hours_start, limits.hours_end)
+        self.seed = account_seed(facts.state.account_id)
+        self._unreachable: bool | None = None
+        self._phones: list[Phone] | None = None
+        self._people: dict[str, _Person] = {}
+
+    def unreachable(self) -> bool:
+        """`is_unreachable` of the facts."""
+        if self._unreachable is None:
+            self._unreachable = is_unreachable(self.facts, self.limits)
+        return self._unreachable
+
+    def debtor_targets(self, medium: Medium) -> list[Target]:
+        """The debtor's numbers by `medium`, in the order to try them."""
+        if self._phones is None:
+            self._phones = _debtor_phones(self.facts)
+        return [Target(_DEBTOR, "debtor", p.number, p.type, medium) for p in self._phones]
+
+    def person(self, person: str, zone: str) -> _Person:
+        """The person's attempts, and their calls as minutes of the local day and factors."""
+        kept = self._people.get(person)
+        if kept is None:
+            mine = [a for a in self.facts.history if a.person == person]
+            misses, talks = _call_minutes(mine, zone)
+            kept = self._people[person] = _Person(mine, misses, talks,
+                                                  personal_factors(misses, talks, self.hours))
+        return kept
 
 
 def _third_party_targets(facts: Facts, limits: Limits) -> list[Target]:
@@ -190,22 +239,45 @@ def _overlap(zones: tuple[str, ...], hours: tuple[time, time], week: int) -> boo
     return bool(allowed_intervals(at, zones, Window(*hours), horizon_days=9))
 
 
-_SPECS: dict[int, tuple[Schedule, dict[tuple[str, ...], tuple[WindowSpec, ...]]]] = {}
+_SPECS: dict[int, tuple[Schedule, dict[tuple[tuple[str, ...], tuple[time, time]],
+                                          tuple[tuple[WindowSpec, ...], frozenset[int]]]]] = {}
 
 
-def _window_specs(stage: Stage, schedule: Schedule) -> tuple[WindowSpec, ...]:
-    """`window_specs` of the stage, kept per schedule: a schedule is immutable, and every plan
-    asks for the same few."""
+def _window_specs(stage: Stage, schedule: Schedule,
+                  hours: tuple[time, time]) -> tuple[tuple[WindowSpec, ...], frozenset[int]]:
+    """`window_specs` of the stage and their `scored_minutes`, kept per schedule: a schedule is
+    immutable, and every plan asks for the same few."""
     kept = _SPECS.get(id(schedule))
     if kept is None or kept[0] is not schedule:
         if len(_SPECS) > 64:  # schedules replaced by reloads
             _SPECS.clear()
         kept = _SPECS[id(schedule)] = (schedule, {})
-    names = tuple(stage.windows)
-    specs = kept[1].get(names)
-    if specs is None:
-        specs = kept[1][names] = window_specs(names, schedule.windows)
-    return specs
+    key = (tuple(stage.windows), hours)
+    found = kept[1].get(key)
+    if found is None:
+        if len(kept[1]) > 256:  # hours of many profiles
+            kept[1].clear()
+        specs = window_specs(key[0], schedule.windows)
+        found = kept[1][key] = (specs, scored_minutes(hours, specs))
+    return found
+
+
+class _DaySlots(NamedTuple):
+    """A day's slots (`day_slots`), split into the lattice's points and the rest."""
+
+    every: tuple[Slot, ...]
+    points: tuple[Slot, ...]
+    rest: tuple[Slot, ...]
+    earliest: datetime | None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _day_slots(day: date, zone: str, zones: tuple[str, ...], hours: tuple[time, time],
+               specs: tuple[WindowSpec, ...], *, lattice: frozenset[int]) -> _DaySlots:
+    every = day_slots(day, zone, zones, hours, specs)
+    return _DaySlots(every, tuple(s for s in every if s.minute in lattice),
+                     tuple(s for s in every if s.minute not in lattice),
+                     min((s.at for s in every), default=None))
 
 
 def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ...],
@@ -239,10 +311,9 @@ def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: in
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
-def _later(rank: Callable[[list[Slot], int], list[_Ranked]], slots: list[Slot],
-           base: int) -> Iterator[_Ranked]:
-    """`rank(slots, base)`, ranked only when the first of it is asked for."""
-    yield from rank(slots, base)
+def _later(ranking: Callable[[], list[_Ranked]]) -> Iterator[_Ranked]:
+    """`ranking()`, ranked only when the first of it is asked for."""
+    yield from ranking()
 
 
 def _lasting(found: Sequence[Refusal]) -> list[datetime]:
@@ -260,68 +331,85 @@ def _furthest(last: Refusal | None, found: Sequence[Refusal]) -> Refusal:
     return last
 
 
-def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, facts: Facts,
-               limits: Limits, now: datetime, model: AnswerModel) -> Slotted | Refusal:
+def _open_slots(slots: _DaySlots, not_before: datetime, soon: Slot | None,
+                lattice: frozenset[int]) -> tuple[Sequence[Slot], Sequence[Slot]]:
+    """The day's slots from `not_before` on, and `soon`: the lattice's points and the rest."""
+    points: Sequence[Slot] = slots.points
+    rest: Sequence[Slot] = slots.rest
+    if slots.earliest is not None and slots.earliest < not_before:
+        points = [s for s in points if s.at >= not_before]
+        rest = [s for s in rest if s.at >= not_before]
+    if soon is not None:
+        if soon.minute in lattice:
+            points = [*points, soon]
+        else:
+            rest = [*rest, soon]
+    return points, rest
+
+
+def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Known,
+               now: datetime, model: AnswerModel) -> Slotted | Refusal:
+    facts, limits, hours = known.facts, known.limits, known.hours
     zone = facts.home_zone
     assert zone is not None
     zones = zones_for(target, facts)
-    hours = (limits.hours_start, limits.hours_end)
     today = local_day(now, zone)
     if not _lawful_anywhere(zones, hours, today):
         return Refusal(AMBIGUOUS, f"the allowed hours {limits.hours_start:%H:%M}-"
                                   f"{limits.hours_end:%H:%M} of the candidate zones "
                                   f"{list(zones)} never overlap")
     budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
-    mine = [a for a in facts.history if a.person == target.person]
-    misses, talks = _call_minutes(mine, zone)
-    factors = personal_factors(misses, talks, hours)
-    seed = account_seed(facts.state.account_id)
-    specs = _window_specs(stage, schedule)
-    scored = scored_minutes(hours, specs)
+    mine, misses, talks, factors = known.person(target.person, zone)
+    seed = known.seed
+    specs, scored = _window_specs(stage, schedule, hours)
     # Until a conversation says when this debtor answers, the points of the account's two-hour
     # lattice come first.
     first_points = frozenset() if talks else lattice_points(seed, hours)
     rates = model.rates
+    # The debtor's own score of a minute of the day is the same on every day searched.
+    scores: dict[int, float] = {}
 
-    def rank(slots: list[Slot], base: int) -> list[_Ranked]:
+    def score(minute: int) -> float:
+        kept = scores.get(minute)
+        if kept is None:
+            kept = scores[minute] = (personal_score(minute, factors, seed, misses)
+                                     if minute in scored else factors[cell_of(minute)])
+        return kept
+
+    def rank(slots: Sequence[Slot], base: int, lattice: float) -> list[_Ranked]:
         """Best first: the highest estimate nudged by the tie-break, then the earliest; a
-        lattice point before every other slot."""
-        return sorted((-rates[base + s.minute // 60]
-                       * (personal_score(s.minute, factors, seed, misses) if s.minute in scored
-                          else factors[cell_of(s.minute)])
-                       - (LATTICE_FIRST if s.minute in first_points else 0.0), s.minute, s)
+        lattice point (`lattice` is LATTICE_FIRST) before every other slot."""
+        return sorted((-rates[base + s.minute // 60] * score(s.minute) - lattice, s.minute, s)
                       for s in slots)
 
     not_before = now
     last: Refusal | None = None
+    tried_today = bool(mine) and local_day(mine[-1].at, zone) == today
     for offset in range(HORIZON_DAYS):
         day = today + timedelta(days=offset)
-        if local_midnight(day + timedelta(days=1), zone) <= not_before:
+        end_of_day = local_midnight(day + timedelta(days=1), zone)
+        if end_of_day <= not_before:
             continue  # a whole day the rules already ruled out
         weekday = day.weekday()
         hour_base = hour_of_week(weekday, 0)
-        if offset == 0 and mine and local_day(mine[-1].at, zone) == today:
+        slots = _day_slots(day, zone, zones, hours, specs, lattice=first_points)
+        if offset == 0 and tried_today:
             # Tried today already: a rule that rules out the rest of the day (the day's count)
             # is found at the first open slot, before the day's slots are ranked.
-            first = next((s for s in day_slots(day, zone, zones, hours, specs)
-                          if s.at >= not_before), None)
+            first = next((s for s in slots.every if s.at >= not_before), None)
             found = [] if first is None else time_refusals(target, facts, limits, budget,
                                                            first.at, mine=mine)
-            end_of_day = local_midnight(day + timedelta(days=1), zone)
             lasting = _lasting(found)
             if lasting and max(lasting) >= end_of_day:
                 last = _furthest(last, found)
                 not_before = max(not_before, *lasting)
                 continue
-        open_slots = [s for s in day_slots(day, zone, zones, hours, specs)
-                      if s.at >= not_before]
-        if offset == 0 and (soon := slot_now(not_before, zone, zones, hours, specs)):
-            open_slots.append(soon)
+        soon = slot_now(not_before, zone, zones, hours, specs) if offset == 0 else None
+        points, rest = _open_slots(slots, not_before, soon, first_points)
         # The lattice's points are ranked, and tried, before the rest is ranked at all: most
         # plans end at one of them. (A slot from `slot_now` may lie between the scored minutes.)
-        points = [s for s in open_slots if s.minute in first_points]
-        rest = [s for s in open_slots if s.minute not in first_points]
-        ranked = itertools.chain(rank(points, hour_base), _later(rank, rest, hour_base))
+        ranked = itertools.chain(rank(points, hour_base, LATTICE_FIRST),
+                                 _later(functools.partial(rank, rest, hour_base, 0.0)))
         for *_, slot in ranked:
             if slot.at < not_before:
                 continue
@@ -361,7 +449,8 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
     if stage is None or days is None:
         return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} covers "
                                             f"{days} days past due"),))
-    plan = _plan_in_stage(facts, schedule, stage, limits, now=now, model=model)
+    known = _Known(facts, limits)
+    plan = _plan_in_stage(known, schedule, stage, now=now, model=model)
     high = stage.days_past_due[1]
     if isinstance(plan, PlannedAttempt) and high is not None:
         # The slot may fall in a later stage: plan from that stage's first day with its rules.
@@ -372,29 +461,29 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
             if later is None:
                 return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} "
                                                     f"covers {high + 1} days past due"),))
-            return _plan_in_stage(facts, schedule, later, limits, now=max(now, start),
-                                  model=model)
+            return _plan_in_stage(known, schedule, later, now=max(now, start), model=model)
     return plan
 
 
-def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limits, *,
-                   now: datetime, model: AnswerModel) -> Plan:
+def _plan_in_stage(known: _Known, schedule: Schedule, stage: Stage, *, now: datetime,
+                   model: AnswerModel) -> Plan:
+    facts, limits = known.facts, known.limits
     owed = text_owed(stage, facts.history)
     reasons: list[Refusal] = []
     if owed and Medium.CALL in stage.channels:
         # A text owed on a day that has room for a call and a text follows that day's call, so
         # it never takes the call's best time.
-        call = _first_slot(_candidates(facts, stage, limits, owed=False), facts, stage,
-                           schedule, limits=limits, now=now, model=model, reasons=[])
+        call = _first_slot(_candidates(known, stage, owed=False), known, stage, schedule,
+                           now=now, model=model, reasons=[])
         if (call is not None and call.target.medium is Medium.CALL
                 and _room_for_two(facts, stage, limits, _day(call, facts))):
             if _day(call, facts) == local_day(now, facts.home_zone):
                 return call  # nothing can come before a call today
-            text = _first_slot(_candidates(facts, stage, limits, owed=True), facts, stage,
-                               schedule, limits=limits, now=now, model=model, reasons=reasons)
+            text = _first_slot(_candidates(known, stage, owed=True), known, stage, schedule,
+                               now=now, model=model, reasons=reasons)
             return call if text is None or _day(call, facts) <= _day(text, facts) else text
-    found = _first_slot(_candidates(facts, stage, limits, owed=owed), facts, stage, schedule,
-                        limits=limits, now=now, model=model, reasons=reasons)
+    found = _first_slot(_candidates(known, stage, owed=owed), known, stage, schedule, now=now,
+                        model=model, reasons=reasons)
     if found is not None:
         return found
     if not reasons:
@@ -404,31 +493,29 @@ def _plan_in_stage(facts: Facts, schedule: Schedule, stage: Stage, limits: Limit
     return NoAttempt(unique, min(retries) if retries else None)
 
 
-def _candidates(facts: Facts, stage: Stage, limits: Limits, *,
-                owed: bool) -> list[tuple[Target, str, str]]:
+def _candidates(known: _Known, stage: Stage, *, owed: bool) -> Iterator[tuple[Target, str, str]]:
     """Whom to try, in order: third parties when the debtor is unreachable, then the debtor's
-    numbers by the medium the pattern calls for next, then by the others."""
-    candidates: list[tuple[Target, str, str]] = []
-    if is_unreachable(facts, limits):
-        candidates += [(t, THIRD_PARTY_TEMPLATE, f"unreachable:{t.role.value}")
-                       for t in _third_party_targets(facts, limits)]
+    numbers by the medium the pattern calls for next, then by the others (each worked out only
+    when the ones before it are refused)."""
+    if known.unreachable():
+        for target in _third_party_targets(known.facts, known.limits):
+            yield target, THIRD_PARTY_TEMPLATE, f"unreachable:{target.role.value}"
     for medium in _mediums(stage, owed):
         template = stage.sms_template if medium is Medium.SMS else stage.call_template
-        candidates += [(t, template, "") for t in _debtor_targets(facts, medium)]
-    return candidates
+        for target in known.debtor_targets(medium):
+            yield target, template, ""
 
 
-def _first_slot(candidates: list[tuple[Target, str, str]], facts: Facts, stage: Stage,
-                schedule: Schedule, *, limits: Limits, now: datetime, model: AnswerModel,
+def _first_slot(candidates: Iterable[tuple[Target, str, str]], known: _Known, stage: Stage,
+                schedule: Schedule, *, now: datetime, model: AnswerModel,
                 reasons: list[Refusal]) -> PlannedAttempt | None:
     """The first candidate's slot; the reasons of every candidate refused go into `reasons`."""
     for target, template, why in candidates:
-        refused = target_refusals(target, facts, limits)
+        refused = target_refusals(target, known.facts, known.limits)
         if refused:
             reasons.extend(refused)
             continue
-        slot = _find_slot(target, stage, schedule, facts=facts, limits=limits, now=now,
-                          model=model)
+        slot = _find_slot(target, stage, schedule, known=known, now=now, model=model)
         if isinstance(slot, Refusal):
             reasons.append(slot)
             continue
