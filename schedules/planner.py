@@ -9,6 +9,7 @@ it plans the gate allows at that instant.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -128,11 +129,16 @@ def text_owed(stage: Stage, history: Sequence[PastAttempt]) -> bool:
     return texts < owed
 
 
-def _mediums(stage: Stage, owed: bool) -> list[Medium]:
+def _mediums(stage: Stage, owed: bool) -> tuple[Medium, ...]:
+    return _mediums_of(stage.channels, owed)
+
+
+@functools.lru_cache(maxsize=1 << 8)
+def _mediums_of(channels: tuple[Medium, ...], owed: bool) -> tuple[Medium, ...]:
     first = Medium.SMS if owed else Medium.CALL
-    if first not in stage.channels:
-        first = stage.channels[0]
-    return [first, *dict.fromkeys(m for m in stage.channels if m is not first)]
+    if first not in channels:
+        first = channels[0]
+    return (first, *dict.fromkeys(m for m in channels if m is not first))
 
 
 def _day(plan: PlannedAttempt, facts: Facts) -> date:
@@ -269,15 +275,27 @@ class _DaySlots(NamedTuple):
     points: tuple[Slot, ...]
     rest: tuple[Slot, ...]
     earliest: datetime | None
+    # The instants of `every` when they rise with it (they do unless clocks go back between
+    # two windows' slots), else None.
+    rising: tuple[datetime, ...] | None
+
+    def first_from(self, moment: datetime) -> Slot | None:
+        """The first of `every` at or after `moment`."""
+        if self.rising is None:
+            return next((s for s in self.every if s.at >= moment), None)
+        index = bisect.bisect_left(self.rising, moment)
+        return self.every[index] if index < len(self.every) else None
 
 
 @functools.lru_cache(maxsize=1 << 14)
 def _day_slots(day: date, zone: str, zones: tuple[str, ...], hours: tuple[time, time],
                specs: tuple[WindowSpec, ...], *, lattice: frozenset[int]) -> _DaySlots:
     every = day_slots(day, zone, zones, hours, specs)
+    instants = tuple(s.at for s in every)
+    rising = instants if all(a < b for a, b in itertools.pairwise(instants)) else None
     return _DaySlots(every, tuple(s for s in every if s.minute in lattice),
                      tuple(s for s in every if s.minute not in lattice),
-                     min((s.at for s in every), default=None))
+                     min(instants, default=None), rising)
 
 
 def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ...],
@@ -396,7 +414,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
         if offset == 0 and tried_today:
             # Tried today already: a rule that rules out the rest of the day (the day's count)
             # is found at the first open slot, before the day's slots are ranked.
-            first = next((s for s in slots.every if s.at >= not_before), None)
+            first = slots.first_from(not_before)
             found = [] if first is None else time_refusals(target, facts, limits, budget,
                                                            first.at, mine=mine)
             lasting = _lasting(found)
@@ -497,8 +515,10 @@ def _candidates(known: _Known, stage: Stage, *, owed: bool) -> Iterator[tuple[Ta
     """Whom to try, in order: third parties when the debtor is unreachable, then the debtor's
     numbers by the medium the pattern calls for next, then by the others (each worked out only
     when the ones before it are refused)."""
-    if known.unreachable():
-        for target in _third_party_targets(known.facts, known.limits):
+    # Whether the debtor is unreachable matters only when there is a third party to call.
+    third_parties = _third_party_targets(known.facts, known.limits)
+    if third_parties and known.unreachable():
+        for target in third_parties:
             yield target, THIRD_PARTY_TEMPLATE, f"unreachable:{target.role.value}"
     for medium in _mediums(stage, owed):
         template = stage.sms_template if medium is Medium.SMS else stage.call_template
