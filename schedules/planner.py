@@ -268,6 +268,24 @@ def _window_specs(stage: Stage, schedule: Schedule,
     return found
 
 
+_STAGES: dict[int, tuple[Schedule, dict[int, Stage | None]]] = {}
+
+
+def _stage_for(schedule: Schedule, days: int) -> Stage | None:
+    """`schedule.stage_for(days)`, kept per schedule like `_window_specs`."""
+    kept = _STAGES.get(id(schedule))
+    if kept is None or kept[0] is not schedule:
+        if len(_STAGES) > 64:  # schedules replaced by reloads
+            _STAGES.clear()
+        kept = _STAGES[id(schedule)] = (schedule, {})
+    if days in kept[1]:
+        return kept[1][days]
+    if len(kept[1]) > 4096:  # days past due only grow: the old ones are not asked again
+        kept[1].clear()
+    stage = kept[1][days] = schedule.stage_for(days)
+    return stage
+
+
 class _DaySlots(NamedTuple):
     """A day's slots (`day_slots`), split into the lattice's points and the rest."""
 
@@ -463,7 +481,7 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
         return NoAttempt((Refusal(AMBIGUOUS, "no time zone, region or geographic number tells "
                                              "the debtor's local time"),))
     days = days_past_due(facts.state, now, zone)
-    stage = schedule.stage_for(days) if days is not None else None
+    stage = _stage_for(schedule, days) if days is not None else None
     if stage is None or days is None:
         return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} covers "
                                             f"{days} days past due"),))
@@ -474,7 +492,7 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
         # The slot may fall in a later stage: plan from that stage's first day with its rules.
         boundary = local_day(now, zone) + timedelta(days=high + 1 - days)
         if local_day(plan.at, zone) >= boundary:
-            later = schedule.stage_for(high + 1)
+            later = _stage_for(schedule, high + 1)
             start = datetime.combine(boundary, time(0), ZoneInfo(zone)).astimezone(now.tzinfo)
             if later is None:
                 return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} "

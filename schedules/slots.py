@@ -134,6 +134,7 @@ def personal_factors(misses: tuple[int, ...], talks: tuple[int, ...],
     return tuple(factors)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def account_seed(account_id: str) -> int:
     """The number an account's jitter is drawn from."""
     return zlib.crc32(account_id.encode("utf-8", "surrogatepass"))
