@@ -3,10 +3,11 @@ the config, the gate's facts, an attempt's id, its local times and its template 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
@@ -157,4 +158,12 @@ def attempt_id_for(account_id: str, now: datetime) -> str:
 
 def local_times(zones: Sequence[str], at: datetime) -> dict[str, str]:
     """The local time of `at` in each zone considered, for the audit record."""
-    return {z: at.astimezone(ZoneInfo(z)).isoformat(timespec="minutes") for z in zones}
+    instant = at if at.tzinfo is UTC else at.astimezone(UTC)
+    return {z: _local_time(instant, z) for z in zones}
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _local_time(instant: datetime, zone: str) -> str:
+    # Keyed by a UTC instant (equal local times in one zone may be two instants): a batch
+    # records the same `now` in the same few zones for every account.
+    return instant.astimezone(ZoneInfo(zone)).isoformat(timespec="minutes")

@@ -7,6 +7,7 @@ outcome is recorded once, and the account is planned again at once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -430,7 +431,14 @@ def hour_of_week_at(moment: datetime, zone: str | None) -> int | None:
     """The local hour of the week of `moment` in `zone` (Monday 00h = 0), when the zone is known."""
     if zone is None:
         return None
-    local = moment.astimezone(ZoneInfo(zone))
+    return _hour_of_week(moment if moment.tzinfo is UTC else moment.astimezone(UTC), zone)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _hour_of_week(instant: datetime, zone: str) -> int:
+    # Keyed by a UTC instant (equal local times in one zone may be two instants): a batch's
+    # attempts share their `now` and a few zones.
+    local = instant.astimezone(ZoneInfo(zone))
     return hour_of_week(local.weekday(), local.hour)
 
 

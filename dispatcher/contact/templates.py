@@ -15,7 +15,7 @@ import re
 import string
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
@@ -97,6 +97,8 @@ _FIELDS = ("medium", "party", "purpose", *PARTS)
 _TEMPLATE_ID = re.compile(r"[a-z][a-z0-9_]*")
 _LOCALE = re.compile(r"[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*")
 _FORMATTER = string.Formatter()
+# Distinct (locale, fallback) pairs a template keeps the whole text of.
+_WHOLE_TEXTS = 64
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -136,6 +138,9 @@ class Template:
     party: Party
     purpose: Purpose
     parts: Mapping[str, Mapping[str, str]]  # every part has the same locales (checked at load)
+    # whole_text by (locale, fallback): every attempt with the template asks for one of a few.
+    _whole: dict[tuple[str | None, str], tuple[str, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def locale_for(self, locale: str | None, fallback: str = "en") -> str:
         """The locale of the texts used for `locale`, else for `fallback`."""
@@ -158,8 +163,13 @@ class Template:
 
     def whole_text(self, locale: str | None, fallback: str = "en") -> tuple[str, str]:
         """Every part's text (see text_for), one per line in speaking order, as (locale, text)."""
-        used = self.locale_for(locale, fallback)
-        return used, "\n".join(texts[used] for texts in self.parts.values())
+        found = self._whole.get((locale, fallback))
+        if found is None:
+            used = self.locale_for(locale, fallback)
+            found = used, "\n".join(texts[used] for texts in self.parts.values())
+            if len(self._whole) < _WHOLE_TEXTS:  # locales come from events: bound them
+                self._whole[locale, fallback] = found
+        return found
 
 
 @dataclass(frozen=True)
@@ -460,7 +470,13 @@ def message_body(template: Template, locale: str | None, default_locale: str,
     """What an attempt sends with `template`, as (locale used, text): every part rendered, one
     per line in speaking order (a call's body is what its audited hash covers)."""
     used, text = template.whole_text(locale, default_locale)
-    return used, render(text, values)
+    return used, _rendered(text, tuple(values.items()))
+
+
+@functools.lru_cache(maxsize=1 << 10)
+def _rendered(text: str, values: tuple[tuple[str, str], ...]) -> str:
+    # Accounts alike in what a template says of them (a batch on one due date) share a body.
+    return render(text, dict(values))
 
 
 @functools.lru_cache(maxsize=1 << 10)
@@ -470,6 +486,7 @@ def _pieces(text: str) -> tuple[tuple[str, str | None, str | None, str | None], 
     return tuple(_FORMATTER.parse(text))
 
 
+@functools.lru_cache(maxsize=1 << 10)
 def content_hash(text: str) -> str:
     """The SHA-256 (hex) of a rendered text's UTF-8 bytes, as the audit record keeps it."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
