@@ -77,12 +77,18 @@ def seal(fields: Mapping[str, Any], head: ChainHead,
          common: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Return `fields` (and `common`) as the next record after `head`, with seq, prev_hash and
     hash set; fields whose value is None are left out."""
+    return _sealed(fields, head.seq + 1, head.hash, tuple(common.items()) if common else ())
+
+
+def _sealed(fields: Mapping[str, Any], seq: int, prev_hash: str,
+            common: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
     record = {k: v for k, v in fields.items() if v is not None}
-    if common:
-        record.update((k, v) for k, v in common.items() if k not in record)
+    for k, v in common:
+        if k not in record:
+            record[k] = v
     record.pop("hash", None)
-    record["seq"] = head.seq + 1
-    record["prev_hash"] = head.hash
+    record["seq"] = seq
+    record["prev_hash"] = prev_hash
     record["hash"] = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return record
 
@@ -90,10 +96,13 @@ def seal(fields: Mapping[str, Any], head: ChainHead,
 def seal_all(items: Iterable[Mapping[str, Any]], head: ChainHead,
              common: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Seal several records in order onto `head`, each with the `common` fields it lacks."""
+    shared = tuple(common.items()) if common else ()
+    seq, prev_hash = head.seq, head.hash
     sealed = []
     for fields in items:
-        record = seal(fields, head, common)
-        head = ChainHead(record["seq"], record["hash"])
+        seq += 1
+        record = _sealed(fields, seq, prev_hash, shared)
+        prev_hash = record["hash"]
         sealed.append(record)
     return sealed
 
