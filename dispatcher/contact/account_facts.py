@@ -128,7 +128,8 @@ def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,
     name = state.debtor.name if state.debtor else ""
     days = days_past_due(state, now, zone)
     due = (now - timedelta(days=days)).date().isoformat() if days else ""
-    return {"first_name": name.split()[0] if name.split() else name, "name": name,
+    words = name.split()
+    return {"first_name": words[0] if words else name, "name": name,
             "business": policy.business, "callback": policy.callback, "agent": policy.agent,
             "amount": state.amount_due or "", "currency": state.currency or "",
             "days_past_due": str(days or ""), "due_date": due}
