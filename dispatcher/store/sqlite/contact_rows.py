@@ -86,6 +86,14 @@ def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
         yield items[start:start + CHUNK]
 
 
+def _evened(ids: Sequence[str]) -> list[str]:
+    """`ids` (one or more) with the last repeated up to a power of two: an `IN` list of one of a
+    few lengths is a statement sqlite3 has prepared and kept (its cache holds 128), and a repeat
+    matches nothing more."""
+    size = 1 << (len(ids) - 1).bit_length()
+    return [*ids, *[ids[-1]] * (size - len(ids))]
+
+
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
 
@@ -284,9 +292,10 @@ class ContactRows:
                 ids = sorted(claimed)
                 rows: list[Any] = []
                 for chunk in chunks(ids):
+                    evened = _evened(chunk)
                     rows.extend(await db.execute_fetchall(
                         f"SELECT account_id, lease_until FROM accounts "
-                        f"WHERE account_id IN ({marks(len(chunk))})", chunk))
+                        f"WHERE account_id IN ({marks(len(evened))})", evened))
                 held = {a for a, until in rows if until == claimed[a]}
                 lost = set(ids) - held
                 batch = without(batch, lost)
@@ -328,9 +337,12 @@ class ContactRows:
         """
         async with self._write() as db:
             ids = list(dict.fromkeys(o.attempt_id for o in outcomes))
-            rows = {r[0]: r for r in await db.execute_fetchall(
-                f"SELECT attempt_id, account_id, person, role, number, medium, stage, outcome "
-                f"FROM attempts WHERE attempt_id IN ({marks(len(ids))})", ids)} if ids else {}
+            rows: dict[str, Any] = {}
+            for chunk in chunks(ids):
+                evened = _evened(chunk)
+                rows.update((r[0], r) for r in await db.execute_fetchall(
+                    f"SELECT attempt_id, account_id, person, role, number, medium, stage, "
+                    f"outcome FROM attempts WHERE attempt_id IN ({marks(len(evened))})", evened))
             records, updates, invalid = [], [], []
             replan: set[str] = set()
             for outcome in outcomes:
