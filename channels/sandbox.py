@@ -138,6 +138,8 @@ def logged_body(body: str) -> str:
 
 def log_delivery(delivery: Delivery, outcome: Outcome) -> None:
     """Log what the sandbox "sent": whom (masked), the rendered text, and the scripted outcome."""
+    if not log.isEnabledFor(logging.INFO):
+        return  # `simulate` configures no logging: the masked number and text would be thrown away
     # The text holds values from events (a name): the log's formatters mask, bound and escape
     # every line (dispatcher.service.logs), this one too.
     log.info("sandbox %s to %s: %s", delivery.medium.value, mask_number(delivery.to),
