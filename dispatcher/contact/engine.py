@@ -62,7 +62,7 @@ from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
 from dispatcher.queue.items import NewItem
-from dispatcher.queue.unreachable import unreachable_item
+from dispatcher.queue.unreachable import Reachability, unreachable_item
 from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.planner import PlannedAttempt
@@ -174,7 +174,7 @@ class Engine:
         ledger = NumberLedger(contexts)
         for account_id in turn_order(contexts):
             context = contexts[account_id]
-            unreachable = unreachable_item(context)
+            unreachable = _unreachable(context)
             if unreachable is not None:
                 queue.append(unreachable)
             try:
@@ -244,8 +244,9 @@ class Engine:
                                      now=now, attempt_id=attempt_id,
                                      policy_digest=self._digest(), model=self.model)
         stats.decided += 1
-        audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
-        stats.suppressed += len(decision.suppressed)
+        if decision.suppressed:
+            audit.extend(self._suppressed_record(facts, s, now) for s in decision.suppressed)
+            stats.suppressed += len(decision.suppressed)
         if decision.broken_promise is not None:
             audit.append({"kind": "promise", "account_id": facts.state.account_id,
                           "status": "broken", "event_id": decision.broken_promise.event_id,
@@ -442,6 +443,14 @@ def _hour_of_week(instant: datetime, zone: str) -> int:
     # attempts share their `now` and a few zones.
     local = instant.astimezone(ZoneInfo(zone))
     return hour_of_week(local.weekday(), local.hour)
+
+
+def _unreachable(context: Reachability) -> NewItem | None:
+    """`unreachable_item`, answered at once for the usual account, none of whose numbers is
+    marked invalid or opted out: such an account is reachable."""
+    if not context.invalid_numbers and not context.opted_out:
+        return None
+    return unreachable_item(context)
 
 
 def number_lookback(policy: ContactPolicy) -> timedelta:
