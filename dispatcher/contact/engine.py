@@ -282,11 +282,12 @@ class Engine:
                 continue
             try:
                 after = ledger.facts(with_outcome(facts, planned, outcome))
-                unreachable = unreachable_item(after)
+                unreachable = _unreachable(after)
                 if unreachable is not None:  # its last usable number just proved invalid
                     queue.append(unreachable)
-                decision = self._decide(after, stored, attempt_id_for(account_id, now),
-                                        now=now, audit=audit, stats=stats)
+                # The account's attempt id at `now` is the one just sent (attempt_id_for).
+                decision = self._decide(after, stored, delivery.attempt_id, now=now,
+                                        audit=audit, stats=stats)
             except Exception as error:  # the outcome is recorded all the same
                 audit.append(self._set_aside(account_id, error, now, stats))
                 plans.append(PlanRow(account_id, plan_to_json(stored), now + UNDECIDABLE_RETRY))
