@@ -97,9 +97,12 @@ class SandboxChannel:
 
     name: str = "sandbox"
 
-    def __init__(self, script: OutcomeScript | None = None) -> None:
+    def __init__(self, script: OutcomeScript | None = None, *, keep_sent: bool = True) -> None:
         self.script = script if script is not None else OutcomeScript.empty()
+        # Every delivery, in order (with `keep_sent`): a long simulation's would be hundreds of
+        # thousands of objects, each one scanned again by every full garbage collection.
         self.sent: list[Delivery] = []
+        self._keep_sent = keep_sent
         self._counts: Counter[tuple[str, Medium]] = Counter()
         self._replies = deque(self.script.replies)
 
@@ -108,7 +111,8 @@ class SandboxChannel:
         key = (delivery.to, delivery.medium)
         outcome = self.script.outcome_for(delivery, self._counts[key])
         self._counts[key] += 1
-        self.sent.append(delivery)
+        if self._keep_sent:
+            self.sent.append(delivery)
         log_delivery(delivery, outcome)
         return DeliveryResult(provider_sid(delivery.attempt_id), outcome)
 
