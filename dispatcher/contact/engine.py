@@ -84,6 +84,8 @@ UNDECIDABLE_RETRY = timedelta(hours=1)
 INTERNAL_ERROR = "internal_error"
 # An outcome's stored role, looked up by value: the enum call costs five times as much.
 _ROLES = {r.value: r for r in Role}
+# Bound once: a member looked up on its enum class costs a metaclass call each time.
+_NOT_CONTACTED = (Outcome.NOT_SENT, Outcome.UNKNOWN)
 
 
 @runtime_checkable
@@ -275,7 +277,7 @@ class Engine:
                 continue  # the provider took it: its status callback brings the outcome
             outcomes.append(outcome)
             account_id = facts.state.account_id
-            if outcome.outcome in (Outcome.NOT_SENT, Outcome.UNKNOWN):
+            if outcome.outcome in _NOT_CONTACTED:
                 # Not a contact attempt, or one a person must look at: plan afresh later.
                 plans.append(PlanRow(account_id, plan_to_json(stored),
                                      now + max(NEXT_TRY, timedelta(seconds=outcome.wait))))
