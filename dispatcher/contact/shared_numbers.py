@@ -22,8 +22,10 @@ from schedules.planner import Plan, PlannedAttempt
 
 def numbers_of(state: AccountState) -> frozenset[str]:
     """Every number listed on the account: the debtor's and the contacts'."""
-    debtor = [p.number for p in state.debtor.phones] if state.debtor else []
-    return frozenset([*debtor, *(c.number for c in state.contacts)])
+    numbers = [c.number for c in state.contacts]
+    if state.debtor:
+        numbers.extend([p.number for p in state.debtor.phones])
+    return frozenset(numbers)
 
 
 def turn_order(contexts: Mapping[str, AccountContext]) -> list[str]:
