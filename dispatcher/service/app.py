@@ -426,7 +426,8 @@ class Dispatcher:
         outcomes = settings.channels.sandbox_outcomes
         script = (load_outcome_script(self.config.path.parent / outcomes) if outcomes
                   else OutcomeScript.empty())
-        return SandboxChannel(script)
+        # A daemon runs for months: the deliveries it made are in the store, not kept here too.
+        return SandboxChannel(script, keep_sent=False)
 
     async def _measure_lag(self) -> None:
         due = await self.store.next_due_at()

@@ -19,10 +19,13 @@ from channels.sandbox import (
     load_outcome_script,
     provider_sid,
 )
+from dispatcher.config.settings import load_config
 from dispatcher.domain.contact import Delivery, DeliveryResult, Medium, Outcome
 from dispatcher.errors import ConfigError
+from dispatcher.service.app import Dispatcher
 
 DANA = "+15125550100"
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "config" / "dispatcher.toml"
 GAIL = "+15125550199"
 CHICAGO = "America/Chicago"
 NOON = datetime(2026, 12, 1, 18, 0, tzinfo=UTC)  # 12:00 in Chicago (CST, UTC-6)
@@ -448,3 +451,20 @@ async def test_the_sandbox_is_a_channel() -> None:
     result = await channel.send(delivery(medium=Medium.SMS))
     assert result.outcome is Outcome.DELIVERED
     await channel.close()
+
+
+async def test_the_daemons_sandbox_keeps_no_delivery_a_long_run_would_pile_up() -> None:
+    channel = Dispatcher(load_config(SHIPPED_CONFIG, {}))._channel()  # noqa: SLF001
+    assert isinstance(channel, SandboxChannel)
+    for n in range(3):
+        result = await channel.send(delivery(attempt_id=f"att-{n}"))
+        assert result.outcome is Outcome.NO_ANSWER
+    assert channel.sent == []
+
+
+async def test_without_keep_sent_the_script_still_counts_each_numbers_deliveries(
+        tmp_path: Path) -> None:
+    channel = SandboxChannel(script_of(tmp_path, DOCS_EXAMPLE), keep_sent=False)
+    outcomes = [(await channel.send(delivery(attempt_id=f"att-{n}"))).outcome for n in range(3)]
+    assert outcomes == [Outcome.NO_ANSWER, Outcome.BUSY, Outcome.COMPLETED]
+    assert channel.sent == []
