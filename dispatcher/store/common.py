@@ -146,6 +146,8 @@ def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str,
     """Each stored account's context from what a store read for the batch (`states`: state and
     plan JSON by account; `parse`: the state of an account from its JSON)."""
     found = {}
+    # Most batches have no opt-out, mark or shared number at all: skip their per-account work.
+    empty: frozenset[Any] = frozenset()
     for account_id in account_ids:
         if account_id not in states:
             continue
@@ -153,15 +155,17 @@ def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str,
         mine = numbers[account_id]
         found[account_id] = AccountContext(
             state=parse(account_id, state_json), plan_json=plan_json,
-            history=tuple(history[account_id]),
-            opted_out=frozenset(o for o in opted if o[0] in mine),
-            under_review=frozenset(o for o in review if o[0] in mine),
-            invalid_numbers=frozenset(n for n in invalid if n in mine),
-            number_history=others(shared.attempts, mine, account_id),
+            history=tuple(history.get(account_id, ())),
+            opted_out=frozenset(o for o in opted if o[0] in mine) if opted else empty,
+            under_review=frozenset(o for o in review if o[0] in mine) if review else empty,
+            invalid_numbers=frozenset(n for n in invalid if n in mine) if invalid else empty,
+            number_history=(others(shared.attempts, mine, account_id)
+                            if shared.attempts else ()),
             number_claims=tuple(c for n in sorted(mine) for c in shared.claims.get(n, ())
-                                if c.account_id != account_id),
+                                if c.account_id != account_id) if shared.claims else (),
             number_last_used={n: shared.last_used[(account_id, n)] for n in sorted(mine)
-                              if (account_id, n) in shared.last_used})
+                              if (account_id, n) in shared.last_used}
+            if shared.last_used else {})
     return found
 
 
