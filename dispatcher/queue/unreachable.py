@@ -33,6 +33,8 @@ def unreachable_item(context: Reachability) -> NewItem | None:
     """The item an open account calls for when no number of its debtor may be used on any
     channel; None otherwise. Its key names the numbers and their marks, so the same standstill
     makes one item, and a new one (a number added, a mark changed) another."""
+    if not context.invalid_numbers and not context.opted_out:
+        return None  # the common case: no number is marked, so every one is usable
     state = context.state
     if state.status is not AccountStatus.OPEN or state.debtor is None:
         return None
