@@ -93,19 +93,41 @@ def facts_for(context: AccountContext) -> Facts:
     """The gate's view of an account: candidate zones, home zone, holiday region, history."""
     state = context.state
     debtor = state.debtor
-    numbers = [p.number for p in debtor.phones] if debtor else []
-    zones = candidate_zones(debtor.timezone if debtor else None,
-                            debtor.region if debtor else None, numbers)
-    names = tuple(z.zone for z in zones)
-    home = (debtor.timezone if debtor and debtor.timezone else names[0] if names else None)
-    region = debtor_region(debtor)
-    refused = frozenset(a.person for a in context.history if a.outcome is Outcome.REFUSED)
+    if debtor is None:
+        names: tuple[str, ...] = ()
+        home = region = None
+    else:
+        names, home, region = _whereabouts(debtor.timezone, debtor.region,
+                                           tuple([p.number for p in debtor.phones]))
+    refused = frozenset([a.person for a in context.history if a.outcome is _REFUSED])
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
                  under_review=context.under_review,
                  history=context.history, refused_contacts=refused,
                  number_history=context.number_history, number_claims=context.number_claims,
                  number_last_used=context.number_last_used)
+
+
+# Bound once: looked up on its enum class it costs a metaclass call for every attempt read.
+_REFUSED = Outcome.REFUSED
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _whereabouts(timezone: str | None, region: str | None,
+                 numbers: tuple[str, ...]) -> tuple[tuple[str, ...], str | None, str | None]:
+    """A debtor's candidate zones, home zone and holiday region: a pure function of what the
+    debtor's events say, asked again at every decision."""
+    names = tuple(z.zone for z in candidate_zones(timezone, region, numbers))
+    home = timezone if timezone else names[0] if names else None
+    return names, home, _region_of(region, numbers)
+
+
+def _region_of(region: str | None, numbers: Sequence[str]) -> str | None:
+    if region:
+        return region
+    if not numbers:
+        return None
+    return phonenumbers.region_code_for_number(phonenumbers.parse(numbers[0], None))
 
 
 def debtor_region(debtor: Debtor | None) -> str | None:
@@ -115,11 +137,7 @@ def debtor_region(debtor: Debtor | None) -> str | None:
     """
     if debtor is None:
         return None
-    if debtor.region:
-        return debtor.region
-    if not debtor.phones:
-        return None
-    return phonenumbers.region_code_for_number(phonenumbers.parse(debtor.phones[0].number, None))
+    return _region_of(debtor.region, [p.number for p in debtor.phones[:1]])
 
 
 def message_values(policy: ContactPolicy, state: AccountState, zone: str | None,
