@@ -62,7 +62,10 @@ class _Host(Protocol):
 # The engine reads an account's recent attempts at every decision: parse each stored value once.
 _ROLES = {r.value: r for r in Role}
 _MEDIUMS = {m.value: m for m in Medium}
-_OUTCOMES = {o.value: o for o in Outcome}
+# An attempt awaiting its outcome stores NULL (or, as the reads always took it, an empty text).
+_OUTCOMES: dict[str | None, Outcome | None] = {None: None, "": None}
+_OUTCOMES.update((o.value, o) for o in Outcome)
+_past_attempt = PastAttempt._make  # from a tuple of its fields: a call cheaper than the class's
 
 
 @functools.lru_cache(maxsize=1 << 17)
@@ -132,9 +135,9 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
             f"stage, outcome FROM attempts WHERE number IN ({marks(len(busy))}) AND at >= ? AND "
             f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
             [*busy, since_key]):
-        shared.attempts[r[5]].append((r[1], PastAttempt(
+        shared.attempts[r[5]].append((r[1], _past_attempt((
             r[0], _instant(r[2]), r[3], _ROLES[r[4]], r[5], _MEDIUMS[r[6]], r[7], r[8],
-            _OUTCOMES[r[9]] if r[9] else None)))
+            _OUTCOMES[r[9]]))))
     busy_marks = marks(len(busy))
     # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
     # attempt names its target's number and its instant.
@@ -249,10 +252,9 @@ class ContactRows:
                 f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
                 f"ORDER BY account_id, at",
                 [*account_ids, sortable_utc(since)]):
-            # Positional: keywords cost a quarter more, for every row of every history read.
-            history[row[1]].append(PastAttempt(
+            history[row[1]].append(_past_attempt((
                 row[0], _instant(row[2]), row[3], _ROLES[row[4]], row[5], _MEDIUMS[row[6]],
-                row[7], row[8], _OUTCOMES[row[9]] if row[9] else None))
+                row[7], row[8], _OUTCOMES[row[9]])))
         for attempts in history.values():
             _by_time_then_id(attempts)
         numbers: dict[str, set[str]] = defaultdict(set)
