@@ -114,6 +114,7 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     shared = SharedNumbers(defaultdict(list), defaultdict(list), {})
     if not every:
         return shared
+    every = _evened(every)
     number_marks = marks(len(every))
     since_key = sortable_utc(since)
     # Most numbers are one account's alone: the next queries look only at the others, those
@@ -129,7 +130,7 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
             found.add(number)
     if not found:
         return shared
-    busy = sorted(found)
+    busy = _evened(sorted(found))
     for r in await fetch(
             f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
             f"stage, outcome FROM attempts WHERE number IN ({marks(len(busy))}) AND at >= ? AND "
@@ -239,11 +240,12 @@ class ContactRows:
         and plan to do."""
         if not account_ids:
             return {}
-        account_marks = marks(len(account_ids))
+        ids = _evened(account_ids)
+        account_marks = marks(len(ids))
         states: dict[str, tuple[str, str | None]] = {}
         for account_id, state_json, plan_json in await self._fetch(
                 f"SELECT account_id, state_json, plan_json FROM accounts "
-                f"WHERE account_id IN ({account_marks})", account_ids):
+                f"WHERE account_id IN ({account_marks})", ids):
             states[account_id] = (state_json, plan_json)
         history: dict[str, list[PastAttempt]] = defaultdict(list)
         for row in await self._fetch(
@@ -251,7 +253,7 @@ class ContactRows:
                 f"stage, outcome FROM attempts WHERE account_id IN ({account_marks}) AND "
                 f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
                 f"ORDER BY account_id, at",
-                [*account_ids, sortable_utc(since)]):
+                [*ids, sortable_utc(since)]):
             history[row[1]].append(_past_attempt((
                 row[0], _instant(row[2]), row[3], _ROLES[row[4]], row[5], _MEDIUMS[row[6]],
                 row[7], row[8], _OUTCOMES[row[9]])))
@@ -260,20 +262,21 @@ class ContactRows:
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
                 "SELECT account_id, number FROM party_numbers "
-                f"WHERE account_id IN ({account_marks})", account_ids):
+                f"WHERE account_id IN ({account_marks})", ids):
             numbers[account_id].add(number)
         every = sorted({n for ns in numbers.values() for n in ns})
         opted: set[tuple[str, Medium]] = set()
         review: set[tuple[str, Medium]] = set()
         invalid: set[str] = set()
         if every:
-            number_marks = marks(len(every))
+            evened = _evened(every)
+            number_marks = marks(len(evened))
             for n, c, reason in await self._fetch(
                     f"SELECT number, channel, reason FROM opt_outs WHERE opted_out = 1 "
-                    f"AND number IN ({number_marks})", every):
+                    f"AND number IN ({number_marks})", evened):
                 (review if reason == Standing.REVIEW else opted).add((n, Medium(c)))
             invalid.update(row[0] for row in await self._fetch(
-                f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", every))
+                f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", evened))
         shared = await _shared_numbers(self._fetch, numbers, number_since or since)
         return account_contexts(account_ids, states, parse=self._states.get, history=history,
                                 numbers=numbers, opted=opted, review=review, invalid=invalid,
