@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import shutil
@@ -18,6 +19,7 @@ import pytest
 from channels.sandbox import SandboxChannel, load_outcome_script
 from dispatcher.cli.main import main
 from dispatcher.config.settings import LoadedConfig, load_config
+from dispatcher.contact import simulate as simulation_module
 from dispatcher.contact.account_facts import policy_of
 from dispatcher.contact.engine import NEXT_TRY, Engine
 from dispatcher.contact.explain import explain
@@ -659,3 +661,37 @@ async def test_an_account_the_engine_cannot_decide_is_set_aside_and_the_rest_go_
     # Looked at again an hour later each time, not at every sweep.
     times = [datetime.fromisoformat(r["at"]) for r in set_aside]
     assert all(b - a >= timedelta(hours=1) for a, b in itertools.pairwise(times))
+
+
+async def test_a_simulation_runs_with_fewer_collections_and_gives_the_collector_back(
+        tmp_path: Path, config: LoadedConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[int, int, int]] = []
+    run = simulation_module.Simulation.run
+
+    async def run_and_look(self: Simulation, events: list[Any], days: int) -> None:
+        seen.append(gc.get_threshold())
+        await run(self, events, days)
+
+    monkeypatch.setattr(simulation_module.Simulation, "run", run_and_look)
+    before = gc.get_threshold()
+    records = await simulate(tmp_path, config, [overdue()], days=3)
+    assert seen == [simulation_module.SIMULATION_GC_THRESHOLDS] != [before]
+    assert gc.get_threshold() == before
+    # When the collector runs changes nothing a simulation makes.
+    monkeypatch.setattr(simulation_module, "SIMULATION_GC_THRESHOLDS", before)
+    assert await simulate(tmp_path, config, [overdue()], days=3) == records
+    assert attempts(records)
+
+
+def test_the_collector_is_given_back_when_a_simulation_fails() -> None:
+    before, inside = gc.get_threshold(), []
+
+    def fail() -> None:
+        with simulation_module.fewer_collections():
+            inside.append(gc.get_threshold())
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        fail()
+    assert inside == [simulation_module.SIMULATION_GC_THRESHOLDS]
+    assert gc.get_threshold() == before
