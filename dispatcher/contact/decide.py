@@ -10,11 +10,9 @@ config changed since) is never sent: it is planned afresh under the policy in fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -31,7 +29,14 @@ from dispatcher.compliance.policy import Limits
 from dispatcher.compliance.profiles import RegionProfiles, limits_for, no_profile
 from dispatcher.domain.accounts import AccountStatus, Promise
 from dispatcher.domain.clock import parse_rfc3339, utc_rfc3339
-from dispatcher.domain.contact import Medium, Role, Target
+from dispatcher.domain.contact import (
+    MEDIUM_BY_VALUE,
+    ROLE_BY_VALUE,
+    Medium,
+    Role,
+    Target,
+    member_of,
+)
 from schedules.answer_model import AnswerModel
 from schedules.model import Schedule
 from schedules.planner import NoAttempt, Plan, PlannedAttempt, plan_next
@@ -177,18 +182,6 @@ def refuse_account(facts: Facts, stored: StoredPlan, refusal: Refusal, *,
 
 # -- the stored plan as JSON ---------------------------------------------------------------------
 
-_Member = TypeVar("_Member", bound=StrEnum)
-# Reading a plan back names a role and a medium: a dict lookup costs a fifth of the enum call.
-_ROLES = {r.value: r for r in Role}
-_MEDIUMS = {m.value: m for m in Medium}
-
-
-def _member(members: Mapping[str, _Member], kind: type[_Member], value: Any) -> _Member:
-    """`kind(value)`, failing as it does on a value that names no member."""
-    found = members.get(value) if isinstance(value, str) else None
-    return found if found is not None else kind(value)
-
-
 def _target_json(target: Target) -> dict[str, Any]:
     # A StrEnum member is written as its value.
     return {"role": target.role, "person": target.person, "number": target.number,
@@ -227,8 +220,8 @@ def plan_from_json(text: str | None) -> StoredPlan:
     kind = body.get("kind")
     if kind == "attempt":
         t = body["target"]
-        target = Target(_member(_ROLES, Role, t["role"]), t["person"], t["number"],
-                        t["number_type"], _member(_MEDIUMS, Medium, t["medium"]))
+        target = Target(member_of(ROLE_BY_VALUE, Role, t["role"]), t["person"], t["number"],
+                        t["number_type"], member_of(MEDIUM_BY_VALUE, Medium, t["medium"]))
         plan = PlannedAttempt(parse_rfc3339(body["at"]), target, body["stage"], body["window"],
                               body["rule"], body["template"])
     elif kind == "none":

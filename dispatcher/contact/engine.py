@@ -58,11 +58,11 @@ from dispatcher.contact.replan import replan_all
 from dispatcher.contact.shared_numbers import NumberLedger, turn_order
 from dispatcher.contact.templates import content_hash, message_body
 from dispatcher.domain.clock import Clock, utc_rfc3339
-from dispatcher.domain.contact import Delivery, Medium, Outcome, Role
+from dispatcher.domain.contact import ROLE_BY_VALUE, Delivery, Medium, Outcome, Role, member_of
 from dispatcher.domain.phones import mask_number, mask_numbers_in
 from dispatcher.ingest.classify import describe
 from dispatcher.queue.items import NewItem
-from dispatcher.queue.unreachable import Reachability, unreachable_item
+from dispatcher.queue.unreachable import unreachable_item
 from dispatcher.store import AccountContext, AttemptRow, ContactStore, OutcomeRow, PlanRow
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.planner import PlannedAttempt
@@ -82,8 +82,6 @@ NEXT_TRY = timedelta(minutes=1)
 # again this much later: each look is audited, so the log grows by at most 24 records a day.
 UNDECIDABLE_RETRY = timedelta(hours=1)
 INTERNAL_ERROR = "internal_error"
-# An outcome's stored role, looked up by value: the enum call costs five times as much.
-_ROLES = {r.value: r for r in Role}
 # Bound once: a member looked up on its enum class costs a metaclass call each time.
 _NOT_CONTACTED = (Outcome.NOT_SENT, Outcome.UNKNOWN)
 
@@ -176,7 +174,7 @@ class Engine:
         ledger = NumberLedger(contexts)
         for account_id in turn_order(contexts):
             context = contexts[account_id]
-            unreachable = _unreachable(context)
+            unreachable = unreachable_item(context)
             if unreachable is not None:
                 queue.append(unreachable)
             try:
@@ -284,7 +282,7 @@ class Engine:
                 continue
             try:
                 after = ledger.facts(with_outcome(facts, planned, outcome))
-                unreachable = _unreachable(after)
+                unreachable = unreachable_item(after)
                 if unreachable is not None:  # its last usable number just proved invalid
                     queue.append(unreachable)
                 # The account's attempt id at `now` is the one just sent (attempt_id_for).
@@ -448,14 +446,6 @@ def _hour_of_week(instant: datetime, zone: str) -> int:
     return hour_of_week(local.weekday(), local.hour)
 
 
-def _unreachable(context: Reachability) -> NewItem | None:
-    """`unreachable_item`, answered at once for the usual account, none of whose numbers is
-    marked invalid or opted out: such an account is reachable."""
-    if not context.invalid_numbers and not context.opted_out:
-        return None
-    return unreachable_item(context)
-
-
 def number_lookback(policy: ContactPolicy) -> timedelta:
     """How far back other accounts' attempts on a number are read: today's in any zone, and
     the longest gap between attempts on one number that a profile, a region or a stage sets."""
@@ -468,7 +458,7 @@ def number_lookback(policy: ContactPolicy) -> timedelta:
 
 def outcome_record(row: Mapping[str, Any], outcome: OutcomeRow) -> dict[str, Any]:
     """The audit record of an attempt's outcome."""
-    role = _ROLES.get(row["role"]) or Role(row["role"])
+    role = member_of(ROLE_BY_VALUE, Role, row["role"])
     record = {"kind": "outcome", "attempt_id": row["attempt_id"],
               "account_id": row["account_id"], "channel": row["medium"],
               "party": "debtor" if role is Role.DEBTOR else "third_party", "role": role.value,

@@ -14,17 +14,22 @@ import orjson
 from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
-from dispatcher.domain.contact import UNANSWERED, Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.domain.contact import (
+    MEDIUM_BY_VALUE,
+    OUTCOME_BY_VALUE,
+    ROLE_BY_VALUE,
+    UNANSWERED,
+    Medium,
+    NumberClaim,
+    Outcome,
+    PastAttempt,
+    Role,
+)
 from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import AccountContext, AttemptRow, OutcomeRow, PlanRow
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
 from dispatcher.store.postgres.host import Conn, Host
-
-# The engine reads an account's recent attempts at every decision: parse each stored value once.
-_ROLES = {r.value: r for r in Role}
-_MEDIUMS = {m.value: m for m in Medium}
-_OUTCOMES = {o.value: o for o in Outcome}
 
 # Calls that reached a person or their phone: answered, rang out, voicemail, busy. A failed or
 # cancelled call says nothing about when the debtor answers.
@@ -44,8 +49,9 @@ def _instant(text: str) -> datetime:
 def _past(row: asyncpg.Record) -> PastAttempt:
     """A row of _ATTEMPT_COLUMNS as the engine reads it."""
     # Positional: keywords cost a quarter more, for every row of every history read.
-    return PastAttempt(row[0], _instant(row[2]), row[3], _ROLES[row[4]], row[5],
-                       _MEDIUMS[row[6]], row[7], row[8], _OUTCOMES[row[9]] if row[9] else None)
+    return PastAttempt(row[0], _instant(row[2]), row[3], ROLE_BY_VALUE[row[4]], row[5],
+                       MEDIUM_BY_VALUE[row[6]], row[7], row[8],
+                       OUTCOME_BY_VALUE[row[9]] if row[9] else None)
 
 
 def _attempt_row(r: asyncpg.Record) -> AttemptRow:

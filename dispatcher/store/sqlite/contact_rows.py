@@ -16,7 +16,16 @@ import aiosqlite
 from dispatcher.compliance.consent import Standing
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
-from dispatcher.domain.contact import Medium, NumberClaim, Outcome, PastAttempt, Role
+from dispatcher.domain.contact import (
+    MEDIUM_BY_VALUE,
+    OUTCOME_BY_VALUE,
+    ROLE_BY_VALUE,
+    Medium,
+    NumberClaim,
+    Outcome,
+    PastAttempt,
+    Role,
+)
 from dispatcher.domain.queue import NewItem
 from dispatcher.store.base import (
     AccountContext,
@@ -59,12 +68,10 @@ class _Host(Protocol):
     async def account(self, account_id: str) -> AccountState | None: ...
 
 
-# The engine reads an account's recent attempts at every decision: parse each stored value once.
-_ROLES = {r.value: r for r in Role}
-_MEDIUMS = {m.value: m for m in Medium}
-# An attempt awaiting its outcome stores NULL (or, as the reads always took it, an empty text).
+# An attempt's outcome as the engine reads it: one awaiting its outcome stores NULL (or, as the
+# reads always took it, an empty text).
 _OUTCOMES: dict[str | None, Outcome | None] = {None: None, "": None}
-_OUTCOMES.update((o.value, o) for o in Outcome)
+_OUTCOMES.update(OUTCOME_BY_VALUE.items())
 _past_attempt = PastAttempt._make  # from a tuple of its fields: a call cheaper than the class's
 
 
@@ -89,12 +96,12 @@ def chunks(items: Sequence[_Item]) -> Iterable[Sequence[_Item]]:
         yield items[start:start + CHUNK]
 
 
-def _evened(ids: Sequence[str]) -> list[str]:
-    """`ids` (one or more) with the last repeated up to a power of two: an `IN` list of one of a
-    few lengths is a statement sqlite3 has prepared and kept (its cache holds 128), and a repeat
-    matches nothing more."""
-    size = 1 << (len(ids) - 1).bit_length()
-    return [*ids, *[ids[-1]] * (size - len(ids))]
+def _in_list(values: Sequence[str]) -> tuple[str, list[str]]:
+    """The placeholders of an `IN` list of `values` (one or more) and its parameters, the last
+    value repeated up to a power of two: a list of one of a few lengths is a statement sqlite3
+    has prepared and kept (its cache holds 128), and a repeat matches nothing more."""
+    size = 1 << (len(values) - 1).bit_length()
+    return marks(size), [*values, *[values[-1]] * (size - len(values))]
 
 
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
@@ -114,8 +121,7 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     shared = SharedNumbers(defaultdict(list), defaultdict(list), {})
     if not every:
         return shared
-    every = _evened(every)
-    number_marks = marks(len(every))
+    number_marks, every = _in_list(every)
     since_key = sortable_utc(since)
     # Most numbers are one account's alone: the next queries look only at the others, those
     # another account lists or called lately.
@@ -130,16 +136,15 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
             found.add(number)
     if not found:
         return shared
-    busy = _evened(sorted(found))
+    busy_marks, busy = _in_list(sorted(found))
     for r in await fetch(
             f"SELECT attempt_id, account_id, at, person, role, number, medium, window_name, "
-            f"stage, outcome FROM attempts WHERE number IN ({marks(len(busy))}) AND at >= ? AND "
+            f"stage, outcome FROM attempts WHERE number IN ({busy_marks}) AND at >= ? AND "
             f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
             [*busy, since_key]):
         shared.attempts[r[5]].append((r[1], _past_attempt((
-            r[0], _instant(r[2]), r[3], _ROLES[r[4]], r[5], _MEDIUMS[r[6]], r[7], r[8],
-            _OUTCOMES[r[9]]))))
-    busy_marks = marks(len(busy))
+            r[0], _instant(r[2]), r[3], ROLE_BY_VALUE[r[4]], r[5], MEDIUM_BY_VALUE[r[6]], r[7],
+            r[8], _OUTCOMES[r[9]]))))
     # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
     # attempt names its target's number and its instant.
     planned = await fetch(
@@ -240,8 +245,7 @@ class ContactRows:
         and plan to do."""
         if not account_ids:
             return {}
-        ids = _evened(account_ids)
-        account_marks = marks(len(ids))
+        account_marks, ids = _in_list(account_ids)
         states: dict[str, tuple[str, str | None]] = {}
         for account_id, state_json, plan_json in await self._fetch(
                 f"SELECT account_id, state_json, plan_json FROM accounts "
@@ -255,8 +259,8 @@ class ContactRows:
                 f"ORDER BY account_id, at",
                 [*ids, sortable_utc(since)]):
             history[row[1]].append(_past_attempt((
-                row[0], _instant(row[2]), row[3], _ROLES[row[4]], row[5], _MEDIUMS[row[6]],
-                row[7], row[8], _OUTCOMES[row[9]])))
+                row[0], _instant(row[2]), row[3], ROLE_BY_VALUE[row[4]], row[5],
+                MEDIUM_BY_VALUE[row[6]], row[7], row[8], _OUTCOMES[row[9]])))
         for attempts in history.values():
             _by_time_then_id(attempts)
         numbers: dict[str, set[str]] = defaultdict(set)
@@ -269,8 +273,7 @@ class ContactRows:
         review: set[tuple[str, Medium]] = set()
         invalid: set[str] = set()
         if every:
-            evened = _evened(every)
-            number_marks = marks(len(evened))
+            number_marks, evened = _in_list(every)
             for n, c, reason in await self._fetch(
                     f"SELECT number, channel, reason FROM opt_outs WHERE opted_out = 1 "
                     f"AND number IN ({number_marks})", evened):
@@ -297,10 +300,10 @@ class ContactRows:
                 ids = sorted(claimed)
                 rows: list[Any] = []
                 for chunk in chunks(ids):
-                    evened = _evened(chunk)
+                    chunk_marks, evened = _in_list(chunk)
                     rows.extend(await db.execute_fetchall(
                         f"SELECT account_id, lease_until FROM accounts "
-                        f"WHERE account_id IN ({marks(len(evened))})", evened))
+                        f"WHERE account_id IN ({chunk_marks})", evened))
                 held = {a for a, until in rows if until == claimed[a]}
                 lost = set(ids) - held
                 batch = without(batch, lost)
@@ -344,10 +347,10 @@ class ContactRows:
             ids = list(dict.fromkeys(o.attempt_id for o in outcomes))
             rows: dict[str, Any] = {}
             for chunk in chunks(ids):
-                evened = _evened(chunk)
+                chunk_marks, evened = _in_list(chunk)
                 rows.update((r[0], r) for r in await db.execute_fetchall(
                     f"SELECT attempt_id, account_id, person, role, number, medium, stage, "
-                    f"outcome FROM attempts WHERE attempt_id IN ({marks(len(evened))})", evened))
+                    f"outcome FROM attempts WHERE attempt_id IN ({chunk_marks})", evened))
             records, updates, invalid = [], [], []
             replan: set[str] = set()
             for outcome in outcomes:
