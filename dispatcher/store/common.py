@@ -140,7 +140,7 @@ def others(attempts: Mapping[str, list[tuple[str, PastAttempt]]], numbers: Itera
 
 def account_contexts(account_ids: Sequence[str], states: Mapping[str, tuple[str, str | None]], *,
                      parse: Callable[[str, str], AccountState],
-                     history: Mapping[str, list[PastAttempt]], numbers: Mapping[str, set[str]],
+                     history: Mapping[str, Sequence[PastAttempt]], numbers: Mapping[str, set[str]],
                      opted: set[tuple[str, Medium]], review: set[tuple[str, Medium]],
                      invalid: set[str], shared: SharedNumbers) -> dict[str, AccountContext]:
     """Each stored account's context from what a store read for the batch (`states`: state and
