@@ -17,6 +17,7 @@ from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Store, StoreLocation, open_store
 from dispatcher.store.postgres.migrations import SCHEMA_VERSION
+from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
 from tests.integration.test_twilio_crash import _number_in_daytime, _schedule_due_now
@@ -35,7 +36,7 @@ def test_store_migrate_applies_pending_migrations_then_has_nothing_to_do(
     config = make_config(tmp_path / "cfg", "mqtt://127.0.0.1:1", store_url=url)
     code, out = _cli("store", "migrate", "--config", str(config))
     assert code == 0
-    latest = SCHEMA_VERSION if isinstance(store_at, str) else 7
+    latest = SCHEMA_VERSION if isinstance(store_at, str) else SQLITE_SCHEMA_VERSION
     kind = "postgresql" if isinstance(store_at, str) else "sqlite"
     assert out.splitlines()[0].startswith(f"store: {kind} ")
     assert out.splitlines()[1] == (f"schema version 0 -> {latest}: {latest} migration(s) "

@@ -35,6 +35,7 @@ from dispatcher.contact.simulate import Simulation, read_events
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Store, open_store
 from dispatcher.store.postgres.migrations import SCHEMA_VERSION
+from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from tests.postgres import store_rows
 from tests.support import ROOT, encode, make_config, overdue_event
 
@@ -307,8 +308,8 @@ def test_an_older_source_schema_is_refused_until_migrated(
         db.execute("PRAGMA user_version = 5")
     refused = _copy(source, postgres_url)
     assert refused.returncode == 2
-    assert ("schema version 5 is older than this dispatcher's (7): run `dispatcher store "
-            "migrate` on it first") in refused.stderr
+    assert (f"schema version 5 is older than this dispatcher's ({SQLITE_SCHEMA_VERSION}): run "
+            "`dispatcher store migrate` on it first") in refused.stderr
     assert store_rows(postgres_url, "SELECT to_regclass('schema_version') IS NULL") == [(True,)]
 
 

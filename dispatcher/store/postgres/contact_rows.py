@@ -193,9 +193,14 @@ class ContactRows:
             "SELECT account_id, state_json, plan_json FROM accounts "
             "WHERE account_id = ANY($1::text[])", ids)}
         history: dict[str, list[PastAttempt]] = defaultdict(list)
+        # The debtor's recent attempts and every third-party one, each from its own index: one
+        # condition with an OR read the account's whole history.
         for row in await self._fetch(
                 f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE account_id = ANY($1::text[]) AND "
-                f"(at >= $2 OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
+                f"at >= $2 AND (outcome IS NULL OR outcome != 'not-sent') "
+                f"UNION ALL SELECT {_ATTEMPT_COLUMNS} FROM attempts "
+                f"WHERE account_id = ANY($1::text[]) AND role <> 'debtor' AND at < $2 "
+                f"AND (outcome IS NULL OR outcome != 'not-sent') "
                 f"ORDER BY account_id, at, attempt_id", ids, sortable_utc(since)):
             history[row[1]].append(_past(row))
         numbers: dict[str, set[str]] = defaultdict(set)

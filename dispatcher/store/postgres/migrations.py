@@ -156,6 +156,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE dead_letters ADD COLUMN dismissed_by TEXT",
         "ALTER TABLE dead_letters ADD COLUMN dismissed_reason TEXT",
     ),
+    # 4: SQLite's version 8: third-party attempts by account. Every decision reads them whatever
+    # their age, besides the debtor's recent ones, without going through the whole history.
+    (
+        "CREATE INDEX attempts_third_party ON attempts(account_id, at) WHERE role <> 'debtor'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

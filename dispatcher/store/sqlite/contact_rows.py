@@ -270,13 +270,22 @@ class ContactRows:
                 f"WHERE account_id IN ({account_marks})", ids):
             states[account_id] = (state_json, plan_json)
         # One row per account, its attempts as one JSON array: sqlite3 makes a Python object of
-        # every column of every row it returns, and that cost most of this read.
-        history = {account_id: _attempts(text) for account_id, text in await self._fetch(
+        # every column of every row it returns, and that cost most of this read. Third-party
+        # attempts before `since` come from their own index: asked for in one query with the
+        # recent ones (an OR), they made SQLite read the account's whole history.
+        key = sortable_utc(since)
+        earlier = {account_id: _attempts(text) for account_id, text in await self._fetch(
             f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
-            f"FROM attempts WHERE account_id IN ({account_marks}) AND "
-            f"(at >= ? OR role != 'debtor') AND (outcome IS NULL OR outcome != 'not-sent') "
-            f"GROUP BY account_id",
-            [*ids, sortable_utc(since)])}
+            f"FROM attempts WHERE account_id IN ({account_marks}) AND role != 'debtor' "
+            f"AND at < ? AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id",
+            [*ids, key])}
+        history = {account_id: earlier.pop(account_id, ()) + _attempts(text)
+                   for account_id, text in await self._fetch(
+                       f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
+                       f"FROM attempts WHERE account_id IN ({account_marks}) AND at >= ? "
+                       f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id",
+                       [*ids, key])}
+        history.update(earlier)  # accounts with no recent attempt
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
                 "SELECT account_id, number FROM party_numbers "

@@ -149,6 +149,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE dead_letters ADD COLUMN dismissed_by TEXT",
         "ALTER TABLE dead_letters ADD COLUMN dismissed_reason TEXT",
     ),
+    # 8: third-party attempts by account. Every decision reads them whatever their age, besides
+    # the debtor's recent ones: without this index that read went through the account's whole
+    # history, which grows for as long as the account stays open.
+    (
+        "CREATE INDEX attempts_third_party ON attempts(account_id, at) WHERE role != 'debtor'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
