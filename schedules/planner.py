@@ -21,9 +21,11 @@ from zoneinfo import ZoneInfo
 from dispatcher.compliance.gate import (
     NO_VALID_NUMBER,
     Budget,
+    Counted,
     Facts,
     Refusal,
     account_refusals,
+    counted,
     is_unreachable,
     local_day,
     local_midnight,
@@ -34,7 +36,7 @@ from dispatcher.compliance.gate import (
 from dispatcher.compliance.policy import GuarantorRule, Limits
 from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, allowed_intervals
 from dispatcher.domain.accounts import AccountState
-from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
+from dispatcher.domain.contact import UNANSWERED, Medium, Outcome, PastAttempt, Role, Target
 from dispatcher.domain.events import Phone
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
@@ -66,6 +68,7 @@ NO_STAGE = "no_stage"
 _DEBTOR = Role.DEBTOR
 _CALL = Medium.CALL
 _SMS = Medium.SMS
+_COMPLETED = Outcome.COMPLETED
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,7 @@ class _Person(NamedTuple):
     misses: tuple[int, ...]
     talks: tuple[int, ...]
     factors: tuple[float, ...]
+    counted: Counted
 
 
 class _Known:
@@ -190,11 +194,12 @@ class _Known:
     texts, a later stage): whether the debtor is unreachable, the order of the debtor's numbers,
     each person's attempts."""
 
-    __slots__ = ("_people", "_phones", "_unreachable", "facts", "hours", "limits", "seed")
+    __slots__ = ("_people", "_phones", "_unreachable", "facts", "hours", "limits", "seed", "since")
 
-    def __init__(self, facts: Facts, limits: Limits) -> None:
+    def __init__(self, facts: Facts, limits: Limits, since: datetime) -> None:
         self.facts = facts
         self.limits = limits
+        self.since = since  # no search of the plan starts earlier
         self.hours = (limits.hours_start, limits.hours_end)
         self.seed = account_seed(facts.state.account_id)
         self._unreachable: bool | None = None
@@ -217,10 +222,10 @@ class _Known:
         """The person's attempts, and their calls as minutes of the local day and factors."""
         kept = self._people.get(person)
         if kept is None:
-            mine = [a for a in self.facts.history if a.person == person]
-            misses, talks = _call_minutes(mine, zone)
+            mine, misses, talks = _person_calls(self.facts.history, person, zone)
             kept = self._people[person] = _Person(mine, misses, talks,
-                                                  personal_factors(misses, talks, self.hours))
+                                                  personal_factors(misses, talks, self.hours),
+                                                  counted(mine, self.since))
         return kept
 
 
@@ -316,18 +321,25 @@ def _day_slots(day: date, zone: str, zones: tuple[str, ...], hours: tuple[time, 
                      min(instants, default=None), rising)
 
 
-def _call_minutes(mine: Sequence[PastAttempt], zone: str) -> tuple[tuple[int, ...],
-                                                                    tuple[int, ...]]:
-    """Minutes of the local day of this person's unanswered and answered calls."""
-    misses, talks = [], []
-    for attempt in mine:
+def _person_calls(history: Sequence[PastAttempt], person: str, zone: str) -> tuple[
+        list[PastAttempt], tuple[int, ...], tuple[int, ...]]:
+    """The person's attempts, and the minutes of the local day of their unanswered and answered
+    calls, in one pass over the account's history."""
+    mine, misses, talks = [], [], []
+    # The properties of PastAttempt (is_conversation, unanswered) are spelt out: this loop runs
+    # for every attempt of the account in every plan.
+    for attempt in history:
+        if attempt.person != person:
+            continue
+        mine.append(attempt)
         if attempt.medium is not _CALL:
             continue
-        if attempt.is_conversation:
+        outcome = attempt.outcome
+        if outcome is _COMPLETED:
             talks.append(_minute_of_day(attempt.at, zone))
-        elif attempt.unanswered:
+        elif outcome in UNANSWERED:
             misses.append(_minute_of_day(attempt.at, zone))
-    return tuple(sorted(misses)), tuple(sorted(talks))
+    return mine, tuple(sorted(misses)), tuple(sorted(talks))
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -395,7 +407,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
                                   f"{limits.hours_end:%H:%M} of the candidate zones "
                                   f"{list(zones)} never overlap")
     budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
-    mine, misses, talks, factors = known.person(target.person, zone)
+    mine, misses, talks, factors, history = known.person(target.person, zone)
     seed = known.seed
     specs, scored = _window_specs(stage, schedule, hours)
     # Until a conversation says when this debtor answers, the points of the account's two-hour
@@ -434,7 +446,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
             # is found at the first open slot, before the day's slots are ranked.
             first = slots.first_from(not_before)
             found = [] if first is None else time_refusals(target, facts, limits, budget,
-                                                           first.at, mine=mine)
+                                                           first.at, history=history)
             lasting = _lasting(found)
             if lasting and max(lasting) >= end_of_day:
                 last = _furthest(last, found)
@@ -449,7 +461,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
         for *_, slot in ranked:
             if slot.at < not_before:
                 continue
-            found = time_refusals(target, facts, limits, budget, slot.at, mine=mine)
+            found = time_refusals(target, facts, limits, budget, slot.at, history=history)
             if not found:
                 chance = round(rates[hour_base + slot.minute // 60]
                                * factors[cell_of(slot.minute)], 4)
@@ -485,7 +497,7 @@ def plan_next(facts: Facts, schedule: Schedule, limits: Limits, now: datetime,
     if stage is None or days is None:
         return NoAttempt((Refusal(NO_STAGE, f"no stage of schedule {schedule.name!r} covers "
                                             f"{days} days past due"),))
-    known = _Known(facts, limits)
+    known = _Known(facts, limits, now)
     plan = _plan_in_stage(known, schedule, stage, now=now, model=model)
     high = stage.days_past_due[1]
     if isinstance(plan, PlannedAttempt) and high is not None:

@@ -12,13 +12,22 @@ import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dispatcher.compliance.holiday_calendar import holiday_on
 from dispatcher.compliance.policy import GuarantorRule, Limits
 from dispatcher.compliance.quiet_hours import AMBIGUOUS, QUIET_HOURS, Window, check_hours
 from dispatcher.domain.accounts import AccountState, AccountStatus
-from dispatcher.domain.contact import Medium, NumberClaim, PastAttempt, Role, Target
+from dispatcher.domain.contact import (
+    NOT_CONNECTED,
+    Medium,
+    NumberClaim,
+    Outcome,
+    PastAttempt,
+    Role,
+    Target,
+)
 from dispatcher.domain.events import Phone
 from dispatcher.domain.phones import mask_number
 from dispatcher.domain.zones import number_zones_for
@@ -50,11 +59,16 @@ _SIX_DAYS = timedelta(days=6)
 # Two instants this far apart are never on one local calendar day: UTC offsets lie strictly
 # within a day of zero, so a local day spans less than three days of UTC.
 _NEVER_SAME_DAY = timedelta(days=3)
+# An attempt this long before an instant is neither within the 7 days ending then (the 7 local
+# days ending today start less than 7 days and 32 hours before it: UTC offsets, local mean time
+# included, lie within 16 hours of zero) nor on its local day.
+_NEVER_COUNTED = timedelta(days=9)
 # Members bound once for the loops over an account's history: looked up on their enum class
 # they cost a metaclass call each time.
 _DEBTOR = Role.DEBTOR
 _SMS = Medium.SMS
 _CALL = Medium.CALL
+_COMPLETED = Outcome.COMPLETED
 _GUARANTOR = Role.GUARANTOR
 _OPEN = AccountStatus.OPEN
 _RESOLVED = AccountStatus.RESOLVED
@@ -226,11 +240,41 @@ def _debtor_phone(state: AccountState, number: str) -> Phone | None:
     return None
 
 
+class Counted(NamedTuple):
+    """A person's history (`counted`) ready for `time_refusals` at instants from `since` on."""
+
+    since: datetime
+    # The attempts that can count at such an instant (oldest first): the others lie before
+    # its 7 days and its local day.
+    recent: list[PastAttempt]
+    # The last conversation and the last attempt on each number, of the whole history.
+    last_conversation: PastAttempt | None
+    last_on: dict[str, PastAttempt]
+
+
+def counted(mine: Iterable[PastAttempt], since: datetime) -> Counted:
+    """The person's history `mine` (oldest first) for asking `time_refusals` at many instants
+    from `since` on: each then counts only the attempts that can still count."""
+    cut = since - _NEVER_COUNTED
+    recent = []
+    last_conversation = None
+    last_on = {}
+    for attempt in mine:
+        if attempt.at >= cut:
+            recent.append(attempt)
+        if attempt.medium is _CALL and attempt.outcome is _COMPLETED:
+            last_conversation = attempt
+        last_on[attempt.number] = attempt
+    return Counted(since, recent, last_conversation, last_on)
+
+
 def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
-                  now: datetime, *, mine: list[PastAttempt] | None = None) -> list[Refusal]:
+                  now: datetime, *, mine: list[PastAttempt] | None = None,
+                  history: Counted | None = None) -> list[Refusal]:
     """Rules about when: hours in every zone, holidays, cool-down, caps, daily count, gap.
 
-    `mine` is the target person's own history, when the caller already has it.
+    `mine` is the target person's own history, when the caller already has it; `history` is it
+    `counted` from an instant no later than `now`, when the caller asks at many instants.
     """
     found = []
     zones = facts.zones if target.role is _DEBTOR else zones_for(target, facts)
@@ -250,10 +294,16 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
         found.append(Refusal(HOLIDAY, f"{today} is {name} in {facts.holiday_region}", tomorrow))
     if not limits.contact_on_sundays and today.weekday() == 6:
         found.append(Refusal(NO_CONTACT_DAY, "no contact on Sundays", tomorrow))
-    if mine is None:
-        mine = [a for a in facts.history if a.person == target.person]
-    _frequency_refusals(found, target, mine, zone, limits=limits, budget=budget, now=now,
-                        day=(today, tomorrow, week_start))
+    if history is not None and now >= history.since:
+        mine = history.recent
+        counts = _count(mine, target, zone, now, today=today, week_start=week_start)
+        counts = (*counts[:6], history.last_conversation, history.last_on.get(target.number))
+    else:
+        if mine is None:
+            mine = [a for a in facts.history if a.person == target.person]
+        counts = _count(mine, target, zone, now, today=today, week_start=week_start)
+    _frequency_refusals(found, target, mine, counts, zone, limits=limits, budget=budget,
+                        now=now, day=(today, tomorrow))
     if facts.number_history or facts.number_claims or limits.number_daily_cap < _per_day(
             limits, budget):
         found.extend(number_refusals(target, facts, limits, budget, now))
@@ -345,37 +395,40 @@ def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datet
     rolling = now - WEEK
     near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
     medium, number = target.medium, target.number
+    # The fields are unpacked and the properties (is_conversation, counts_as_call) spelt out:
+    # this loop runs for every attempt of the person at every instant the gate is asked about.
     for attempt in mine:
-        at = attempt.at
-        if attempt.number == number:
+        _, at, _, _, on, kind, _, _, outcome = attempt
+        if on == number:
             last_on_number = attempt
-        talk = attempt.is_conversation
+        talk = kind is _CALL and outcome is _COMPLETED
         if talk:
             last_conversation = attempt
-        if not (at >= week_start or at > rolling):
-            continue
+        if at < week_start and at <= rolling:
+            continue  # outside the 7-day window of `_in_week`
         recent += 1
-        if attempt.medium is _SMS:
+        if kind is _SMS:
             texts += 1
-        elif attempt.counts_as_call:
+        elif kind is _CALL and outcome not in NOT_CONNECTED:
             calls += 1
         if near_start < at < near_end and local_day(at, zone) == today:
             todays += 1
             if talk:
                 talks_today += 1
-            if attempt.medium is medium:
+            if kind is medium:
                 same_medium_today += 1
     return (recent, calls, texts, todays, talks_today, same_medium_today, last_conversation,
             last_on_number)
 
 
 def _frequency_refusals(found: list[Refusal], target: Target, mine: list[PastAttempt],
-                        zone: str | None, *, limits: Limits, budget: Budget, now: datetime,
-                        day: tuple[date, datetime, datetime]) -> None:
-    """Add to `found` the refusals of the person's counts and gap; `day` is `_day_context`'s."""
-    today, tomorrow, week_start = day
+                        counts: _Counts, zone: str | None, *, limits: Limits, budget: Budget,
+                        now: datetime, day: tuple[date, datetime]) -> None:
+    """Add to `found` the refusals of the person's counts (`_count`'s of `mine`, which holds
+    every attempt within the 7 days) and gap; `day` is today and the next local midnight."""
+    today, tomorrow = day
     (recent, calls, texts, todays, talks_today, same_medium_today, last_conversation,
-     last_on_number) = _count(mine, target, zone, now, today=today, week_start=week_start)
+     last_on_number) = counts
     if target.medium is _CALL:
         talked = last_conversation if limits.conversation_cooldown_days else None
         if talked is not None:
