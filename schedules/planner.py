@@ -57,6 +57,9 @@ from schedules.slots import (
 )
 
 HORIZON_DAYS = 21
+# Two instants this far apart are never on one local calendar day: UTC offsets, local mean time
+# included, lie within 16 hours of zero, so a local day lies within 56 hours of its midnight.
+_NEVER_SAME_DAY = timedelta(days=3)
 _Ranked = tuple[float, int, Slot]
 # Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
 # did not connect (disconnected, switched off) or the text did not arrive.
@@ -150,8 +153,13 @@ def _day(plan: PlannedAttempt, facts: Facts) -> date:
 
 def _room_for_two(facts: Facts, stage: Stage, limits: Limits, day: date) -> bool:
     """Whether the day's count still allows a call and a text after it."""
-    done = sum(1 for a in facts.history if a.role is _DEBTOR
-               and local_day(a.at, facts.home_zone) == day)
+    zone = facts.home_zone
+    midnight = local_midnight(day, zone)
+    # Only an attempt near the day's midnight can lie on that local day: its local day is asked
+    # of those alone.
+    near_start, near_end = midnight - _NEVER_SAME_DAY, midnight + _NEVER_SAME_DAY
+    done = sum(1 for a in facts.history if a.role is _DEBTOR and near_start < a.at < near_end
+               and local_day(a.at, zone) == day)
     return done + 2 <= min(limits.attempts_per_day, stage.attempts_per_day)
 
 
@@ -194,7 +202,8 @@ class _Known:
     texts, a later stage): whether the debtor is unreachable, the order of the debtor's numbers,
     each person's attempts."""
 
-    __slots__ = ("_people", "_phones", "_unreachable", "facts", "hours", "limits", "seed", "since")
+    __slots__ = ("_budgets", "_people", "_phones", "_targets", "_unreachable", "facts", "hours",
+                 "limits", "seed", "since")
 
     def __init__(self, facts: Facts, limits: Limits, since: datetime) -> None:
         self.facts = facts
@@ -204,7 +213,9 @@ class _Known:
         self.seed = account_seed(facts.state.account_id)
         self._unreachable: bool | None = None
         self._phones: list[Phone] | None = None
+        self._targets: dict[Medium, list[Target]] = {}
         self._people: dict[str, _Person] = {}
+        self._budgets: dict[tuple[int, int], Budget] = {}
 
     def unreachable(self) -> bool:
         """`is_unreachable` of the facts."""
@@ -214,9 +225,21 @@ class _Known:
 
     def debtor_targets(self, medium: Medium) -> list[Target]:
         """The debtor's numbers by `medium`, in the order to try them."""
-        if self._phones is None:
-            self._phones = _debtor_phones(self.facts)
-        return [Target(_DEBTOR, "debtor", p.number, p.type, medium) for p in self._phones]
+        kept = self._targets.get(medium)
+        if kept is None:
+            if self._phones is None:
+                self._phones = _debtor_phones(self.facts)
+            kept = self._targets[medium] = [Target(_DEBTOR, "debtor", p.number, p.type, medium)
+                                            for p in self._phones]
+        return kept
+
+    def budget(self, stage: Stage) -> Budget:
+        """The stage's `Budget`."""
+        key = (stage.attempts_per_day, stage.min_gap_minutes)
+        kept = self._budgets.get(key)
+        if kept is None:
+            kept = self._budgets[key] = Budget(*key)
+        return kept
 
     def person(self, person: str, zone: str) -> _Person:
         """The person's attempts, and their calls as minutes of the local day and factors."""
@@ -250,6 +273,21 @@ def _overlap(zones: tuple[str, ...], hours: tuple[time, time], week: int) -> boo
     return bool(allowed_intervals(at, zones, Window(*hours), horizon_days=9))
 
 
+class _Specs(tuple[WindowSpec, ...]):
+    """Window specs that hash as fast as a number: they key the day-slot cache at every day
+    searched, and a nested tuple is hashed afresh each time."""
+
+    _hash: int
+
+    def __new__(cls, specs: tuple[WindowSpec, ...]) -> _Specs:
+        made = super().__new__(cls, specs)
+        made._hash = tuple.__hash__(made)
+        return made
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 _SPECS: dict[int, tuple[Schedule, dict[tuple[tuple[str, ...], tuple[time, time]],
                                           tuple[tuple[WindowSpec, ...], frozenset[int]]]]] = {}
 
@@ -268,7 +306,7 @@ def _window_specs(stage: Stage, schedule: Schedule,
     if found is None:
         if len(kept[1]) > 256:  # hours of many profiles
             kept[1].clear()
-        specs = window_specs(key[0], schedule.windows)
+        specs = _Specs(window_specs(key[0], schedule.windows))
         found = kept[1][key] = (specs, scored_minutes(hours, specs))
     return found
 
@@ -406,7 +444,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
         return Refusal(AMBIGUOUS, f"the allowed hours {limits.hours_start:%H:%M}-"
                                   f"{limits.hours_end:%H:%M} of the candidate zones "
                                   f"{list(zones)} never overlap")
-    budget = Budget(stage.attempts_per_day, stage.min_gap_minutes)
+    budget = known.budget(stage)
     mine, misses, talks, factors, history = known.person(target.person, zone)
     seed = known.seed
     specs, scored = _window_specs(stage, schedule, hours)

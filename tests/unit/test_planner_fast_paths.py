@@ -1,0 +1,73 @@
+"""The planner's shortcuts answer exactly as the plain definitions they stand for."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatcher.compliance.gate import Facts, local_day
+from dispatcher.compliance.policy import Limits
+from dispatcher.domain.accounts import AccountState, AccountStatus
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from schedules.model import Stage
+from schedules.planner import _minute_of_day, _person_calls, _room_for_two, _Specs
+from schedules.slots import WindowSpec
+
+AROUND = [datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
+          datetime(2026, 4, 5, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC)]
+ZONES = ["America/Chicago", "Australia/Lord_Howe", "Pacific/Kiritimati", "Pacific/Pago_Pago"]
+PEOPLE = {"debtor": Role.DEBTOR, "C-E": Role.EMERGENCY}
+
+
+@st.composite
+def _history(draw: st.DrawFn, days: int = 5) -> list[PastAttempt]:
+    around = draw(st.sampled_from(AROUND))
+    attempts = []
+    for n in range(draw(st.integers(0, 25))):
+        at = around + timedelta(minutes=draw(st.integers(-days * 24 * 60, days * 24 * 60)))
+        person = draw(st.sampled_from(sorted(PEOPLE)))
+        attempts.append(PastAttempt(f"a{n}", at, person, PEOPLE[person], "+13125550100",
+                                    draw(st.sampled_from([Medium.CALL, Medium.SMS])), None,
+                                    None, draw(st.sampled_from([None, *Outcome]))))
+    return attempts
+
+
+@settings(max_examples=200, deadline=None)
+@given(_history(), st.sampled_from(ZONES), st.sampled_from(sorted(PEOPLE)))
+def test_person_calls_are_the_persons_attempts_and_call_minutes(
+        history: list[PastAttempt], zone: str, person: str) -> None:
+    mine = [a for a in history if a.person == person]
+    talks = sorted(_minute_of_day(a.at, zone) for a in mine if a.is_conversation)
+    misses = sorted(_minute_of_day(a.at, zone) for a in mine
+                    if not a.is_conversation and a.unanswered)
+    assert _person_calls(history, person, zone) == (mine, tuple(misses), tuple(talks))
+
+
+def _stage(per_day: int) -> Stage:
+    return Stage(name="s", days_past_due=(1, None), channels=(Medium.CALL, Medium.SMS),
+                 attempts_per_day=per_day, min_gap_minutes=0, windows=("all",))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_history(days=2), st.sampled_from(ZONES), st.integers(-2, 2), st.integers(1, 10))
+def test_room_for_two_counts_the_debtors_attempts_of_the_local_day(
+        history: list[PastAttempt], zone: str, shift: int, per_day: int) -> None:
+    facts = Facts(state=AccountState(account_id="A-1", status=AccountStatus.OPEN),
+                  zones=(zone,), home_zone=zone, holiday_region=None, history=tuple(history))
+    day = (history[0].at.date() if history else date(2026, 3, 8)) + timedelta(days=shift)
+    limits = Limits.model_validate({"attempts_per_day": 10})
+    done = sum(1 for a in history if a.role is Role.DEBTOR and local_day(a.at, zone) == day)
+    assert _room_for_two(facts, _stage(per_day), limits, day) == (
+        done + 2 <= min(limits.attempts_per_day, per_day))
+
+
+def test_specs_hash_and_compare_as_their_tuple() -> None:
+    plain: tuple[WindowSpec, ...] = (("morning", 480, 660, (0, 1, 2)),
+                                     ("evening", 1020, 1320, (5, 6)))
+    specs = _Specs(plain)
+    assert specs == plain
+    assert hash(specs) == hash(plain)
+    kept: dict[tuple[WindowSpec, ...], int] = {plain: 1}
+    assert kept[specs] == 1
