@@ -88,6 +88,11 @@ class PlannedAttempt:
     estimate: float | None = field(default=None, compare=False)
     basis: str = field(default="", compare=False)
 
+    def moved(self, at: datetime) -> PlannedAttempt:
+        """The same attempt at `at` (`dataclasses.replace` without its look at every field)."""
+        return PlannedAttempt(at, self.target, self.stage, self.window, self.rule, self.template,
+                              self.estimate, self.basis)
+
 
 class Slotted(NamedTuple):
     """A slot found for one target: when, in which window, and its estimate."""

@@ -568,15 +568,15 @@ def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
     near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
     person = target.person
     calls = texts = recent = todays = 0
-    for attempt in history:
-        if attempt.person != person:
+    # Unpacked, with `counts_as_call` spelt out, as in `_count`.
+    for _, at, who, _, _, kind, _, _, outcome in history:
+        if who != person:
             continue
-        at = attempt.at
         if at >= week_start or at > rolling:
             recent += 1
-            if attempt.counts_as_call:
+            if kind is _CALL and outcome not in NOT_CONNECTED:
                 calls += 1
-            elif attempt.medium is _SMS:
+            elif kind is _SMS:
                 texts += 1
         if near_start < at < near_end and local_day(at, zone) == today:
             todays += 1

@@ -10,7 +10,7 @@ config changed since) is never sent: it is planned afresh under the policy in fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +46,7 @@ LATE = timedelta(minutes=30)
 # After sending, the outcome triggers the next plan; if none comes, the engine looks again then.
 OUTCOME_WAIT = timedelta(minutes=10)
 AWAITING_OUTCOME = "awaiting_outcome"
+_ONE_SECOND = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,35 @@ class Decision:
     def next_look(self, now: datetime) -> datetime | None:
         """When the engine should decide for this account again."""
         at = self.plan.at if isinstance(self.plan, PlannedAttempt) else self.plan.retry_at
-        return None if at is None else max(at, now + timedelta(seconds=1))
+        if at is None:
+            return None
+        soonest = now + _ONE_SECOND
+        return soonest if soonest > at else at
 
 
 def budget_for(schedule: Schedule, stage_name: str, limits: Limits) -> Budget:
     """The stage's daily count and gap; the profile's alone when the stage is gone."""
-    stage = next((s for s in schedule.stages if s.name == stage_name), None)
-    if stage is None:
+    budget = _stage_budgets(schedule).get(stage_name)
+    if budget is None:
         return Budget(limits.attempts_per_day, limits.min_gap_minutes)
-    return Budget(stage.attempts_per_day, stage.min_gap_minutes)
+    return budget
+
+
+_BUDGETS: dict[int, tuple[Schedule, dict[str, Budget]]] = {}
+
+
+def _stage_budgets(schedule: Schedule) -> dict[str, Budget]:
+    """Each stage's `Budget` by name (the first of a name), kept per schedule: a schedule is
+    immutable, and every plan sent is checked against its stage's."""
+    kept = _BUDGETS.get(id(schedule))
+    if kept is None or kept[0] is not schedule:
+        if len(_BUDGETS) > 64:  # schedules replaced by reloads
+            _BUDGETS.clear()
+        budgets: dict[str, Budget] = {}
+        for stage in schedule.stages:
+            budgets.setdefault(stage.name, Budget(stage.attempts_per_day, stage.min_gap_minutes))
+        kept = _BUDGETS[id(schedule)] = (schedule, budgets)
+    return kept[1]
 
 
 def _broken_promise(facts: Facts, stored: StoredPlan, limits: Limits,
@@ -127,7 +148,7 @@ def decide(facts: Facts, stored: StoredPlan, schedule: Schedule, limits: Limits,
         if refused:
             suppressed.append(Suppression(tuple(refused), previous))
         elif now - previous.at <= LATE:
-            send = replace(previous, at=now)
+            send = previous.moved(now)
     plan: Plan | None = None
     if send is None:
         plan = plan_next(facts, schedule, limits, now, model)

@@ -12,7 +12,15 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatcher.compliance.gate import Budget, Facts, counted, time_refusals
+from dispatcher.compliance.gate import (
+    Budget,
+    Facts,
+    counted,
+    counters,
+    local_day,
+    local_midnight,
+    time_refusals,
+)
 from dispatcher.compliance.policy import Limits
 from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
@@ -112,3 +120,21 @@ def test_an_instant_before_the_count_uses_the_whole_history() -> None:
     assert (time_refusals(target, facts, limits, Budget(1, 240), earlier,
                           history=counted(old, since))
             == time_refusals(target, facts, limits, Budget(1, 240), earlier, mine=old))
+
+
+@settings(max_examples=200, deadline=None)
+@given(_case())
+def test_counters_count_as_their_definition(
+        case: tuple[Facts, Limits, datetime, list[datetime], list[PastAttempt]]) -> None:
+    facts, _, _, instants, mine = case
+    target = Target(Role.DEBTOR, "debtor", MOBILE, "mobile", Medium.CALL)
+    for now in instants:
+        zone = facts.home_zone
+        today = local_day(now, zone)
+        week = [a for a in mine if a.at >= local_midnight(today - timedelta(days=6), zone)
+                or a.at > now - timedelta(days=7)]
+        assert counters(target, mine, zone, now) == {
+            "calls_7d": sum(1 for a in week if a.counts_as_call),
+            "sms_7d": sum(1 for a in week if a.medium is Medium.SMS),
+            "attempts_7d": len(week),
+            "attempts_today": sum(1 for a in mine if local_day(a.at, zone) == today)}

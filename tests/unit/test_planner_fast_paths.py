@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import given, settings
@@ -10,9 +11,15 @@ from hypothesis import strategies as st
 from dispatcher.compliance.gate import Facts, local_day
 from dispatcher.compliance.policy import Limits
 from dispatcher.domain.accounts import AccountState, AccountStatus
-from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
 from schedules.model import Stage
-from schedules.planner import _minute_of_day, _person_calls, _room_for_two, _Specs
+from schedules.planner import (
+    PlannedAttempt,
+    _minute_of_day,
+    _person_calls,
+    _room_for_two,
+    _Specs,
+)
 from schedules.slots import WindowSpec
 
 AROUND = [datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
@@ -71,3 +78,17 @@ def test_specs_hash_and_compare_as_their_tuple() -> None:
     assert hash(specs) == hash(plain)
     kept: dict[tuple[WindowSpec, ...], int] = {plain: 1}
     assert kept[specs] == 1
+
+
+def test_a_moved_plan_is_the_plan_at_another_instant() -> None:
+    planned = PlannedAttempt(datetime(2026, 12, 10, 15, tzinfo=UTC),
+                             Target(Role.DEBTOR, "debtor", "+13125550100", "mobile", Medium.CALL),
+                             "early", "morning", "standard:early:morning", "call_script", 0.25,
+                             "population 0.25")
+    at = datetime(2026, 12, 10, 15, 7, tzinfo=UTC)
+    moved = planned.moved(at)
+    # Every field is copied: one added to PlannedAttempt must be added to `moved` too.
+    assert [f.name for f in fields(PlannedAttempt)] == [
+        "at", "target", "stage", "window", "rule", "template", "estimate", "basis"]
+    assert [getattr(moved, f.name) for f in fields(PlannedAttempt)] == [
+        getattr(replace(planned, at=at), f.name) for f in fields(PlannedAttempt)]
