@@ -60,6 +60,7 @@ HORIZON_DAYS = 21
 # Two instants this far apart are never on one local calendar day: UTC offsets, local mean time
 # included, lie within 16 hours of zero, so a local day lies within 56 hours of its midnight.
 _NEVER_SAME_DAY = timedelta(days=3)
+_DAYS = tuple(timedelta(days=n) for n in range(HORIZON_DAYS + 1))  # built once, not per day
 _Ranked = tuple[float, int, Slot]
 # Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
 # did not connect (disconnected, switched off) or the text did not arrive.
@@ -131,9 +132,14 @@ def text_owed(stage: Stage, history: Sequence[PastAttempt]) -> bool:
         return False
     if Medium.CALL not in pattern:
         return True
-    mine = [a for a in history if a.role is _DEBTOR and a.stage == stage.name]
-    calls = sum(1 for a in mine if a.medium is _CALL)
-    texts = sum(1 for a in mine if a.medium is _SMS)
+    name = stage.name
+    calls = texts = 0
+    for _, _, _, role, _, medium, _, in_stage, _ in history:  # every plan asks: one pass
+        if role is _DEBTOR and in_stage == name:
+            if medium is _CALL:
+                calls += 1
+            elif medium is _SMS:
+                texts += 1
     call_positions = [i for i, m in enumerate(pattern) if m is Medium.CALL]
     cycles, nth = divmod(calls, len(call_positions))
     owed = cycles * pattern.count(Medium.SMS) + pattern[:call_positions[nth]].count(Medium.SMS)
@@ -369,19 +375,19 @@ def _person_calls(history: Sequence[PastAttempt], person: str, zone: str) -> tup
     """The person's attempts, and the minutes of the local day of their unanswered and answered
     calls, in one pass over the account's history."""
     mine, misses, talks = [], [], []
-    # The properties of PastAttempt (is_conversation, unanswered) are spelt out: this loop runs
-    # for every attempt of the account in every plan.
+    # Unpacked, with the properties of PastAttempt (is_conversation, unanswered) spelt out: this
+    # loop runs for every attempt of the account in every plan.
     for attempt in history:
-        if attempt.person != person:
+        _, at, who, _, _, kind, _, _, outcome = attempt
+        if who != person:
             continue
         mine.append(attempt)
-        if attempt.medium is not _CALL:
+        if kind is not _CALL:
             continue
-        outcome = attempt.outcome
         if outcome is _COMPLETED:
-            talks.append(_minute_of_day(attempt.at, zone))
+            talks.append(_minute_of_day(at, zone))
         elif outcome in UNANSWERED:
-            misses.append(_minute_of_day(attempt.at, zone))
+            misses.append(_minute_of_day(at, zone))
     return mine, tuple(sorted(misses)), tuple(sorted(talks))
 
 
@@ -477,8 +483,8 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
     last: Refusal | None = None
     tried_today = bool(mine) and local_day(mine[-1].at, zone) == today
     for offset in range(HORIZON_DAYS):
-        day = today + timedelta(days=offset)
-        end_of_day = local_midnight(day + timedelta(days=1), zone)
+        day = today + _DAYS[offset]
+        end_of_day = local_midnight(today + _DAYS[offset + 1], zone)
         if end_of_day <= not_before:
             continue  # a whole day the rules already ruled out
         weekday = day.weekday()

@@ -260,11 +260,12 @@ def counted(mine: Iterable[PastAttempt], since: datetime) -> Counted:
     last_conversation = None
     last_on = {}
     for attempt in mine:
-        if attempt.at >= cut:
+        _, at, _, _, number, kind, _, _, outcome = attempt
+        if at >= cut:
             recent.append(attempt)
-        if attempt.medium is _CALL and attempt.outcome is _COMPLETED:
+        if kind is _CALL and outcome is _COMPLETED:
             last_conversation = attempt
-        last_on[attempt.number] = attempt
+        last_on[number] = attempt
     return Counted(since, recent, last_conversation, last_on)
 
 

@@ -19,6 +19,7 @@ from schedules.planner import (
     _person_calls,
     _room_for_two,
     _Specs,
+    text_owed,
 )
 from schedules.slots import WindowSpec
 
@@ -92,3 +93,27 @@ def test_a_moved_plan_is_the_plan_at_another_instant() -> None:
         "at", "target", "stage", "window", "rule", "template", "estimate", "basis"]
     assert [getattr(moved, f.name) for f in fields(PlannedAttempt)] == [
         getattr(replace(planned, at=at), f.name) for f in fields(PlannedAttempt)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(_history(), st.sampled_from([(Medium.CALL, Medium.CALL, Medium.SMS),
+                                    (Medium.SMS, Medium.CALL), (Medium.CALL,), (Medium.SMS,)]),
+       st.sampled_from([None, "s", "t"]))
+def test_text_owed_counts_the_debtors_calls_and_texts_of_the_stage(
+        history: list[PastAttempt], channels: tuple[Medium, ...], stage_of: str | None) -> None:
+    history = [a._replace(stage=stage_of if n % 2 else "s") for n, a in enumerate(history)]
+    stage = Stage(name="s", days_past_due=(1, None), channels=channels, attempts_per_day=2,
+                  min_gap_minutes=0, windows=("all",))
+    mine = [a for a in history if a.role is Role.DEBTOR and a.stage == "s"]
+    calls = sum(1 for a in mine if a.medium is Medium.CALL)
+    texts = sum(1 for a in mine if a.medium is Medium.SMS)
+    if Medium.SMS not in channels:
+        owed = False
+    elif Medium.CALL not in channels:
+        owed = True
+    else:
+        positions = [i for i, m in enumerate(channels) if m is Medium.CALL]
+        cycles, nth = divmod(calls, len(positions))
+        owed = texts < (cycles * channels.count(Medium.SMS)
+                        + channels[:positions[nth]].count(Medium.SMS))
+    assert text_owed(stage, history) is owed
