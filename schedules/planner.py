@@ -397,14 +397,22 @@ def _minute_of_day(moment: datetime, zone: str) -> int:
     return local.hour * 60 + local.minute
 
 
+def _near(minutes: Sequence[int], minute: int) -> int:
+    """How many of `minutes` (sorted) lie within an hour of `minute`: a run of them."""
+    return (bisect.bisect_right(minutes, minute + REACH_MINUTES)
+            - bisect.bisect_left(minutes, minute - REACH_MINUTES))
+
+
 def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: int, *,
            misses: Sequence[int], talks: Sequence[int]) -> str:
-    own = factors[cell_of(slot.minute)]
-    near_miss = sum(1 for m in misses if abs(m - slot.minute) <= REACH_MINUTES)
-    near_talk = sum(1 for m in talks if abs(m - slot.minute) <= REACH_MINUTES)
-    mine = (f"this debtor x{own:.2f} ({near_miss} unanswered and {near_talk} answered of "
-            f"{len(misses)} unanswered and {len(talks)} answered calls within an hour)"
-            if misses or talks else "this debtor: no calls yet")
+    # `misses` and `talks` are sorted (`_person_calls`).
+    if misses or talks:
+        own = factors[cell_of(slot.minute)]
+        mine = (f"this debtor x{own:.2f} ({_near(misses, slot.minute)} unanswered and "
+                f"{_near(talks, slot.minute)} answered of {len(misses)} unanswered and "
+                f"{len(talks)} answered calls within an hour)")
+    else:
+        mine = "this debtor: no calls yet"
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 

@@ -16,6 +16,7 @@ from schedules.model import Stage
 from schedules.planner import (
     PlannedAttempt,
     _minute_of_day,
+    _near,
     _person_calls,
     _room_for_two,
     _Specs,
@@ -117,3 +118,9 @@ def test_text_owed_counts_the_debtors_calls_and_texts_of_the_stage(
         owed = texts < (cycles * channels.count(Medium.SMS)
                         + channels[:positions[nth]].count(Medium.SMS))
     assert text_owed(stage, history) is owed
+
+
+@given(st.lists(st.integers(0, 24 * 60 - 1)), st.integers(0, 24 * 60 - 1))
+def test_near_counts_the_minutes_within_an_hour(minutes: list[int], minute: int) -> None:
+    minutes.sort()
+    assert _near(minutes, minute) == sum(1 for m in minutes if abs(m - minute) <= 60)
