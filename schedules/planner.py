@@ -213,8 +213,8 @@ class _Known:
     texts, a later stage): whether the debtor is unreachable, the order of the debtor's numbers,
     each person's attempts."""
 
-    __slots__ = ("_budgets", "_people", "_phones", "_targets", "_unreachable", "facts", "hours",
-                 "limits", "seed", "since")
+    __slots__ = ("_people", "_phones", "_targets", "_unreachable", "facts", "hours", "limits",
+                 "seed", "since")
 
     def __init__(self, facts: Facts, limits: Limits, since: datetime) -> None:
         self.facts = facts
@@ -226,7 +226,6 @@ class _Known:
         self._phones: list[Phone] | None = None
         self._targets: dict[Medium, list[Target]] = {}
         self._people: dict[str, _Person] = {}
-        self._budgets: dict[tuple[int, int], Budget] = {}
 
     def unreachable(self) -> bool:
         """`is_unreachable` of the facts."""
@@ -244,13 +243,6 @@ class _Known:
                                             for p in self._phones]
         return kept
 
-    def budget(self, stage: Stage) -> Budget:
-        """The stage's `Budget`."""
-        key = (stage.attempts_per_day, stage.min_gap_minutes)
-        kept = self._budgets.get(key)
-        if kept is None:
-            kept = self._budgets[key] = Budget(*key)
-        return kept
 
     def person(self, person: str, zone: str) -> _Person:
         """The person's attempts, and their calls as minutes of the local day and factors."""
@@ -261,6 +253,12 @@ class _Known:
                                                   personal_factors(misses, talks, self.hours),
                                                   counted(mine, self.since))
         return kept
+
+
+@functools.lru_cache(maxsize=1 << 8)
+def _budget(attempts_per_day: int, min_gap_minutes: int) -> Budget:
+    """A stage's `Budget`: immutable, so one for each pair of values."""
+    return Budget(attempts_per_day, min_gap_minutes)
 
 
 def _third_party_targets(facts: Facts, limits: Limits) -> list[Target]:
@@ -463,7 +461,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
         return Refusal(AMBIGUOUS, f"the allowed hours {limits.hours_start:%H:%M}-"
                                   f"{limits.hours_end:%H:%M} of the candidate zones "
                                   f"{list(zones)} never overlap")
-    budget = known.budget(stage)
+    budget = _budget(stage.attempts_per_day, stage.min_gap_minutes)
     mine, misses, talks, factors, history = known.person(target.person, zone)
     seed = known.seed
     specs, scored = _window_specs(stage, schedule, hours)

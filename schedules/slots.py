@@ -151,13 +151,21 @@ def on_lattice(minute: int, seed: int, hours: tuple[time, time]) -> bool:
 
 def _lattice_last(seed: int, hours: tuple[time, time]) -> int:
     """A minute on the account's lattice: its last point before the end of the allowed day."""
+    latest, phases = _lattice_shape(hours)
+    return latest - seed % phases * GRID_MINUTES
+
+
+@functools.lru_cache(maxsize=1 << 8)
+def _lattice_shape(hours: tuple[time, time]) -> tuple[int, int]:
+    """The latest last point of a lattice within `hours`, and how many quarter hours earlier
+    it may lie (accounts are spread over them)."""
     first = hours[0].hour * 60 + hours[0].minute
     end = hours[1].hour * 60 + hours[1].minute
     span = 2 * REACH_MINUTES
     starts = max(end - first - span, 0)  # the latest start of a two-hour stretch, from `first`
     points = starts // span + 1
     phases = max((points * span - starts) // GRID_MINUTES, 1)
-    return end - span + points * span - starts - GRID_MINUTES - seed % phases * GRID_MINUTES
+    return end - span + points * span - starts - GRID_MINUTES, phases
 
 
 def scored_minutes(hours: tuple[time, time], windows: tuple[WindowSpec, ...]) -> frozenset[int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -22,7 +22,7 @@ from schedules.planner import (
     _Specs,
     text_owed,
 )
-from schedules.slots import WindowSpec
+from schedules.slots import WindowSpec, _lattice_last
 
 AROUND = [datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
           datetime(2026, 4, 5, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC)]
@@ -124,3 +124,16 @@ def test_text_owed_counts_the_debtors_calls_and_texts_of_the_stage(
 def test_near_counts_the_minutes_within_an_hour(minutes: list[int], minute: int) -> None:
     minutes.sort()
     assert _near(minutes, minute) == sum(1 for m in minutes if abs(m - minute) <= 60)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 20), st.integers(1, 24 * 4))
+def test_lattice_last_is_its_formula(seed: int, start_hour: int, quarters: int) -> None:
+    first = start_hour * 60
+    end = min(first + quarters * 15, 24 * 60 - 1)
+    hours = (time(first // 60, first % 60), time(end // 60, end % 60))
+    span = 120
+    starts = max(end - first - span, 0)
+    points = starts // span + 1
+    phases = max((points * span - starts) // 15, 1)
+    assert _lattice_last(seed, hours) == (end - span + points * span - starts - 15
+                                          - seed % phases * 15)
