@@ -25,7 +25,7 @@ from dispatcher.compliance.gate import (
     Facts,
     Refusal,
     account_refusals,
-    counted,
+    counted_history,
     is_unreachable,
     local_day,
     local_midnight,
@@ -251,7 +251,7 @@ class _Known:
             mine, misses, talks = _person_calls(self.facts.history, person, zone)
             kept = self._people[person] = _Person(mine, misses, talks,
                                                   personal_factors(misses, talks, self.hours),
-                                                  counted(mine, self.since))
+                                                  counted_history(mine, self.since))
         return kept
 
 

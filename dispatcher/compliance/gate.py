@@ -241,7 +241,7 @@ def _debtor_phone(state: AccountState, number: str) -> Phone | None:
 
 
 class Counted(NamedTuple):
-    """A person's history (`counted`) ready for `time_refusals` at instants from `since` on."""
+    """A person's history ready for `time_refusals` at instants from `since` on."""
 
     since: datetime
     # The attempts that can count at such an instant (oldest first): the others lie before
@@ -252,7 +252,7 @@ class Counted(NamedTuple):
     last_on: dict[str, PastAttempt]
 
 
-def counted(mine: Iterable[PastAttempt], since: datetime) -> Counted:
+def counted_history(mine: Iterable[PastAttempt], since: datetime) -> Counted:
     """The person's history `mine` (oldest first) for asking `time_refusals` at many instants
     from `since` on: each then counts only the attempts that can still count."""
     cut = since - _NEVER_COUNTED
@@ -275,7 +275,7 @@ def time_refusals(target: Target, facts: Facts, limits: Limits, budget: Budget,
     """Rules about when: hours in every zone, holidays, cool-down, caps, daily count, gap.
 
     `mine` is the target person's own history, when the caller already has it; `history` is it
-    `counted` from an instant no later than `now`, when the caller asks at many instants.
+    `counted_history` from an instant no later than `now`, when the caller asks at many instants.
     """
     found = []
     zones = facts.zones if target.role is _DEBTOR else zones_for(target, facts)

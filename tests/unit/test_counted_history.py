@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from dispatcher.compliance.gate import (
     Budget,
     Facts,
-    counted,
+    counted_history,
     counters,
     local_day,
     local_midnight,
@@ -88,7 +88,7 @@ def test_counted_history_answers_as_the_whole_history(
     facts, limits, since, instants, mine = case
     target = Target(Role.DEBTOR, "debtor", number, "mobile", medium)
     budget = Budget(per_day, 240)
-    history = counted(mine, since)
+    history = counted_history(mine, since)
     for now in instants:
         assert (time_refusals(target, facts, limits, budget, now, history=history)
                 == time_refusals(target, facts, limits, budget, now, mine=mine)
@@ -101,7 +101,7 @@ def test_counted_history_keeps_only_what_can_count_and_the_last_of_each() -> Non
                            Medium.CALL, "morning", "early", Outcome.COMPLETED)
     week = PastAttempt("a2", since - timedelta(days=8), "debtor", Role.DEBTOR, MOBILE,
                        Medium.CALL, "morning", "early", Outcome.NO_ANSWER)
-    history = counted([old_talk, week], since)
+    history = counted_history([old_talk, week], since)
     assert history.recent == [week]
     assert history.last_conversation == old_talk
     assert history.last_on == {HOME: old_talk, MOBILE: week}
@@ -118,7 +118,7 @@ def test_an_instant_before_the_count_uses_the_whole_history() -> None:
     target = Target(Role.DEBTOR, "debtor", MOBILE, "mobile", Medium.CALL)
     earlier = since - timedelta(days=5)
     assert (time_refusals(target, facts, limits, Budget(1, 240), earlier,
-                          history=counted(old, since))
+                          history=counted_history(old, since))
             == time_refusals(target, facts, limits, Budget(1, 240), earlier, mine=old))
 
 
