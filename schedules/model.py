@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import time
 from enum import IntEnum
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -130,3 +130,26 @@ class Schedule(BaseModel):
     def stage_for(self, days_past_due: int) -> Stage | None:
         """The stage an account this many days past due is in, if any."""
         return next((s for s in self.stages if s.covers(days_past_due)), None)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+# Schedules a PerSchedule keeps values for before it forgets them all: reloads replace them.
+_SCHEDULES_KEPT = 64
+
+
+class PerSchedule(Generic[_K, _V]):
+    """Values worked out from a schedule, in a dict of that schedule's own: a schedule is
+    immutable, and every plan asks the same few questions of the one in force."""
+
+    def __init__(self) -> None:
+        self._kept: dict[int, tuple[Schedule, dict[_K, _V]]] = {}
+
+    def of(self, schedule: Schedule) -> dict[_K, _V]:
+        """The dict kept for `schedule`, empty the first time it is asked for."""
+        kept = self._kept.get(id(schedule))
+        if kept is None or kept[0] is not schedule:
+            if len(self._kept) > _SCHEDULES_KEPT:
+                self._kept.clear()
+            kept = self._kept[id(schedule)] = (schedule, {})
+        return kept[1]

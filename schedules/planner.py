@@ -39,7 +39,7 @@ from dispatcher.domain.accounts import AccountState
 from dispatcher.domain.contact import UNANSWERED, Medium, Outcome, PastAttempt, Role, Target
 from dispatcher.domain.events import Phone
 from schedules.answer_model import AnswerModel, hour_of_week
-from schedules.model import THIRD_PARTY_TEMPLATE, Schedule, Stage
+from schedules.model import THIRD_PARTY_TEMPLATE, PerSchedule, Schedule, Stage
 from schedules.slots import (
     LATTICE_FIRST,
     REACH_MINUTES,
@@ -297,44 +297,35 @@ class _Specs(tuple[WindowSpec, ...]):
         return self._hash
 
 
-_SPECS: dict[int, tuple[Schedule, dict[tuple[tuple[str, ...], tuple[time, time]],
-                                          tuple[tuple[WindowSpec, ...], frozenset[int]]]]] = {}
+_SPECS: PerSchedule[tuple[tuple[str, ...], tuple[time, time]],
+                    tuple[tuple[WindowSpec, ...], frozenset[int]]] = PerSchedule()
 
 
 def _window_specs(stage: Stage, schedule: Schedule,
                   hours: tuple[time, time]) -> tuple[tuple[WindowSpec, ...], frozenset[int]]:
-    """`window_specs` of the stage and their `scored_minutes`, kept per schedule: a schedule is
-    immutable, and every plan asks for the same few."""
-    kept = _SPECS.get(id(schedule))
-    if kept is None or kept[0] is not schedule:
-        if len(_SPECS) > 64:  # schedules replaced by reloads
-            _SPECS.clear()
-        kept = _SPECS[id(schedule)] = (schedule, {})
+    """`window_specs` of the stage and their `scored_minutes`, kept per schedule."""
+    kept = _SPECS.of(schedule)
     key = (tuple(stage.windows), hours)
-    found = kept[1].get(key)
+    found = kept.get(key)
     if found is None:
-        if len(kept[1]) > 256:  # hours of many profiles
-            kept[1].clear()
+        if len(kept) > 256:  # hours of many profiles
+            kept.clear()
         specs = _Specs(window_specs(key[0], schedule.windows))
-        found = kept[1][key] = (specs, scored_minutes(hours, specs))
+        found = kept[key] = (specs, scored_minutes(hours, specs))
     return found
 
 
-_STAGES: dict[int, tuple[Schedule, dict[int, Stage | None]]] = {}
+_STAGES: PerSchedule[int, Stage | None] = PerSchedule()
 
 
 def _stage_for(schedule: Schedule, days: int) -> Stage | None:
-    """`schedule.stage_for(days)`, kept per schedule like `_window_specs`."""
-    kept = _STAGES.get(id(schedule))
-    if kept is None or kept[0] is not schedule:
-        if len(_STAGES) > 64:  # schedules replaced by reloads
-            _STAGES.clear()
-        kept = _STAGES[id(schedule)] = (schedule, {})
-    if days in kept[1]:
-        return kept[1][days]
-    if len(kept[1]) > 4096:  # days past due only grow: the old ones are not asked again
-        kept[1].clear()
-    stage = kept[1][days] = schedule.stage_for(days)
+    """`schedule.stage_for(days)`, kept per schedule."""
+    kept = _STAGES.of(schedule)
+    if days in kept:
+        return kept[days]
+    if len(kept) > 4096:  # days past due only grow: the old ones are not asked again
+        kept.clear()
+    stage = kept[days] = schedule.stage_for(days)
     return stage
 
 

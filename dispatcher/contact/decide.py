@@ -38,7 +38,7 @@ from dispatcher.domain.contact import (
     member_of,
 )
 from schedules.answer_model import AnswerModel
-from schedules.model import Schedule
+from schedules.model import PerSchedule, Schedule
 from schedules.planner import NoAttempt, Plan, PlannedAttempt, plan_next
 
 # A planned slot missed by more than this (the daemon was down) is planned afresh.
@@ -98,21 +98,17 @@ def budget_for(schedule: Schedule, stage_name: str, limits: Limits) -> Budget:
     return budget
 
 
-_BUDGETS: dict[int, tuple[Schedule, dict[str, Budget]]] = {}
+_BUDGETS: PerSchedule[str, Budget] = PerSchedule()
 
 
 def _stage_budgets(schedule: Schedule) -> dict[str, Budget]:
-    """Each stage's `Budget` by name (the first of a name), kept per schedule: a schedule is
-    immutable, and every plan sent is checked against its stage's."""
-    kept = _BUDGETS.get(id(schedule))
-    if kept is None or kept[0] is not schedule:
-        if len(_BUDGETS) > 64:  # schedules replaced by reloads
-            _BUDGETS.clear()
-        budgets: dict[str, Budget] = {}
+    """Each stage's `Budget` by name (the first of a name), kept per schedule: every plan sent
+    is checked against its stage's."""
+    budgets = _BUDGETS.of(schedule)
+    if not budgets:  # a schedule has at least one stage
         for stage in schedule.stages:
             budgets.setdefault(stage.name, Budget(stage.attempts_per_day, stage.min_gap_minutes))
-        kept = _BUDGETS[id(schedule)] = (schedule, budgets)
-    return kept[1]
+    return budgets
 
 
 def _broken_promise(facts: Facts, stored: StoredPlan, limits: Limits,
