@@ -19,6 +19,7 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from dispatcher.compliance.gate import (
+    NEVER_SAME_DAY,
     NO_VALID_NUMBER,
     Budget,
     Counted,
@@ -57,9 +58,6 @@ from schedules.slots import (
 )
 
 HORIZON_DAYS = 21
-# Two instants this far apart are never on one local calendar day: UTC offsets, local mean time
-# included, lie within 16 hours of zero, so a local day lies within 56 hours of its midnight.
-_NEVER_SAME_DAY = timedelta(days=3)
 _DAYS = tuple(timedelta(days=n) for n in range(HORIZON_DAYS + 1))  # built once, not per day
 _Ranked = tuple[float, int, Slot]
 # Outcomes after which a number gives way to the debtor's others: nobody talked, or the line
@@ -168,7 +166,7 @@ def _room_for_two(facts: Facts, stage: Stage, limits: Limits, day: date) -> bool
     midnight = local_midnight(day, zone)
     # Only an attempt near the day's midnight can lie on that local day: its local day is asked
     # of those alone.
-    near_start, near_end = midnight - _NEVER_SAME_DAY, midnight + _NEVER_SAME_DAY
+    near_start, near_end = midnight - NEVER_SAME_DAY, midnight + NEVER_SAME_DAY
     done = sum(1 for a in facts.history if a.role is _DEBTOR and near_start < a.at < near_end
                and local_day(a.at, zone) == day)
     return done + 2 <= min(limits.attempts_per_day, stage.attempts_per_day)

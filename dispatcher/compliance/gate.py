@@ -58,7 +58,7 @@ _ONE_DAY = timedelta(days=1)
 _SIX_DAYS = timedelta(days=6)
 # Two instants this far apart are never on one local calendar day: UTC offsets lie strictly
 # within a day of zero, so a local day spans less than three days of UTC.
-_NEVER_SAME_DAY = timedelta(days=3)
+NEVER_SAME_DAY = timedelta(days=3)
 # An attempt this long before an instant is neither within the 7 days ending then (the 7 local
 # days ending today start less than 7 days and 32 hours before it: UTC offsets, local mean time
 # included, lie within 16 hours of zero) nor on its local day.
@@ -394,7 +394,7 @@ def _count(mine: list[PastAttempt], target: Target, zone: str | None, now: datet
     recent = calls = texts = todays = talks_today = same_medium_today = 0
     last_conversation = last_on_number = None
     rolling = now - WEEK
-    near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
+    near_start, near_end = now - NEVER_SAME_DAY, now + NEVER_SAME_DAY
     medium, number = target.medium, target.number
     # The fields are unpacked and the properties (is_conversation, counts_as_call) spelt out:
     # this loop runs for every attempt of the person at every instant the gate is asked about.
@@ -566,7 +566,7 @@ def counters(target: Target, history: Iterable[PastAttempt], zone: str | None,
     """The counter values at decision time, for the audit record."""
     today, _, week_start = _day_context(now, zone)
     rolling = now - WEEK
-    near_start, near_end = now - _NEVER_SAME_DAY, now + _NEVER_SAME_DAY
+    near_start, near_end = now - NEVER_SAME_DAY, now + NEVER_SAME_DAY
     person = target.person
     calls = texts = recent = todays = 0
     # Unpacked, with `counts_as_call` spelt out, as in `_count`.

@@ -169,6 +169,14 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
 _HISTORY_COLUMNS = "attempt_id, at, person, role, number, medium, window_name, stage, outcome"
 
 
+def _history_query(account_marks: str, which: str) -> str:
+    """The attempts of the accounts in an `IN` list that meet `which`, one row per account:
+    its id and its attempts as a JSON array of _HISTORY_COLUMNS (attempts never sent left out)."""
+    return (f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
+            f"FROM attempts WHERE account_id IN ({account_marks}) AND {which} "
+            f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id")
+
+
 def _attempts(text: str) -> tuple[PastAttempt, ...]:
     """One account's attempts, by time then id, from the JSON array of their rows (each an
     array of _HISTORY_COLUMNS)."""
@@ -275,16 +283,10 @@ class ContactRows:
         # recent ones (an OR), they made SQLite read the account's whole history.
         key = sortable_utc(since)
         earlier = {account_id: _attempts(text) for account_id, text in await self._fetch(
-            f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
-            f"FROM attempts WHERE account_id IN ({account_marks}) AND role != 'debtor' "
-            f"AND at < ? AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id",
-            [*ids, key])}
+            _history_query(account_marks, "role != 'debtor' AND at < ?"), [*ids, key])}
         history = {account_id: earlier.pop(account_id, ()) + _attempts(text)
                    for account_id, text in await self._fetch(
-                       f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
-                       f"FROM attempts WHERE account_id IN ({account_marks}) AND at >= ? "
-                       f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id",
-                       [*ids, key])}
+                       _history_query(account_marks, "at >= ?"), [*ids, key])}
         history.update(earlier)  # accounts with no recent attempt
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
