@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, time, timedelta
 from io import StringIO
 from pathlib import Path
@@ -30,6 +31,7 @@ from dispatcher.domain.events import parse_stored_event
 from dispatcher.errors import ConfigError
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Accepted, StoreLocation, open_store
+from dispatcher.store.sqlite.store import SqliteStore
 from tests.support import verify_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -681,6 +683,43 @@ async def test_a_simulation_runs_with_fewer_collections_and_gives_the_collector_
     monkeypatch.setattr(simulation_module, "SIMULATION_GC_THRESHOLDS", before)
     assert await simulate(tmp_path, config, [overdue()], days=3) == records
     assert attempts(records)
+
+
+async def test_a_simulation_reads_its_audit_back_with_the_collector_off(
+        tmp_path: Path, config: LoadedConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    read = SqliteStore.audit_records
+
+    def read_and_look(self: SqliteStore, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        seen.append(gc.isenabled())
+        return read(self, **filters)
+
+    monkeypatch.setattr(SqliteStore, "audit_records", read_and_look)
+    assert gc.isenabled()
+    records = await simulate(tmp_path, config, [overdue()], days=3)
+    assert seen == [False]
+    assert gc.isenabled()
+    assert attempts(records)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_no_collections_gives_the_collector_back_as_it_was(enabled: bool) -> None:
+    inside = []
+
+    def fail() -> None:
+        with simulation_module.no_collections():
+            inside.append(gc.isenabled())
+            raise RuntimeError
+
+    if not enabled:
+        gc.disable()
+    try:
+        with pytest.raises(RuntimeError):
+            fail()
+        assert inside == [False]
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
 
 
 def test_the_collector_is_given_back_when_a_simulation_fails() -> None:
