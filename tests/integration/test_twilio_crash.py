@@ -35,15 +35,30 @@ def _number_in_daytime(now: datetime) -> tuple[str, str]:
 
 
 EVERY_DAY = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
+QUARTER_HOUR = 15
+
+
+def due_now_window(local: datetime) -> tuple[datetime, datetime]:
+    """The window of `_schedule_due_now` for the local time `local`: it starts within two
+    minutes, lasts two to four, and no quarter hour lies inside it after its start."""
+    start = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    quarter = (start.replace(minute=start.minute // QUARTER_HOUR * QUARTER_HOUR)
+               + timedelta(minutes=QUARTER_HOUR))
+    end = min(start + timedelta(minutes=4), quarter)
+    if end - start < timedelta(minutes=2):  # a minute before a quarter hour: open at it
+        return quarter, quarter + timedelta(minutes=4)
+    return start, end
 
 
 def _schedule_due_now(folder: Path, zone: str, now: datetime) -> None:
-    """A schedule whose only window starts this minute where the debtor is. The first slot is
-    the window's middle: one to two minutes away, so a daemon slow to start (a loaded machine,
-    the test begun late in a minute) still finds it ahead, whatever the day or hour."""
-    local = now.astimezone(ZoneInfo(zone))
-    start = local.replace(second=0, microsecond=0)
-    end = start + timedelta(minutes=4)
+    """A schedule whose only window opens within two minutes where the debtor is (at the next
+    minute, mostly): its first slot is the window's start, and the window stays open two to four
+    minutes, so that a daemon slow to start (a loaded machine, the test begun late in a minute)
+    still finds a slot ahead, whatever the day or hour.
+
+    The planner prefers a quarter hour to the other minutes of a window: the window holds none
+    but its start, or the first slot could lie four minutes away and outlast a test's wait."""
+    start, end = due_now_window(now.astimezone(ZoneInfo(zone)))
     (folder / "schedules" / "now.toml").write_text(f"""
 name = "now"
 [windows]
