@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 from channels.sandbox import load_outcome_script
 from dispatcher.config.settings import load_config
 from dispatcher.contact.simulate import run_simulation
-from tests.integration.test_twilio_crash import QUARTER_HOUR, _schedule_due_now, due_now_window
+from schedules.slots import GRID_MINUTES
+from tests.integration.test_twilio_crash import _schedule_due_now, due_now_window
 from tests.support import ROOT
 
 ZONE = "America/New_York"
@@ -23,7 +24,7 @@ HOUR = datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
 def _no_quarter_hour_inside(start: datetime, end: datetime) -> bool:
     minute = start + timedelta(minutes=1)
     while minute < end:
-        if minute.minute % QUARTER_HOUR == 0:
+        if minute.minute % GRID_MINUTES == 0:
             return False
         minute += timedelta(minutes=1)
     return True
@@ -50,7 +51,7 @@ async def test_the_first_attempt_comes_within_two_minutes_whatever_the_minute(
     events = tmp_path / "events.jsonl"
     leads = []
     # Every 13 seconds of a quarter hour: each second of a minute, each minute of a quarter.
-    for second in range(0, QUARTER_HOUR * 60, 13):
+    for second in range(0, GRID_MINUTES * 60, 13):
         now = HOUR + timedelta(seconds=second)
         _schedule_due_now(folder, ZONE, now)
         events.write_text(json.dumps({

@@ -12,6 +12,7 @@ import pytest
 
 from dispatcher.domain.zones import number_zones_for
 from dispatcher.store import is_shared
+from schedules.slots import GRID_MINUTES
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FakeTwilio
 from tests.integration.inprocess import metrics_once, wait_for, wait_for_async
 from tests.integration.publish import publish_all
@@ -35,15 +36,14 @@ def _number_in_daytime(now: datetime) -> tuple[str, str]:
 
 
 EVERY_DAY = '["mon", "tue", "wed", "thu", "fri", "sat", "sun"]'
-QUARTER_HOUR = 15
 
 
 def due_now_window(local: datetime) -> tuple[datetime, datetime]:
     """The window of `_schedule_due_now` for the local time `local`: it starts within two
     minutes, lasts two to four, and no quarter hour lies inside it after its start."""
     start = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
-    quarter = (start.replace(minute=start.minute // QUARTER_HOUR * QUARTER_HOUR)
-               + timedelta(minutes=QUARTER_HOUR))
+    quarter = (start.replace(minute=start.minute // GRID_MINUTES * GRID_MINUTES)
+               + timedelta(minutes=GRID_MINUTES))
     end = min(start + timedelta(minutes=4), quarter)
     if end - start < timedelta(minutes=2):  # a minute before a quarter hour: open at it
         return quarter, quarter + timedelta(minutes=4)
