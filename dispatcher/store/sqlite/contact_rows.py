@@ -56,6 +56,7 @@ class _Host(Protocol):
     _lock: asyncio.Lock
     _lease: timedelta
     _claimed: dict[str, str]
+    _sole: bool
     lost_claim_observers: list[LostClaimObserver]
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
@@ -165,6 +166,11 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     return shared
 
 
+# Due accounts not leased at an instant (twice the instant's key), oldest first, at most so many.
+_DUE = ("SELECT account_id FROM accounts WHERE next_attempt_at <= ? AND "
+        "(lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, account_id LIMIT ?")
+
+
 # An attempt's columns in PastAttempt's order.
 _HISTORY_COLUMNS = "attempt_id, at, person, role, number, medium, window_name, stage, outcome"
 
@@ -213,28 +219,30 @@ class ContactRows:
     async def claim_due(self: _Host, now: datetime, limit: int) -> list[str]:
         """Accounts due at `now`, leased to this process for its claim lease, oldest first."""
         key = sortable_utc(now)
-        async with self._write() as db:
-            rows = await db.execute_fetchall(
-                "SELECT account_id FROM accounts WHERE next_attempt_at <= ? AND "
-                "(lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, "
-                "account_id LIMIT ?", (key, key, limit))
-            ids = [row[0] for row in rows]
-            if not ids:
-                return ids
-            until = sortable_utc(now + self._lease)
-            for chunk in chunks(ids):
-                await db.execute(f"UPDATE accounts SET lease_until = ? WHERE account_id IN "
-                                 f"({marks(len(chunk))})", [until, *chunk])
+        until = sortable_utc(now + self._lease)
+        if self._sole:
+            # Nobody else can open a store held exclusively: its leases are kept here alone.
+            held = {a for a, lease in self._claimed.items() if lease > key}
+            due = await self._fetch(_DUE, (key, key, limit + len(held)))
+            ids = [row[0] for row in due if row[0] not in held][:limit]
+        else:
+            async with self._write() as db:
+                rows = await db.execute_fetchall(_DUE, (key, key, limit))
+                ids = [row[0] for row in rows]
+                for chunk in chunks(ids):
+                    await db.execute(f"UPDATE accounts SET lease_until = ? WHERE account_id IN "
+                                     f"({marks(len(chunk))})", [until, *chunk])
         self._claimed.update(dict.fromkeys(ids, until))
         return ids
 
     async def release_claims(self: _Host, account_ids: Sequence[str]) -> None:
         """Give claimed accounts back before their lease runs out (a failed sweep)."""
         held = {a: self._claimed[a] for a in account_ids if a in self._claimed}
-        async with self._write() as db:
-            # Only a lease this store set: another store may have claimed the account since.
-            await db.executemany("UPDATE accounts SET lease_until = NULL "
-                                 "WHERE account_id = ? AND lease_until = ?", held.items())
+        if not self._sole:
+            async with self._write() as db:
+                # Only a lease this store set: another store may have claimed the account since.
+                await db.executemany("UPDATE accounts SET lease_until = NULL "
+                                     "WHERE account_id = ? AND lease_until = ?", held.items())
         for account_id in held:
             self._claimed.pop(account_id, None)
 
@@ -321,7 +329,7 @@ class ContactRows:
         claimed = {a: self._claimed[a] for a in decided_accounts(batch) if a in self._claimed}
         lost: set[str] = set()
         async with self._write() as db:
-            if claimed:
+            if claimed and not self._sole:  # a sole store's claims are all still its own
                 ids = sorted(claimed)
                 rows: list[Any] = []
                 for chunk in chunks(ids):

@@ -63,13 +63,17 @@ from dispatcher.store.sqlite.retention_rows import RetentionRows
 class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows):
     """The repository on one SQLite file; every method is serialised on one connection."""
 
-    def __init__(self, db: Db, path: Path, *, claim_lease: timedelta = CLAIM_LEASE) -> None:
+    def __init__(self, db: Db, path: Path, *, claim_lease: timedelta = CLAIM_LEASE,
+                 sole: bool = False) -> None:
         self._db = db
         self.path = path
         self._lease = claim_lease
         # Accounts this store claimed and has not committed or given back, each with the end of
         # its lease as set by the claim: a later claim by anyone sets a later one.
         self._claimed: dict[str, str] = {}
+        # The connection holds the file exclusively (a throw-away store): no other process can
+        # claim an account, so claims are kept in `_claimed` alone, not written to the file.
+        self._sole = sole
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
@@ -121,7 +125,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         except BaseException:
             await db.close()
             raise
-        return cls(db, path, claim_lease=claim_lease)
+        return cls(db, path, claim_lease=claim_lease, sole=not durable)
 
     @staticmethod
     async def _migrate(db: Db, path: Path) -> None:
