@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-import itertools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -19,7 +17,6 @@ from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.clock import parse_rfc3339, sortable_utc
 from dispatcher.domain.contact import (
     MEDIUM_BY_VALUE,
-    OUTCOME_BY_VALUE,
     ROLE_BY_VALUE,
     Medium,
     NumberClaim,
@@ -37,6 +34,15 @@ from dispatcher.store.base import (
 )
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
+from dispatcher.store.sqlite.history_cache import (
+    _OUTCOMES,
+    HISTORY_COLUMNS,
+    HistoryCache,
+    _instant,
+    _past_attempt,
+    by_time_then_id,
+    past_attempt,
+)
 from dispatcher.store.sqlite.inline import InlineConnection
 
 # The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).
@@ -57,9 +63,13 @@ class _Host(Protocol):
     _lease: timedelta
     _claimed: dict[str, str]
     _sole: bool
+    _history_cache: HistoryCache | None
     lost_claim_observers: list[LostClaimObserver]
 
     async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]: ...
+
+    async def _history(self, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, tuple[PastAttempt, ...]]: ...
 
     def _write(self) -> AbstractAsyncContextManager[Db]: ...
 
@@ -68,18 +78,6 @@ class _Host(Protocol):
                             queue: Sequence[NewItem] = ()) -> list[dict[str, Any]]: ...
 
     async def account(self, account_id: str) -> AccountState | None: ...
-
-
-# An attempt's outcome as the engine reads it: one awaiting its outcome stores NULL (or, as the
-# reads always took it, an empty text).
-_OUTCOMES: dict[str | None, Outcome | None] = {None: None, "": None}
-_OUTCOMES.update(OUTCOME_BY_VALUE.items())
-_past_attempt = PastAttempt._make  # from a tuple of its fields: a call cheaper than the class's
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _instant(text: str) -> datetime:
-    return parse_rfc3339(text)
 
 
 # SQLite's default limit on bound parameters is 32766; stay far below it.
@@ -107,6 +105,7 @@ def _in_list(values: Sequence[str]) -> tuple[str, list[str]]:
 
 
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+_NOT_SENT = Outcome.NOT_SENT
 
 
 async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
@@ -171,41 +170,40 @@ _DUE = ("SELECT account_id FROM accounts WHERE next_attempt_at <= ? AND "
         "(lease_until IS NULL OR lease_until <= ?) ORDER BY next_attempt_at, account_id LIMIT ?")
 
 
-# An attempt's columns in PastAttempt's order.
-_HISTORY_COLUMNS = "attempt_id, at, person, role, number, medium, window_name, stage, outcome"
-
-
 def _history_query(account_marks: str, which: str) -> str:
     """The attempts of the accounts in an `IN` list that meet `which`, one row per account:
-    its id and its attempts as a JSON array of _HISTORY_COLUMNS (attempts never sent left out)."""
-    return (f"SELECT account_id, json_group_array(json_array({_HISTORY_COLUMNS})) "
+    its id and its attempts as a JSON array of HISTORY_COLUMNS (attempts never sent left out)."""
+    return (f"SELECT account_id, json_group_array(json_array({HISTORY_COLUMNS})) "
             f"FROM attempts WHERE account_id IN ({account_marks}) AND {which} "
             f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id")
 
 
 def _attempts(text: str) -> tuple[PastAttempt, ...]:
     """One account's attempts, by time then id, from the JSON array of their rows (each an
-    array of _HISTORY_COLUMNS)."""
+    array of HISTORY_COLUMNS)."""
     attempts = [
         _past_attempt((attempt_id, _instant(at), person, ROLE_BY_VALUE[role], number,
                        MEDIUM_BY_VALUE[medium], window, stage, _OUTCOMES[outcome]))
         for attempt_id, at, person, role, number, medium, window, stage, outcome
         in orjson.loads(text)]
-    return _by_time_then_id(attempts)
+    return by_time_then_id(attempts)
 
 
-def _by_time_then_id(attempts: list[PastAttempt]) -> tuple[PastAttempt, ...]:
-    """One account's attempts by time then id.
+def _keyed(text: str | None) -> list[tuple[str, PastAttempt]]:
+    """`_attempts`, each with its stored time, in the order read (for the history cache)."""
+    return [(row[1], past_attempt(row)) for row in orjson.loads(text)] if text else []
 
-    Read through the index on (account, time) they come in time order; the id decides only
-    between attempts at one instant, which an account's own attempts never share (an attempt's
-    id is made of its account and instant), so they are sorted here only if two are not in
-    strictly rising time, instead of by SQLite for every row (an aggregate's input order is
-    the query plan's, not a promise).
-    """
-    if any(a.at >= b.at for a, b in itertools.pairwise(attempts)):
-        attempts.sort(key=lambda a: (a.at, a.attempt_id))
-    return tuple(attempts)
+
+async def _history_texts(fetch: _Fetch, account_ids: Sequence[str], since_key: str
+                         ) -> tuple[dict[str, str], dict[str, str]]:
+    """The accounts' attempts as JSON arrays: third parties' before `since_key` and all from
+    it on. Third-party attempts before `since` come from their own index: asked for in one query
+    with the recent ones (an OR), they made SQLite read the account's whole history."""
+    account_marks, ids = _in_list(account_ids)
+    earlier = dict(await fetch(_history_query(account_marks, "role != 'debtor' AND at < ?"),
+                               [*ids, since_key]))
+    recent = dict(await fetch(_history_query(account_marks, "at >= ?"), [*ids, since_key]))
+    return earlier, recent
 
 
 class ContactRows:
@@ -215,6 +213,34 @@ class ContactRows:
         # One trip to SQLite's thread (execute and fetch together), serialised with writes.
         async with self._lock:
             return list(await self._db.execute_fetchall(sql, params))
+
+    async def _history(self: _Host, account_ids: Sequence[str],
+                       since: datetime) -> dict[str, tuple[PastAttempt, ...]]:
+        """Each account's attempts since `since` and its third-party attempts of every time,
+        not-sent ones left out, oldest first; accounts without any are absent."""
+        # One row per account, its attempts as one JSON array: sqlite3 makes a Python object of
+        # every column of every row it returns, and that cost most of this read.
+        key = sortable_utc(since)
+        cache = self._history_cache
+        if cache is None:
+            earlier_texts, recent = await _history_texts(self._fetch, account_ids, key)
+            earlier = {account_id: _attempts(text) for account_id, text in earlier_texts.items()}
+            history = {account_id: earlier.pop(account_id, ()) + _attempts(text)
+                       for account_id, text in recent.items()}
+            history.update(earlier)  # accounts with no recent attempt
+            return history
+        found, missing = cache.read(account_ids, key)
+        if missing:
+            generation = cache.generation
+            before, since_then = await _history_texts(self._fetch, missing, key)
+            read = {account_id: _keyed(before.get(account_id)) + _keyed(since_then.get(account_id))
+                    for account_id in missing}
+            if cache.generation == generation:  # no write came between the two reads
+                cache.fill(read, missing, key)
+            found.update((account_id, by_time_then_id([a for _, a in pairs
+                                                       if a.outcome is not _NOT_SENT]))
+                         for account_id, pairs in read.items() if pairs)
+        return found
 
     async def claim_due(self: _Host, now: datetime, limit: int) -> list[str]:
         """Accounts due at `now`, leased to this process for its claim lease, oldest first."""
@@ -285,17 +311,7 @@ class ContactRows:
                 f"SELECT account_id, state_json, plan_json FROM accounts "
                 f"WHERE account_id IN ({account_marks})", ids):
             states[account_id] = (state_json, plan_json)
-        # One row per account, its attempts as one JSON array: sqlite3 makes a Python object of
-        # every column of every row it returns, and that cost most of this read. Third-party
-        # attempts before `since` come from their own index: asked for in one query with the
-        # recent ones (an OR), they made SQLite read the account's whole history.
-        key = sortable_utc(since)
-        earlier = {account_id: _attempts(text) for account_id, text in await self._fetch(
-            _history_query(account_marks, "role != 'debtor' AND at < ?"), [*ids, key])}
-        history = {account_id: earlier.pop(account_id, ()) + _attempts(text)
-                   for account_id, text in await self._fetch(
-                       _history_query(account_marks, "at >= ?"), [*ids, key])}
-        history.update(earlier)  # accounts with no recent attempt
+        history = await self._history(account_ids, since)
         numbers: dict[str, set[str]] = defaultdict(set)
         for account_id, number in await self._fetch(
                 "SELECT account_id, number FROM party_numbers "

@@ -67,6 +67,11 @@ class InlineConnection:
         self._connection = connection
         self._commit_in_thread = commit_in_thread
 
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The sqlite3 connection underneath (its functions and triggers are set on it)."""
+        return self._connection
+
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> _Pending:
         """Run one statement."""
         return _Pending(lambda: self._connection.execute(sql, parameters))

@@ -54,7 +54,8 @@ from dispatcher.store.sqlite.agenda_rows import AgendaRows
 from dispatcher.store.sqlite.answer_rows import AnswerRows
 from dispatcher.store.sqlite.consent_rows import apply_opt_events, pause_for_review
 from dispatcher.store.sqlite.contact_rows import ContactRows, Db, chunks, marks
-from dispatcher.store.sqlite.inline import connect_inline
+from dispatcher.store.sqlite.history_cache import HistoryCache
+from dispatcher.store.sqlite.inline import InlineConnection, connect_inline
 from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, THROWAWAY_INDEXES
 from dispatcher.store.sqlite.queue_rows import QueueRows, apply_change_rows, queue_records
 from dispatcher.store.sqlite.retention_rows import RetentionRows
@@ -74,6 +75,9 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         # The connection holds the file exclusively (a throw-away store): no other process can
         # claim an account, so claims are kept in `_claimed` alone, not written to the file.
         self._sole = sole
+        # Accounts' attempts in memory, for a store written by its own connection alone.
+        self._history_cache = (HistoryCache(db.connection)
+                               if sole and isinstance(db, InlineConnection) else None)
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
@@ -160,7 +164,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
                 yield self._db
             except BaseException:
                 await self._db.execute("ROLLBACK")
-                self._sealed = []
+                self._rolled_back()
                 raise
             try:
                 await self._db.commit()
@@ -169,12 +173,19 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
                 # write lock: end it, or every later write fails too.
                 with contextlib.suppress(Exception):
                     await self._db.execute("ROLLBACK")
-                self._sealed = []
+                self._rolled_back()
                 raise
+            if self._history_cache is not None:
+                self._history_cache.committed()
             committed, self._sealed = self._sealed, []
         if committed:
             for observe in self.audit_observers:
                 observe(committed)
+
+    def _rolled_back(self) -> None:
+        self._sealed = []
+        if self._history_cache is not None:
+            self._history_cache.rolled_back()
 
     async def _head(self) -> ChainHead:
         # Read inside the write transaction: another process (the CLI) may have appended.

@@ -1,0 +1,181 @@
+"""Accounts' attempts kept in memory by a store that holds its SQLite file alone.
+
+`simulate`'s throw-away store is opened exclusively: nothing but its own connection writes the
+file, so every change to the attempts table passes through that connection, where temporary
+triggers report each row inserted, updated or deleted. Once a transaction commits, its changes
+are applied to the accounts kept here, and an account's attempts are then read from memory
+instead of from SQLite: the same attempts, in the same order, as the store's query returns.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from dispatcher.domain.clock import parse_rfc3339
+from dispatcher.domain.contact import (
+    MEDIUM_BY_VALUE,
+    OUTCOME_BY_VALUE,
+    ROLE_BY_VALUE,
+    Outcome,
+    PastAttempt,
+    Role,
+)
+
+# An attempt's columns in PastAttempt's order, as the history query and the triggers give them.
+HISTORY_COLUMNS = "attempt_id, at, person, role, number, medium, window_name, stage, outcome"
+# An attempt awaiting its outcome stores NULL (or, as the reads always took it, an empty text).
+_OUTCOMES: dict[str | None, Outcome | None] = {None: None, "": None}
+_OUTCOMES.update(OUTCOME_BY_VALUE.items())
+_past_attempt = PastAttempt._make  # from a tuple of its fields: a call cheaper than the class's
+_DEBTOR = Role.DEBTOR
+_NOT_SENT = Outcome.NOT_SENT
+_CHANGED = "dispatcher_attempt_changed"
+_INSERTED, _UPDATED, _DELETED = 1, 2, 3
+# Kept accounts beyond this are all forgotten at once (each is read again when next due).
+MAX_ACCOUNTS = 200_000
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _instant(text: str) -> datetime:
+    return parse_rfc3339(text)
+
+
+def past_attempt(row: Sequence[Any]) -> PastAttempt:
+    """A stored attempt from its HISTORY_COLUMNS."""
+    attempt_id, at, person, role, number, medium, window, stage, outcome = row
+    return _past_attempt((attempt_id, _instant(at), person, ROLE_BY_VALUE[role], number,
+                          MEDIUM_BY_VALUE[medium], window, stage, _OUTCOMES[outcome]))
+
+
+def by_time_then_id(attempts: list[PastAttempt]) -> tuple[PastAttempt, ...]:
+    """One account's attempts by time then id.
+
+    Read through the index on (account, time) they come in time order; the id decides only
+    between attempts at one instant, which an account's own attempts never share (an attempt's
+    id is made of its account and instant), so they are sorted here only if two are not in
+    strictly rising time, instead of by SQLite for every row (an aggregate's input order is
+    the query plan's, not a promise).
+    """
+    if any(a.at >= b.at for a, b in itertools.pairwise(attempts)):
+        attempts.sort(key=lambda a: (a.at, a.attempt_id))
+    return tuple(attempts)
+
+
+def _triggers() -> list[str]:
+    new = ", ".join(f"NEW.{c}" for c in HISTORY_COLUMNS.split(", "))
+    old = ", ".join(f"OLD.{c}" for c in HISTORY_COLUMNS.split(", "))
+    return [
+        f"CREATE TEMP TRIGGER attempts_kept_insert AFTER INSERT ON main.attempts BEGIN "
+        f"SELECT {_CHANGED}({_INSERTED}, NEW.account_id, NULL, {new}); END",
+        f"CREATE TEMP TRIGGER attempts_kept_update AFTER UPDATE ON main.attempts BEGIN "
+        f"SELECT {_CHANGED}({_UPDATED}, NEW.account_id, OLD.account_id, {new}); END",
+        f"CREATE TEMP TRIGGER attempts_kept_delete AFTER DELETE ON main.attempts BEGIN "
+        f"SELECT {_CHANGED}({_DELETED}, OLD.account_id, NULL, {old}); END",
+    ]
+
+
+class _Kept:
+    """One account's attempts from `since_key` on (and its third-party ones of every time),
+    each with its stored time; not-sent ones are left out when read."""
+
+    __slots__ = ("attempts", "since_key")
+
+    def __init__(self, since_key: str, attempts: list[tuple[str, PastAttempt]]) -> None:
+        self.since_key = since_key
+        self.attempts = attempts
+
+
+class HistoryCache:
+    """Accounts' attempts as the store's history query would read them, kept up to date by
+    triggers on the attempts table of a connection that alone can write it."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+        self._kept: dict[str, _Kept] = {}
+        # Rows changed by the transaction under way: applied when it commits.
+        self._pending: list[tuple[Any, ...]] = []
+        # Counts the changes applied: a read that straddles one keeps nothing it read.
+        self.generation = 0
+        connection.create_function(_CHANGED, 3 + len(HISTORY_COLUMNS.split(", ")),
+                                   self._changed)
+        for statement in _triggers():
+            connection.execute(statement)
+
+    def _changed(self, *row: Any) -> None:
+        # Called by SQLite inside the statement: it must only take note (an error would fail
+        # the write).
+        self._pending.append(row)
+
+    def committed(self) -> None:
+        """Apply what the transaction that just committed changed."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        self.generation += 1
+        for change, account_id, old_account, *columns in pending:
+            kept = self._kept.get(account_id)
+            if change == _UPDATED and old_account != account_id:
+                self._kept.pop(old_account, None)
+                self._kept.pop(account_id, None)
+            elif kept is None:
+                continue
+            elif change == _INSERTED:
+                kept.attempts.append((columns[1], past_attempt(columns)))
+            elif not _replace(kept, columns, deleted=change == _DELETED):
+                # Not among those kept: an attempt older than the account's kept stretch was
+                # changed. Read the account afresh rather than reason about it.
+                del self._kept[account_id]
+
+    def rolled_back(self) -> None:
+        """Forget what the transaction that was just rolled back changed."""
+        self._pending = []
+
+    def read(self, account_ids: Iterable[str], since_key: str
+             ) -> tuple[dict[str, tuple[PastAttempt, ...]], list[str]]:
+        """The attempts of the kept accounts as the history query would return them from the
+        instant whose key is `since_key`, and the accounts not kept (to be read from SQLite)."""
+        if self._pending and not self._connection.in_transaction:
+            self.committed()  # written outside a transaction: committed as it was written
+        found: dict[str, tuple[PastAttempt, ...]] = {}
+        missing = []
+        for account_id in account_ids:
+            kept = self._kept.get(account_id)
+            if kept is None or since_key < kept.since_key:
+                missing.append(account_id)
+                continue
+            # The history query's conditions: recent, or a third party's of any time.
+            kept.attempts = [(key, a) for key, a in kept.attempts
+                             if key >= since_key or a.role is not _DEBTOR]
+            kept.since_key = since_key
+            attempts = [a for _, a in kept.attempts if a.outcome is not _NOT_SENT]
+            if attempts:
+                found[account_id] = by_time_then_id(attempts)
+        return found, missing
+
+    def fill(self, rows: Mapping[str, list[tuple[str, PastAttempt]]],
+             account_ids: Iterable[str], since_key: str) -> None:
+        """Keep the accounts just read from SQLite from `since_key` on (`rows`: each account's
+        attempts with their stored time; an account absent has none)."""
+        if len(self._kept) > MAX_ACCOUNTS:
+            self._kept.clear()
+        for account_id in account_ids:
+            self._kept[account_id] = _Kept(since_key, list(rows.get(account_id, ())))
+
+
+def _replace(kept: _Kept, columns: Sequence[Any], *, deleted: bool) -> bool:
+    """Put an updated attempt in place of the kept one with its id (or take a deleted one
+    out); False when no kept attempt has its id."""
+    attempt_id = columns[0]
+    for index, (_, attempt) in enumerate(kept.attempts):
+        if attempt.attempt_id == attempt_id:
+            if deleted:
+                del kept.attempts[index]
+            else:
+                kept.attempts[index] = (columns[1], past_attempt(columns))
+            return True
+    return False

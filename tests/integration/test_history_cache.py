@@ -1,0 +1,139 @@
+"""A store that holds its SQLite file alone (`simulate`'s) keeps accounts' attempts in memory:
+what it reads from there is what its history query reads from the file, whatever was written.
+
+SQLite only: the cache is the exclusive SQLite store's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dispatcher.contact.engine import outcome_record
+from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
+from dispatcher.ingest.classify import classify
+from dispatcher.store import AttemptRow, OutcomeRow, Store, open_store
+from dispatcher.store.sqlite import SqliteStore
+from tests.support import encode, overdue_event
+
+pytestmark = pytest.mark.sqlite
+
+START = datetime(2026, 12, 1, 15, tzinfo=UTC)
+ACCOUNTS = ["A-1", "A-2", "A-3"]
+
+
+def _sqlite(store: Store) -> SqliteStore:
+    assert isinstance(store, SqliteStore)
+    return store
+
+
+@contextmanager
+def _uncached(store: SqliteStore) -> Iterator[None]:
+    kept = store._history_cache  # noqa: SLF001 - the test reads around the cache
+    assert kept is not None
+    store._history_cache = None  # noqa: SLF001
+    try:
+        yield
+    finally:
+        store._history_cache = kept  # noqa: SLF001
+
+
+async def _both(store: SqliteStore, since: datetime
+                ) -> tuple[dict[str, tuple[PastAttempt, ...]], dict[str, tuple[PastAttempt, ...]]]:
+    """The accounts' attempts from the cache, and as the history query reads them."""
+    cached = await store._history(ACCOUNTS, since)  # noqa: SLF001
+    with _uncached(store):
+        read = await store._history(ACCOUNTS, since)  # noqa: SLF001
+    return cached, read
+
+
+def _attempt(n: int, account: str, at: datetime, role: Role = Role.DEBTOR) -> AttemptRow:
+    person = "debtor" if role is Role.DEBTOR else f"c-{account}"
+    return AttemptRow(f"at-{n}", account, person, role, f"+1212555{n:04d}", Medium.CALL,
+                      "middle", "day", "rule", "template", at, 10)
+
+
+async def _decide(store: Store, *attempts: AttemptRow) -> None:
+    await store.record_decisions(attempts=attempts, plans=[], audit=[], now=START,
+                                 config_version="v")
+
+
+async def _outcome(store: Store, attempt_id: str, outcome: Outcome, at: datetime) -> None:
+    await store.record_outcomes([OutcomeRow(attempt_id, outcome, at)], now=at,
+                                config_version="v", audit_for=outcome_record)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    async with open_store(tmp_path / "sim.db", durable=False, inline=True) as opened:
+        made = _sqlite(opened)
+        await made.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
+                                 for n, a in enumerate(ACCOUNTS)], now=START,
+                                config_version="v")
+        yield made
+
+
+async def test_the_cached_attempts_are_the_stored_ones_through_every_kind_of_write(
+        store: SqliteStore) -> None:
+    day = timedelta(days=1)
+    await _decide(store, _attempt(1, "A-1", START), _attempt(2, "A-2", START),
+                  _attempt(3, "A-1", START + timedelta(minutes=5), Role.EMERGENCY))
+    cached, read = await _both(store, START - day)  # read from the file, then kept
+    assert cached == read
+    assert len(read["A-1"]) == 2
+    await _outcome(store, "at-1", Outcome.NO_ANSWER, START + timedelta(minutes=1))
+    await _outcome(store, "at-2", Outcome.NOT_SENT, START + timedelta(minutes=1))
+    await _outcome(store, "at-1", Outcome.COMPLETED, START + timedelta(minutes=2))  # a repeat
+    await _decide(store, _attempt(4, "A-1", START + 3 * day), _attempt(5, "A-3", START + day))
+    cached, read = await _both(store, START - day)
+    assert cached == read
+    assert read["A-1"][0].outcome is Outcome.NO_ANSWER
+    assert "A-2" not in read  # its only attempt was never sent
+    # Later: the first debtor attempt falls out of the stretch read, the third party's stays.
+    cached, read = await _both(store, START + day)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-1"]] == ["at-3", "at-4"]
+    # Earlier again: the accounts are read from the file, not from what was kept.
+    cached, read = await _both(store, START - day)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-1"]] == ["at-1", "at-3", "at-4"]
+
+
+async def test_a_write_by_any_statement_reaches_the_cache(store: SqliteStore) -> None:
+    await _decide(store, _attempt(1, "A-1", START), _attempt(2, "A-2", START),
+                  _attempt(3, "A-3", START))
+    await _outcome(store, "at-3", Outcome.NOT_SENT, START)
+    await _both(store, START)  # A-3 is kept without its attempt, never sent
+    async with store._write() as db:  # noqa: SLF001 - writes no store method makes
+        await db.execute("DELETE FROM attempts WHERE attempt_id = 'at-1'")
+        await db.execute("UPDATE attempts SET outcome = 'no-answer' WHERE attempt_id = 'at-3'")
+    cached, read = await _both(store, START)
+    assert cached == read
+    assert sorted(read) == ["A-2", "A-3"]
+    async with store._write() as db:  # noqa: SLF001
+        await db.execute("UPDATE attempts SET account_id = 'A-3' WHERE attempt_id = 'at-2'")
+    cached, read = await _both(store, START)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-3"]] == ["at-2", "at-3"]
+
+
+async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
+        store: SqliteStore) -> None:
+    await _decide(store, _attempt(1, "A-1", START))
+    await _both(store, START)
+    with pytest.raises(Exception, match="UNIQUE"):
+        # The second attempt's id is taken: the first attempt is rolled back with it.
+        await _decide(store, _attempt(2, "A-1", START + timedelta(hours=1)),
+                      _attempt(1, "A-2", START + timedelta(hours=1)))
+    cached, read = await _both(store, START)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-1"]] == ["at-1"]
+
+
+async def test_only_a_store_that_holds_its_file_alone_keeps_attempts(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "store.db", inline=True) as durable:
+        assert _sqlite(durable)._history_cache is None  # noqa: SLF001
