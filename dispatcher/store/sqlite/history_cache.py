@@ -171,11 +171,13 @@ def _replace(kept: _Kept, columns: Sequence[Any], *, deleted: bool) -> bool:
     """Put an updated attempt in place of the kept one with its id (or take a deleted one
     out); False when no kept attempt has its id."""
     attempt_id = columns[0]
-    for index, (_, attempt) in enumerate(kept.attempts):
-        if attempt.attempt_id == attempt_id:
+    attempts = kept.attempts
+    # From the newest: an outcome is nearly always the account's last attempt's.
+    for index in range(len(attempts) - 1, -1, -1):
+        if attempts[index][1].attempt_id == attempt_id:
             if deleted:
-                del kept.attempts[index]
+                del attempts[index]
             else:
-                kept.attempts[index] = (columns[1], past_attempt(columns))
+                attempts[index] = (columns[1], past_attempt(columns))
             return True
     return False
