@@ -6,12 +6,16 @@ SQLite only: the cache is the exclusive SQLite store's.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dispatcher.contact.engine import outcome_record
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
@@ -125,7 +129,7 @@ async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
         store: SqliteStore) -> None:
     await _decide(store, _attempt(1, "A-1", START))
     await _both(store, START)
-    with pytest.raises(Exception, match="UNIQUE"):
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         # The second attempt's id is taken: the first attempt is rolled back with it.
         await _decide(store, _attempt(2, "A-1", START + timedelta(hours=1)),
                       _attempt(1, "A-2", START + timedelta(hours=1)))
@@ -137,3 +141,52 @@ async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
 async def test_only_a_store_that_holds_its_file_alone_keeps_attempts(tmp_path: Path) -> None:
     async with open_store(tmp_path / "store.db", inline=True) as durable:
         assert _sqlite(durable)._history_cache is None  # noqa: SLF001
+
+
+# Writes a store method or anyone else may make, each on one of a few attempts, and reads.
+_ids = st.sampled_from([f"at-{n}" for n in range(4)])
+_row = st.tuples(_ids, st.sampled_from(ACCOUNTS), st.sampled_from([Role.DEBTOR, Role.EMERGENCY]),
+                 st.integers(-72, 72))
+_read = st.tuples(st.just("read"), st.integers(-72, 72))
+_write = st.one_of(
+    st.tuples(st.just("attempts"), st.lists(_row, min_size=1, max_size=2)),
+    st.tuples(st.just("outcome"), _ids, st.sampled_from(list(Outcome))),
+    st.tuples(st.just("raw"), st.sampled_from([
+        "UPDATE attempts SET outcome = NULL WHERE attempt_id = ?",
+        "UPDATE attempts SET outcome = 'not-sent' WHERE attempt_id = ?",
+        "UPDATE attempts SET at = '2026-11-20T00:00:00.000000Z' WHERE attempt_id = ?",
+        "UPDATE attempts SET account_id = 'A-2' WHERE attempt_id = ?",
+        "DELETE FROM attempts WHERE attempt_id = ?"]), _ids),
+    _read, _read)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_write, max_size=30))
+async def test_whatever_is_written_the_cache_reads_as_the_file(
+        tmp_path_factory: pytest.TempPathFactory, writes: list[tuple[object, ...]]) -> None:
+    folder = tmp_path_factory.mktemp("sim")
+    async with open_store(folder / "sim.db", durable=False, inline=True) as opened:
+        store = _sqlite(opened)
+        await store.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
+                                  for n, a in enumerate(ACCOUNTS)], now=START,
+                                 config_version="v")
+        since = START - timedelta(hours=72)
+        for write in writes:
+            match write:
+                case ("attempts", list(rows)):
+                    made = [_attempt(int(i[3:]), account, START + timedelta(hours=hours), role)
+                            for i, account, role, hours in rows]
+                    # An id taken fails the batch: all of it is rolled back.
+                    with contextlib.suppress(sqlite3.IntegrityError):
+                        await _decide(store, *made)
+                case ("outcome", str(attempt_id), Outcome() as outcome):
+                    await _outcome(store, attempt_id, outcome, START)
+                case ("raw", str(statement), str(attempt_id)):
+                    async with store._write() as db:  # noqa: SLF001
+                        await db.execute(statement, (attempt_id,))
+                case ("read", int(hours)):
+                    since = START + timedelta(hours=hours)
+                    cached, read = await _both(store, since)
+                    assert cached == read
+        cached, read = await _both(store, since)
+        assert cached == read
