@@ -102,9 +102,11 @@ class Slotted(NamedTuple):
     basis: str
 
 
-@dataclass(frozen=True)
-class NoAttempt:
+class NoAttempt(NamedTuple):
     """No attempt can be planned: every reason, and when planning again could help."""
+
+    # A named tuple, not a frozen dataclass (which costs three times as much to build):
+    # the engine makes one whenever it waits for an outcome.
 
     reasons: tuple[Refusal, ...]
     retry_at: datetime | None = None

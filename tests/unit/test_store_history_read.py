@@ -28,7 +28,8 @@ _attempt = st.builds(
     AttemptRow, attempt_id=_text, account_id=st.sampled_from(ACCOUNTS), person=_text,
     role=st.sampled_from(list(Role)), number=_text, medium=st.sampled_from(list(Medium)),
     stage=st.none() | _text, window=st.none() | _text, rule=st.none(), template=st.none(),
-    at=st.integers(0, 5 * 24).map(lambda h: NOW - timedelta(hours=h)))
+    at=st.integers(0, 5 * 24).map(lambda h: NOW - timedelta(hours=h)),
+    hour_of_week=st.none() | st.integers(0, 7 * 24 - 1))
 # What the outcome column holds: NULL in flight; an empty text was read as in flight too.
 _outcome = st.none() | st.sampled_from(["", *Outcome])
 
