@@ -156,7 +156,10 @@ _write = st.one_of(
         "UPDATE attempts SET outcome = 'not-sent' WHERE attempt_id = ?",
         "UPDATE attempts SET at = '2026-11-20T00:00:00.000000Z' WHERE attempt_id = ?",
         "UPDATE attempts SET account_id = 'A-2' WHERE attempt_id = ?",
-        "DELETE FROM attempts WHERE attempt_id = ?"]), _ids),
+        "DELETE FROM attempts WHERE attempt_id = ?",
+        "INSERT OR REPLACE INTO attempts(attempt_id, account_id, person, role, number, medium, "
+        "at) VALUES (?, 'A-3', 'debtor', 'debtor', '+12125550100', 'sms', "
+        "'2026-12-01T16:00:00.000000Z')"]), _ids),
     _read, _read)
 
 

@@ -34,15 +34,15 @@ from dispatcher.store.base import (
 )
 from dispatcher.store.common import SharedNumbers, account_contexts
 from dispatcher.store.fence import Decisions, decided_accounts, say_lost, without
-from dispatcher.store.sqlite.history_cache import (
-    _OUTCOMES,
+from dispatcher.store.sqlite.attempt_rows import (
     HISTORY_COLUMNS,
-    HistoryCache,
-    _instant,
-    _past_attempt,
+    OUTCOMES,
     by_time_then_id,
+    instant,
+    make_past_attempt,
     past_attempt,
 )
+from dispatcher.store.sqlite.history_cache import HistoryCache
 from dispatcher.store.sqlite.inline import InlineConnection
 
 # The daemon's aiosqlite connection, or simulate's inline one (dispatcher.store.sqlite.inline).
@@ -143,9 +143,9 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
             f"stage, outcome FROM attempts WHERE number IN ({busy_marks}) AND at >= ? AND "
             f"(outcome IS NULL OR outcome != 'not-sent') ORDER BY at, attempt_id",
             [*busy, since_key]):
-        shared.attempts[r[5]].append((r[1], _past_attempt((
-            r[0], _instant(r[2]), r[3], ROLE_BY_VALUE[r[4]], r[5], MEDIUM_BY_VALUE[r[6]], r[7],
-            r[8], _OUTCOMES[r[9]]))))
+        shared.attempts[r[5]].append((r[1], make_past_attempt((
+            r[0], instant(r[2]), r[3], ROLE_BY_VALUE[r[4]], r[5], MEDIUM_BY_VALUE[r[6]], r[7],
+            r[8], OUTCOMES[r[9]]))))
     # The stored plan is the engine's JSON (dispatcher.contact.decide.plan_to_json): a planned
     # attempt names its target's number and its instant.
     planned = await fetch(
@@ -158,10 +158,10 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     for account_id, number, at in await fetch(
             f"SELECT account_id, number, MAX(at) FROM attempts WHERE number IN ({busy_marks}) "
             f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id, number", busy):
-        shared.last_used[(account_id, number)] = _instant(at)
+        shared.last_used[(account_id, number)] = instant(at)
     for number, account_id, at in planned:
         shared.claims[number].append(NumberClaim(
-            account_id, number, _instant(at), shared.last_used.get((account_id, number))))
+            account_id, number, instant(at), shared.last_used.get((account_id, number))))
     return shared
 
 
@@ -182,8 +182,8 @@ def _attempts(text: str) -> tuple[PastAttempt, ...]:
     """One account's attempts, by time then id, from the JSON array of their rows (each an
     array of HISTORY_COLUMNS)."""
     attempts = [
-        _past_attempt((attempt_id, _instant(at), person, ROLE_BY_VALUE[role], number,
-                       MEDIUM_BY_VALUE[medium], window, stage, _OUTCOMES[outcome]))
+        make_past_attempt((attempt_id, instant(at), person, ROLE_BY_VALUE[role], number,
+                           MEDIUM_BY_VALUE[medium], window, stage, OUTCOMES[outcome]))
         for attempt_id, at, person, role, number, medium, window, stage, outcome
         in orjson.loads(text)]
     return by_time_then_id(attempts)

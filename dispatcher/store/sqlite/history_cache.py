@@ -9,61 +9,19 @@ instead of from SQLite: the same attempts, in the same order, as the store's que
 
 from __future__ import annotations
 
-import functools
-import itertools
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
-from dispatcher.domain.clock import parse_rfc3339
-from dispatcher.domain.contact import (
-    MEDIUM_BY_VALUE,
-    OUTCOME_BY_VALUE,
-    ROLE_BY_VALUE,
-    Outcome,
-    PastAttempt,
-    Role,
-)
+from dispatcher.domain.contact import Outcome, PastAttempt, Role
+from dispatcher.store.sqlite.attempt_rows import HISTORY_COLUMNS, by_time_then_id, past_attempt
 
-# An attempt's columns in PastAttempt's order, as the history query and the triggers give them.
-HISTORY_COLUMNS = "attempt_id, at, person, role, number, medium, window_name, stage, outcome"
-# An attempt awaiting its outcome stores NULL (or, as the reads always took it, an empty text).
-_OUTCOMES: dict[str | None, Outcome | None] = {None: None, "": None}
-_OUTCOMES.update(OUTCOME_BY_VALUE.items())
-_past_attempt = PastAttempt._make  # from a tuple of its fields: a call cheaper than the class's
 _DEBTOR = Role.DEBTOR
 _NOT_SENT = Outcome.NOT_SENT
 _CHANGED = "dispatcher_attempt_changed"
 _INSERTED, _UPDATED, _DELETED = 1, 2, 3
 # Kept accounts beyond this are all forgotten at once (each is read again when next due).
 MAX_ACCOUNTS = 200_000
-
-
-@functools.lru_cache(maxsize=1 << 17)
-def _instant(text: str) -> datetime:
-    return parse_rfc3339(text)
-
-
-def past_attempt(row: Sequence[Any]) -> PastAttempt:
-    """A stored attempt from its HISTORY_COLUMNS."""
-    attempt_id, at, person, role, number, medium, window, stage, outcome = row
-    return _past_attempt((attempt_id, _instant(at), person, ROLE_BY_VALUE[role], number,
-                          MEDIUM_BY_VALUE[medium], window, stage, _OUTCOMES[outcome]))
-
-
-def by_time_then_id(attempts: list[PastAttempt]) -> tuple[PastAttempt, ...]:
-    """One account's attempts by time then id.
-
-    Read through the index on (account, time) they come in time order; the id decides only
-    between attempts at one instant, which an account's own attempts never share (an attempt's
-    id is made of its account and instant), so they are sorted here only if two are not in
-    strictly rising time, instead of by SQLite for every row (an aggregate's input order is
-    the query plan's, not a promise).
-    """
-    if any(a.at >= b.at for a, b in itertools.pairwise(attempts)):
-        attempts.sort(key=lambda a: (a.at, a.attempt_id))
-    return tuple(attempts)
 
 
 def _triggers() -> list[str]:
@@ -103,6 +61,8 @@ class HistoryCache:
         self.generation = 0
         connection.create_function(_CHANGED, 3 + len(HISTORY_COLUMNS.split(", ")),
                                    self._changed)
+        # A row that an INSERT OR REPLACE deletes fires the delete trigger only so.
+        connection.execute("PRAGMA recursive_triggers = ON")
         for statement in _triggers():
             connection.execute(statement)
 
