@@ -23,7 +23,7 @@ from typing import Any
 
 from channels.sandbox import load_outcome_script
 from dispatcher.config.settings import load_config
-from dispatcher.contact.simulate import run_simulation_counted
+from dispatcher.contact.simulate import simulated
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, tzinfo=UTC)
@@ -75,17 +75,20 @@ async def run(population: str, accounts: int, days: int) -> None:
         outcomes.write_text(json.dumps(POPULATIONS[population]))
         script = load_outcome_script(outcomes)
         started, cpu = time.perf_counter(), time.process_time()
-        records, decisions = await run_simulation_counted(config, events_path, START, days,
-                                                          script)
+        # As `dispatcher simulate` does: the records read back one at a time, never all held.
+        kinds: Counter[str] = Counter()
+        async with simulated(config, events_path, START, days, script) as simulation:
+            async for record in simulation.records():
+                kinds[record["kind"]] += 1
+            decisions = simulation.decisions
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-    kinds = Counter(r["kind"] for r in records)
     print(f"population:             {population}")
     print(f"accounts x days:        {accounts:,} x {days}")
     print(f"wall time:              {elapsed:.1f} s")
     # Other work on a shared machine stretches the wall time far more than the CPU time.
     print(f"CPU time:               {cpu:.1f} s  "
           f"({cpu / max(kinds['attempt'], 1) * 1e6:,.0f} µs per attempt)")
-    print(f"audit records:          {len(records):,}  ({dict(sorted(kinds.items()))})")
+    print(f"audit records:          {kinds.total():,}  ({dict(sorted(kinds.items()))})")
     print(f"attempts per second:    {kinds['attempt'] / elapsed:,.0f}")
     print(f"decisions:              {decisions:,}  ({decisions / elapsed:,.0f} per second)")
     print()

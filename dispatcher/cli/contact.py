@@ -52,7 +52,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: TextIO) -> int:
     """Run a simulation and print the audit records it produced."""
     from channels.sandbox import OutcomeScript, load_outcome_script
-    from dispatcher.contact.simulate import check_keep, jsonl, run_simulation, table
+    from dispatcher.contact.simulate import check_keep, output_lines, simulated
 
     if args.days < 1:
         raise ValueError("--days must be at least 1")
@@ -63,11 +63,11 @@ async def cmd_simulate(config: LoadedConfig, args: argparse.Namespace, out: Text
     if args.store is not None:
         check_keep(args.store, force=args.force)
     script = load_outcome_script(args.outcomes) if args.outcomes else OutcomeScript.empty()
-    records = await run_simulation(config, args.events, args.start, args.days, script,
-                                   keep=args.store)
-    lines = table(records) if args.format == "table" else jsonl(records)
-    for line in lines:
-        out.write(line + "\n")
+    # Printed as read from the simulation's store: a long run's records are never all held.
+    async with simulated(config, args.events, args.start, args.days, script,
+                         keep=args.store) as run:
+        async for line in output_lines(run, args.format):
+            out.write(line + "\n")
     return 0
 
 

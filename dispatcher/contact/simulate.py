@@ -10,8 +10,8 @@ from __future__ import annotations
 import gc
 import os
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,14 @@ from dispatcher.contact.replies import handle_reply
 from dispatcher.domain.clock import VirtualClock, parse_rfc3339
 from dispatcher.domain.phones import mask_number
 from dispatcher.ingest.classify import classify_batch
-from dispatcher.store import ContactStore, DueStore, ReplyStore, keepable, open_store
+from dispatcher.store import (
+    AuditReader,
+    ContactStore,
+    DueStore,
+    ReplyStore,
+    keepable,
+    open_store,
+)
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -60,8 +67,9 @@ def read_events(path: Path, start: datetime) -> list[_Timed]:
     return sorted(timed, key=lambda t: (t.at, t.order))
 
 
-class SimulatedStore(ContactStore, ReplyStore, DueStore, Protocol):
-    """What a simulation drives: the engine, inbound events and replies, and its clock."""
+class SimulatedStore(ContactStore, ReplyStore, DueStore, AuditReader, Protocol):
+    """What a simulation drives (the engine, inbound events and replies, and its clock) and
+    reads back."""
 
 
 class Simulation:
@@ -159,16 +167,30 @@ async def run_simulation(config: LoadedConfig, events_path: Path, start: datetim
                          ) -> list[dict[str, Any]]:
     """Run a simulation in a temporary store (kept at `keep` if given) and return every audit
     record it produced."""
-    records, _ = await run_simulation_counted(config, events_path, start, days, script,
-                                              keep=keep)
-    return records
+    async with simulated(config, events_path, start, days, script, keep=keep) as run:
+        with no_collections():
+            return [record async for record in run.records()]
 
 
-async def run_simulation_counted(config: LoadedConfig, events_path: Path, start: datetime,
-                                 days: int, script: OutcomeScript, *, keep: Path | None = None
-                                 ) -> tuple[list[dict[str, Any]], int]:
-    """`run_simulation`, with the number of decisions the engine made; with `keep`, the store
-    is left at that path as a SQLite file (replacing what is there: see `check_keep`)."""
+@dataclass(frozen=True)
+class SimulationRun:
+    """A finished simulation whose store is still open: its audit records can be read."""
+
+    store: SimulatedStore
+    decisions: int  # how many decisions the engine made
+
+    def records(self) -> AsyncIterator[dict[str, Any]]:
+        """Every audit record the simulation produced, oldest first, read one at a time."""
+        return self.store.audit_records()
+
+
+@asynccontextmanager
+async def simulated(config: LoadedConfig, events_path: Path, start: datetime, days: int,
+                    script: OutcomeScript, *, keep: Path | None = None
+                    ) -> AsyncIterator[SimulationRun]:
+    """Run a simulation in a temporary store and give it, to read its audit records from as
+    often as needed without holding them all (a month of thousands of accounts is millions);
+    on leaving, the store is kept at `keep` if given (see `check_keep`), else removed."""
     events = read_events(events_path, start)
     # A kept store is written beside its final path and moved there whole once the run ends, so
     # that an interrupted run leaves nothing half-written at `keep`.
@@ -180,12 +202,10 @@ async def run_simulation_counted(config: LoadedConfig, events_path: Path, start:
             simulation = Simulation(config, store, script, start, keep_sent=False)
             with fewer_collections():
                 await simulation.run(events, days)
-            with no_collections():
-                records = [record async for record in store.audit_records()]
+            yield SimulationRun(store, simulation.decisions)
         if keep is not None:
             keepable(path)
             _replace(path, keep)
-        return records, simulation.decisions
 
 
 def check_keep(keep: Path, *, force: bool) -> None:
@@ -206,12 +226,6 @@ def _replace(made: Path, keep: Path) -> None:
     os.replace(made, keep)
 
 
-def jsonl(records: list[dict[str, Any]]) -> Iterator[str]:
-    """One canonical JSON line per record, as `audit export` writes them."""
-    for record in records:
-        yield canonical_json(record)
-
-
 _TABLE_KINDS = ("attempt", "suppressed", "promise", "reply")
 
 
@@ -224,29 +238,41 @@ def _local(record: dict[str, Any]) -> str:
     return f"{text[:16].replace('T', ' ')} {zone}{more}"
 
 
-def table(records: list[dict[str, Any]]) -> Iterator[str]:
-    """Attempts (with their outcome), suppressions and broken promises, one line each."""
-    outcomes = {r["attempt_id"]: r["status"] for r in records if r["kind"] == "outcome"}
-    header = (f"{'UTC':20} {'LOCAL':40} {'ACCOUNT':12} {'PARTY':11} {'CH':4} {'NUMBER':14} "
-              f"{'STAGE':7} RESULT")
-    yield header
+_TABLE_HEADER = (f"{'UTC':20} {'LOCAL':40} {'ACCOUNT':12} {'PARTY':11} {'CH':4} {'NUMBER':14} "
+                 f"{'STAGE':7} RESULT")
+
+
+async def output_lines(run: SimulationRun, form: str) -> AsyncIterator[str]:
+    """What `dispatcher simulate` prints, read from the run's store record by record: `jsonl`,
+    one canonical JSON line per record, as `audit export` writes them; `table`, attempts (with
+    their outcome), suppressions, broken promises and replies, one line each."""
+    if form == "jsonl":
+        async for record in run.records():
+            yield canonical_json(record)
+        return
+    outcomes = {r["attempt_id"]: r["status"] async for r in run.records()
+                if r["kind"] == "outcome"}
+    yield _TABLE_HEADER
     shown = 0
-    for r in records:
-        if r["kind"] not in _TABLE_KINDS:
-            continue
-        shown += 1
-        if r["kind"] == "attempt":
-            result = outcomes.get(r["attempt_id"], "(no outcome yet)")
-            result += f"  [{r['rule']}]"
-        elif r["kind"] == "suppressed":
-            result = f"suppressed: {r['reason']}: {r['detail']}"
-        elif r["kind"] == "promise":
-            result = f"promise due {r['due_on']} broken; contact resumes"
-        else:
-            result = f"reply: {r['status']}"
-        party = r.get("role") or r.get("party") or "-"
-        number = mask_number(r["to"]) if r.get("to") else "-"
-        yield (f"{r['at'][:19].replace('T', ' '):20} {_local(r):40} {r['account_id'] or '-':12} "
-               f"{party:11} {r.get('channel', '-'):4} {number:14} {r.get('stage', '-'):7} "
-               f"{result}")
+    async for record in run.records():
+        if record["kind"] in _TABLE_KINDS:
+            shown += 1
+            yield _table_row(record, outcomes)
     yield f"{shown} row(s)"
+
+
+def _table_row(r: dict[str, Any], outcomes: Mapping[str, str]) -> str:
+    if r["kind"] == "attempt":
+        result = outcomes.get(r["attempt_id"], "(no outcome yet)")
+        result += f"  [{r['rule']}]"
+    elif r["kind"] == "suppressed":
+        result = f"suppressed: {r['reason']}: {r['detail']}"
+    elif r["kind"] == "promise":
+        result = f"promise due {r['due_on']} broken; contact resumes"
+    else:
+        result = f"reply: {r['status']}"
+    party = r.get("role") or r.get("party") or "-"
+    number = mask_number(r["to"]) if r.get("to") else "-"
+    return (f"{r['at'][:19].replace('T', ' '):20} {_local(r):40} {r['account_id'] or '-':12} "
+            f"{party:11} {r.get('channel', '-'):4} {number:14} {r.get('stage', '-'):7} "
+            f"{result}")

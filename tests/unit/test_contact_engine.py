@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from channels.sandbox import SandboxChannel, load_outcome_script
+from channels.sandbox import OutcomeScript, SandboxChannel, load_outcome_script
 from dispatcher.cli.main import main
 from dispatcher.config.settings import LoadedConfig, load_config
 from dispatcher.contact import simulate as simulation_module
@@ -700,6 +700,30 @@ async def test_a_simulation_reads_its_audit_back_with_the_collector_off(
     assert seen == [False]
     assert gc.isenabled()
     assert attempts(records)
+
+
+async def test_simulate_prints_each_record_as_read_never_holding_them_all(
+        tmp_path: Path, config: LoadedConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    read: list[str] = []
+    records = SqliteStore.audit_records
+
+    async def counted(self: SqliteStore, **filters: Any) -> AsyncIterator[dict[str, Any]]:
+        async for record in records(self, **filters):
+            read.append(record["kind"])
+            yield record
+
+    monkeypatch.setattr(SqliteStore, "audit_records", counted)
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(overdue(f"A-{n}")) for n in range(3)))
+    async with simulation_module.simulated(config, events, START, 3,
+                                           OutcomeScript.empty()) as run:
+        lines = simulation_module.output_lines(run, "jsonl")
+        first = await anext(lines)
+        assert json.loads(first)["kind"] == "event"
+        assert len(read) == 1  # the first line was printed before the second record was read
+        rest = [line async for line in lines]
+    assert len(read) == 1 + len(rest) > 5
+    assert [json.loads(line)["kind"] for line in [first, *rest]] == read
 
 
 @pytest.mark.parametrize("enabled", [True, False])
