@@ -108,13 +108,17 @@ class HistoryCache:
             if kept is None or since_key < kept.since_key:
                 missing.append(account_id)
                 continue
-            # The history query's conditions: recent, or a third party's of any time.
-            kept.attempts = [(key, a) for key, a in kept.attempts
-                             if key >= since_key or a.role is not _DEBTOR]
-            kept.since_key = since_key
-            attempts = [a for _, a in kept.attempts if a.outcome is not _NOT_SENT]
+            # The history query's conditions: recent, or a third party's of any time; sent.
+            attempts = [a for key, a in kept.attempts if (key >= since_key or a.role is not _DEBTOR)
+                        and a.outcome is not _NOT_SENT]
             if attempts:
                 found[account_id] = by_time_then_id(attempts)
+            if kept.attempts and kept.attempts[0][0] < since_key:
+                # No later read goes back further: what it no longer holds is dropped (the
+                # oldest first, most often, as attempts are added in time order).
+                kept.attempts = [(key, a) for key, a in kept.attempts
+                                 if key >= since_key or a.role is not _DEBTOR]
+            kept.since_key = since_key
         return found, missing
 
     def fill(self, rows: Mapping[str, list[tuple[str, PastAttempt]]],
