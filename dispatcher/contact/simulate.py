@@ -188,9 +188,10 @@ class SimulationRun:
 async def simulated(config: LoadedConfig, events_path: Path, start: datetime, days: int,
                     script: OutcomeScript, *, keep: Path | None = None
                     ) -> AsyncIterator[SimulationRun]:
-    """Run a simulation in a temporary store and give it, to read its audit records from as
-    often as needed without holding them all (a month of thousands of accounts is millions);
-    on leaving, the store is kept at `keep` if given (see `check_keep`), else removed."""
+    """Run a simulation in a temporary store and yield it still open, so that its audit records
+    can be read, as often as needed, without holding them all (a month of thousands of accounts
+    makes millions); on leaving, the store is kept at `keep` if given (see `check_keep`), else
+    removed."""
     events = read_events(events_path, start)
     # A kept store is written beside its final path and moved there whole once the run ends, so
     # that an interrupted run leaves nothing half-written at `keep`.

@@ -92,8 +92,11 @@ class HistoryCache:
                 del self._kept[account_id]
 
     def rolled_back(self) -> None:
-        """Forget what the transaction that was just rolled back changed."""
+        """Forget what the transaction being rolled back changed, and every account kept: a
+        rollback is rare (an error), and one that failed in turn would leave the file unknown."""
         self._pending = []
+        self._kept.clear()
+        self.generation += 1
 
     def read(self, account_ids: Iterable[str], since_key: str
              ) -> tuple[dict[str, tuple[PastAttempt, ...]], list[str]]:

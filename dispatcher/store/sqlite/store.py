@@ -163,8 +163,8 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
             try:
                 yield self._db
             except BaseException:
-                await self._db.execute("ROLLBACK")
                 self._rolled_back()
+                await self._db.execute("ROLLBACK")
                 raise
             try:
                 await self._db.commit()
