@@ -87,8 +87,8 @@ class HistoryCache:
             elif change == _INSERTED:
                 kept.attempts.append((columns[1], past_attempt(columns)))
             elif not _replace(kept, columns, deleted=change == _DELETED):
-                # Not among those kept: an attempt older than the account's kept stretch was
-                # changed. Read the account afresh rather than reason about it.
+                # Not among those kept: older than the account's kept stretch, or not sent when
+                # the account was read. Read the account afresh rather than reason about it.
                 del self._kept[account_id]
 
     def rolled_back(self) -> None:
