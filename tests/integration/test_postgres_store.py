@@ -6,7 +6,7 @@ import asyncio
 import io
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
@@ -17,6 +17,7 @@ from dispatcher.errors import StoreError, StoreUnwritable
 from dispatcher.ingest.classify import classify
 from dispatcher.store import Store, StoreLocation, open_store
 from dispatcher.store.postgres.migrations import SCHEMA_VERSION
+from dispatcher.store.postgres.store import PostgresStore
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from tests.integration.inprocess import wait_for
 from tests.integration.publish import publish_all
@@ -93,6 +94,21 @@ async def test_concurrent_appends_from_two_stores_make_one_chain(postgres_url: s
         record = json.loads(text)
         assert record["prev_hash"] == previous
         previous = record["hash"]
+
+
+@pytest.mark.postgresql
+async def test_fleet_jobs_and_buckets_on_a_store_gone_away_are_store_errors(
+        postgres_url: str) -> None:
+    # A daemon waits out a StoreError; any other error from these ends the daemon's process.
+    async with open_store(postgres_url) as store:
+        assert isinstance(store, PostgresStore)
+        await store._pool.close()  # noqa: SLF001 - no connection to be had, as in an outage
+        with pytest.raises(StoreError, match="PostgreSQL"):
+            await store.claim_job("job", datetime.now(UTC), timedelta(minutes=1))
+        with pytest.raises(StoreError, match="PostgreSQL"):
+            await store.take_token("bucket", 10.0, 1)
+        with pytest.raises(StoreError, match="PostgreSQL"):
+            await store.release_jobs()
 
 
 @pytest.mark.postgresql
