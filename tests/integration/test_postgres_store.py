@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -97,18 +98,39 @@ async def test_concurrent_appends_from_two_stores_make_one_chain(postgres_url: s
 
 
 @pytest.mark.postgresql
-async def test_fleet_jobs_and_buckets_on_a_store_gone_away_are_store_errors(
+async def test_every_read_and_write_on_a_store_gone_away_is_a_store_error(
         postgres_url: str) -> None:
     # A daemon waits out a StoreError; any other error from these ends the daemon's process.
+    now = datetime.now(UTC)
     async with open_store(postgres_url) as store:
         assert isinstance(store, PostgresStore)
         await store._pool.close()  # noqa: SLF001 - no connection to be had, as in an outage
-        with pytest.raises(StoreError, match="PostgreSQL"):
-            await store.claim_job("job", datetime.now(UTC), timedelta(minutes=1))
-        with pytest.raises(StoreError, match="PostgreSQL"):
-            await store.take_token("bucket", 10.0, 1)
-        with pytest.raises(StoreError, match="PostgreSQL"):
-            await store.release_jobs()
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "claim_job": lambda: store.claim_job("job", now, timedelta(minutes=1)),
+            "take_token": lambda: store.take_token("bucket", 10.0, 1),
+            "release_jobs": store.release_jobs,
+            "claim_due": lambda: store.claim_due(now, 10),
+            "audit_head": store.audit_head,
+            "account": lambda: store.account("A-1"),
+            "count_events": store.count_events,
+            "latest_checkpoint": store.latest_checkpoint,
+            "prune_audit": lambda: store.prune_audit(
+                cutoff=now, now=now, retention_years=7, signer=None, config_version="v",
+                dry_run=True),
+            "next_due_at": store.next_due_at,
+            "ping": store.ping,
+        }
+        raised: dict[str, str] = {}
+        for name, call in calls.items():
+            try:
+                await call()
+            except Exception as exc:  # which method let which error through, all named at once
+                raised[name] = f"{type(exc).__name__}: {exc}"
+            else:
+                raised[name] = "no error"
+        wrong = {name: what for name, what in raised.items()
+                 if not what.startswith("StoreError: PostgreSQL")}
+        assert wrong == {}
 
 
 @pytest.mark.postgresql

@@ -132,7 +132,7 @@ class ContactRows:
         """Accounts due at `now`, leased to this store for its claim lease, oldest first; rows
         another transaction holds are skipped, not waited for."""
         key = sortable_utc(now)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT account_id FROM accounts WHERE next_attempt_at <= $1 AND "
                 "(lease_until IS NULL OR lease_until <= $1) ORDER BY next_attempt_at, "

@@ -42,7 +42,6 @@ class FleetRows:
         """Whether this store may run job `name`'s run due at `due`, holding the job for `hold`
         (by the server's clock): when it holds the job already, for a run due no earlier; or
         when no other store holds it and no run due at or after `due` was claimed."""
-        # Through `_fetch`: a server shutting down or away is a StoreError, waited out.
         taken = await self._fetch(_CLAIM, name, self._owner, sortable_utc(due),
                                   hold.total_seconds())
         return bool(taken)

@@ -32,7 +32,6 @@ class Tx:
 class Host(Protocol):
     """The part of PostgresStore its mixins use."""
 
-    _pool: asyncpg.Pool
     _states: StateCache
     _owner: str
     _claimed: set[str]
@@ -41,6 +40,8 @@ class Host(Protocol):
 
     def _write(self, conn: Conn | None = None
                ) -> AbstractAsyncContextManager[Tx]: ...
+
+    def _acquire(self) -> AbstractAsyncContextManager[Conn]: ...
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]: ...
 

@@ -36,7 +36,7 @@ class RetentionRows:
 
     async def latest_checkpoint(self: Host) -> dict[str, Any] | None:
         """The newest checkpoint record: where a pruned chain is anchored."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await _latest(conn)
 
     async def prune_audit(self: Host, *, cutoff: datetime, now: datetime, retention_years: int,
@@ -44,7 +44,7 @@ class RetentionRows:
                           dry_run: bool = False, step_seqs: int | None = None) -> PruneResult:
         """Remove what is past retention, in steps of at most `step_seqs` seqs (STEP_SEQS
         unless given), each under a signed checkpoint."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             through, due, accounts = await _prepare(conn, cutoff)
             if through is None:
                 return PruneResult(cutoff, None, 0, 0, 0)

@@ -114,12 +114,22 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows
         await self._pool.close()
 
     @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Conn]:
+        """One of the pool's connections; the server or connection failing while it is taken or
+        used is a StoreError, which a daemon waits out, never an error that ends it."""
+        try:
+            async with self._pool.acquire() as conn:
+                yield conn
+        except _UNAVAILABLE as exc:
+            raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+    @asynccontextmanager
     async def _connection(self, conn: Conn | None) -> AsyncIterator[
             Conn]:
         if conn is not None:
             yield conn
             return
-        async with self._pool.acquire() as acquired:
+        async with self._acquire() as acquired:
             yield acquired
 
     @asynccontextmanager
@@ -139,10 +149,8 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows
                 observe(tx.sealed)
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            return await self._pool.fetch(sql, *args)
-        except _UNAVAILABLE as exc:
-            raise StoreError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+        async with self._acquire() as conn:
+            return list(await conn.fetch(sql, *args))
 
     async def _insert_audit(self, tx: Tx, fields: Sequence[Mapping[str, Any]], now: datetime,
                             common: Mapping[str, Any] | None = None,
@@ -274,7 +282,7 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows
 
     async def audit_head(self) -> ChainHead:
         """The last record of the audit chain."""
-        async with self._pool.acquire() as conn:
+        async with self._acquire() as conn:
             return await chain_head(conn)
 
     async def audit_records(self, *, account_id: str | None = None,
@@ -369,8 +377,9 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows
 
     async def account(self, account_id: str) -> AccountState | None:
         """The account's current state, if any event named it."""
-        text = await self._pool.fetchval(
-            "SELECT state_json FROM accounts WHERE account_id = $1", account_id)
+        async with self._acquire() as conn:
+            text = await conn.fetchval(
+                "SELECT state_json FROM accounts WHERE account_id = $1", account_id)
         return AccountState.model_validate_json(text) if text is not None else None
 
     async def opt_outs(self, number: str) -> list[OptOut]:
@@ -417,7 +426,8 @@ class PostgresStore(ContactRows, RetentionRows, FleetRows, AgendaRows, QueueRows
 
     async def count_events(self) -> int:
         """How many distinct events are stored."""
-        return int(await self._pool.fetchval("SELECT COUNT(*) FROM events"))
+        async with self._acquire() as conn:
+            return int(await conn.fetchval("SELECT COUNT(*) FROM events"))
 
     async def wal_checkpoint(self) -> None:
         """Nothing to do: PostgreSQL checkpoints its write-ahead log itself."""
