@@ -105,7 +105,6 @@ def _in_list(values: Sequence[str]) -> tuple[str, list[str]]:
 
 
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
-_NOT_SENT = Outcome.NOT_SENT
 
 
 async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
@@ -237,8 +236,7 @@ class ContactRows:
                     for account_id in missing}
             if cache.generation == generation:  # no write came between the two reads
                 cache.fill(read, missing, key)
-            found.update((account_id, by_time_then_id([a for _, a in pairs
-                                                       if a.outcome is not _NOT_SENT]))
+            found.update((account_id, by_time_then_id([a for _, a in pairs]))
                          for account_id, pairs in read.items() if pairs)
         return found
 
