@@ -177,19 +177,9 @@ def _history_query(account_marks: str, which: str) -> str:
             f"AND (outcome IS NULL OR outcome != 'not-sent') GROUP BY account_id")
 
 
-def _attempts(text: str) -> tuple[PastAttempt, ...]:
-    """One account's attempts, by time then id, from the JSON array of their rows (each an
-    array of HISTORY_COLUMNS)."""
-    attempts = [
-        make_past_attempt((attempt_id, instant(at), person, ROLE_BY_VALUE[role], number,
-                           MEDIUM_BY_VALUE[medium], window, stage, OUTCOMES[outcome]))
-        for attempt_id, at, person, role, number, medium, window, stage, outcome
-        in orjson.loads(text)]
-    return by_time_then_id(attempts)
-
-
 def _keyed(text: str | None) -> list[tuple[str, PastAttempt]]:
-    """`_attempts`, each with its stored time, in the order read (for the history cache)."""
+    """One account's attempts from the JSON array of their rows (each an array of
+    HISTORY_COLUMNS), each with its stored time, in the order read."""
     return [(row[1], past_attempt(row)) for row in orjson.loads(text)] if text else []
 
 
@@ -221,20 +211,14 @@ class ContactRows:
         # every column of every row it returns, and that cost most of this read.
         key = sortable_utc(since)
         cache = self._history_cache
-        if cache is None:
-            earlier_texts, recent = await _history_texts(self._fetch, account_ids, key)
-            earlier = {account_id: _attempts(text) for account_id, text in earlier_texts.items()}
-            history = {account_id: earlier.pop(account_id, ()) + _attempts(text)
-                       for account_id, text in recent.items()}
-            history.update(earlier)  # accounts with no recent attempt
-            return history
-        found, missing = cache.read(account_ids, key)
+        found, missing = (cache.read(account_ids, key) if cache is not None
+                          else ({}, list(account_ids)))
         if missing:
-            generation = cache.generation
+            generation = cache.generation if cache is not None else 0
             before, since_then = await _history_texts(self._fetch, missing, key)
             read = {account_id: _keyed(before.get(account_id)) + _keyed(since_then.get(account_id))
                     for account_id in missing}
-            if cache.generation == generation:  # no write came between the two reads
+            if cache is not None and cache.generation == generation:  # no write in between
                 cache.fill(read, missing, key)
             found.update((account_id, by_time_then_id([a for _, a in pairs]))
                          for account_id, pairs in read.items() if pairs)
