@@ -42,20 +42,23 @@ class FleetRows:
         """Whether this store may run job `name`'s run due at `due`, holding the job for `hold`
         (by the server's clock): when it holds the job already, for a run due no earlier; or
         when no other store holds it and no run due at or after `due` was claimed."""
-        taken = await self._fetch(_CLAIM, name, self._owner, sortable_utc(due),
-                                  hold.total_seconds())
-        return bool(taken)
+        async with self._acquire() as conn:
+            taken = await conn.fetchval(_CLAIM, name, self._owner, sortable_utc(due),
+                                        hold.total_seconds())
+        return taken is not None
 
     async def release_jobs(self: Host) -> None:
         """Give up every job this store holds (a clean stop): another daemon takes each at its
         next run, instead of when the hold runs out."""
-        await self._fetch("UPDATE job_leases SET until = clock_timestamp() "
-                          "WHERE owner = $1 AND until > clock_timestamp()", self._owner)
+        async with self._acquire() as conn:
+            await conn.execute("UPDATE job_leases SET until = clock_timestamp() "
+                               "WHERE owner = $1 AND until > clock_timestamp()", self._owner)
 
     async def take_token(self: Host, key: str, rate: float, burst: int) -> float:
         """Take the next token of the bucket `key`, in one statement: the seconds until it is
         due. By the server's clock, tokens never come due faster than `rate` a second after the
         first `burst`: over any T seconds, at most `burst` + `rate` x T of them."""
         interval = 1.0 / rate
-        rows = await self._fetch(_TAKE, key, interval, (burst - 1) * interval)
-        return float(rows[0][0])
+        async with self._acquire() as conn:
+            wait = await conn.fetchval(_TAKE, key, interval, (burst - 1) * interval)
+        return float(wait)
