@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,9 @@ from dispatcher.domain.events import Phone
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, PerSchedule, Schedule, Stage
 from schedules.slots import (
+    GRID_MINUTES,
     LATTICE_FIRST,
+    MOST_NUDGED,
     REACH_MINUTES,
     Slot,
     WindowSpec,
@@ -405,7 +408,26 @@ def _basis(model: AnswerModel, factors: Sequence[float], slot: Slot, weekday: in
     return f"population {model.basis(weekday, slot.minute // 60)}; {mine}"
 
 
-def _later(ranking: Callable[[], list[_Ranked]]) -> Iterator[_Ranked]:
+# In `_best_first`'s heap, a slot's bound comes before its key when the two are equal.
+_BOUND, _KEY = 0, 1
+
+
+def _best_first(bounds: list[tuple[float, int, int, Slot]],
+                key: Callable[[Slot], float]) -> Iterator[_Ranked]:
+    """The slots of `bounds` ranked by `key` then minute, as `sorted` would rank them; `bounds`
+    holds a key no greater than each slot's own, so that a slot's own key is worked out only
+    when every slot that might rank before it has been taken (most searches take the first)."""
+    heapq.heapify(bounds)
+    while bounds:
+        ranked, minute, kind, slot = bounds[0]
+        if kind == _KEY:
+            heapq.heappop(bounds)
+            yield ranked, minute, slot
+        else:
+            heapq.heapreplace(bounds, (key(slot), minute, _KEY, slot))
+
+
+def _later(ranking: Callable[[], Iterator[_Ranked]]) -> Iterator[_Ranked]:
     """`ranking()`, ranked only when the first of it is asked for."""
     yield from ranking()
 
@@ -470,11 +492,15 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
                                      if minute in scored else factors[cell_of(minute)])
         return kept
 
-    def rank(slots: Sequence[Slot], base: int, lattice: float) -> list[_Ranked]:
+    def rank(slots: Sequence[Slot], base: int, lattice: float) -> Iterator[_Ranked]:
         """Best first: the highest estimate nudged by the tie-break, then the earliest; a
         lattice point (`lattice` is LATTICE_FIRST) before every other slot."""
-        return sorted((-rates[base + s.minute // 60] * score(s.minute) - lattice, s.minute, s)
-                      for s in slots)
+        # The tie-break raises the debtor's factor by at most MOST_NUDGED times: that bounds
+        # each slot's key from below until its own score is worked out.
+        return _best_first(
+            [(-rates[base + s.minute // 60] * (factors[s.minute // GRID_MINUTES] * MOST_NUDGED)
+              - lattice, s.minute, _BOUND, s) for s in slots],
+            lambda s: -rates[base + s.minute // 60] * score(s.minute) - lattice)
 
     not_before = now
     last: Refusal | None = None
@@ -520,6 +546,8 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
             lasting = _lasting(found)
             if lasting:
                 not_before = max(not_before, *lasting)
+                if not_before >= end_of_day and (soon is None or soon.at < not_before):
+                    break  # every slot left of the day lies before it: none is ranked
     return last or Refusal(NO_STAGE, f"stage {stage.name!r} has no window in the next "
                                      f"{HORIZON_DAYS} days")
 

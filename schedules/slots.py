@@ -37,6 +37,8 @@ LATTICE_FIRST = 2.0
 # time; after unanswered calls, by closeness to them, so that tries tile the day two hours apart
 # instead of leaving stretches too short for another try.
 TIE_BREAK = 0.15
+# The most the tie-break multiplies a debtor's factor by (`personal_score`'s nudge is below it).
+MOST_NUDGED = 1 + TIE_BREAK * 1.0
 
 WindowSpec = tuple[str, int, int, tuple[int, ...]]  # name, start and end minute, weekdays
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dispatcher.compliance.gate import Facts, local_day
@@ -14,7 +15,9 @@ from dispatcher.domain.accounts import AccountState, AccountStatus
 from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role, Target
 from schedules.model import Stage
 from schedules.planner import (
+    _BOUND,
     PlannedAttempt,
+    _best_first,
     _minute_of_day,
     _near,
     _person_calls,
@@ -22,7 +25,15 @@ from schedules.planner import (
     _Specs,
     text_owed,
 )
-from schedules.slots import WindowSpec, _lattice_last
+from schedules.slots import (
+    CELLS,
+    GRID_MINUTES,
+    MOST_NUDGED,
+    Slot,
+    WindowSpec,
+    _lattice_last,
+    personal_score,
+)
 
 AROUND = [datetime(2026, 3, 8, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
           datetime(2026, 4, 5, tzinfo=UTC), datetime(2026, 12, 10, tzinfo=UTC)]
@@ -137,3 +148,49 @@ def test_lattice_last_is_its_formula(seed: int, start_hour: int, quarters: int) 
     phases = max((points * span - starts) // 15, 1)
     assert _lattice_last(seed, hours) == (end - span + points * span - starts - 15
                                           - seed % phases * 15)
+
+
+_SOME_DAY = datetime(2026, 12, 7, 13, tzinfo=UTC)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 3), st.integers(0, 96),
+                          st.sampled_from(["a", "b"])), max_size=40),
+       st.integers(0, 41))
+# Equal keys and minutes: the slot whose key is still a bound is worked out before the other
+# is taken, so that the two leave in the order of the slots themselves.
+@example([(0, 1, 0, "b"), (0, 0, 0, "a")], 1)
+def test_best_first_ranks_as_sorted_however_far_it_is_read(
+        drawn: list[tuple[int, int, int, str]], taken: int) -> None:
+    # Few distinct keys and minutes, so that ties on the key, and on key and minute, are common.
+    keys: dict[Slot, float] = {}
+    bounds: list[tuple[float, int, int, Slot]] = []
+    for key, below, quarter, window in drawn:
+        slot = Slot(_SOME_DAY + timedelta(minutes=quarter * 15), quarter * 15, window)
+        # A slot drawn twice has one key (a key is a function of the slot), two bounds.
+        keys.setdefault(slot, key / 4)
+        bounds.append((keys[slot] - below / 4, slot.minute, _BOUND, slot))
+    expected = sorted((keys[slot], slot.minute, slot) for *_, slot in bounds)
+    lowest = {slot: min(b for b, *_, s in bounds if s == slot) for *_, slot in bounds}
+    asked = []
+
+    def key_of(slot: Slot) -> float:
+        asked.append(slot)
+        return keys[slot]
+
+    ranked = list(itertools.islice(_best_first(bounds, key_of), taken))
+    assert ranked == expected[:taken]
+    # A key is worked out only for a slot whose bound is no higher than the last key taken.
+    if ranked:
+        assert all(lowest[s] <= ranked[-1][0] for s in asked)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.floats(0, 5), min_size=CELLS, max_size=CELLS),
+       st.integers(0, 2**32 - 1), st.lists(st.integers(0, 24 * 60 - 1), max_size=12),
+       st.integers(0, 24 * 60 - 1))
+def test_the_tie_break_never_raises_a_factor_above_most_nudged(
+        factors: list[float], seed: int, misses: list[int], minute: int) -> None:
+    misses.sort()
+    assert personal_score(minute, factors, seed, misses) <= (
+        factors[minute // GRID_MINUTES] * MOST_NUDGED)
