@@ -4,7 +4,7 @@ overlap, and zones that never overlap say so."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -100,6 +100,17 @@ def test_a_conversation_makes_its_time_of_day_preferred(schedule: Schedule) -> N
     # After the 7-day cool-down the next call goes back near the time that answered.
     plan = plan_next(_facts(history), schedule, Limits(), _local(9, 5))
     assert isinstance(plan, PlannedAttempt), plan
+    assert abs(_minutes(plan) - (18 * 60 + 30)) <= 60
+
+
+def test_a_debtor_resting_after_a_conversation_is_planned_when_the_rest_ends(
+        schedule: Schedule) -> None:
+    # Planned again the next morning (as at each refresh of the answer model): the first slot
+    # tried is refused until the rest ends, which rules out the whole day and the days up to it.
+    history = (_call(_local(1, 18, 30), Outcome.COMPLETED, 0),)
+    plan = plan_next(_facts(history), schedule, Limits(), _local(2, 5))
+    assert isinstance(plan, PlannedAttempt), plan
+    assert plan.at.astimezone(ZoneInfo(CHICAGO)).date() == date(2026, 12, 8)
     assert abs(_minutes(plan) - (18 * 60 + 30)) <= 60
 
 
