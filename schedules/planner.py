@@ -427,6 +427,19 @@ def _best_first(bounds: list[tuple[float, int, int, Slot]],
             heapq.heapreplace(bounds, (key(slot), minute, _KEY, slot))
 
 
+def _rank(slots: Sequence[Slot], base: int, lattice: float, *, rates: Sequence[float],
+          factors: Sequence[float], score: Callable[[int], float]) -> Iterator[_Ranked]:
+    """Best first: the highest estimate (the rate of the hour of the week from `base` times the
+    debtor's `score` of the minute), then the earliest; a lattice point (`lattice` is
+    LATTICE_FIRST) before every other slot."""
+    # The tie-break raises the debtor's factor by at most MOST_NUDGED times: that bounds each
+    # slot's key from below until its own score is worked out.
+    return _best_first(
+        [(-rates[base + s.minute // 60] * (factors[s.minute // GRID_MINUTES] * MOST_NUDGED)
+          - lattice, s.minute, _BOUND, s) for s in slots],
+        lambda s: -rates[base + s.minute // 60] * score(s.minute) - lattice)
+
+
 def _later(ranking: Callable[[], Iterator[_Ranked]]) -> Iterator[_Ranked]:
     """`ranking()`, ranked only when the first of it is asked for."""
     yield from ranking()
@@ -481,7 +494,6 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
     # Until a conversation says when this debtor answers, the points of the account's two-hour
     # lattice come first.
     first_points = frozenset() if talks else lattice_points(seed, hours)
-    rates = model.rates
     # The debtor's own score of a minute of the day is the same on every day searched.
     scores: dict[int, float] = {}
 
@@ -492,15 +504,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
                                      if minute in scored else factors[cell_of(minute)])
         return kept
 
-    def rank(slots: Sequence[Slot], base: int, lattice: float) -> Iterator[_Ranked]:
-        """Best first: the highest estimate nudged by the tie-break, then the earliest; a
-        lattice point (`lattice` is LATTICE_FIRST) before every other slot."""
-        # The tie-break raises the debtor's factor by at most MOST_NUDGED times: that bounds
-        # each slot's key from below until its own score is worked out.
-        return _best_first(
-            [(-rates[base + s.minute // 60] * (factors[s.minute // GRID_MINUTES] * MOST_NUDGED)
-              - lattice, s.minute, _BOUND, s) for s in slots],
-            lambda s: -rates[base + s.minute // 60] * score(s.minute) - lattice)
+    rank = functools.partial(_rank, rates=model.rates, factors=factors, score=score)
 
     not_before = now
     last: Refusal | None = None
@@ -535,7 +539,7 @@ def _find_slot(target: Target, stage: Stage, schedule: Schedule, *, known: _Know
                 continue
             found = time_refusals(target, facts, limits, budget, slot.at, history=history)
             if not found:
-                chance = round(rates[hour_base + slot.minute // 60]
+                chance = round(model.rates[hour_base + slot.minute // 60]
                                * factors[cell_of(slot.minute)], 4)
                 return Slotted(slot.at, slot.window, chance,
                                _basis(model, factors, slot, weekday,
