@@ -43,7 +43,6 @@ from dispatcher.domain.events import Phone
 from schedules.answer_model import AnswerModel, hour_of_week
 from schedules.model import THIRD_PARTY_TEMPLATE, PerSchedule, Schedule, Stage
 from schedules.slots import (
-    GRID_MINUTES,
     LATTICE_FIRST,
     MOST_NUDGED,
     REACH_MINUTES,
@@ -435,7 +434,7 @@ def _rank(slots: Sequence[Slot], base: int, lattice: float, *, rates: Sequence[f
     # The tie-break raises the debtor's factor by at most MOST_NUDGED times: that bounds each
     # slot's key from below until its own score is worked out.
     return _best_first(
-        [(-rates[base + s.minute // 60] * (factors[s.minute // GRID_MINUTES] * MOST_NUDGED)
+        [(-rates[base + s.minute // 60] * (factors[cell_of(s.minute)] * MOST_NUDGED)
           - lattice, s.minute, _BOUND, s) for s in slots],
         lambda s: -rates[base + s.minute // 60] * score(s.minute) - lattice)
 

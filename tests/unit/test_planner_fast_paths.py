@@ -27,11 +27,11 @@ from schedules.planner import (
 )
 from schedules.slots import (
     CELLS,
-    GRID_MINUTES,
     MOST_NUDGED,
     Slot,
     WindowSpec,
     _lattice_last,
+    cell_of,
     personal_score,
 )
 
@@ -193,4 +193,4 @@ def test_the_tie_break_never_raises_a_factor_above_most_nudged(
         factors: list[float], seed: int, misses: list[int], minute: int) -> None:
     misses.sort()
     assert personal_score(minute, factors, seed, misses) <= (
-        factors[minute // GRID_MINUTES] * MOST_NUDGED)
+        factors[cell_of(minute)] * MOST_NUDGED)
