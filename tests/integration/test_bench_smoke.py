@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -54,6 +55,32 @@ def test_simulate_benchmark_runs_and_prints_cpu_per_attempt() -> None:
     for line in ("accounts x days:        20 x 2", "CPU time:", "µs per attempt)",
                  "audit records:", "decisions:"):
         assert line in result.stdout
+
+
+def test_simulate_benchmark_compares_with_an_earlier_engine_in_turns() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.simulate", "--baseline", "HEAD", "--rounds", "2",
+         "--accounts", "20", "--days", "2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    rows = [re.fullmatch(r"round (\d): +(.+?) +(mixed|silent) +(\d+\.\d) s", line)
+            for line in result.stdout.splitlines() if line.startswith("round ")]
+    # Two rounds, each the baseline's mixed month, then this tree's mixed and silent ones.
+    assert [row.groups()[:3] if row else None for row in rows] == [
+        (n, *run) for n in ("1", "2")
+        for run in (("HEAD", "mixed"), ("this tree", "mixed"), ("this tree", "silent"))]
+    for line in ("mixed, this tree / HEAD:", "silent goal on this machine:",
+                 "silent, this tree / the goal:", "the goal is for 10,000 accounts x 30 days)"):
+        assert line in result.stdout
+
+
+def test_simulate_benchmark_refuses_a_revision_git_does_not_know() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.simulate", "--baseline", "no-such-revision",
+         "--accounts", "20", "--days", "2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 1
+    assert "cannot read revision 'no-such-revision' from git" in result.stderr
 
 
 def test_report_benchmark_runs_and_finds_the_engine_compliant() -> None:
