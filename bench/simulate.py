@@ -120,12 +120,13 @@ def _tree_at(revision: str, folder: Path) -> Path:
         raise SystemExit(f"bench.simulate: cannot read revision {revision!r} from git: "
                          f"{archive.stderr.decode(errors='replace').strip()}")
     tree = folder / "baseline"
+    tree.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tree, filter="data")
     # `python -m` run from the tree must take the tree's packages, not this checkout's.
     found = subprocess.run([sys.executable, "-c", "import dispatcher; print(dispatcher.__file__)"],
                            capture_output=True, text=True, cwd=tree, check=False).stdout.strip()
-    if not found.startswith(str(tree)):
+    if not found or not Path(found).resolve().is_relative_to(tree.resolve()):
         raise SystemExit(f"bench.simulate: from {tree}, this Python imports dispatcher from "
                          f"{found or 'nowhere'}: the baseline would not be {revision}")
     return tree

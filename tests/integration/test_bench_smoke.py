@@ -83,6 +83,18 @@ def test_simulate_benchmark_refuses_a_revision_git_does_not_know() -> None:
     assert "cannot read revision 'no-such-revision' from git" in result.stderr
 
 
+def test_simulate_benchmark_refuses_a_baseline_that_would_run_this_checkout() -> None:
+    # Git's empty tree: nothing of its own to import, so `python -m` from it would take this
+    # checkout's installed packages and measure this engine twice.
+    empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.simulate", "--baseline", empty_tree, "--accounts", "20",
+         "--days", "2"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+    assert result.returncode == 1
+    assert f"the baseline would not be {empty_tree}" in result.stderr
+
+
 def test_report_benchmark_runs_and_finds_the_engine_compliant() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.report", "--accounts", "40", "--days", "10"],
