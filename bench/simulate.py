@@ -21,7 +21,6 @@ import asyncio
 import io
 import json
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.processes import timed
 from channels.sandbox import load_outcome_script
 from dispatcher.config.settings import load_config
 from dispatcher.contact.simulate import simulated
@@ -132,17 +132,6 @@ def _tree_at(revision: str, folder: Path) -> Path:
     return tree
 
 
-def _child_cpu(command: list[str], cwd: Path) -> float:
-    """Run `command` in a process of its own and return the CPU seconds it took."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(command, capture_output=True, text=True, cwd=cwd, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"bench.simulate: {' '.join(command[1:])} (in {cwd}) failed:\n"
-                         f"{done.stderr[-2000:]}")
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def compare(revision: str, rounds: int, accounts: int, days: int) -> None:
     """Time REV's mixed month and this tree's two months, in turns, and print the comparison."""
     size = ["--accounts", str(accounts), "--days", str(days)]
@@ -159,7 +148,7 @@ def compare(revision: str, rounds: int, accounts: int, days: int) -> None:
             for name, cwd, extra in (("baseline mixed", tree, only_mixed),
                                      ("mixed", ROOT, ["--population", "mixed"]),
                                      ("silent", ROOT, ["--population", "silent"])):
-                cpu = _child_cpu([sys.executable, "-m", "bench.simulate", *size, *extra], cwd)
+                _, cpu = timed([sys.executable, "-m", "bench.simulate", *size, *extra], cwd)
                 runs[name].append(cpu)
                 engine = revision if cwd == tree else "this tree"
                 print(f"round {round_number}: {engine:>10} {name.split()[-1]:>6}  {cpu:7.1f} s",

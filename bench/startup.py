@@ -18,17 +18,15 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dispatcher
+from bench.processes import timed
 from dispatcher.config.settings import load_config
 from dispatcher.ingest.classify import classify
 from dispatcher.store import open_store
@@ -75,21 +73,6 @@ async def fill(config_path: Path) -> None:
     async with open_store(config.store_path) as store:
         items = [classify(p, "collections/events/bench", 65536) for p in payloads]
         await store.record_batch(items, now=datetime.now(UTC), config_version=config.version)
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(argv: list[str], folder: Path, env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU seconds from start to exit of one command, which must succeed."""
-    cpu, started = _children_cpu(), time.perf_counter()
-    done = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True, check=False)
-    elapsed, cpu = time.perf_counter() - started, _children_cpu() - cpu
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} exited with {done.returncode}: {done.stderr}")
-    return elapsed, cpu
 
 
 def main() -> None:
