@@ -36,6 +36,7 @@ from dispatcher.store import (
     keepable,
     open_store,
 )
+from dispatcher.store.sqlite.store import GROUP_COMMIT
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -198,7 +199,8 @@ async def simulated(config: LoadedConfig, events_path: Path, start: datetime, da
     where = keep.parent if keep is not None else None
     with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-", dir=where) as folder:
         path = Path(folder) / "simulate.db"
-        async with open_store(path, durable=False, inline=True) as store:
+        async with open_store(path, durable=False, inline=True,
+                              group_commit=GROUP_COMMIT) as store:
             # The audit records say what was sent: the sandbox need not keep the deliveries.
             simulation = Simulation(config, store, script, start, keep_sent=False)
             with fewer_collections():

@@ -81,14 +81,15 @@ def check_writable(where: StoreLocation) -> None:
 @asynccontextmanager
 async def open_store(where: StoreLocation, *, create: bool = True,
                      claim_lease: timedelta = CLAIM_LEASE, wal_checkpoints: bool = True,
-                     durable: bool = True, inline: bool = False) -> AsyncIterator[Store]:
+                     durable: bool = True, inline: bool = False,
+                     group_commit: int = 1) -> AsyncIterator[Store]:
     """Open the store for the length of a `async with` block; due accounts it claims are leased
     to it for `claim_lease`. The options after that are SQLite's
     (dispatcher.store.sqlite.store.SqliteStore.open); PostgreSQL has no use for them."""
     if isinstance(where, Path):
         sqlite = await SqliteStore.open(where, create=create, claim_lease=claim_lease,
                                         wal_checkpoints=wal_checkpoints, durable=durable,
-                                        inline=inline)
+                                        inline=inline, group_commit=group_commit)
         try:
             yield sqlite
         finally:

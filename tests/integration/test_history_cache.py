@@ -22,6 +22,7 @@ from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
 from dispatcher.ingest.classify import classify
 from dispatcher.store import AttemptRow, OutcomeRow, Store, open_store
 from dispatcher.store.sqlite import SqliteStore
+from dispatcher.store.sqlite.store import GROUP_COMMIT
 from tests.support import encode, overdue_event
 
 pytestmark = pytest.mark.sqlite
@@ -71,9 +72,10 @@ async def _outcome(store: Store, attempt_id: str, outcome: Outcome, at: datetime
                                 config_version="v", audit_for=outcome_record)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    async with open_store(tmp_path / "sim.db", durable=False, inline=True) as opened:
+@pytest.fixture(params=[1, GROUP_COMMIT], ids=["a commit per write", "grouped commits"])
+async def store(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[SqliteStore]:
+    async with open_store(tmp_path / "sim.db", durable=False, inline=True,
+                          group_commit=request.param) as opened:
         made = _sqlite(opened)
         await made.record_batch([classify(encode(overdue_event(n, a)), "t", 65536)
                                  for n, a in enumerate(ACCOUNTS)], now=START,
@@ -125,6 +127,7 @@ async def test_a_write_by_any_statement_reaches_the_cache(store: SqliteStore) ->
     assert [a.attempt_id for a in read["A-3"]] == ["at-2", "at-3"]
 
 
+@pytest.mark.parametrize("store", [1], indirect=True)  # grouped, a failed write ends the store
 async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
         store: SqliteStore) -> None:
     await _decide(store, _attempt(1, "A-1", START))

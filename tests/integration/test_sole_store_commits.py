@@ -1,7 +1,7 @@
-"""Writes of a store held exclusively (`simulate`'s throw-away store), committed many at a time:
-each write is a savepoint that ends with it, the file gets them all by the time the store is
-closed, a write that fails leaves the others, and a commit that fails (or a write whose
-transaction SQLite ended) stops every later write.
+"""A throw-away store (as `simulate` opens it) that commits many writes at a time: the file gets
+them all by the time the store is closed, and a write or commit that fails undoes every write
+since the last commit and stops every later one, instead of letting later writes build on what
+is gone.
 
 SQLite only: a durable store commits each write on its own.
 """
@@ -9,6 +9,7 @@ SQLite only: a durable store commits each write on its own.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -24,14 +25,18 @@ class _Refused(Exception):
     pass
 
 
+async def _open(path: Path, group: int = GROUP_COMMIT) -> SqliteStore:
+    return await SqliteStore.open(path, durable=False, inline=True, group_commit=group)
+
+
 async def _insert(store: SqliteStore, value: str) -> None:
     async with store._write() as db:  # noqa: SLF001 - a write no store method makes
         await db.execute("INSERT INTO notes(value) VALUES (?)", (value,))
 
 
-async def _refused_write(store: SqliteStore, value: str) -> None:
+async def _refused_write(store: SqliteStore) -> None:
     async with store._write() as db:  # noqa: SLF001
-        await db.execute("INSERT INTO notes(value) VALUES (?)", (value,))
+        await db.execute("INSERT INTO notes(value) VALUES ('failed')")
         raise _Refused
 
 
@@ -47,53 +52,53 @@ def _notes(path: Path) -> list[str]:
         return [row[0] for row in db.execute("SELECT value FROM notes ORDER BY rowid")]
 
 
-async def _sole(path: Path) -> SqliteStore:
-    store = await SqliteStore.open(path, durable=False, inline=True)
+async def _with_notes(path: Path) -> None:
+    store = await _open(path)
     async with store._write() as db:  # noqa: SLF001
         await db.execute("CREATE TABLE notes(value TEXT NOT NULL)")
-    return store
+    await store.close()
 
 
 async def test_every_write_reaches_the_file_once_the_store_is_closed(tmp_path: Path) -> None:
     path = tmp_path / "sim.db"
-    store = await _sole(path)
+    await _with_notes(path)
+    store = await _open(path)
     written = [f"n{n}" for n in range(GROUP_COMMIT * 2 + 5)]  # two commits and a remainder
     for value in written:
         await _insert(store, value)
-    async with store._write() as db:  # noqa: SLF001 - the store's own reads see every write
-        assert len(list(await db.execute_fetchall("SELECT value FROM notes"))) == len(written)
+    rows = await store._fetch("SELECT value FROM notes ORDER BY rowid")  # noqa: SLF001
+    assert [row[0] for row in rows] == written  # the store's own reads see every write
     await store.close()
     assert _notes(path) == written
 
 
-async def test_a_write_that_fails_leaves_the_writes_before_and_after_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fail", [_refused_write, _ending_write],
+                         ids=["a write raises", "SQLite ends the transaction"])
+async def test_a_failed_write_undoes_the_writes_since_the_last_commit_and_stops_later_ones(
+        tmp_path: Path, fail: Callable[[SqliteStore], Awaitable[None]]) -> None:
     path = tmp_path / "sim.db"
-    store = await _sole(path)
-    await _insert(store, "before")
+    await _with_notes(path)
+    store = await _open(path)
+    committed = [f"n{n}" for n in range(GROUP_COMMIT)]
+    for value in [*committed, "undone"]:
+        await _insert(store, value)
     with pytest.raises(_Refused):
-        await _refused_write(store, "failed")
-    # The first write of a transaction can fail too: the next still begins where it should.
-    for _ in range(GROUP_COMMIT - 2):
-        await _insert(store, "filler")
-    with pytest.raises(_Refused):
-        await _refused_write(store, "failed first")
-    await _insert(store, "after")
+        await fail(store)
+    with pytest.raises(StoreError, match="no more writes"):
+        await _insert(store, "later")
     await store.close()
-    notes = _notes(path)
-    assert notes == ["before", *["filler"] * (GROUP_COMMIT - 2), "after"]
+    assert _notes(path) == committed
 
 
 async def test_a_commit_that_fails_stops_every_later_write(tmp_path: Path) -> None:
     path = tmp_path / "sim.db"
-    store = await _sole(path)
+    await _with_notes(path)
+    store = await _open(path)
     async with store._write() as db:  # noqa: SLF001
         # A deferred foreign key is checked at COMMIT: a row that breaks it fails the commit.
         await db.execute("CREATE TABLE parents(id INTEGER PRIMARY KEY)")
         await db.execute("CREATE TABLE children(parent INTEGER REFERENCES parents(id) "
                          "DEFERRABLE INITIALLY DEFERRED)")
-    await store.close()
-    store = await SqliteStore.open(path, durable=False, inline=True)
-    async with store._write() as db:  # noqa: SLF001
         await db.execute("INSERT INTO children(parent) VALUES (7)")
     for _ in range(GROUP_COMMIT - 2):
         await _insert(store, "undone")
@@ -104,19 +109,18 @@ async def test_a_commit_that_fails_stops_every_later_write(tmp_path: Path) -> No
     await store.close()
     assert _notes(path) == []
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT COUNT(*) FROM children").fetchone() == (0,)
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'children'"
+                          ).fetchall() == []
 
 
-async def test_a_write_whose_transaction_sqlite_ended_stops_every_later_write(
+async def test_a_store_that_commits_each_write_keeps_working_after_a_failed_one(
         tmp_path: Path) -> None:
     path = tmp_path / "sim.db"
-    store = await _sole(path)
-    await store.close()
-    store = await SqliteStore.open(path, durable=False, inline=True)
-    await _insert(store, "undone")
+    await _with_notes(path)
+    store = await _open(path, group=1)
+    await _insert(store, "before")
     with pytest.raises(_Refused):
-        await _ending_write(store)
-    with pytest.raises(StoreError, match="no more writes"):
-        await _insert(store, "later")
+        await _refused_write(store)
+    await _insert(store, "after")
     await store.close()
-    assert _notes(path) == []
+    assert _notes(path) == ["before", "after"]

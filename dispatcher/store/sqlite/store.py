@@ -60,9 +60,10 @@ from dispatcher.store.sqlite.migrations import MIGRATIONS, SCHEMA_VERSION, THROW
 from dispatcher.store.sqlite.queue_rows import QueueRows, apply_change_rows, queue_records
 from dispatcher.store.sqlite.retention_rows import RetentionRows
 
-# A sole store's writes per commit. Each commit writes every page its writes changed; a month's
-# simulation changes the same pages (the audit's and attempts' last, the accounts due together)
-# write after write, so one commit for many writes writes a fraction of the pages.
+# Writes per commit in a throw-away store (`simulate`'s). Each commit writes every page its
+# writes changed; a month's simulation changes the same pages (the audit's and attempts' last,
+# the accounts due together) write after write, so one commit for many writes writes a fraction
+# of the pages.
 GROUP_COMMIT = 64
 
 
@@ -70,7 +71,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
     """The repository on one SQLite file; every method is serialised on one connection."""
 
     def __init__(self, db: Db, path: Path, *, claim_lease: timedelta = CLAIM_LEASE,
-                 sole: bool = False) -> None:
+                 sole: bool = False, group_commit: int = 1) -> None:
         self._db = db
         self.path = path
         self._lease = claim_lease
@@ -83,12 +84,13 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         # Accounts' attempts in memory, for a store written by its own connection alone.
         self._history_cache = (HistoryCache(db.connection)
                                if sole and isinstance(db, InlineConnection) else None)
-        # A sole store commits every GROUP_COMMIT writes: each write is a savepoint inside one
-        # open transaction, released when it ends (nothing else reads the file meanwhile).
-        self._group = GROUP_COMMIT if sole else 1
+        # Writes per commit: one, but in a sole store told otherwise (nothing else reads its
+        # file meanwhile, and a write that fails ends what it serves).
+        self._group = group_commit if sole else 1
         self._grouping = False  # whether a transaction is open across writes
-        self._released = 0  # writes released since it began
-        self._broken: BaseException | None = None  # why writes since the last commit were undone
+        self._released = 0  # writes ended well since it began
+        # Why the writes since the last commit were undone, if they were: none is taken after.
+        self._broken: BaseException | None = None
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them).
@@ -101,7 +103,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
     @classmethod
     async def open(cls, path: Path, *, create: bool = True, claim_lease: timedelta = CLAIM_LEASE,
                    wal_checkpoints: bool = True, durable: bool = True,
-                   inline: bool = False) -> SqliteStore:
+                   inline: bool = False, group_commit: int = 1) -> SqliteStore:
         """Open (and migrate) the store at `path`; refuse a schema newer than this code.
 
         Due accounts it claims are leased to it for `claim_lease` (a daemon restarted after a
@@ -109,8 +111,9 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
 
         `wal_checkpoints=False` leaves copying the WAL into the database to another connection
         (`wal_checkpoint`), so that this one's commits stay short. `durable=False` (a throw-away
-        store, as `simulate` uses) skips fsync, and commits GROUP_COMMIT writes at a time (each
-        a savepoint; all of them before it closes);
+        store, as `simulate` uses) skips fsync, and commits `group_commit` writes at a time (the
+        rest as it closes): a write that fails then undoes every write since the last commit and
+        stops every later one, which suits only a store whose user stops at a failed write too;
         `inline=True` runs SQLite on the caller's thread (`dispatcher.store.sqlite.inline`), but for
         a durable commit, which waits for the disk on a worker thread.
         """
@@ -141,7 +144,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         except BaseException:
             await db.close()
             raise
-        return cls(db, path, claim_lease=claim_lease, sole=not durable)
+        return cls(db, path, claim_lease=claim_lease, sole=not durable, group_commit=group_commit)
 
     @staticmethod
     async def _migrate(db: Db, path: Path) -> None:
@@ -192,32 +195,30 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
 
     @asynccontextmanager
     async def _grouped_write(self) -> AsyncIterator[Db]:
-        """A write of a sole store: a savepoint, committed with the writes around it."""
+        """A write of a store that commits many at a time: one open transaction takes them all.
+
+        No savepoint per write: each would copy every page the write changes, which costs what
+        the commits it saves cost. A write that fails undoes the transaction, and every write
+        since the last commit with it: no later write is taken, so none builds on what is gone.
+        """
         async with self._lock:
             if self._broken is not None:
-                raise StoreError(f"{self.path}: no more writes: every write since the last "
-                                 f"commit was undone ({self._broken!r})") from self._broken
+                raise StoreError(f"{self.path}: no more writes: a write or commit failed and undid "
+                                 f"every write since the last commit ({self._broken!r})"
+                                 ) from self._broken
             if not self._grouping:
                 await self._db.execute("BEGIN IMMEDIATE")
                 self._grouping = True
-            await self._db.execute("SAVEPOINT write")
             self._sealed = []
             try:
                 yield self._db
             except BaseException as error:
+                self._broken = error
+                self._grouping, self._released = False, 0
                 self._rolled_back()
-                try:
-                    await self._db.execute("ROLLBACK TO write")
-                    await self._db.execute("RELEASE write")
-                except Exception:
-                    # SQLite ended the whole transaction itself (a full disk, an I/O error):
-                    # the writes before this one went with it.
-                    self._broken = error
-                    self._grouping = False
-                    with contextlib.suppress(Exception):
-                        await self._db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):  # SQLite may have ended it already
+                    await self._db.execute("ROLLBACK")
                 raise
-            await self._db.execute("RELEASE write")
             self._released += 1
             if self._released >= self._group:
                 try:
