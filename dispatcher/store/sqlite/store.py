@@ -93,7 +93,8 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         self._broken: BaseException | None = None
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
-        # Called with the audit records of each committed transaction (metrics count them).
+        # Called with the audit records of each committed transaction (metrics count them); in a
+        # store that commits many writes at a time, of each write that ended well.
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
         self.lost_claim_observers: list[LostClaimObserver] = []
         self._sealed: list[dict[str, Any]] = []
