@@ -141,6 +141,19 @@ async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
     assert [a.attempt_id for a in read["A-1"]] == ["at-1"]
 
 
+@pytest.mark.parametrize("store", [GROUP_COMMIT], indirect=True)
+async def test_a_failed_write_of_grouped_commits_leaves_the_cache_as_the_file(
+        store: SqliteStore) -> None:
+    await _decide(store, _attempt(1, "A-1", START))
+    await _both(store, START)
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        await _decide(store, _attempt(1, "A-2", START + timedelta(hours=1)))
+    cached, read = await _both(store, START)
+    assert cached == read
+    # The write before it had not been committed yet: it went with the failed one.
+    assert read == {}
+
+
 async def test_only_a_store_that_holds_its_file_alone_keeps_attempts(tmp_path: Path) -> None:
     async with open_store(tmp_path / "store.db", inline=True) as durable:
         assert _sqlite(durable)._history_cache is None  # noqa: SLF001
