@@ -29,6 +29,7 @@ from dispatcher.domain.clock import VirtualClock, parse_rfc3339
 from dispatcher.domain.phones import mask_number
 from dispatcher.ingest.classify import classify_batch
 from dispatcher.store import (
+    THROWAWAY_GROUP_COMMIT,
     AuditReader,
     ContactStore,
     DueStore,
@@ -36,7 +37,6 @@ from dispatcher.store import (
     keepable,
     open_store,
 )
-from dispatcher.store.sqlite.store import GROUP_COMMIT
 
 TOPIC = "simulate"
 # The virtual clock moves in whole ticks: what falls due within one is decided together, as the
@@ -200,7 +200,7 @@ async def simulated(config: LoadedConfig, events_path: Path, start: datetime, da
     with tempfile.TemporaryDirectory(prefix="dispatcher-simulate-", dir=where) as folder:
         path = Path(folder) / "simulate.db"
         async with open_store(path, durable=False, inline=True,
-                              group_commit=GROUP_COMMIT) as store:
+                              group_commit=THROWAWAY_GROUP_COMMIT) as store:
             # The audit records say what was sent: the sandbox need not keep the deliveries.
             simulation = Simulation(config, store, script, start, keep_sent=False)
             with fewer_collections():

@@ -43,6 +43,7 @@ from dispatcher.store.base import (
     WebhookStore,
 )
 from dispatcher.store.factory import (
+    THROWAWAY_GROUP_COMMIT,
     StoreLocation,
     check_writable,
     copy_store,
@@ -57,6 +58,7 @@ from dispatcher.store.factory import (
 from dispatcher.store.transfer import CopyResult
 
 __all__ = [
+    "THROWAWAY_GROUP_COMMIT",
     "Accepted",
     "AccountContext",
     "AccountListStore",

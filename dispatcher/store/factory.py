@@ -18,7 +18,7 @@ from dispatcher.store.base import CLAIM_LEASE, Store
 from dispatcher.store.sqlite.migrations import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from dispatcher.store.sqlite.migrations import restore_throwaway_indexes
 from dispatcher.store.sqlite.snapshot import read_snapshot
-from dispatcher.store.sqlite.store import SqliteStore
+from dispatcher.store.sqlite.store import GROUP_COMMIT, SqliteStore
 from dispatcher.store.sqlite.store import check_writable as check_sqlite_writable
 from dispatcher.store.transfer import BATCH_ROWS, CopyResult, Progress
 
@@ -63,6 +63,10 @@ def postgres_schema(url: str) -> str | None:
     values = parse_qs(urlsplit(url).query).get("search_path")
     first = values[0].split(",")[0].strip().strip('"') if values else ""
     return first or None
+
+
+# A throw-away store's writes per commit (`open_store(group_commit=...)`), as `simulate` asks.
+THROWAWAY_GROUP_COMMIT = GROUP_COMMIT
 
 
 def keepable(path: Path) -> None:
