@@ -1,7 +1,7 @@
 """A throw-away store (as `simulate` opens it) that commits many writes at a time: the file gets
 them all by the time the store is closed, and a write or commit that fails undoes every write
 since the last commit and stops every later one, instead of letting later writes build on what
-is gone.
+is gone. Its audit observers hear of a write once it is committed, never of one undone.
 
 SQLite only: a durable store commits each write on its own.
 """
@@ -9,8 +9,10 @@ SQLite only: a durable store commits each write on its own.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,8 @@ from dispatcher.store.sqlite import SqliteStore
 from dispatcher.store.sqlite.store import GROUP_COMMIT
 
 pytestmark = pytest.mark.sqlite
+
+_NOW = datetime(2026, 12, 1, 9, tzinfo=UTC)
 
 
 class _Refused(Exception):
@@ -124,3 +128,42 @@ async def test_a_store_that_commits_each_write_keeps_working_after_a_failed_one(
     await _insert(store, "after")
     await store.close()
     assert _notes(path) == ["before", "after"]
+
+
+def _kinds(told: list[Sequence[dict[str, Any]]]) -> list[str]:
+    return [record["kind"] for records in told for record in records]
+
+
+async def test_audit_observers_are_told_of_writes_once_they_commit(tmp_path: Path) -> None:
+    path = tmp_path / "sim.db"
+    store = await _open(path)
+    told: list[Sequence[dict[str, Any]]] = []
+    store.audit_observers.append(told.append)
+    for n in range(GROUP_COMMIT - 1):
+        await store.append_audit([{"kind": f"note-{n}"}], now=_NOW)
+    assert told == []  # none of them is in the file yet
+    await store.append_audit([{"kind": "the write that commits"}], now=_NOW)
+    assert _kinds(told) == [*(f"note-{n}" for n in range(GROUP_COMMIT - 1)),
+                            "the write that commits"]
+    told.clear()
+    await store.append_audit([{"kind": "left for the close"}], now=_NOW)
+    assert told == []
+    await store.close()
+    assert _kinds(told) == ["left for the close"]
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == GROUP_COMMIT + 1
+
+
+async def test_audit_observers_are_never_told_of_writes_a_failure_undid(tmp_path: Path) -> None:
+    path = tmp_path / "sim.db"
+    await _with_notes(path)
+    store = await _open(path)
+    told: list[Sequence[dict[str, Any]]] = []
+    store.audit_observers.append(told.append)
+    await store.append_audit([{"kind": "undone"}], now=_NOW)
+    with pytest.raises(_Refused):
+        await _refused_write(store)
+    await store.close()
+    assert told == []
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 0

@@ -94,10 +94,12 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         self._lock = asyncio.Lock()
         self._states = StateCache(50_000)
         # Called with the audit records of each committed transaction (metrics count them); in a
-        # store that commits many writes at a time, of each write that ended well.
+        # store that commits many writes at a time, with those of its writes once they commit.
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
         self.lost_claim_observers: list[LostClaimObserver] = []
         self._sealed: list[dict[str, Any]] = []
+        # The audit records of the writes since the last commit, told to the observers with it.
+        self._uncommitted: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -172,6 +174,8 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
             try:
                 if self._grouping and self._broken is None:
                     await self._commit()
+                    committed, self._uncommitted = self._uncommitted, []
+                    self._observe(committed)
             finally:
                 await self._db.close()
 
@@ -221,13 +225,16 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
                     await self._db.execute("ROLLBACK")
                 raise
             self._released += 1
-            if self._released >= self._group:
-                try:
-                    await self._commit()
-                except BaseException as error:
-                    self._broken = error
-                    raise
-            committed = self._written()
+            if self._released < self._group:
+                self._uncommitted.extend(self._written())
+                return
+            try:
+                await self._commit()
+            except BaseException as error:
+                self._broken = error
+                raise
+            committed = [*self._uncommitted, *self._written()]
+            self._uncommitted = []
         self._observe(committed)
 
     async def _commit(self) -> None:
@@ -257,6 +264,7 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
 
     def _rolled_back(self) -> None:
         self._sealed = []
+        self._uncommitted = []
         if self._history_cache is not None:
             self._history_cache.rolled_back()
 
