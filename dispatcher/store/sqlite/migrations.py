@@ -159,9 +159,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# Indexes a throw-away store (simulate) drops: they serve exports by account or time and the MQTT
-# outbox, and only slow its writes. A simulation kept for later reading gets them back.
-THROWAWAY_INDEXES = ("audit_by_account", "audit_by_time", "audit_unpublished")
+# Indexes a throw-away store (simulate) drops: they serve exports by account or time, the MQTT
+# outbox and the daemon's search at start for attempts left without an outcome, and only slow its
+# writes. A simulation kept for later reading gets them back.
+THROWAWAY_INDEXES = ("audit_by_account", "audit_by_time", "audit_unpublished", "attempts_open")
 
 
 def restore_throwaway_indexes(path: Path) -> None:
