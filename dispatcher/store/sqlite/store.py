@@ -98,7 +98,8 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
         self.audit_observers: list[Callable[[Sequence[dict[str, Any]]], None]] = []
         self.lost_claim_observers: list[LostClaimObserver] = []
         self._sealed: list[dict[str, Any]] = []
-        # The audit records of the writes since the last commit, told to the observers with it.
+        # The audit records of the writes since the last commit, for the observers to hear of
+        # with it.
         self._uncommitted: list[dict[str, Any]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -226,7 +227,9 @@ class SqliteStore(ContactRows, AnswerRows, RetentionRows, AgendaRows, QueueRows)
                 raise
             self._released += 1
             if self._released < self._group:
-                self._uncommitted.extend(self._written())
+                written = self._written()
+                if self.audit_observers:  # else nobody is to hear of them: hold none
+                    self._uncommitted.extend(written)
                 return
             try:
                 await self._commit()
