@@ -127,6 +127,25 @@ async def test_a_write_by_any_statement_reaches_the_cache(store: SqliteStore) ->
     assert [a.attempt_id for a in read["A-3"]] == ["at-2", "at-3"]
 
 
+async def test_attempts_kept_out_of_time_order_are_read_in_time_order(
+        store: SqliteStore) -> None:
+    hour = timedelta(hours=1)
+    await _decide(store, _attempt(1, "A-1", START), _attempt(2, "A-1", START + hour))
+    await _both(store, START - hour)  # kept, in time order
+    # Moved before the first: the two are now kept out of time order.
+    async with store._write() as db:  # noqa: SLF001 - a write no store method makes
+        await db.execute("UPDATE attempts SET at = ? WHERE attempt_id = 'at-2'",
+                         ("2026-12-01T14:30:00.000000Z",))
+    cached, read = await _both(store, START - hour)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-1"]] == ["at-2", "at-1"]
+    # Added after them but earlier than the last kept.
+    await _decide(store, _attempt(3, "A-1", START - timedelta(minutes=10)))
+    cached, read = await _both(store, START - hour)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-1"]] == ["at-2", "at-3", "at-1"]
+
+
 @pytest.mark.parametrize("store", [1], indirect=True)  # grouped, a failed write ends the store
 async def test_a_transaction_rolled_back_leaves_the_cache_as_the_file(
         store: SqliteStore) -> None:

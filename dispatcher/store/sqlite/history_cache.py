@@ -9,6 +9,8 @@ instead of from SQLite: the same attempts, in the same order, as the store's que
 
 from __future__ import annotations
 
+import itertools
+import operator
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -37,15 +39,52 @@ def _triggers() -> list[str]:
     ]
 
 
+_ATTEMPT = operator.itemgetter(1)
+
+
+def _odd(attempt: PastAttempt) -> bool:
+    """Whether a read may leave the attempt out: a third party's (kept whatever its age) or one
+    not sent."""
+    return attempt.role is not _DEBTOR or attempt.outcome is _NOT_SENT
+
+
+def _before(earlier: tuple[str, PastAttempt], later: tuple[str, PastAttempt]) -> bool:
+    """Whether `earlier` comes strictly before `later`, by stored time and by instant."""
+    return earlier[0] < later[0] and earlier[1].at < later[1].at
+
+
 class _Kept:
     """One account's attempts from `since_key` on (and its third-party ones of every time),
-    each with its stored time; not-sent ones are left out when read."""
+    each with its stored time; not-sent ones are left out when read.
 
-    __slots__ = ("attempts", "since_key")
+    Most reads take every attempt kept, in the order kept: `odd` counts those a read may leave
+    out, and `rising` says whether each comes strictly after the one before it (by stored time
+    and instant; False may also mean unknown), so that such a read is a copy."""
+
+    __slots__ = ("attempts", "odd", "rising", "since_key")
 
     def __init__(self, since_key: str, attempts: list[tuple[str, PastAttempt]]) -> None:
         self.since_key = since_key
         self.attempts = attempts
+        self.odd = sum(1 for _, a in attempts if _odd(a))
+        self.rising = all(_before(a, b) for a, b in itertools.pairwise(attempts))
+
+    def add(self, key: str, attempt: PastAttempt) -> None:
+        """Keep one more attempt, after the others."""
+        attempts = self.attempts
+        if attempts and not _before(attempts[-1], (key, attempt)):
+            self.rising = False
+        attempts.append((key, attempt))
+        if _odd(attempt):
+            self.odd += 1
+
+    def every(self, since_key: str) -> tuple[PastAttempt, ...] | None:
+        """The attempts a read from `since_key` returns when it returns every one kept, in the
+        order kept; None when it may not."""
+        attempts = self.attempts
+        if self.odd or not self.rising or (attempts and attempts[0][0] < since_key):
+            return None
+        return tuple(map(_ATTEMPT, attempts))
 
 
 class HistoryCache:
@@ -85,7 +124,7 @@ class HistoryCache:
             elif kept is None:
                 continue
             elif change == _INSERTED:
-                kept.attempts.append((columns[1], past_attempt(columns)))
+                kept.add(columns[1], past_attempt(columns))
             elif not _replace(kept, columns, deleted=change == _DELETED):
                 # Not among those kept: older than the account's kept stretch, or not sent when
                 # the account was read. Read the account afresh rather than reason about it.
@@ -111,6 +150,12 @@ class HistoryCache:
             if kept is None or since_key < kept.since_key:
                 missing.append(account_id)
                 continue
+            every = kept.every(since_key)
+            if every is not None:
+                if every:
+                    found[account_id] = every
+                kept.since_key = since_key
+                continue
             # The history query's conditions: recent, or a third party's of any time; sent.
             attempts = [a for key, a in kept.attempts if (key >= since_key or a.role is not _DEBTOR)
                         and a.outcome is not _NOT_SENT]
@@ -121,6 +166,8 @@ class HistoryCache:
                 # oldest first, most often, as attempts are added in time order).
                 kept.attempts = [(key, a) for key, a in kept.attempts
                                  if key >= since_key or a.role is not _DEBTOR]
+                if kept.odd:
+                    kept.odd = sum(1 for _, a in kept.attempts if _odd(a))
             kept.since_key = since_key
         return found, missing
 
@@ -141,10 +188,16 @@ def _replace(kept: _Kept, columns: Sequence[Any], *, deleted: bool) -> bool:
     attempts = kept.attempts
     # From the newest: an outcome is nearly always the account's last attempt's.
     for index in range(len(attempts) - 1, -1, -1):
-        if attempts[index][1].attempt_id == attempt_id:
+        old = attempts[index]
+        if old[1].attempt_id == attempt_id:
+            kept.odd -= _odd(old[1])
             if deleted:
-                del attempts[index]
-            else:
-                attempts[index] = (columns[1], past_attempt(columns))
+                del attempts[index]  # what rose still rises
+                return True
+            new = (columns[1], past_attempt(columns))
+            attempts[index] = new
+            kept.odd += _odd(new[1])
+            if new[0] != old[0] or new[1].at != old[1].at:
+                kept.rising = all(_before(a, b) for a, b in itertools.pairwise(attempts))
             return True
     return False
