@@ -181,10 +181,10 @@ def _debtor_phones(facts: Facts) -> list[Phone]:
     debtor = facts.state.debtor
     if debtor is None:
         return []
+    if len(debtor.phones) < 2:  # nothing to order or take turns with
+        return list(debtor.phones)
     type_rank = {"mobile": 0, "home": 1, "work": 2}
     phones = sorted(enumerate(debtor.phones), key=lambda ip: (type_rank[ip[1].type], ip[0]))
-    if len(phones) < 2:  # nothing to take turns with: the history cannot change the order
-        return [p for _, p in phones]
     history = [a for a in facts.history if a.role is _DEBTOR]
     last = next((i for i in range(len(history) - 1, -1, -1) if history[i].is_conversation), None)
     last_talk = history[last].number if last is not None else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,7 +100,10 @@ def facts_for(context: AccountContext) -> Facts:
     else:
         names, home, region = _whereabouts(debtor.timezone, debtor.region,
                                            tuple([p.number for p in debtor.phones]))
-    refused = frozenset([a.person for a in context.history if a.outcome is _REFUSED])
+    history = context.history
+    # Most histories hold no refusal: looked for without a Python step per attempt.
+    refused = (frozenset([a.person for a in history if a.outcome is _REFUSED])
+               if _REFUSED in map(_OUTCOME_OF, history) else _NOBODY)
     return Facts(state=state, zones=names, home_zone=home, holiday_region=region,
                  opted_out=context.opted_out, invalid_numbers=context.invalid_numbers,
                  under_review=context.under_review,
@@ -110,6 +114,8 @@ def facts_for(context: AccountContext) -> Facts:
 
 # Bound once: looked up on its enum class it costs a metaclass call for every attempt read.
 _REFUSED = Outcome.REFUSED
+_OUTCOME_OF = operator.attrgetter("outcome")
+_NOBODY: frozenset[str] = frozenset()
 
 
 @functools.lru_cache(maxsize=1 << 16)
