@@ -22,8 +22,9 @@ from dispatcher.domain.contact import Medium, Outcome, PastAttempt, Role
 from dispatcher.ingest.classify import classify
 from dispatcher.store import AttemptRow, OutcomeRow, Store, open_store
 from dispatcher.store.sqlite import SqliteStore
+from dispatcher.store.sqlite.inline import InlineConnection
 from dispatcher.store.sqlite.store import GROUP_COMMIT
-from tests.support import encode, overdue_event
+from tests.support import encode, overdue_at, overdue_event
 
 pytestmark = pytest.mark.sqlite
 
@@ -144,6 +145,44 @@ async def test_attempts_kept_out_of_time_order_are_read_in_time_order(
     cached, read = await _both(store, START - hour)
     assert cached == read
     assert [a.attempt_id for a in read["A-1"]] == ["at-2", "at-3", "at-1"]
+
+
+async def test_a_number_another_account_called_is_found_and_the_others_are_not_asked_about(
+        tmp_path: Path) -> None:
+    numbers = {"A-1": "+12125550101", "A-2": "+12125550102", "A-3": "+12125550103"}
+    async with open_store(tmp_path / "sim.db", durable=False, inline=True) as opened:
+        store = _sqlite(opened)
+        await store.record_batch(
+            [classify(encode(overdue_at(START, account, 10, number, "America/New_York",
+                                        "US-NY")), "t", 65536)
+             for account, number in numbers.items()], now=START, config_version="v")
+        # A-1 calls its own number; A-3 calls A-2's (one it listed once, say).
+        await _decide(store, _attempt(1, "A-1", START)._replace(number=numbers["A-1"]),
+                      _attempt(2, "A-3", START)._replace(number=numbers["A-2"]))
+        asked: list[str] = []
+        db = store._db  # noqa: SLF001 - the statements the store runs are counted
+        assert isinstance(db, InlineConnection)
+        db.connection.set_trace_callback(asked.append)
+        since = START - timedelta(days=2)
+        cached = await store.contexts(ACCOUNTS, since)
+        db.connection.set_trace_callback(None)
+        with _uncached(store):
+            read = await store.contexts(ACCOUNTS, since)
+    assert cached == read
+    assert [a.attempt_id for a in read["A-2"].number_history] == ["at-2"]
+    assert read["A-1"].number_history == read["A-3"].number_history == ()
+    # Of the three numbers, only the one an account that does not list it called was looked up
+    # among the attempts.
+    looked = [q for q in asked if "MIN(account_id), MAX(account_id) FROM attempts" in q]
+    assert len(looked) == 1
+    assert numbers["A-2"] in looked[0]
+    assert numbers["A-1"] not in looked[0]
+    assert numbers["A-3"] not in looked[0]
+    # Opened again, the store knows who called what before it opened.
+    async with open_store(tmp_path / "sim.db", durable=False, inline=True,
+                          create=False) as opened:
+        again = await _sqlite(opened).contexts(ACCOUNTS, since)
+    assert again == read
 
 
 @pytest.mark.parametrize("store", [1], indirect=True)  # grouped, a failed write ends the store

@@ -108,11 +108,14 @@ _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
 
 async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
-                          since: datetime) -> SharedNumbers:
+                          since: datetime, *,
+                          only_called_by: Callable[[str, set[str]], bool] | None = None
+                          ) -> SharedNumbers:
     """Other accounts' attempts on the accounts' `numbers` since `since`, the stored plans of
     other accounts that will use one of them, and, for numbers another account uses, when each
     account last used them, however long ago: one number is paced as one person, whichever
-    accounts list it."""
+    accounts list it. `only_called_by(number, accounts)`, when known, says that no account
+    outside `accounts` ever made an attempt on `number`."""
     listed: dict[str, set[str]] = defaultdict(set)
     for account_id, mine in numbers.items():
         for number in mine:
@@ -128,12 +131,18 @@ async def _shared_numbers(fetch: _Fetch, numbers: Mapping[str, set[str]],
     found = {n for n, in await fetch(
         f"SELECT number FROM party_numbers WHERE number IN ({number_marks}) "
         f"GROUP BY number HAVING COUNT(DISTINCT account_id) > 1", every)}
-    for number, first, last in await fetch(
-            f"SELECT number, MIN(account_id), MAX(account_id) FROM attempts "
-            f"WHERE number IN ({number_marks}) AND at >= ? AND "
-            f"(outcome IS NULL OR outcome != 'not-sent') GROUP BY number", [*every, since_key]):
-        if len(listed[number] | {first, last}) > 1:
-            found.add(number)
+    # A number only the accounts listing it ever called is found by the query above if two
+    # list it, and not at all otherwise: the attempts need no look.
+    called = [n for n in listed if only_called_by is None or not only_called_by(n, listed[n])]
+    if called:
+        called_marks, called = _in_list(sorted(called))
+        for number, first, last in await fetch(
+                f"SELECT number, MIN(account_id), MAX(account_id) FROM attempts "
+                f"WHERE number IN ({called_marks}) AND at >= ? AND "
+                f"(outcome IS NULL OR outcome != 'not-sent') GROUP BY number",
+                [*called, since_key]):
+            if len(listed[number] | {first, last}) > 1:
+                found.add(number)
     if not found:
         return shared
     busy_marks, busy = _in_list(sorted(found))
@@ -311,7 +320,10 @@ class ContactRows:
                 (review if reason == Standing.REVIEW else opted).add((n, Medium(c)))
             invalid.update(row[0] for row in await self._fetch(
                 f"SELECT number FROM invalid_numbers WHERE number IN ({number_marks})", evened))
-        shared = await _shared_numbers(self._fetch, numbers, number_since or since)
+        cache = self._history_cache
+        shared = await _shared_numbers(
+            self._fetch, numbers, number_since or since,
+            only_called_by=cache.only_called_by if cache is not None else None)
         return account_contexts(account_ids, states, parse=self._states.get, history=history,
                                 numbers=numbers, opted=opted, review=review, invalid=invalid,
                                 shared=shared)

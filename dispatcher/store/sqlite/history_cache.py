@@ -40,6 +40,7 @@ def _triggers() -> list[str]:
 
 
 _ATTEMPT = operator.itemgetter(1)
+_NUMBER = HISTORY_COLUMNS.split(", ").index("number")
 
 
 def _odd(attempt: PastAttempt) -> bool:
@@ -98,6 +99,12 @@ class HistoryCache:
         self._pending: list[tuple[Any, ...]] = []
         # Counts the changes applied: a read that straddles one keeps nothing it read.
         self.generation = 0
+        # For each number, every account an attempt on it was stored under, at least: no more
+        # is known of who used a number than that some other account may have.
+        self._callers: dict[str, set[str]] = {}
+        for number, account_id in connection.execute(
+                "SELECT DISTINCT number, account_id FROM attempts"):
+            self._callers.setdefault(number, set()).add(account_id)
         connection.create_function(_CHANGED, 3 + len(HISTORY_COLUMNS.split(", ")),
                                    self._changed)
         # A row that an INSERT OR REPLACE deletes fires the delete trigger only so.
@@ -117,6 +124,8 @@ class HistoryCache:
         pending, self._pending = self._pending, []
         self.generation += 1
         for change, account_id, old_account, *columns in pending:
+            if change != _DELETED:
+                self._callers.setdefault(columns[_NUMBER], set()).add(account_id)
             kept = self._kept.get(account_id)
             if change == _UPDATED and old_account != account_id:
                 self._kept.pop(old_account, None)
@@ -129,6 +138,13 @@ class HistoryCache:
                 # Not among those kept: older than the account's kept stretch, or not sent when
                 # the account was read. Read the account afresh rather than reason about it.
                 del self._kept[account_id]
+
+    def only_called_by(self, number: str, accounts: set[str]) -> bool:
+        """Whether no attempt on `number` was ever stored under an account outside `accounts`
+        (False when the changes under way are not yet known)."""
+        if self._pending:
+            return False
+        return self._callers.get(number, set()) <= accounts
 
     def rolled_back(self) -> None:
         """Forget what the transaction being rolled back changed, and every account kept: a
